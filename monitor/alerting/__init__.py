@@ -1,0 +1,1 @@
+"""Events → alerts → notifications: lifecycle, routing, the outbox and its notifiers."""

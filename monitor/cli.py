@@ -1,0 +1,147 @@
+"""The `dagwatch` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from monitor.config import CONFIG_ENV, Settings, load_settings
+from monitor.errors import DagwatchError
+
+app = typer.Typer(help="Watch ML pipelines, alert by tier, and run the runbooks.", no_args_is_help=True, add_completion=False)
+config_app = typer.Typer(help="Work with dagwatch.yaml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", "-c", envvar=CONFIG_ENV, help="dagwatch.yaml (default: built-in demo setup).")
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except DagwatchError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers honest
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("apscheduler.executors.default", "apscheduler.scheduler", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def up(
+    config: ConfigOption = None,
+    host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,
+) -> None:
+    """Start the web server, the collectors and the embedded runner's schedules."""
+    import uvicorn
+
+    from monitor.api.app import create_app
+    from monitor.service import Service
+
+    settings = _settings(config)
+    if host or port:
+        settings = settings.model_copy(update={"server": settings.server.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})})
+    _configure_logging()
+    try:
+        service = Service(settings)
+    except DagwatchError as exc:
+        _fail(str(exc))
+    service.start()
+    typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
+               f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
+    try:
+        uvicorn.run(create_app(service.store, ready=lambda: service.ready), host=settings.server.host, port=settings.server.port, log_level="warning")
+    finally:
+        service.stop()
+
+
+def _parse_params(pairs: list[str]) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--param {pair!r}: write key=value")
+        params[key] = yaml.safe_load(value) if value else ""
+    return params
+
+
+@app.command()
+def run(
+    pipeline: Annotated[str, typer.Argument(help="A configured pipeline's name, or `package.module:pipeline`.")],
+    task: Annotated[Optional[str], typer.Option("--task", "-t", help="Run only this task, upstream results from the last run.")] = None,
+    param: Annotated[list[str], typer.Option("--param", "-p", help="Override a parameter: key=value (repeatable).")] = [],  # noqa: B006
+    config: ConfigOption = None,
+) -> None:
+    """Run a pipeline once on the embedded runner, streaming task logs. Exit 1 if it fails."""
+    from monitor.runner import RunError, Runner
+    from monitor.runner.loader import find
+    from monitor.store import open_store
+    from monitor.store.recorder import StoreRecorder
+
+    settings = _settings(config)
+    params = _parse_params(param)
+    embedded = [s for s in settings.sources if s.kind == "embedded"]
+    refs = [p.ref for s in embedded for p in s.pipelines]
+    source = embedded[0].name if embedded else "embedded"
+    try:
+        target = find(pipeline, refs)
+        configured = next((p.params for s in embedded for p in s.pipelines if p.ref.endswith(":" + target.name) or False), {})
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings.store_url)
+    except DagwatchError as exc:
+        _fail(str(exc))
+    recorder = StoreRecorder(store)
+    try:
+        runner = Runner(data_dir=settings.data_dir, recorder=recorder, source=source)
+        result = runner.run(target, {**configured, **params}, only_task=task, tee=sys.__stdout__)
+    except RunError as exc:
+        _fail(str(exc))
+    finally:
+        recorder.close()
+        store.close()
+    typer.echo(f"run {result.run_id} of {target.name}: {result.state.value}")
+    for (name, index), snap in result.tasks.items():
+        label = name if index < 0 else f"{name}[{index}]"
+        line = f"  {label:<24} {snap.state.value:<16} try {snap.try_number}"
+        if snap.error:
+            line += f"  {snap.error[:160]}"
+        typer.echo(line)
+    raise typer.Exit(0 if result.state.value == "success" else 1)
+
+
+@config_app.command("validate")
+def config_validate(file: Annotated[Path, typer.Argument(help="The config file to check.")]) -> None:
+    """Check a config file strictly; exit 2 with the file, key and reason if it is wrong."""
+    settings = _settings(file)
+    from monitor.runner.loader import load
+
+    for source in settings.sources:
+        for entry in getattr(source, "pipelines", []):
+            try:
+                load(entry.ref)
+            except DagwatchError as exc:
+                _fail(f"{file}: sources[{source.name}].pipelines ref {entry.ref!r}: {exc}")
+    typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s))")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,322 @@
+"""One settings tree, from `dagwatch.yaml` (or `DAGWATCH_CONFIG`) plus `DAGWATCH_*` env overrides.
+
+Strict on purpose: an unknown key or a bad value stops start-up with a message naming the file,
+the key and the reason, because a typo in a routing rule silently drops pages. Secrets are
+written as `${ENV_VAR}` references so the file itself can be committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+CONFIG_ENV = "DAGWATCH_CONFIG"
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Accept `30s`, `5m`, `1h30m`, `250ms`, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    raise ValueError(f"invalid duration {value!r} (write e.g. 30s, 5m, 1h30m or a number of seconds)")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Interface to listen on; loopback by default.")
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        None, description="Base URL used in links sent out (Slack, e-mail); defaults to http://host:port."
+    )
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class StoreSettings(_Section):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL: sqlite:///path (default: a file in data_dir) or postgresql+psycopg://…",
+    )
+
+
+class ScheduleSettings(_Section):
+    every: Duration | None = Field(None, description="Run at this interval, e.g. 20s.")
+    cron: str | None = Field(None, description="Crontab expression, e.g. '*/5 * * * *'.")
+    start_now: bool = Field(True, description="With `every`, start the first run at once.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "ScheduleSettings":
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of `every` or `cron`")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"invalid cron expression {self.cron!r}: {exc}") from None
+        if self.every is not None and self.every.total_seconds() < 1:
+            raise ValueError("`every` must be at least 1s")
+        return self
+
+
+class EmbeddedPipelineSettings(_Section):
+    ref: str = Field(description="Import path of a Pipeline object, `package.module:name`.")
+    schedule: ScheduleSettings | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w.]+:[\w.]+", value):
+            raise ValueError(f"{value!r} is not `package.module:attribute`")
+        return value
+
+
+class _SourceBase(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    poll_interval: Duration = Field(timedelta(seconds=5), description="How often to poll.")
+    include: list[str] = Field(default_factory=list, description="Pipeline name regexes to watch.")
+    exclude: list[str] = Field(default_factory=list, description="Pipeline name regexes to ignore.")
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+        return patterns
+
+    def watches(self, pipeline: str) -> bool:
+        if self.include and not any(re.search(p, pipeline) for p in self.include):
+            return False
+        return not any(re.search(p, pipeline) for p in self.exclude)
+
+
+class EmbeddedSourceSettings(_SourceBase):
+    kind: Literal["embedded"]
+    poll_interval: Duration = Field(timedelta(seconds=1))
+    pipelines: list[EmbeddedPipelineSettings] = Field(default_factory=list)
+    max_workers: int = Field(8, ge=1, le=256, description="Threads running tasks concurrently.")
+
+
+SourceSettings = Annotated[EmbeddedSourceSettings, Field(discriminator="kind")]
+
+
+class ConsoleReceiverSettings(_Section):
+    kind: Literal["console"]
+    name: str = Field(min_length=1)
+
+
+ReceiverSettings = Annotated[ConsoleReceiverSettings, Field(discriminator="kind")]
+
+
+class FolderSettings(_Section):
+    folder: str
+
+
+def default_sources() -> list[EmbeddedSourceSettings]:
+    """The demo: dagwatch's own ML pipeline every 20 s, cycling through healthy and failing runs."""
+    return [
+        EmbeddedSourceSettings(
+            kind="embedded",
+            name="embedded",
+            pipelines=[
+                EmbeddedPipelineSettings(
+                    ref="monitor.demo.pipeline:pipeline",
+                    schedule=ScheduleSettings(every=timedelta(seconds=20)),
+                    params={"scenario": "cycle"},
+                )
+            ],
+        )
+    ]
+
+
+class Settings(BaseSettings):
+    """The whole tree. Precedence: DAGWATCH_* env (nested with `__`) over the file over defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DAGWATCH_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    data_dir: Path = Field(Path("data"), description="Database, task logs, result cache, checkpoints.")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    sources: list[SourceSettings] = Field(default_factory=default_sources)
+    receivers: list[ReceiverSettings] = Field(default_factory=list)
+    routes: list[dict[str, Any]] = Field(default_factory=list)
+    runbooks: FolderSettings | None = None
+    checks: FolderSettings | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_source_names(cls, sources: list[Any]) -> list[Any]:
+        _require_unique([s.name for s in sources], "source")
+        return sources
+
+    @field_validator("receivers")
+    @classmethod
+    def _unique_receiver_names(cls, receivers: list[Any]) -> list[Any]:
+        _require_unique([r.name for r in receivers], "receiver")
+        return receivers
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{(self.data_dir / 'dagwatch.db').as_posix()}"
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"two {what}s are named {name!r}; names must be unique")
+        seen.add(name)
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, path: str, file: str | None) -> Any:
+    """Replace `${NAME}` in every string; a missing variable is an error naming the key."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{path}[{i}]", file) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(file, path, f"environment variable {name} is not set (referenced as ${{{name}}})")
+            return os.environ[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+_UNION_TAGS = {"embedded", "console"}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """pydantic's loc → `sources[0].poll_interval`, dropping union tags and validator names."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _UNION_TAGS or "[" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _reason(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check its spelling and its place in the file)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if err["type"] == "union_tag_invalid":
+        return f"unknown kind {err['ctx']['tag']} (expected one of {err['ctx']['expected_tags']})"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _config_error(exc: ValidationError, file: str | None) -> ConfigError:
+    """Every problem at once, one per line, so a user fixes the file in one pass."""
+    problems = [(_key_path(tuple(e["loc"])), _reason(e)) for e in exc.errors()]
+    key, reason = problems[0]
+    for other_key, other_reason in problems[1:]:
+        reason += f"\n{file}: {other_key}: {other_reason}"
+    return ConfigError(file, key, reason)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load the config file (explicit path, else $DAGWATCH_CONFIG, else defaults)."""
+    path = path or os.environ.get(CONFIG_ENV) or None
+    data: dict[str, Any] = {}
+    file = str(path) if path else None
+    if path:
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ConfigError(file, None, "file not found") from None
+        except OSError as exc:
+            raise ConfigError(file, None, f"cannot read: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise ConfigError(file, None, f"not valid YAML: {where}{getattr(exc, 'problem', exc)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(file, None, "the top level must be a mapping of sections (server, store, sources, …)")
+        data = _expand_env(loaded, "", file)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise _config_error(exc, file or "environment") from None
+
+
+__all__ = [
+    "CONFIG_ENV",
+    "ConsoleReceiverSettings",
+    "Duration",
+    "EmbeddedPipelineSettings",
+    "EmbeddedSourceSettings",
+    "ScheduleSettings",
+    "SecretStr",
+    "Settings",
+    "load_settings",
+    "parse_duration",
+]

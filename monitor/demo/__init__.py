@@ -1,0 +1,1 @@
+"""The demo ML pipeline that `dagwatch up` runs when no config is given."""

@@ -1,0 +1,228 @@
+"""The shared vocabulary of dagwatch.
+
+Every stage (sources, tracker, router, notifiers, runbooks) speaks in these types, so an Airflow
+task instance, a Prefect task run and an embedded-runner task all look the same once they leave
+their source module. Nothing here does I/O and nothing here imports the rest of dagwatch.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class State(enum.StrEnum):
+    """Normalized run and task state.
+
+    Airflow's and Prefect's richer state sets map onto these (sources own the mapping);
+    RETRYING covers Airflow's up_for_retry/up_for_reschedule and Prefect's AwaitingRetry/Retrying.
+    """
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {State.SUCCESS, State.FAILED, State.UPSTREAM_FAILED, State.SKIPPED, State.CANCELLED}
+)
+
+
+class Tier(enum.StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class AlertKind(enum.StrEnum):
+    TASK_FAILED = "task_failed"
+    RUN_FAILED = "run_failed"
+    TASK_RETRYING = "task_retrying"
+    TASK_STUCK = "task_stuck"
+    RUN_LATE = "run_late"
+    RUN_MISSING = "run_missing"
+    QUALITY_FAILED = "quality_failed"
+    CONVERGENCE_FAILED = "convergence_failed"
+    OUTPUT_FAILED = "output_failed"
+    DRIFT_DETECTED = "drift_detected"
+    SOURCE_DOWN = "source_down"
+    POLICY_VIOLATION = "policy_violation"
+
+
+class EventKind(enum.StrEnum):
+    """Alert kinds plus the good news that resolves them."""
+
+    TASK_FAILED = "task_failed"
+    RUN_FAILED = "run_failed"
+    TASK_RETRYING = "task_retrying"
+    TASK_STUCK = "task_stuck"
+    RUN_LATE = "run_late"
+    RUN_MISSING = "run_missing"
+    QUALITY_FAILED = "quality_failed"
+    CONVERGENCE_FAILED = "convergence_failed"
+    OUTPUT_FAILED = "output_failed"
+    DRIFT_DETECTED = "drift_detected"
+    SOURCE_DOWN = "source_down"
+    POLICY_VIOLATION = "policy_violation"
+    RUN_SUCCEEDED = "run_succeeded"
+    TASK_SUCCEEDED = "task_succeeded"
+    CHECK_PASSED = "check_passed"
+    SOURCE_UP = "source_up"
+
+    @property
+    def alert_kind(self) -> AlertKind | None:
+        """The alert kind this event raises, or None for good news."""
+        try:
+            return AlertKind(self.value)
+        except ValueError:
+            return None
+
+
+#: Default tier of each alert kind (DESIGN.md, "Tiers"); routes in config may override.
+DEFAULT_TIERS: dict[AlertKind, Tier] = {
+    AlertKind.TASK_FAILED: Tier.P1,
+    AlertKind.RUN_FAILED: Tier.P1,
+    AlertKind.CONVERGENCE_FAILED: Tier.P1,
+    AlertKind.SOURCE_DOWN: Tier.P1,
+    AlertKind.TASK_STUCK: Tier.P1,
+    AlertKind.QUALITY_FAILED: Tier.P2,
+    AlertKind.OUTPUT_FAILED: Tier.P2,
+    AlertKind.POLICY_VIOLATION: Tier.P2,
+    AlertKind.RUN_MISSING: Tier.P2,
+    AlertKind.DRIFT_DETECTED: Tier.P3,
+    AlertKind.RUN_LATE: Tier.P3,
+    AlertKind.TASK_RETRYING: Tier.P3,
+}
+
+
+class AlertStatus(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class NotificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TaskSnapshot(_Frozen):
+    """What a source knows about one task (or one mapped instance of it) right now."""
+
+    task_id: str
+    map_index: int = -1
+    state: State
+    try_number: int = 1
+    max_tries: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+class RunSnapshot(_Frozen):
+    """One pipeline run as a source sees it at poll time; the tracker diffs these."""
+
+    source: str
+    pipeline: str
+    run_id: str
+    state: State
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    tasks: tuple[TaskSnapshot, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+
+
+class Event(BaseModel):
+    """Something that happened to a pipeline: pushed to the API, or derived by the tracker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EventKind
+    source: str = Field(min_length=1, max_length=200)
+    pipeline: str | None = Field(default=None, max_length=500)
+    run_id: str | None = Field(default=None, max_length=500)
+    task_id: str | None = Field(default=None, max_length=500)
+    try_number: int | None = Field(default=None, ge=0)
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    summary: str = Field(default="", max_length=4000)
+    details: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    dedup_key: str | None = Field(default=None, max_length=255)
+
+
+class NotificationView(BaseModel):
+    receiver: str
+    status: NotificationStatus
+    attempts: int
+    action: str
+    last_error: str | None = None
+
+
+class Alert(BaseModel):
+    """The alert as users and other tools see it (DESIGN.md, "Alert (JSON)")."""
+
+    id: int
+    fingerprint: str
+    tier: Tier
+    status: AlertStatus
+    kind: AlertKind
+    source: str
+    pipeline: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    try_number: int | None = None
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict)
+    started_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    event_count: int = 1
+    notifications: list[NotificationView] = Field(default_factory=list)
+
+
+class TaskRunView(BaseModel):
+    task_id: str
+    map_index: int = -1
+    state: State
+    try_number: int
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+
+
+class RunView(BaseModel):
+    source: str
+    pipeline: str
+    run_id: str
+    state: State
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[TaskRunView] = Field(default_factory=list)

@@ -1,0 +1,18 @@
+"""The embedded runner: pipelines in plain Python, run with retries, timeouts and caching."""
+
+from monitor.runner.context import TaskContext
+from monitor.runner.dag import Pipeline, TaskSpec
+from monitor.runner.engine import NullRecorder, Recorder, RunError, Runner, RunResult
+from monitor.runner.retry import RetryPolicy
+
+__all__ = [
+    "NullRecorder",
+    "Pipeline",
+    "Recorder",
+    "RetryPolicy",
+    "RunError",
+    "RunResult",
+    "Runner",
+    "TaskContext",
+    "TaskSpec",
+]

@@ -1,0 +1,486 @@
+"""Runs one pipeline run: the loop that feeds the scheduler's ready tasks to the executor and
+turns outcomes into retries, timeouts, cache hits and recorded states.
+
+Everything stateful about one run lives in `_RunLoop`, driven from a single thread; workers only
+hand outcomes back through a queue, so no lock guards the run's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import queue
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, TextIO
+
+from monitor.model import RunSnapshot, State, TaskSnapshot, utcnow
+from monitor.runner import logs
+from monitor.runner.cache import MISS, ResultStore, Uncacheable, cache_key
+from monitor.runner.context import TaskContext
+from monitor.runner.dag import Pipeline, TaskSpec
+from monitor.runner.executors import Attempt, Outcome, TaskExecutor
+from monitor.runner.scheduler import Key, Node, Scheduler
+
+TAIL_LINES = 15
+
+
+class Recorder(Protocol):
+    """Where run and task states go as they change (the store, in the service)."""
+
+    def next_run_number(self, source: str, pipeline: str) -> int: ...
+
+    def record(self, run: RunSnapshot, tasks: Sequence[TaskSnapshot]) -> None:
+        """May buffer; `flush` makes everything recorded so far durable."""
+
+    def flush(self) -> None: ...
+
+
+class NullRecorder:
+    def next_run_number(self, source: str, pipeline: str) -> int:
+        return 0
+
+    def record(self, run: RunSnapshot, tasks: Sequence[TaskSnapshot]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class RunError(Exception):
+    """A run cannot start (e.g. `--task` with no cached upstream result)."""
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    run_id: str
+    state: State
+    tasks: dict[Key, TaskSnapshot]
+    results: dict[str, Any]
+
+    def task(self, name: str, map_index: int = -1) -> TaskSnapshot:
+        return self.tasks[(name, map_index)]
+
+
+@dataclass
+class _TaskState:
+    state: State = State.SCHEDULED
+    try_number: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+class Runner:
+    """Runs pipelines on this machine. One instance is shared by every run of the service."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        recorder: Recorder | None = None,
+        source: str = "embedded",
+        max_workers: int = 8,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.source = source
+        self.recorder: Recorder = recorder or NullRecorder()
+        self.results = ResultStore(Path(data_dir) / "results")
+        self.log_root = Path(data_dir) / "logs"
+        self.checkpoint_root = Path(data_dir) / "checkpoints"
+        self.max_workers = max_workers
+        self.clock = clock
+        self.rng = rng or random.Random()
+        logs.install()
+
+    def run(
+        self,
+        pipeline: Pipeline,
+        params: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        only_task: str | None = None,
+        tee: TextIO | None = None,
+    ) -> RunResult:
+        """Run the whole pipeline, or `only_task` in isolation with its upstream results taken
+        from the latest successful ones (like `airflow tasks test`; nothing is recorded)."""
+        merged = {**pipeline.params, **(params or {})}
+        run_id = run_id or f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        recorder = self.recorder
+        preset: dict[str, Any] = {}
+        nodes = {name: Node(spec.upstream, spec.priority) for name, spec in pipeline.tasks.items()}
+        if only_task is not None:
+            if only_task not in pipeline.tasks:
+                raise RunError(f"pipeline {pipeline.name!r} has no task {only_task!r}; tasks: {list(pipeline.tasks)}")
+            preset = self._upstream_results(pipeline, only_task)
+            nodes = {only_task: Node((), 0)}
+            recorder = NullRecorder()
+        loop = _RunLoop(
+            runner=self,
+            recorder=recorder,
+            pipeline=pipeline,
+            params=merged,
+            run_id=run_id,
+            run_number=recorder.next_run_number(self.source, pipeline.name),
+            nodes=nodes,
+            preset=preset,
+            tee=tee,
+        )
+        result = loop.execute()
+        fresh = {name: value for name, value in result.results.items() if name not in preset}
+        if fresh:
+            self.results.put_latest(pipeline.name, fresh)
+        return result
+
+    def _upstream_results(self, pipeline: Pipeline, task: str) -> dict[str, Any]:
+        latest = self.results.latest(pipeline.name)
+        needed = pipeline.tasks[task].upstream
+        missing = [dep for dep in needed if latest is MISS or dep not in latest]
+        if missing:
+            raise RunError(
+                f"no stored result for upstream task(s) {missing} of {task!r}; run the whole pipeline "
+                f"once (`dagwatch run {pipeline.name}`) so their results are kept"
+            )
+        return {dep: latest[dep] for dep in needed}
+
+
+@dataclass
+class _InFlight:
+    key: Key
+    try_number: int
+    ctx: TaskContext
+    attempt: Attempt
+
+
+@dataclass(order=True)
+class _Timer:
+    due: float
+    seq: int
+    action: str = field(compare=False)
+    key: Key = field(compare=False)
+    try_number: int = field(compare=False)
+    attempt: Attempt | None = field(compare=False, default=None)
+
+
+class _RunLoop:
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        recorder: Recorder,
+        pipeline: Pipeline,
+        params: dict[str, Any],
+        run_id: str,
+        run_number: int,
+        nodes: dict[str, Node],
+        preset: dict[str, Any],
+        tee: TextIO | None,
+    ) -> None:
+        self.r = runner
+        self.recorder = recorder
+        self.pipeline = pipeline
+        self.params = params
+        self.run_id = run_id
+        self.run_number = run_number
+        self.sched = Scheduler(nodes)
+        self.results: dict[str, Any] = dict(preset)
+        self.tee = tee
+        self.tasks: dict[Key, _TaskState] = {(name, -1): _TaskState() for name in nodes}
+        self.mapped: dict[str, list[Any]] = {}
+        self.instance_results: dict[str, dict[int, Any]] = {}
+        self.in_flight: dict[int, _InFlight] = {}
+        self.retry_ready: list[tuple[Key, int]] = []
+        self.timers: list[_Timer] = []
+        self.seq = itertools.count()
+        self.waiting_retries = 0
+        self.outcomes: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()
+        self.executor = TaskExecutor(runner.max_workers)
+        self.started_at = runner.clock()
+        self.recorded_upstream_failed: set[Key] = set()
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _run_snapshot(self, state: State, ended_at: datetime | None = None) -> RunSnapshot:
+        return RunSnapshot(
+            source=self.r.source,
+            pipeline=self.pipeline.name,
+            run_id=self.run_id,
+            state=state,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            params=_jsonable(self.params),
+        )
+
+    def _task_snapshot(self, key: Key) -> TaskSnapshot:
+        t = self.tasks[key]
+        spec = self.pipeline.tasks[key[0]]
+        return TaskSnapshot(
+            task_id=key[0],
+            map_index=key[1],
+            state=t.state,
+            try_number=max(t.try_number, 1),
+            max_tries=spec.max_tries,
+            started_at=t.started_at,
+            ended_at=t.ended_at,
+            error=t.error,
+            traceback=t.traceback,
+        )
+
+    def _set(self, key: Key, state: State, **changes: Any) -> None:
+        t = self.tasks.setdefault(key, _TaskState())
+        t.state = state
+        for name, value in changes.items():
+            setattr(t, name, value)
+        self.recorder.record(self._run_snapshot(State.RUNNING), [self._task_snapshot(key)])
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        self.recorder.record(self._run_snapshot(State.RUNNING), [self._task_snapshot(k) for k in self.tasks])
+        try:
+            while True:
+                self._submit_ready()
+                if self.sched.done and not self.in_flight and not self.waiting_retries and not self.retry_ready:
+                    break
+                self._wait()
+        finally:
+            self.executor.shutdown()
+        failed = any(t.state in (State.FAILED, State.UPSTREAM_FAILED) for t in self.tasks.values())
+        state = State.FAILED if failed else State.SUCCESS
+        self.recorder.record(self._run_snapshot(state, self.r.clock()), [])
+        self.recorder.flush()
+        return RunResult(
+            pipeline=self.pipeline.name,
+            run_id=self.run_id,
+            state=state,
+            tasks={k: self._task_snapshot(k) for k in self.tasks},
+            results=self.results,
+        )
+
+    def _submit_ready(self) -> None:
+        while len(self.in_flight) < self.r.max_workers:
+            if self.retry_ready:
+                key, try_number = self.retry_ready.pop(0)
+                self._start(key, try_number)
+                continue
+            key = self.sched.pop_ready()
+            if key is None:
+                return
+            spec = self.pipeline.tasks[key[0]]
+            if spec.map_over is not None and key[1] < 0:
+                self._expand(spec)
+            elif not self._from_cache(key, spec):
+                self._start(key, 1)
+
+    def _expand(self, spec: TaskSpec) -> None:
+        items = self.results[spec.map_over]  # type: ignore[index]
+        if not isinstance(items, (list, tuple)):
+            self._set((spec.name, -1), State.RUNNING, started_at=self.r.clock())
+            self._final_failure(
+                (spec.name, -1),
+                1,
+                TypeError(f"task {spec.name!r} maps over {spec.map_over!r}, whose result is a {type(items).__name__}, not a list"),
+                None,
+            )
+            return
+        self.mapped[spec.name] = list(items)
+        self.instance_results[spec.name] = {}
+        self._set((spec.name, -1), State.RUNNING, started_at=self.r.clock())
+        for key in self.sched.expand(spec.name, len(items)):
+            self.tasks[key] = _TaskState(state=State.QUEUED)
+        if not items:
+            self.results[spec.name] = []
+            self._set((spec.name, -1), State.SUCCESS, ended_at=self.r.clock())
+
+    def _inputs(self, key: Key, spec: TaskSpec) -> dict[str, Any]:
+        kwargs = {dep: self.results[dep] for dep in spec.inputs}
+        if key[1] >= 0 and spec.map_over is not None:
+            kwargs[spec.map_over] = self.mapped[spec.name][key[1]]
+        return kwargs
+
+    def _cache_key(self, key: Key, spec: TaskSpec) -> str | None:
+        if not spec.cache:
+            return None
+        inputs = self._inputs(key, spec)
+        custom = spec.cache_key(self.params, inputs) if spec.cache_key else None
+        try:
+            return cache_key(self.pipeline.name, spec.name, spec.code_hash, {"params": self.params, **inputs}, custom)
+        except Uncacheable:
+            return None
+
+    def _from_cache(self, key: Key, spec: TaskSpec) -> bool:
+        ckey = self._cache_key(key, spec)
+        if ckey is None:
+            return False
+        value = self.r.results.get(ckey)
+        if value is MISS:
+            return False
+        now = self.r.clock()
+        self._set(key, State.SUCCESS, try_number=0, started_at=now, ended_at=now, error=None)
+        self._succeeded(key, value)
+        return True
+
+    def _start(self, key: Key, try_number: int) -> None:
+        name, index = key
+        spec = self.pipeline.tasks[name]
+        ctx = TaskContext(
+            pipeline=self.pipeline.name,
+            run_id=self.run_id,
+            task_id=name,
+            map_index=index,
+            try_number=try_number,
+            max_tries=spec.max_tries,
+            params=self.params,
+            run_number=self.run_number,
+            checkpoint_root=self.r.checkpoint_root,
+        )
+        kwargs = self._inputs(key, spec)
+        if spec.wants_ctx:
+            kwargs["ctx"] = ctx
+        sink = logs.TrySink(
+            logs.log_path(self.r.log_root, self.pipeline.name, self.run_id, name, index, try_number),
+            tee=self.tee,
+            prefix=f"[{name}{'' if index < 0 else f'[{index}]'}] ",
+        )
+        attempt = Attempt(
+            call=functools.partial(spec.fn, **kwargs),
+            sink=sink,
+            done=self._done,
+            process_target=(spec.fn, kwargs) if spec.executor == "process" else None,
+        )
+        self.in_flight[id(attempt)] = _InFlight(key, try_number, ctx, attempt)
+        self._set(key, State.RUNNING, try_number=try_number, started_at=self.r.clock(), ended_at=None)
+        if spec.timeout is not None:
+            due = time.monotonic() + spec.timeout.total_seconds()
+            heapq.heappush(self.timers, _Timer(due, next(self.seq), "timeout", key, try_number, attempt))
+        self.executor.submit(attempt)
+
+    def _done(self, attempt: Attempt, outcome: Outcome) -> None:
+        """Called on a worker thread: hand over to the loop thread."""
+        self.outcomes.put((attempt, outcome))
+
+    def _wait(self) -> None:
+        timeout = max(0.0, self.timers[0].due - time.monotonic()) if self.timers else None
+        try:
+            attempt, outcome = self.outcomes.get(timeout=timeout)
+        except queue.Empty:
+            pass
+        else:
+            self._handle(attempt, outcome)
+            while True:
+                try:
+                    attempt, outcome = self.outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                self._handle(attempt, outcome)
+        now = time.monotonic()
+        while self.timers and self.timers[0].due <= now:
+            self._fire(heapq.heappop(self.timers))
+
+    def _handle(self, attempt: Attempt, outcome: Outcome) -> None:
+        flight = self.in_flight.pop(id(attempt), None)
+        if flight is None:
+            return  # timed out earlier; its late outcome no longer counts
+        if outcome.ok:
+            self._set(flight.key, State.SUCCESS, ended_at=self.r.clock(), error=None, traceback=None)
+            spec = self.pipeline.tasks[flight.key[0]]
+            ckey = self._cache_key(flight.key, spec)
+            if ckey is not None:
+                self.r.results.put(ckey, outcome.value)
+            self._succeeded(flight.key, outcome.value)
+        else:
+            self._failed(flight, outcome.error_type, outcome.error, outcome.traceback, outcome.exception)
+
+    def _fire(self, timer: _Timer) -> None:
+        if timer.action == "retry":
+            self.waiting_retries -= 1
+            self.retry_ready.append((timer.key, timer.try_number))
+            return
+        attempt = timer.attempt
+        assert attempt is not None
+        flight = self.in_flight.pop(id(attempt), None)
+        if flight is None:
+            return  # finished in time
+        attempt.cancel()
+        seconds = self.pipeline.tasks[timer.key[0]].timeout.total_seconds()  # type: ignore[union-attr]
+        message = f"timed out after {seconds:g}s (try {timer.try_number})"
+        attempt.sink.write(f"dagwatch: {message}\n")
+        self._failed(flight, "TaskTimeout", message, f"TaskTimeout: {message}\n", None)
+
+    def _succeeded(self, key: Key, value: Any) -> None:
+        name, index = key
+        if index < 0:
+            self.results[name] = value
+            self.sched.succeed(key)
+            return
+        self.instance_results[name][index] = value
+        self.sched.succeed(key)
+        self._close_group_if_done(name)
+
+    def _close_group_if_done(self, name: str) -> None:
+        group_state = self.sched.states.get((name, -1))
+        if group_state in (State.SUCCESS, State.FAILED):
+            values = self.instance_results[name]
+            self.results[name] = [values.get(i) for i in range(len(self.mapped[name]))]
+            self._set((name, -1), group_state, ended_at=self.r.clock())
+            self._record_upstream_failed()
+
+    def _failed(
+        self, flight: _InFlight, error_type: str, error: str, tb: str, exc: BaseException | None
+    ) -> None:
+        spec = self.pipeline.tasks[flight.key[0]]
+        summary = f"{error_type}: {error}" if error_type and not error.startswith(error_type) else error
+        if flight.try_number < spec.max_tries:
+            delay = spec.retry.delay_after(flight.try_number, self.r.rng)
+            self._set(flight.key, State.RETRYING, ended_at=self.r.clock(), error=summary, traceback=_tail(tb))
+            self.waiting_retries += 1
+            heapq.heappush(
+                self.timers,
+                _Timer(time.monotonic() + delay, next(self.seq), "retry", flight.key, flight.try_number + 1),
+            )
+            return
+        self._final_failure(flight.key, flight.try_number, exc or RuntimeError(summary), flight.ctx, summary, tb)
+
+    def _final_failure(
+        self,
+        key: Key,
+        try_number: int,
+        exc: BaseException,
+        ctx: TaskContext | None,
+        summary: str | None = None,
+        tb: str = "",
+    ) -> None:
+        spec = self.pipeline.tasks[key[0]]
+        summary = summary or f"{type(exc).__name__}: {exc}"
+        self._set(key, State.FAILED, try_number=max(try_number, 1), ended_at=self.r.clock(), error=summary, traceback=_tail(tb or summary))
+        if spec.on_failure is not None and ctx is not None:
+            try:
+                spec.on_failure(ctx, exc)
+            except Exception as hook_error:  # a broken hook must not take the run down
+                self._set(key, State.FAILED, error=f"{summary} (on_failure hook raised {hook_error!r})")
+        self.sched.fail(key)
+        if key[1] >= 0:
+            self._close_group_if_done(key[0])
+        self._record_upstream_failed()
+
+    def _record_upstream_failed(self) -> None:
+        for key in self.sched.skipped_by_failure():
+            if key not in self.recorded_upstream_failed:
+                self.recorded_upstream_failed.add(key)
+                self._set(key, State.UPSTREAM_FAILED, ended_at=self.r.clock())
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in params.items()}

@@ -1,0 +1,164 @@
+"""Where task attempts run: threads by default, a fresh process for CPU-bound tasks.
+
+A thread cannot be killed, so a timed-out thread attempt gets an exception injected at its next
+Python bytecode (`PyThreadState_SetAsyncExc`); code blocked inside C (a long `sleep`, a socket
+read) sees it only when it returns, and until then the thread stays busy. Process attempts are
+killed outright, which is why CPU-heavy or hang-prone tasks should use `executor="process"`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import pickle
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from monitor.runner import logs
+
+
+class Interrupted(BaseException):
+    """Injected into a thread whose attempt timed out; BaseException so `except Exception` in
+    user code does not swallow it."""
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    value: Any = None
+    error_type: str = ""
+    error: str = ""
+    traceback: str = ""
+    exception: BaseException | None = None
+
+    @classmethod
+    def failure(cls, exc: BaseException, skip_frames: int = 0) -> "Outcome":
+        """`skip_frames` drops dagwatch's own wrapper frames from the top of the traceback."""
+        tb_obj = exc.__traceback__
+        for _ in range(skip_frames):
+            tb_obj = tb_obj.tb_next if tb_obj and tb_obj.tb_next else tb_obj
+        tb = "".join(traceback.format_exception(type(exc), exc, tb_obj))
+        return cls(ok=False, error_type=type(exc).__name__, error=str(exc) or type(exc).__name__, traceback=tb, exception=exc)
+
+
+@dataclass
+class Attempt:
+    """One try of one task; `cancel()` is how the engine enforces its timeout."""
+
+    call: Callable[[], Any]
+    sink: logs.TrySink
+    done: Callable[["Attempt", Outcome], None]
+    process_target: tuple[Callable[..., Any], dict[str, Any]] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread_id: int | None = None
+    process: Any = None
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            if self.process is not None:
+                self.process.kill()
+            elif self.thread_id is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread_id), ctypes.py_object(Interrupted)
+                )
+
+
+def _clear_async_exception(thread_id: int) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+
+
+class TaskExecutor:
+    """Runs attempts on a thread pool; process attempts are driven from a pool thread too."""
+
+    def __init__(self, max_workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dagwatch-task")
+        self._mp = multiprocessing.get_context("forkserver")
+
+    def submit(self, attempt: Attempt) -> None:
+        self._pool.submit(self._run_process if attempt.process_target else self._run_thread, attempt)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _run_thread(attempt: Attempt) -> None:
+        ident = threading.get_ident()
+        outcome: Outcome
+        token = logs.activate(attempt.sink)
+        try:
+            try:
+                with attempt.lock:
+                    if attempt.cancelled:
+                        return
+                    attempt.thread_id = ident
+                value = attempt.call()
+                outcome = Outcome(ok=True, value=value)
+            finally:
+                with attempt.lock:
+                    attempt.thread_id = None
+                    _clear_async_exception(ident)
+        except Interrupted:
+            outcome = Outcome(ok=False, error_type="Interrupted", error="interrupted after its timeout")
+        except BaseException as exc:  # the task's own failure, whatever it is, is data here
+            outcome = Outcome.failure(exc, skip_frames=1)
+            attempt.sink.write(outcome.traceback)
+        finally:
+            logs.deactivate(token)
+            attempt.sink.close()
+        attempt.done(attempt, outcome)
+
+    def _run_process(self, attempt: Attempt) -> None:
+        assert attempt.process_target is not None
+        fn, kwargs = attempt.process_target
+        receiver, sender = self._mp.Pipe(duplex=False)
+        process = self._mp.Process(
+            target=_process_main, args=(fn, kwargs, str(attempt.sink.path), sender), daemon=True
+        )
+        with attempt.lock:
+            if attempt.cancelled:
+                return
+            process.start()
+            attempt.process = process
+        sender.close()
+        try:
+            kind, payload = receiver.recv()
+            outcome = Outcome(ok=True, value=payload) if kind == "ok" else Outcome(ok=False, **payload)
+        except EOFError:
+            process.join()
+            outcome = Outcome(
+                ok=False, error_type="ProcessDied", error=f"task process exited with code {process.exitcode}"
+            )
+        finally:
+            receiver.close()
+            process.join(timeout=5)
+        attempt.done(attempt, outcome)
+
+
+def _process_main(fn: Callable[..., Any], kwargs: dict[str, Any], log_file: str, conn: Any) -> None:
+    """Entry point of a process attempt: logs to the try's file, sends back the result or error."""
+    import logging
+    import sys
+
+    path = Path(log_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8", buffering=1) as fh:
+        sys.stdout = sys.stderr = fh
+        logging.basicConfig(stream=fh, level=logging.INFO, force=True)
+        try:
+            message: tuple[str, Any] = ("ok", fn(**kwargs))
+            pickle.dumps(message[1])
+        except BaseException as exc:
+            failure = Outcome.failure(exc, skip_frames=1)
+            fh.write(failure.traceback)
+            message = (
+                "err",
+                {"error_type": failure.error_type, "error": failure.error, "traceback": failure.traceback},
+            )
+        conn.send(message)
+        conn.close()

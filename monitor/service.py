@@ -1,0 +1,123 @@
+"""`dagwatch up`: builds every part from the settings and runs them on one scheduler.
+
+Jobs: each embedded pipeline on its schedule, each source's poll (never two of the same source
+at once), and the outbox dispatcher. The web app reads the same store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor import metrics
+from monitor.alerting import dispatch, ingest
+from monitor.alerting.notifiers import Notifier, build
+from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings
+from monitor.runner import Pipeline, Runner
+from monitor.runner.loader import load
+from monitor.sources.embedded import EmbeddedSource
+from monitor.store import alerts as alert_store
+from monitor.store import tracking as tracking_store
+from monitor.store.db import Store, open_store
+from monitor.store.recorder import StoreRecorder
+from monitor.tracking.collector import Collector
+
+log = logging.getLogger(__name__)
+DISPATCH_INTERVAL = timedelta(seconds=1)
+
+
+@dataclass
+class ScheduledPipeline:
+    source: str
+    pipeline: Pipeline
+    settings: EmbeddedPipelineSettings
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store: Store = open_store(settings.store_url)
+        self.recorder = StoreRecorder(self.store)
+        self.notifiers: dict[str, Notifier] = build(settings.receivers)
+        self.policy = ingest.AlertPolicy(
+            receivers=[(n.name, n.kind) for n in self.notifiers.values()], base_url=settings.server.base_url
+        )
+        self.runners: dict[str, Runner] = {}
+        self.collectors: list[Collector] = []
+        self.pipelines: list[ScheduledPipeline] = []
+        for source in settings.sources:
+            self._build_source(source)
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self._started = threading.Event()
+        metrics.register_store_collector(self.read_gauges)
+
+    def _build_source(self, source: EmbeddedSourceSettings) -> None:
+        runner = Runner(data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers)
+        self.runners[source.name] = runner
+        for entry in source.pipelines:
+            pipeline = load(entry.ref)
+            if source.watches(pipeline.name):
+                self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
+        self.collectors.append(Collector(EmbeddedSource(source.name, self.store, runner.log_root), self.store, self.policy))
+
+    def start(self) -> None:
+        now = datetime.now(timezone.utc)
+        for item in self.pipelines:
+            schedule = item.settings.schedule
+            if schedule is None:
+                continue
+            if schedule.cron:
+                trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone.utc)
+                first = None
+            else:
+                trigger = IntervalTrigger(seconds=schedule.every.total_seconds(), timezone=timezone.utc)  # type: ignore[union-attr]
+                first = now if schedule.start_now else None
+            self.scheduler.add_job(
+                self.run_pipeline, trigger, args=[item], id=f"run:{item.source}:{item.pipeline.name}",
+                name=f"run {item.pipeline.name}", **({"next_run_time": first} if first else {}),
+            )
+        for index, collector in enumerate(self.collectors):
+            interval = next(s.poll_interval for s in self.settings.sources if s.name == collector.source.name)
+            self.scheduler.add_job(
+                collector.poll_once, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
+                id=f"poll:{collector.source.name}", next_run_time=now + timedelta(seconds=0.2 * index),
+            )
+        self.scheduler.add_job(self.dispatch, IntervalTrigger(seconds=DISPATCH_INTERVAL.total_seconds()), id="dispatch", next_run_time=now)
+        self.scheduler.start()
+        self._started.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._started.is_set() and self.scheduler.running
+
+    def run_pipeline(self, item: ScheduledPipeline) -> None:
+        try:
+            result = self.runners[item.source].run(item.pipeline, dict(item.settings.params))
+            log.info("run %s of %s finished: %s", result.run_id, item.pipeline.name, result.state.value)
+        except Exception:
+            log.exception("run of %s could not complete", item.pipeline.name)
+
+    def dispatch(self) -> None:
+        dispatch.deliver_due(self.store, self.notifiers)
+
+    def read_gauges(self) -> tuple[dict[str, int], list[tuple[str, bool, float | None]]]:
+        with self.store.session() as session:
+            firing = alert_store.count_firing_by_tier(session)
+            statuses = [
+                (s.source, s.up, s.last_success_at.timestamp() if s.last_success_at else None)
+                for s in tracking_store.all_source_status(session)
+            ]
+        return firing, statuses
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.recorder.close()
+        self.store.close()

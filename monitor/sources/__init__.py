@@ -1,0 +1,1 @@
+"""Orchestrators dagwatch watches, one module each behind the `Source` protocol."""

@@ -1,0 +1,104 @@
+"""Alerts, their history and their notifications (the outbox rows)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from monitor.errors import NotFound
+from monitor.model import Alert, AlertKind, AlertStatus, NotificationStatus, NotificationView, Tier
+from monitor.store.tables import AlertHistoryRow, AlertRow, NotificationRow
+
+
+def get(session: Session, *, alert_id: int) -> AlertRow:
+    row = session.get(AlertRow, alert_id)
+    if row is None:
+        raise NotFound(f"alert {alert_id} does not exist")
+    return row
+
+
+def firing_in_scope(session: Session, *, source: str, pipeline: str | None) -> list[AlertRow]:
+    query = select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.source == source)
+    if pipeline is not None:
+        query = query.where(AlertRow.pipeline == pipeline)
+    return list(session.scalars(query))
+
+
+def add_history(session: Session, *, alert_id: int, at: datetime, change: str, event_id: int | None, note: str | None = None) -> None:
+    session.add(AlertHistoryRow(alert_id=alert_id, at=at, change=change, event_id=event_id, note=note))
+
+
+def add_notifications(session: Session, *, alert_id: int, receivers: Sequence[str], action: str, now: datetime) -> None:
+    for receiver in receivers:
+        session.add(
+            NotificationRow(
+                alert_id=alert_id, receiver=receiver, action=action, status=NotificationStatus.PENDING.value,
+                attempts=0, next_attempt_at=now, created_at=now,
+            )
+        )
+
+
+def notified_receivers(session: Session, *, alert_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(NotificationRow.receiver).where(NotificationRow.alert_id == alert_id, NotificationRow.action == "firing").distinct()
+        )
+    )
+
+
+def list_alerts(
+    session: Session,
+    *,
+    status: AlertStatus | None = None,
+    tier: Tier | None = None,
+    pipeline: str | None = None,
+    kind: AlertKind | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Alert]:
+    query = select(AlertRow)
+    if status:
+        query = query.where(AlertRow.status == status.value)
+    if tier:
+        query = query.where(AlertRow.tier == tier.value)
+    if pipeline:
+        query = query.where(AlertRow.pipeline == pipeline)
+    if kind:
+        query = query.where(AlertRow.kind == kind.value)
+    rows = list(session.scalars(query.order_by(AlertRow.id.desc()).limit(limit).offset(offset)))
+    return to_models(session, rows)
+
+
+def to_models(session: Session, rows: Sequence[AlertRow]) -> list[Alert]:
+    notes: dict[int, list[NotificationView]] = {}
+    if rows:
+        for n in session.scalars(
+            select(NotificationRow).where(NotificationRow.alert_id.in_([r.id for r in rows])).order_by(NotificationRow.id)
+        ):
+            notes.setdefault(n.alert_id, []).append(
+                NotificationView(receiver=n.receiver, status=NotificationStatus(n.status), attempts=n.attempts, action=n.action, last_error=n.last_error)
+            )
+    return [
+        Alert(
+            id=r.id, fingerprint=r.fingerprint, tier=Tier(r.tier), status=AlertStatus(r.status), kind=AlertKind(r.kind),
+            source=r.source, pipeline=r.pipeline, run_id=r.run_id, task_id=r.task_id, try_number=r.try_number,
+            summary=r.summary, details=r.details, labels=r.labels, links=r.links, started_at=r.started_at,
+            updated_at=r.updated_at, resolved_at=r.resolved_at, event_count=r.event_count,
+            notifications=notes.get(r.id, []),
+        )
+        for r in rows
+    ]
+
+
+def history(session: Session, *, alert_id: int) -> list[AlertHistoryRow]:
+    return list(session.scalars(select(AlertHistoryRow).where(AlertHistoryRow.alert_id == alert_id).order_by(AlertHistoryRow.id)))
+
+
+def count_firing_by_tier(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(AlertRow.tier, func.count()).where(AlertRow.status == AlertStatus.FIRING.value).group_by(AlertRow.tier)
+    )
+    return {tier: count for tier, count in rows}

@@ -1,0 +1,1 @@
+"""Snapshots → events: what changed since the tracker last looked at a run."""
