@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -65,13 +66,12 @@ def up(
         service = Service(settings)
     except DagwatchError as exc:
         _fail(str(exc))
-    service.start()
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; ending with exit code 0 then
+    # is what service managers expect from a clean stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
-    try:
-        uvicorn.run(create_app(service.store, ready=lambda: service.ready), host=settings.server.host, port=settings.server.port, log_level="warning")
-    finally:
-        service.stop()
+    uvicorn.run(create_app(service.store, lifecycle=service), host=settings.server.host, port=settings.server.port, log_level="warning")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -12,14 +13,35 @@ from monitor.errors import NotFound
 from monitor.store.db import Store
 
 
-def create_app(store: Store, *, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+class Lifecycle(Protocol):
+    """What runs beside the web app (the service's scheduler): started and stopped with it."""
+
+    ready: bool
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(store: Store, *, lifecycle: Lifecycle | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if lifecycle is not None:
+            lifecycle.start()
+        try:
+            yield
+        finally:
+            if lifecycle is not None:
+                lifecycle.stop()
+
     app = FastAPI(
         title="dagwatch",
         version="0.1.0",
         description="Monitoring, alerting and runbook automation for ML pipelines.",
+        lifespan=lifespan,
     )
     app.state.store = store
-    app.state.ready = ready
+    app.state.ready = (lambda: lifecycle.ready) if lifecycle is not None else (lambda: True)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:

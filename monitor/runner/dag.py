@@ -127,6 +127,17 @@ class Pipeline:
 
         return register(fn) if fn is not None else register
 
+    @classmethod
+    def build(cls, name: str, tasks: Iterable[TaskSpec], *, params: dict[str, Any] | None = None) -> "Pipeline":
+        """The builder form: all tasks at once, in any order (e.g. generated from a config file)."""
+        pipeline = cls(name, params=params)
+        for spec in tasks:
+            if spec.name in pipeline.tasks:
+                raise PipelineDefinitionError(f"pipeline {name!r}: task {spec.name!r} is defined twice")
+            pipeline.tasks[spec.name] = spec
+        validate_graph(name, pipeline.tasks)
+        return pipeline
+
     def add(self, spec: TaskSpec) -> None:
         """Add a task built elsewhere (the builder form); the graph is re-checked."""
         if spec.name in self.tasks:

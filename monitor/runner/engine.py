@@ -99,7 +99,6 @@ class Runner:
         self.max_workers = max_workers
         self.clock = clock
         self.rng = rng or random.Random()
-        logs.install()
 
     def run(
         self,
@@ -112,6 +111,7 @@ class Runner:
     ) -> RunResult:
         """Run the whole pipeline, or `only_task` in isolation with its upstream results taken
         from the latest successful ones (like `airflow tasks test`; nothing is recorded)."""
+        logs.install()
         merged = {**pipeline.params, **(params or {})}
         run_id = run_id or f"{self.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         recorder = self.recorder

@@ -95,13 +95,16 @@ class _RoutedHandler(logging.Handler):
 
 
 def install() -> None:
-    """Route stdout, stderr and logging through task sinks (idempotent)."""
+    """Route stdout, stderr and logging through task sinks. Idempotent, and cheap enough to call
+    per run: something else (a test harness, a notebook) may have replaced sys.stdout since."""
     global _installed
     with _install_lock:
+        if not isinstance(sys.stdout, _RoutedStream):
+            sys.stdout = _RoutedStream(sys.stdout)  # type: ignore[assignment]
+        if not isinstance(sys.stderr, _RoutedStream):
+            sys.stderr = _RoutedStream(sys.stderr)  # type: ignore[assignment]
         if _installed:
             return
-        sys.stdout = _RoutedStream(sys.stdout)  # type: ignore[assignment]
-        sys.stderr = _RoutedStream(sys.stderr)  # type: ignore[assignment]
         handler = _RoutedHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)

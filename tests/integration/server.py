@@ -1,0 +1,57 @@
+"""Start a real `dagwatch up` for a test, on a free loopback port, and stop it by its pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DagwatchProcess:
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = log.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("DAGWATCH_CONFIG", None)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "up", "--config", str(config), "--port", str(port)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+        )
+
+    def wait_healthy(self, limit: float = 60) -> float:
+        """Seconds until /healthz answered (bounded; raises if the process died or never answered)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dagwatch exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return time.monotonic() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("dagwatch did not answer /healthz")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode

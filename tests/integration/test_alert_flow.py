@@ -1,0 +1,125 @@
+"""The one-way flow on real parts: runner → store → embedded source → tracker → alerts →
+outbox → console receiver, across a restart."""
+
+from __future__ import annotations
+
+import io
+
+from monitor.alerting import dispatch, ingest
+from monitor.alerting.notifiers.console import ConsoleNotifier
+from monitor.config import ConsoleReceiverSettings
+from monitor.demo.pipeline import pipeline
+from monitor.model import AlertKind, AlertStatus, NotificationStatus, State, Tier
+from monitor.runner import Runner
+from monitor.sources.embedded import EmbeddedSource
+from monitor.store import alerts as alert_store
+from monitor.store import open_store
+from monitor.store.recorder import StoreRecorder
+from monitor.tracking.collector import Collector
+
+POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http://127.0.0.1:8000")
+
+
+def build(store, data_dir):
+    recorder = StoreRecorder(store)
+    runner = Runner(data_dir=data_dir, recorder=recorder)
+    collector = Collector(EmbeddedSource("embedded", store, runner.log_root), store, POLICY)
+    return recorder, runner, collector
+
+
+def test_failure_fires_p1_prints_it_and_a_healthy_run_resolves_it(store, data_dir):
+    out = io.StringIO()
+    notifiers = {"console": ConsoleNotifier(ConsoleReceiverSettings(kind="console", name="console"), stream=out)}
+    recorder, runner, collector = build(store, data_dir)
+
+    failed = runner.run(pipeline, {"scenario": "persistent"})
+    assert failed.state is State.FAILED
+    collector.poll_once()
+    with store.session() as s:
+        firing = alert_store.list_alerts(s, status=AlertStatus.FIRING)
+    run_alert = next(a for a in firing if a.kind is AlertKind.RUN_FAILED)
+    assert run_alert.tier is Tier.P1
+    assert (run_alert.pipeline, run_alert.run_id, run_alert.task_id, run_alert.try_number) == ("demo_ml", failed.run_id, "features", 2)
+    assert "FeatureStoreError" in run_alert.summary
+    assert "raise FeatureStoreError" in run_alert.details["traceback"]
+    assert run_alert.links["dashboard"].endswith(f"/alerts/{run_alert.id}")
+
+    assert dispatch.deliver_due(store, notifiers) == 2  # task_failed + run_failed, both P1
+    printed = out.getvalue()
+    assert f"FIRING P1 #{run_alert.id} run_failed" in printed and "FeatureStoreError" in printed
+
+    ok = runner.run(pipeline, {"scenario": "healthy"})
+    assert ok.state is State.SUCCESS
+    collector.poll_once()
+    dispatch.deliver_due(store, notifiers)
+    with store.session() as s:
+        resolved = alert_store.to_models(s, [alert_store.get(s, alert_id=run_alert.id)])[0]
+    assert resolved.status is AlertStatus.RESOLVED and resolved.resolved_at is not None
+    assert [(n.action, n.status) for n in resolved.notifications] == [
+        ("firing", NotificationStatus.SENT), ("resolved", NotificationStatus.SENT)
+    ]
+    assert f"RESOLVED P1 #{run_alert.id}" in out.getvalue()
+    recorder.close()
+
+
+def test_transient_failure_raises_only_a_p3_retry_alert_that_resolves(store, data_dir):
+    recorder, runner, collector = build(store, data_dir)
+    result = runner.run(pipeline, {"scenario": "transient"})
+    assert result.state is State.SUCCESS and result.task("train").try_number == 2
+    collector.poll_once()
+    with store.session() as s:
+        alerts = alert_store.list_alerts(s)
+    assert [(a.kind, a.tier, a.status) for a in alerts] == [(AlertKind.TASK_RETRYING, Tier.P3, AlertStatus.RESOLVED)]
+    assert alerts[0].notifications == []  # P3 goes to the dashboard only
+    recorder.close()
+
+
+def test_state_survives_a_restart_and_nothing_is_raised_twice(data_dir):
+    url = f"sqlite:///{data_dir / 'dagwatch.db'}"
+    store = open_store(url)
+    recorder, runner, collector = build(store, data_dir)
+    runner.run(pipeline, {"scenario": "bad_data"})
+    collector.poll_once()
+    recorder.close()
+    store.close()
+
+    reopened = open_store(url)  # a restart: new engine, new collector, same file
+    _, _, collector2 = build(reopened, data_dir)
+    result = collector2.poll_once()
+    assert result.ok and result.events == 0  # already seen before the restart
+    with reopened.session() as s:
+        alerts = alert_store.list_alerts(s)
+        assert {a.kind for a in alerts} == {AlertKind.RUN_FAILED, AlertKind.TASK_FAILED}
+        assert all(a.status is AlertStatus.FIRING for a in alerts)
+        assert "feature_2 has" in next(a for a in alerts if a.kind is AlertKind.RUN_FAILED).summary
+    reopened.close()
+
+
+class BrokenSource:
+    name = "embedded"
+
+    def __init__(self):
+        self.down = True
+
+    def poll(self, since):
+        from monitor.sources.base import SourceUnavailable
+
+        if self.down:
+            raise SourceUnavailable("connection refused")
+        return []
+
+
+def test_source_down_fires_once_and_resolves_on_recovery(store):
+    source = BrokenSource()
+    collector = Collector(source, store, POLICY)
+    assert not collector.poll_once().ok
+    assert not collector.poll_once().ok
+    with store.session() as s:
+        [alert] = alert_store.list_alerts(s)
+    assert (alert.kind, alert.tier, alert.status) == (AlertKind.SOURCE_DOWN, Tier.P1, AlertStatus.FIRING)
+    assert "connection refused" in alert.summary
+    source.down = False
+    assert collector.poll_once().ok
+    with store.session() as s:
+        [alert] = alert_store.list_alerts(s)
+    assert alert.status is AlertStatus.RESOLVED

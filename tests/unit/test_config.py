@@ -1,0 +1,120 @@
+"""Strict config: each kind of mistake gets an error naming the file, the key and the reason."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.config import load_settings, parse_duration
+from monitor.errors import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "dagwatch.yaml"
+    path.write_text(text)
+    return path
+
+
+CASES = [
+    ("server: {port: 99999}", "server.port", "less than or equal to 65535"),
+    ("server: {prot: 8000}", "server.prot", "unknown key"),
+    ("bogus_section: 1", "bogus_section", "unknown key"),
+    ("sources: [{name: a, kind: embeded}]", "sources[0]", "unknown kind embeded"),
+    ("sources: [{kind: embedded}]", "sources[0].name", "required key is missing"),
+    ("sources: [{name: a, kind: embedded, poll_interval: 5 parsecs}]", "sources[0].poll_interval", "invalid duration '5 parsecs'"),
+    ("sources: [{name: a, kind: embedded, include: ['(']}]", "sources[0].include", "invalid regex '('"),
+    (
+        "sources: [{name: a, kind: embedded, pipelines: [{ref: 'x:y', schedule: {every: 20s, cron: '* * * * *'}}]}]",
+        "sources[0].pipelines[0].schedule",
+        "exactly one of `every` or `cron`",
+    ),
+    (
+        "sources: [{name: a, kind: embedded, pipelines: [{ref: 'x:y', schedule: {cron: 'every tuesday'}}]}]",
+        "sources[0].pipelines[0].schedule",
+        "invalid cron expression",
+    ),
+    ("sources: [{name: a, kind: embedded, pipelines: [{ref: 'no-colon'}]}]", "sources[0].pipelines[0].ref", "not `package.module:attribute`"),
+    ("sources: [{name: a, kind: embedded}, {name: a, kind: embedded}]", "sources", "two sources are named 'a'"),
+    ("receivers: [{name: c, kind: console, extra: '${DAGWATCH_TEST_UNSET_VAR}'}]", "receivers[0].extra", "DAGWATCH_TEST_UNSET_VAR is not set"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "reason"), CASES)
+def test_bad_config_names_file_key_and_reason(tmp_path, monkeypatch, text, key, reason):
+    monkeypatch.delenv("DAGWATCH_TEST_UNSET_VAR", raising=False)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.file == str(path)
+    assert info.value.key == key
+    assert reason in str(info.value)
+    assert str(info.value).startswith(f"{path}: {key}: ")
+
+
+def test_several_problems_are_all_reported(tmp_path):
+    path = write(tmp_path, "server: {port: 0, hots: x}")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "server.port" in str(info.value) and "server.hots" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("server: [unclosed", "not valid YAML: line 1"), ("- just\n- a list", "top level must be a mapping")],
+)
+def test_unreadable_files(tmp_path, text, reason):
+    with pytest.raises(ConfigError, match=reason):
+        load_settings(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+def test_env_reference_expands_and_env_overrides_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_HOST", "127.0.0.2")
+    monkeypatch.setenv("DAGWATCH_SERVER__PORT", "8123")
+    settings = load_settings(write(tmp_path, "server: {host: '${MY_HOST}', port: 9000}"))
+    assert settings.server.host == "127.0.0.2"
+    assert settings.server.port == 8123
+
+
+def test_defaults_are_the_demo_on_loopback(monkeypatch):
+    monkeypatch.delenv("DAGWATCH_CONFIG", raising=False)
+    settings = load_settings(None)
+    assert settings.server.host == "127.0.0.1" and settings.server.port == 8000
+    assert settings.sources[0].kind == "embedded"
+    assert settings.sources[0].pipelines[0].ref == "monitor.demo.pipeline:pipeline"
+    assert settings.store_url.startswith("sqlite:///")
+
+
+def test_config_env_var_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGWATCH_CONFIG", str(write(tmp_path, "server: {port: 8999}")))
+    assert load_settings(None).server.port == 8999
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), (12, 12), ("2d", 172800)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_config_validate_command(tmp_path):
+    good = write(tmp_path, "sources: [{name: e, kind: embedded, pipelines: [{ref: 'monitor.demo.pipeline:pipeline', schedule: {every: 30s}}]}]")
+    result = CliRunner().invoke(app, ["config", "validate", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "ok (1 source(s)" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server: {port: nope}")
+    result = CliRunner().invoke(app, ["config", "validate", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: server.port:" in result.output
+    missing_ref = tmp_path / "ref.yaml"
+    missing_ref.write_text("sources: [{name: e, kind: embedded, pipelines: [{ref: 'no_such_module:p'}]}]")
+    result = CliRunner().invoke(app, ["config", "validate", str(missing_ref)])
+    assert result.exit_code == 2 and "cannot import 'no_such_module'" in result.output
