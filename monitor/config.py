@@ -139,7 +139,62 @@ class EmbeddedSourceSettings(_SourceBase):
     max_workers: int = Field(8, ge=1, le=256, description="Threads running tasks concurrently.")
 
 
-SourceSettings = Annotated[EmbeddedSourceSettings, Field(discriminator="kind")]
+class AuthSettings(_Section):
+    """Exactly one way to authenticate; values are usually `${ENV}` references."""
+
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    api_key: SecretStr | None = None
+    basic: SecretStr | None = Field(None, description="`user:pass`, e.g. PREFECT_API_AUTH_STRING.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "AuthSettings":
+        ways = [bool(self.username or self.password), bool(self.token), bool(self.api_key), bool(self.basic)]
+        if sum(ways) != 1:
+            raise ValueError("give exactly one of {username, password}, {token}, {api_key} or {basic}")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class _RemoteSource(_SourceBase):
+    url: str = Field(description="Base URL of the orchestrator's API.")
+    auth: AuthSettings | None = None
+    timeout: Duration = Field(timedelta(seconds=10), description="Per-request timeout.")
+    tags_as_ml: list[str] = Field(default_factory=lambda: ["ml"], description="Tags marking ML tasks (policy checks).")
+    definitions_interval: Duration = Field(timedelta(minutes=5), description="How often to refresh DAG/deployment definitions.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+
+class AirflowSourceSettings(_RemoteSource):
+    """`url` is the Airflow web/API server's base URL (http://host:8080), without /api/…"""
+
+    kind: Literal["airflow"]
+
+    @field_validator("url")
+    @classmethod
+    def _no_api_suffix(cls, value: str) -> str:
+        if re.search(r"/api(/v\d)?/?$", value):
+            raise ValueError("give the Airflow server's base URL (http://host:8080), without /api/v1 or /api/v2")
+        return value
+
+
+class PrefectSourceSettings(_RemoteSource):
+    """`url` is the API URL as in PREFECT_API_URL (http://host:4200/api, or a Cloud workspace URL)."""
+
+    kind: Literal["prefect"]
+
+
+SourceSettings = Annotated[
+    EmbeddedSourceSettings | AirflowSourceSettings | PrefectSourceSettings, Field(discriminator="kind")
+]
 
 
 class ConsoleReceiverSettings(_Section):
@@ -147,7 +202,64 @@ class ConsoleReceiverSettings(_Section):
     name: str = Field(min_length=1)
 
 
-ReceiverSettings = Annotated[ConsoleReceiverSettings, Field(discriminator="kind")]
+class PagerDutyReceiverSettings(_Section):
+    kind: Literal["pagerduty"]
+    name: str = Field(min_length=1)
+    routing_key: SecretStr
+    events_url: str = Field("https://events.pagerduty.com/v2/enqueue", description="Events API v2 endpoint.")
+    timeout: Duration = Field(timedelta(seconds=10))
+
+
+class SlackReceiverSettings(_Section):
+    kind: Literal["slack"]
+    name: str = Field(min_length=1)
+    token: SecretStr | None = Field(None, description="Bot token for the Web API (chat.postMessage/update).")
+    channel: str | None = None
+    api_url: str = Field("https://slack.com/api/", description="Web API base URL; a local server in tests.")
+    webhook_url: SecretStr | None = Field(None, description="Incoming-webhook mode instead of token + channel.")
+    signing_secret: SecretStr | None = Field(None, description="Verifies interactivity requests (buttons).")
+    timeout: Duration = Field(timedelta(seconds=10))
+
+    @model_validator(mode="after")
+    def _mode(self) -> "SlackReceiverSettings":
+        if bool(self.token) == bool(self.webhook_url):
+            raise ValueError("give either `token` and `channel` (Web API) or `webhook_url`, not both")
+        if self.token and not self.channel:
+            raise ValueError("`channel` is required with `token`")
+        return self
+
+
+class EmailReceiverSettings(_Section):
+    kind: Literal["email"]
+    name: str = Field(min_length=1)
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    timeout: Duration = Field(timedelta(seconds=10))
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class WebhookReceiverSettings(_Section):
+    kind: Literal["webhook"]
+    name: str = Field(min_length=1)
+    url: str
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; signature in X-Dagwatch-Signature.")
+    timeout: Duration = Field(timedelta(seconds=10))
+
+
+ReceiverSettings = Annotated[
+    ConsoleReceiverSettings
+    | PagerDutyReceiverSettings
+    | SlackReceiverSettings
+    | EmailReceiverSettings
+    | WebhookReceiverSettings,
+    Field(discriminator="kind"),
+]
 
 
 class FolderSettings(_Section):
@@ -244,7 +356,7 @@ def _expand_env(value: Any, path: str, file: str | None) -> Any:
     return value
 
 
-_UNION_TAGS = {"embedded", "console"}
+_UNION_TAGS = {"embedded", "airflow", "prefect", "console", "pagerduty", "slack", "email", "webhook"}
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

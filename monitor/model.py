@@ -226,3 +226,59 @@ class RunView(BaseModel):
     ended_at: datetime | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     tasks: list[TaskRunView] = Field(default_factory=list)
+
+
+class NotificationAction(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    ACKNOWLEDGED = "acknowledged"
+    TEST = "test"
+
+
+class Notification(BaseModel):
+    """One delivery to one receiver: a group of alerts (often one) and what happened to them.
+
+    `idempotency_key` is stable across retries of this delivery (PagerDuty dedup, webhook
+    header); `previous_receipt` is what the receiver answered for the group's first delivery
+    (Slack's channel and message ts), so an update can edit that message in place.
+    """
+
+    id: int
+    receiver: str
+    action: NotificationAction
+    group_key: str
+    alerts: list[Alert]
+    idempotency_key: str
+    base_url: str = "http://127.0.0.1:8000"
+    previous_receipt: dict[str, Any] | None = None
+
+    @property
+    def title(self) -> str:
+        first = self.alerts[0]
+        more = f" (+{len(self.alerts) - 1} more)" if len(self.alerts) > 1 else ""
+        return f"[{first.tier.value}] {first.summary}{more}"
+
+
+class TaskDefinition(_Frozen):
+    """A task as its orchestrator defines it: what tracking needs for policy and stuck checks."""
+
+    task_id: str
+    retries: int | None = None
+    timeout_seconds: float | None = None
+    tags: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    downstream: tuple[str, ...] = ()
+
+
+class PipelineDefinition(_Frozen):
+    """A pipeline (DAG, deployment) as its orchestrator defines it, refreshed on a slow cycle."""
+
+    source: str
+    pipeline: str
+    schedule: str | None = None  # cron expression or interval, as the orchestrator states it
+    next_run_expected_at: datetime | None = None
+    paused: bool = False
+    tags: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    tasks: tuple[TaskDefinition, ...] = ()
+    url: str | None = None

@@ -18,10 +18,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import metrics
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers import Notifier, build
-from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings
+from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings, SourceSettings
 from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
-from monitor.sources.embedded import EmbeddedSource
+from monitor.sources import registry
 from monitor.store import alerts as alert_store
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store, open_store
@@ -58,14 +58,16 @@ class Service:
         self._started = threading.Event()
         metrics.register_store_collector(self.read_gauges)
 
-    def _build_source(self, source: EmbeddedSourceSettings) -> None:
-        runner = Runner(data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers)
-        self.runners[source.name] = runner
-        for entry in source.pipelines:
-            pipeline = load(entry.ref)
-            if source.watches(pipeline.name):
-                self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
-        self.collectors.append(Collector(EmbeddedSource(source.name, self.store, runner.log_root), self.store, self.policy))
+    def _build_source(self, source: SourceSettings) -> None:
+        if isinstance(source, EmbeddedSourceSettings):
+            runner = Runner(data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers)
+            self.runners[source.name] = runner
+            for entry in source.pipelines:
+                pipeline = load(entry.ref)
+                if source.watches(pipeline.name):
+                    self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
+        built = registry.build(source, store=self.store, log_root=self.settings.data_dir / "logs")
+        self.collectors.append(Collector(built, self.store, self.policy))
 
     def start(self) -> None:
         now = datetime.now(timezone.utc)

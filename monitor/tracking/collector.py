@@ -15,6 +15,7 @@ from monitor import metrics
 from monitor.alerting import ingest
 from monitor.model import Event, EventKind, RunSnapshot, State, utcnow
 from monitor.sources.base import Source, SourceUnavailable
+from monitor.store import runs
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store
 from monitor.tracking.transitions import Seen, diff
@@ -38,16 +39,22 @@ class Collector:
         self.clock = clock
 
     def poll_once(self) -> PollResult:
+        started = self.clock()
         with self.store.session() as session:
             status = tracking_store.source_status(session, source=self.source.name)
             since = status.watermark - OVERLAP if status.watermark else None
         try:
+            health = self.source.health()
+            if not health.healthy:
+                return self._down("unhealthy: " + "; ".join(health.problems or ("no reason given",)))
             snapshots = self.source.poll(since)
         except SourceUnavailable as exc:
             return self._down(str(exc))
         now = self.clock()
         events = 0
         with self.store.session() as session:
+            if not self.source.stores_runs:
+                runs.save(session, [(snap, snap.tasks) for snap in snapshots], now)
             status = tracking_store.source_status(session, source=self.source.name)
             if not status.up:
                 events += self._apply(session, Event(kind=EventKind.SOURCE_UP, source=self.source.name, summary=f"source {self.source.name} is reachable again"), now)
@@ -64,8 +71,9 @@ class Collector:
                     session, source=self.source.name, run_id=snap.run_id, pipeline=snap.pipeline,
                     state=now_seen.state.value, tasks=now_seen.to_json(), now=now, row=row,
                 )
-                if snap.updated_at and (status.watermark is None or snap.updated_at > status.watermark):
-                    status.watermark = snap.updated_at
+            # The poll's own start time, not the orchestrators' timestamps: Airflow does not
+            # return `updated_at`, and clocks differ; the overlap covers late writes.
+            status.watermark = started
         metrics.POLLS.labels(source=self.source.name, result="ok").inc()
         return PollResult(snapshots=len(snapshots), events=events, ok=True)
 

@@ -97,9 +97,15 @@ def test_state_survives_a_restart_and_nothing_is_raised_twice(data_dir):
 
 class BrokenSource:
     name = "embedded"
+    stores_runs = True
 
     def __init__(self):
         self.down = True
+
+    def health(self):
+        from monitor.sources.base import Health
+
+        return Health(healthy=True)
 
     def poll(self, since):
         from monitor.sources.base import SourceUnavailable
@@ -107,6 +113,31 @@ class BrokenSource:
         if self.down:
             raise SourceUnavailable("connection refused")
         return []
+
+
+class SickSource(BrokenSource):
+    """Answers, but reports its own scheduler unhealthy (Airflow's /monitor/health)."""
+
+    def health(self):
+        from monitor.sources.base import Health
+
+        return Health(healthy=not self.down, problems=("scheduler is unhealthy",))
+
+    def poll(self, since):
+        return []
+
+
+def test_unhealthy_orchestrator_is_source_down_with_the_reason(store):
+    source = SickSource()
+    collector = Collector(source, store, POLICY)
+    assert not collector.poll_once().ok
+    with store.session() as s:
+        [alert] = alert_store.list_alerts(s)
+    assert alert.kind is AlertKind.SOURCE_DOWN and "scheduler is unhealthy" in alert.summary
+    source.down = False
+    collector.poll_once()
+    with store.session() as s:
+        assert alert_store.list_alerts(s)[0].status is AlertStatus.RESOLVED
 
 
 def test_source_down_fires_once_and_resolves_on_recovery(store):
