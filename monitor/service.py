@@ -107,7 +107,7 @@ class Service:
             log.exception("run of %s could not complete", item.pipeline.name)
 
     def dispatch(self) -> None:
-        dispatch.deliver_due(self.store, self.notifiers)
+        dispatch.deliver_due(self.store, self.notifiers, base_url=self.settings.server.base_url)
 
     def read_gauges(self) -> tuple[dict[str, int], list[tuple[str, bool, float | None]]]:
         with self.store.session() as session:

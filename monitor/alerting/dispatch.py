@@ -9,7 +9,7 @@ from typing import Callable, Mapping
 
 from monitor import metrics
 from monitor.alerting.notifiers.base import DeliveryError, Notifier
-from monitor.model import utcnow
+from monitor.model import Notification, NotificationAction, utcnow
 from monitor.store import alerts as alert_store
 from monitor.store import outbox
 from monitor.store.db import Store
@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 
 
-def deliver_due(store: Store, notifiers: Mapping[str, Notifier], *, clock: Callable[[], datetime] = utcnow, limit: int = 100) -> int:
+def deliver_due(
+    store: Store, notifiers: Mapping[str, Notifier], *, base_url: str = "http://127.0.0.1:8000",
+    clock: Callable[[], datetime] = utcnow, limit: int = 100,
+) -> int:
     """Send up to `limit` due notifications; returns how many were sent."""
     sent = 0
     with store.session() as session:
@@ -30,8 +33,12 @@ def deliver_due(store: Store, notifiers: Mapping[str, Notifier], *, clock: Calla
                 metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
                 continue
             alert = alert_store.to_models(session, [alert_store.get(session, alert_id=row.alert_id)])[0]
+            notification = Notification(
+                id=row.id, receiver=row.receiver, action=NotificationAction(row.action), group_key=alert.fingerprint,
+                alerts=[alert], idempotency_key=f"dagwatch-{row.id}", base_url=base_url,
+            )
             try:
-                notifier.notify(alert, row.action)
+                notifier.notify(notification)
             except DeliveryError as exc:
                 outbox.mark_failed(row, now=now, error=str(exc), retryable=exc.retryable, max_attempts=MAX_ATTEMPTS)
                 metrics.NOTIFICATIONS.labels(receiver=row.receiver, status=row.status).inc()

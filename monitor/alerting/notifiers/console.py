@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from monitor.alerting.notifiers.base import Receipt
 from monitor.config import ConsoleReceiverSettings
-from monitor.model import Alert
-
-_MARK = {"firing": "FIRING", "resolved": "RESOLVED"}
+from monitor.model import Alert, Notification, NotificationAction
 
 
 class ConsoleNotifier:
@@ -18,20 +17,24 @@ class ConsoleNotifier:
         self.name = settings.name
         self._stream = stream or sys.__stdout__
 
-    def notify(self, alert: Alert, action: str) -> None:
-        lines = [
-            f"[dagwatch] {_MARK.get(action, action.upper())} {alert.tier.value} #{alert.id} {alert.kind.value}: {alert.summary}",
-        ]
+    def notify(self, notification: Notification) -> Receipt | None:
+        lines: list[str] = []
+        for alert in notification.alerts:
+            lines.extend(self._render(alert, notification.action))
+        self._stream.write("\n".join(lines) + "\n")
+        self._stream.flush()
+        return None
+
+    @staticmethod
+    def _render(alert: Alert, action: NotificationAction) -> list[str]:
+        lines = [f"[dagwatch] {action.value.upper()} {alert.tier.value} #{alert.id} {alert.kind.value}: {alert.summary}"]
         where = ", ".join(
             f"{k}={v}" for k, v in (("source", alert.source), ("pipeline", alert.pipeline), ("run", alert.run_id),
                                    ("task", alert.task_id), ("try", alert.try_number)) if v is not None
         )
         lines.append(f"           {where}")
-        if action == "firing":
-            tb = alert.details.get("traceback")
-            if tb:
-                lines.extend("           | " + line for line in str(tb).splitlines()[-6:])
+        if action is NotificationAction.FIRING and alert.details.get("traceback"):
+            lines.extend("           | " + line for line in str(alert.details["traceback"]).splitlines()[-6:])
         if alert.links.get("dashboard"):
             lines.append(f"           {alert.links['dashboard']}")
-        self._stream.write("\n".join(lines) + "\n")
-        self._stream.flush()
+        return lines
