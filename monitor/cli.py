@@ -17,6 +17,10 @@ from monitor.errors import DagwatchError
 app = typer.Typer(help="Watch ML pipelines, alert by tier, and run the runbooks.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Work with dagwatch.yaml.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+token_app = typer.Typer(help="Operators' API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+alerts_app = typer.Typer(help="Alerts and receivers.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", envvar=CONFIG_ENV, help="dagwatch.yaml (default: built-in demo setup).")
@@ -71,7 +75,7 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
-    uvicorn.run(create_app(service.store, lifecycle=service), host=settings.server.host, port=settings.server.port, log_level="warning")
+    uvicorn.run(create_app(service.store, service.policy, lifecycle=service), host=settings.server.host, port=settings.server.port, log_level="warning")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, object]:
@@ -141,6 +145,79 @@ def config_validate(file: Annotated[Path, typer.Argument(help="The config file t
             except DagwatchError as exc:
                 _fail(f"{file}: sources[{source.name}].pipelines ref {entry.ref!r}: {exc}")
     typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s))")
+
+
+def _open_store(settings: Settings):
+    from monitor.store import open_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return open_store(settings.store_url)
+    except DagwatchError as exc:
+        _fail(str(exc))
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", "-n", help="Who or what uses it (unique).")],
+    role: Annotated[str, typer.Option("--role", "-r", help="viewer | operator | admin")] = "operator",
+    config: ConfigOption = None,
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from monitor.model import utcnow
+    from monitor.store import tokens
+
+    store = _open_store(_settings(config))
+    try:
+        with store.session() as session:
+            token = tokens.create(session, name=name, role=role, now=utcnow())
+    except DagwatchError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Option("--name", "-n")], config: ConfigOption = None) -> None:
+    """Revoke a token by name."""
+    from monitor.model import utcnow
+    from monitor.store import tokens
+
+    store = _open_store(_settings(config))
+    with store.session() as session:
+        found = tokens.revoke(session, name=name, now=utcnow())
+    store.close()
+    if not found:
+        _fail(f"no active token named {name!r}")
+    typer.echo(f"revoked {name}")
+
+
+@alerts_app.command("send-test")
+def alerts_send_test(
+    receiver: Annotated[Optional[str], typer.Option("--receiver", help="Receiver name (default: every receiver).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Send a test notification through a receiver now; exit 1 if delivery fails."""
+    from monitor.alerting.notifiers import build
+    from monitor.alerting.notifiers.base import DeliveryError
+    from monitor.alerting.test_alert import test_notification
+
+    settings = _settings(config)
+    notifiers = build(settings.receivers)
+    chosen = [receiver] if receiver else list(notifiers)
+    unknown = [r for r in chosen if r not in notifiers]
+    if unknown:
+        _fail(f"unknown receiver {unknown[0]!r}; configured: {sorted(notifiers)}")
+    failed = False
+    for name in chosen:
+        try:
+            notifiers[name].notify(test_notification(name, settings.server.base_url))
+            typer.echo(f"{name}: sent")
+        except DeliveryError as exc:
+            failed = True
+            typer.echo(f"{name}: failed: {exc}", err=True)
+    raise typer.Exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -262,6 +262,60 @@ ReceiverSettings = Annotated[
 ]
 
 
+_MATCH_KEYS_HINT = "tier, kind, source, pipeline, task, owner, team, or a label name (labels.NAME)"
+
+
+class RouteSettings(_Section):
+    """One node of the routing tree (Alertmanager's semantics: first match wins unless
+    `continue`; children inherit grouping settings; a match with no receivers falls back to the
+    tier defaults, which is how a route that only changes `tier` works)."""
+
+    match: dict[str, str] = Field(default_factory=dict, description=f"Matchers on {_MATCH_KEYS_HINT}: 'x', '!x', '~regex', '!~regex'.")
+    receivers: list[str] = Field(default_factory=list)
+    tier: Literal["P1", "P2", "P3"] | None = Field(None, description="Raise or lower the tier of matching alerts.")
+    continue_: bool = Field(False, alias="continue")
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    routes: list["RouteSettings"] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, match: dict[str, str]) -> dict[str, str]:
+        for key, value in match.items():
+            if not isinstance(value, str):
+                raise ValueError(f"matcher {key}: write the value as a string")
+            pattern = value[2:] if value.startswith("!~") else value[1:] if value.startswith("~") else None
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"matcher {key}: invalid regex {pattern!r}: {exc}") from None
+        return match
+
+
+class FlapSettings(_Section):
+    threshold: int = Field(3, ge=2, description="Fires within `window` that make an alert flapping.")
+    window: Duration = Field(timedelta(minutes=30))
+    quiet: Duration = Field(timedelta(minutes=10), description="A flapping alert resolves only after this long quiet.")
+
+
+class AlertingSettings(_Section):
+    """Defaults of the root route and the alert lifecycle."""
+
+    group_by: list[str] = Field(default_factory=lambda: ["source", "pipeline"])
+    group_wait: Duration = Field(timedelta(seconds=5), description="Wait for more alerts before the first notification of a group.")
+    group_interval: Duration = Field(timedelta(minutes=1), description="Least time between notifications of a changed group.")
+    repeat_interval: Duration = Field(timedelta(hours=4), description="Re-send a still-firing group after this long.")
+    flap: FlapSettings = Field(default_factory=FlapSettings)
+    escalate_after: Duration | None = Field(None, description="Re-send an unacknowledged P1 to `escalate_to` after this long.")
+    escalate_to: list[str] = Field(default_factory=list)
+    max_attempts: int = Field(10, ge=1, le=100, description="Delivery attempts before a notification is dead.")
+
+
 class FolderSettings(_Section):
     folder: str
 
@@ -295,7 +349,8 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     sources: list[SourceSettings] = Field(default_factory=default_sources)
     receivers: list[ReceiverSettings] = Field(default_factory=list)
-    routes: list[dict[str, Any]] = Field(default_factory=list)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     runbooks: FolderSettings | None = None
     checks: FolderSettings | None = None
 
@@ -321,6 +376,23 @@ class Settings(BaseSettings):
     def _unique_receiver_names(cls, receivers: list[Any]) -> list[Any]:
         _require_unique([r.name for r in receivers], "receiver")
         return receivers
+
+    @model_validator(mode="after")
+    def _known_receivers(self) -> "Settings":
+        known = {r.name for r in self.receivers} or {"console"}
+
+        def check(routes: list[RouteSettings], path: str) -> None:
+            for i, route in enumerate(routes):
+                for name in route.receivers:
+                    if name not in known:
+                        raise ValueError(f"{path}[{i}].receivers: unknown receiver {name!r} (configured: {sorted(known)})")
+                check(route.routes, f"{path}[{i}].routes")
+
+        check(self.routes, "routes")
+        for name in self.alerting.escalate_to:
+            if name not in known:
+                raise ValueError(f"alerting.escalate_to: unknown receiver {name!r} (configured: {sorted(known)})")
+        return self
 
     @property
     def store_url(self) -> str:

@@ -173,6 +173,9 @@ class Event(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     dedup_key: str | None = Field(default=None, max_length=255)
+    resolved: bool = Field(
+        default=False, description="The problem named by `kind` is over: resolve its alert (same fingerprint)."
+    )
 
 
 class NotificationView(BaseModel):
@@ -204,6 +207,9 @@ class Alert(BaseModel):
     updated_at: datetime
     resolved_at: datetime | None = None
     event_count: int = 1
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    muted_by: str | None = Field(None, description="`silence:ID` or `inhibited:ALERT_ID` while muted.")
     notifications: list[NotificationView] = Field(default_factory=list)
 
 

@@ -47,7 +47,8 @@ class Service:
         self.recorder = StoreRecorder(self.store)
         self.notifiers: dict[str, Notifier] = build(settings.receivers)
         self.policy = ingest.AlertPolicy(
-            receivers=[(n.name, n.kind) for n in self.notifiers.values()], base_url=settings.server.base_url
+            receivers=[(n.name, n.kind) for n in self.notifiers.values()], base_url=settings.server.base_url,
+            routes=settings.routes, alerting=settings.alerting,
         )
         self.runners: dict[str, Runner] = {}
         self.collectors: list[Collector] = []
@@ -107,7 +108,7 @@ class Service:
             log.exception("run of %s could not complete", item.pipeline.name)
 
     def dispatch(self) -> None:
-        dispatch.deliver_due(self.store, self.notifiers, base_url=self.settings.server.base_url)
+        dispatch.tick(self.store, self.notifiers, self.policy)
 
     def read_gauges(self) -> tuple[dict[str, int], list[tuple[str, bool, float | None]]]:
         with self.store.session() as session:

@@ -1,5 +1,6 @@
-"""Sends what the outbox holds: each due notification through its receiver's notifier, with
-backoff on retryable failures and a dead letter after too many."""
+"""The sending half of the outbox: claim due notifications, send each through its receiver's
+notifier outside any transaction, then record the result. A retryable failure backs off; too
+many failures make the notification dead and raise an alert about the receiver itself."""
 
 from __future__ import annotations
 
@@ -8,47 +9,91 @@ from datetime import datetime
 from typing import Callable, Mapping
 
 from monitor import metrics
-from monitor.alerting.notifiers.base import DeliveryError, Notifier
-from monitor.model import Notification, NotificationAction, utcnow
+from monitor.alerting import groups, ingest
+from monitor.alerting.notifiers.base import DeliveryError, Notifier, Receipt
+from monitor.model import Event, EventKind, Notification, NotificationAction, NotificationStatus, utcnow
 from monitor.store import alerts as alert_store
 from monitor.store import outbox
 from monitor.store.db import Store
+from monitor.store.tables import AlertGroupRow, NotificationRow
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 10
 
 
-def deliver_due(
-    store: Store, notifiers: Mapping[str, Notifier], *, base_url: str = "http://127.0.0.1:8000",
-    clock: Callable[[], datetime] = utcnow, limit: int = 100,
-) -> int:
-    """Send up to `limit` due notifications; returns how many were sent."""
-    sent = 0
+def receiver_source(name: str) -> str:
+    """Receivers that fail are reported as a source of their own: `receiver/NAME`."""
+    return f"receiver/{name}"
+
+
+def build_notification(session, row: NotificationRow, base_url: str) -> Notification:
+    alerts = alert_store.to_models(session, [alert_store.get(session, alert_id=link.alert_id) for link in row.links])
+    group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
+    return Notification(
+        id=row.id, receiver=row.receiver, action=NotificationAction(row.action),
+        group_key=group.group_key if group else f"alert-{alerts[0].fingerprint}",
+        alerts=alerts, idempotency_key=f"dagwatch-notification-{row.id}", base_url=base_url,
+        previous_receipt=group.receipt if group else None,
+    )
+
+
+def tick(store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow) -> int:
+    """One round of the alerting background work; returns notifications sent."""
     with store.session() as session:
         now = clock()
-        for row in outbox.due(session, now=now, limit=limit):
-            notifier = notifiers.get(row.receiver)
-            if notifier is None:
-                outbox.mark_failed(row, now=now, error=f"receiver {row.receiver!r} is no longer configured", retryable=False, max_attempts=MAX_ATTEMPTS)
-                metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
-                continue
-            alert = alert_store.to_models(session, [alert_store.get(session, alert_id=row.alert_id)])[0]
-            notification = Notification(
-                id=row.id, receiver=row.receiver, action=NotificationAction(row.action), group_key=alert.fingerprint,
-                alerts=[alert], idempotency_key=f"dagwatch-{row.id}", base_url=base_url,
-            )
-            try:
-                notifier.notify(notification)
-            except DeliveryError as exc:
-                outbox.mark_failed(row, now=now, error=str(exc), retryable=exc.retryable, max_attempts=MAX_ATTEMPTS)
-                metrics.NOTIFICATIONS.labels(receiver=row.receiver, status=row.status).inc()
-                log.warning("delivery to %s failed (attempt %d): %s", row.receiver, row.attempts, exc)
-                continue
-            except Exception as exc:  # a notifier bug must not stop the other deliveries
-                outbox.mark_failed(row, now=now, error=f"{type(exc).__name__}: {exc}", retryable=True, max_attempts=MAX_ATTEMPTS)
-                log.exception("notifier %s raised", row.receiver)
-                continue
-            outbox.mark_sent(row, now=now)
-            metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="sent").inc()
-            sent += 1
+        groups.recheck_muted(session, now)
+        ingest.release_held(session, now)
+        ingest.escalate(session, policy, now)
+        groups.flush_due(session, now)
+    return deliver_due(store, notifiers, policy, clock=clock)
+
+
+def deliver_due(store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow, limit: int = 100) -> int:
+    with store.session() as session:
+        claimed = [(row.id, row.receiver) for row in outbox.claim(session, now=clock(), limit=limit)]
+    sent = 0
+    for notification_id, receiver in claimed:
+        sent += _deliver_one(store, notifiers.get(receiver), notification_id, policy, clock)
     return sent
+
+
+def _deliver_one(store: Store, notifier: Notifier | None, notification_id: int, policy: ingest.AlertPolicy, clock: Callable[[], datetime]) -> int:
+    with store.session() as session:
+        row = outbox.get(session, notification_id=notification_id)
+        if notifier is None:
+            outbox.mark_failed(row, now=clock(), error=f"receiver {row.receiver!r} is not configured", retryable=False, max_attempts=policy.alerting.max_attempts)
+            metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
+            return 0
+        notification = build_notification(session, row, policy.base_url)
+    receipt: Receipt | None = None
+    error: DeliveryError | None = None
+    try:
+        receipt = notifier.notify(notification)
+    except DeliveryError as exc:
+        error = exc
+    except Exception as exc:  # a notifier bug must not stop the other deliveries
+        log.exception("notifier %s raised", notification.receiver)
+        error = DeliveryError(f"{type(exc).__name__} in notifier", retryable=True)
+    with store.session() as session:
+        row = outbox.get(session, notification_id=notification_id)
+        now = clock()
+        if error is None:
+            outbox.mark_sent(session, row, now=now, receipt=receipt)
+            metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="sent").inc()
+            _receiver_recovered(session, row.receiver, policy, now)
+            return 1
+        outbox.mark_failed(row, now=now, error=str(error), retryable=error.retryable, max_attempts=policy.alerting.max_attempts, retry_after=error.retry_after)
+        metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead" if row.status == NotificationStatus.DEAD.value else "retry").inc()
+        log.warning("delivery %d to %s failed (attempt %d): %s", row.id, row.receiver, row.attempts, error)
+        if row.status == NotificationStatus.DEAD.value:
+            ingest.apply(session, Event(
+                kind=EventKind.SOURCE_DOWN, source=receiver_source(row.receiver),
+                summary=f"receiver {row.receiver} failed: notification #{row.id} is dead after {row.attempts} attempt(s): {error}"[:4000],
+                details={"notification_id": row.id, "receiver": row.receiver},
+            ), policy, now)
+    return 0
+
+
+def _receiver_recovered(session, receiver: str, policy: ingest.AlertPolicy, now: datetime) -> None:
+    source = receiver_source(receiver)
+    if alert_store.firing_in_scope(session, source=source, pipeline=None):
+        ingest.apply(session, Event(kind=EventKind.SOURCE_UP, source=source, summary=f"receiver {receiver} delivers again"), policy, now)

@@ -1,5 +1,6 @@
-"""Apply events to the store: the event row, the alert changes the lifecycle plans, and their
-notifications, all in the caller's transaction (so an accepted event is never half-applied)."""
+"""Apply events to the store: the event row, the alert changes the lifecycle plans, and the
+groups they mark due — all in the caller's transaction, so an accepted event is never
+half-applied and a crash loses nothing that was acknowledged to the sender."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.alerting import lifecycle, routing
-from monitor.model import AlertKind, AlertStatus, Event
+from monitor.alerting import groups, lifecycle, routing
+from monitor.config import AlertingSettings, RouteSettings
+from monitor.model import AlertKind, AlertStatus, Event, Tier
 from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
 from monitor.store.tables import AlertRow
+
+_CHECK_KINDS = (AlertKind.QUALITY_FAILED, AlertKind.CONVERGENCE_FAILED, AlertKind.OUTPUT_FAILED, AlertKind.DRIFT_DETECTED)
 
 
 @dataclass
@@ -22,20 +27,24 @@ class Outcome:
     fired: list[int] = field(default_factory=list)
     repeated: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class AlertPolicy:
-    """What the ingest step needs from config: receivers (name, kind) and the base URL for links."""
+    """What the ingest step needs from config: receivers (name, kind), routes, defaults, base URL."""
 
     receivers: Sequence[tuple[str, str]]
     base_url: str
+    routes: Sequence[RouteSettings] = ()
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
     row = event_store.create(session, event=event, received_at=now)
     outcome = Outcome(event_id=row.id)
-    firing_rows = alert_store.firing_in_scope(session, source=event.source, pipeline=event.pipeline)
+    fp, kinds = lifecycle.lookups(event)
+    firing_rows = alert_store.firing_candidates(session, source=event.source, pipeline=event.pipeline, fingerprint=fp, kinds=kinds)
     by_id = {r.id: r for r in firing_rows}
     firing = [
         lifecycle.FiringAlert(
@@ -47,17 +56,18 @@ def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) ->
     for change in lifecycle.plan(event, firing):
         if isinstance(change, lifecycle.Resolve):
             alert = by_id[change.alert_id]
-            alert.status = AlertStatus.RESOLVED.value
-            alert.resolved_at = event.occurred_at
-            alert.updated_at = now
-            alert_store.add_history(session, alert_id=alert.id, at=now, change="resolved", event_id=row.id, note=event.summary)
-            receivers = alert_store.notified_receivers(session, alert_id=alert.id)
-            alert_store.add_notifications(session, alert_id=alert.id, receivers=receivers, action="resolved", now=now)
+            if _flapping(session, alert, policy.alerting, now):
+                alert.resolve_held_until = now + policy.alerting.flap.quiet
+                alert_store.add_history(session, alert_id=alert.id, at=now, change="resolve_held", event_id=row.id, note="flapping: held firing until quiet")
+                outcome.held.append(alert.id)
+                continue
+            resolve(session, alert, now, event_id=row.id, note=event.summary, at=event.occurred_at)
             outcome.resolved.append(alert.id)
         elif isinstance(change, lifecycle.Repeat):
             alert = by_id[change.alert_id]
             alert.event_count += 1
             alert.updated_at = now
+            alert.resolve_held_until = None
             alert.try_number = event.try_number if event.try_number is not None else alert.try_number
             alert.summary = event.summary or alert.summary
             alert.details = {**alert.details, **event.details}
@@ -69,15 +79,35 @@ def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) ->
     return outcome
 
 
+def resolve(session: Session, alert: AlertRow, now: datetime, *, event_id: int | None, note: str | None, at: datetime | None = None) -> None:
+    alert.status = AlertStatus.RESOLVED.value
+    alert.resolved_at = at or now
+    alert.resolve_held_until = None
+    alert.updated_at = now
+    alert_store.add_history(session, alert_id=alert.id, at=now, change="resolved", event_id=event_id, note=note)
+    groups.touch(session, alert.id, now)
+
+
+def _flapping(session: Session, alert: AlertRow, settings: AlertingSettings, now: datetime) -> bool:
+    fires = session.scalar(
+        select(func.count()).select_from(AlertRow).where(
+            AlertRow.fingerprint == alert.fingerprint, AlertRow.started_at >= now - settings.flap.window
+        )
+    ) or 0
+    return fires >= settings.flap.threshold
+
+
 def _fire(session: Session, event: Event, change: lifecycle.Fire, policy: AlertPolicy, now: datetime, event_id: int) -> AlertRow:
     details = dict(event.details)
-    if change.kind in (AlertKind.QUALITY_FAILED, AlertKind.CONVERGENCE_FAILED, AlertKind.OUTPUT_FAILED, AlertKind.DRIFT_DETECTED):
+    if change.kind in _CHECK_KINDS:
         details["check"] = lifecycle.check_name(event)
+    attrs = routing.alert_attributes(tier=change.tier.value, kind=change.kind.value, source=event.source, pipeline=event.pipeline, task=event.task_id, labels=event.labels)
+    tier = routing.final_tier(change.tier, attrs, policy.routes)
     alert = AlertRow(
-        fingerprint=change.fingerprint, tier=change.tier.value, status=AlertStatus.FIRING.value, kind=change.kind.value,
+        fingerprint=change.fingerprint, tier=tier.value, status=AlertStatus.FIRING.value, kind=change.kind.value,
         source=event.source, pipeline=event.pipeline, run_id=event.run_id, task_id=event.task_id,
         try_number=event.try_number, summary=event.summary or change.kind.value.replace("_", " "),
-        details=details, labels=event.labels, links={}, started_at=event.occurred_at, updated_at=now,
+        details=details, labels=event.labels, links={}, started_at=min(event.occurred_at, now), updated_at=now,
         resolved_at=None, event_count=1,
     )
     session.add(alert)
@@ -86,8 +116,37 @@ def _fire(session: Session, event: Event, change: lifecycle.Fire, policy: AlertP
     if isinstance(details.get("url"), str):
         links["orchestrator"] = details["url"]
     alert.links = links
-    alert_store.add_history(session, alert_id=alert.id, at=now, change="fired", event_id=event_id)
-    alert_store.add_notifications(
-        session, alert_id=alert.id, receivers=routing.receivers_for(change.tier, policy.receivers), action="firing", now=now
-    )
+    alert_store.add_history(session, alert_id=alert.id, at=now, change="fired", event_id=event_id, note=f"tier {tier.value}" + (f" (default {change.tier.value})" if tier is not change.tier else ""))
+    groups.assign(session, alert, routing.route(tier, attrs, policy.routes, policy.alerting, policy.receivers), now)
     return alert
+
+
+def release_held(session: Session, now: datetime) -> int:
+    """Flapping alerts that stayed quiet long enough resolve now."""
+    held = session.scalars(select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now))
+    count = 0
+    for alert in held:
+        resolve(session, alert, now, event_id=None, note="quiet after flapping")
+        count += 1
+    return count
+
+
+def escalate(session: Session, policy: AlertPolicy, now: datetime) -> int:
+    """A P1 nobody acknowledged within `escalate_after` goes to the escalation receivers."""
+    settings = policy.alerting
+    if settings.escalate_after is None or not settings.escalate_to:
+        return 0
+    due = session.scalars(
+        select(AlertRow).where(
+            AlertRow.status == AlertStatus.FIRING.value, AlertRow.tier == Tier.P1.value, AlertRow.acked_at.is_(None),
+            AlertRow.escalated_at.is_(None), AlertRow.muted_by.is_(None), AlertRow.started_at <= now - settings.escalate_after,
+        )
+    )
+    count = 0
+    for alert in due:
+        alert.escalated_at = now
+        alert_store.add_history(session, alert_id=alert.id, at=now, change="escalated", event_id=None, note=", ".join(settings.escalate_to))
+        alert_store.add_notifications(session, alert_id=alert.id, receivers=settings.escalate_to, action="firing", now=now)
+        count += 1
+    return count
+

@@ -92,6 +92,14 @@ def fingerprint(kind: AlertKind, event: Event) -> str:
     return hashlib.sha256("\x1f".join(p or "" for p in parts).encode()).hexdigest()[:32]
 
 
+def lookups(event: Event) -> tuple[str | None, frozenset[AlertKind]]:
+    """What `plan` needs to see: the fingerprint the event would fire or repeat, and the kinds it
+    may resolve (in the event's source/pipeline scope). Lets the store fetch only those."""
+    kind = event.kind.alert_kind
+    resolves = RESOLVES.get(event.kind)
+    return (fingerprint(kind, event) if kind is not None else None, resolves[0] if resolves else frozenset())
+
+
 def plan(event: Event, firing: list[FiringAlert], tiers: dict[AlertKind, Tier] = DEFAULT_TIERS) -> list[Change]:
     changes: list[Change] = []
     resolves = RESOLVES.get(event.kind)
@@ -106,5 +114,8 @@ def plan(event: Event, firing: list[FiringAlert], tiers: dict[AlertKind, Tier] =
     if kind is not None:
         fp = fingerprint(kind, event)
         same = next((a for a in firing if a.fingerprint == fp), None)
-        changes.append(Repeat(same.id) if same else Fire(kind, fp, tiers[kind]))
+        if event.resolved:
+            changes.extend([Resolve(same.id)] if same else [])
+        else:
+            changes.append(Repeat(same.id) if same else Fire(kind, fp, tiers[kind]))
     return changes

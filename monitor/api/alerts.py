@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from monitor.alerting import groups
+from monitor.api.auth import Operator, operator
 from monitor.api.deps import session
-from monitor.model import Alert, AlertKind, AlertStatus, Tier
+from monitor.model import Alert, AlertKind, AlertStatus, Tier, utcnow
 from monitor.store import alerts as alert_store
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -29,3 +32,21 @@ def list_alerts(
 @router.get("/{alert_id}", response_model=Alert)
 def get_alert(alert_id: int, db: Session = Depends(session)) -> Alert:
     return alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)])[0]
+
+
+class AckIn(BaseModel):
+    comment: str = Field("", max_length=2000)
+
+
+@router.post("/{alert_id}/ack", response_model=Alert)
+def ack_alert(alert_id: int, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
+    """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
+    row = alert_store.get(db, alert_id=alert_id)
+    if row.status != AlertStatus.FIRING.value:
+        raise HTTPException(409, f"alert {alert_id} is {row.status}; only firing alerts can be acknowledged")
+    if row.acked_at is None:
+        now = utcnow()
+        row.acked_at, row.acked_by, row.updated_at = now, who.name, now
+        alert_store.add_history(db, alert_id=row.id, at=now, change="acknowledged", event_id=None, note=f"by {who.name}" + (f": {body.comment}" if body and body.comment else ""))
+        groups.touch(db, row.id, now)
+    return alert_store.to_models(db, [row])[0]

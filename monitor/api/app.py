@@ -8,7 +8,8 @@ from typing import AsyncIterator, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from monitor.api import alerts, health, pages, runs
+from monitor.alerting.ingest import AlertPolicy
+from monitor.api import alerts, events, health, pages, runs, silences
 from monitor.errors import NotFound
 from monitor.store.db import Store
 
@@ -23,7 +24,7 @@ class Lifecycle(Protocol):
     def stop(self) -> None: ...
 
 
-def create_app(store: Store, *, lifecycle: Lifecycle | None = None) -> FastAPI:
+def create_app(store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:
@@ -41,12 +42,13 @@ def create_app(store: Store, *, lifecycle: Lifecycle | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.policy = policy
     app.state.ready = (lambda: lifecycle.ready) if lifecycle is not None else (lambda: True)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    for module in (health, alerts, runs, pages):
+    for module in (health, alerts, events, silences, runs, pages):
         app.include_router(module.router)
     return app

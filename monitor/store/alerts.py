@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
 from monitor.model import Alert, AlertKind, AlertStatus, NotificationStatus, NotificationView, Tier
-from monitor.store.tables import AlertHistoryRow, AlertRow, NotificationRow
+from monitor.store.tables import AlertHistoryRow, AlertRow, NotificationAlertRow, NotificationRow
 
 
 def get(session: Session, *, alert_id: int) -> AlertRow:
@@ -18,6 +18,25 @@ def get(session: Session, *, alert_id: int) -> AlertRow:
     if row is None:
         raise NotFound(f"alert {alert_id} does not exist")
     return row
+
+
+def firing_candidates(
+    session: Session, *, source: str, pipeline: str | None, fingerprint: str | None, kinds: frozenset[AlertKind]
+) -> list[AlertRow]:
+    """Firing alerts an event can touch: its own fingerprint, and the kinds it resolves in its scope."""
+    found: dict[int, AlertRow] = {}
+    if fingerprint is not None:
+        for row in session.scalars(select(AlertRow).where(AlertRow.fingerprint == fingerprint, AlertRow.status == AlertStatus.FIRING.value)):
+            found[row.id] = row
+    if kinds:
+        query = select(AlertRow).where(
+            AlertRow.status == AlertStatus.FIRING.value, AlertRow.source == source, AlertRow.kind.in_([k.value for k in kinds])
+        )
+        if pipeline is not None:
+            query = query.where(AlertRow.pipeline == pipeline)
+        for row in session.scalars(query):
+            found[row.id] = row
+    return list(found.values())
 
 
 def firing_in_scope(session: Session, *, source: str, pipeline: str | None) -> list[AlertRow]:
@@ -36,7 +55,7 @@ def add_notifications(session: Session, *, alert_id: int, receivers: Sequence[st
         session.add(
             NotificationRow(
                 alert_id=alert_id, receiver=receiver, action=action, status=NotificationStatus.PENDING.value,
-                attempts=0, next_attempt_at=now, created_at=now,
+                attempts=0, next_attempt_at=now, created_at=now, links=[NotificationAlertRow(alert_id=alert_id)],
             )
         )
 
@@ -75,10 +94,8 @@ def list_alerts(
 def to_models(session: Session, rows: Sequence[AlertRow]) -> list[Alert]:
     notes: dict[int, list[NotificationView]] = {}
     if rows:
-        for n in session.scalars(
-            select(NotificationRow).where(NotificationRow.alert_id.in_([r.id for r in rows])).order_by(NotificationRow.id)
-        ):
-            notes.setdefault(n.alert_id, []).append(
+        for alert_id, n in notifications_of(session, alert_ids={r.id for r in rows}):
+            notes.setdefault(alert_id, []).append(
                 NotificationView(receiver=n.receiver, status=NotificationStatus(n.status), attempts=n.attempts, action=n.action, last_error=n.last_error)
             )
     return [
@@ -87,10 +104,23 @@ def to_models(session: Session, rows: Sequence[AlertRow]) -> list[Alert]:
             source=r.source, pipeline=r.pipeline, run_id=r.run_id, task_id=r.task_id, try_number=r.try_number,
             summary=r.summary, details=r.details, labels=r.labels, links=r.links, started_at=r.started_at,
             updated_at=r.updated_at, resolved_at=r.resolved_at, event_count=r.event_count,
+            acked_at=r.acked_at, acked_by=r.acked_by, muted_by=r.muted_by,
             notifications=notes.get(r.id, []),
         )
         for r in rows
     ]
+
+
+def notifications_of(session: Session, *, alert_ids: set[int]) -> list[tuple[int, NotificationRow]]:
+    """(alert id, notification) for every notification that carried one of these alerts."""
+    return list(
+        session.execute(
+            select(NotificationAlertRow.alert_id, NotificationRow)
+            .join(NotificationRow, NotificationRow.id == NotificationAlertRow.notification_id)
+            .where(NotificationAlertRow.alert_id.in_(alert_ids))
+            .order_by(NotificationRow.id)
+        )
+    )
 
 
 def history(session: Session, *, alert_id: int) -> list[AlertHistoryRow]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from monitor.store.types import UTCDateTime
 
@@ -76,6 +76,7 @@ class AlertRow(Base):
     __table_args__ = (
         Index("ix_alerts_fingerprint_status", "fingerprint", "status"),
         Index("ix_alerts_status_started", "status", "started_at"),
+        Index("ix_alerts_scope", "source", "pipeline", "status", "kind"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -96,6 +97,11 @@ class AlertRow(Base):
     updated_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
     event_count: Mapped[int] = mapped_column(default=1)
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    muted_by: Mapped[str | None] = mapped_column(String(200))
+    escalated_at: Mapped[datetime | None]
+    resolve_held_until: Mapped[datetime | None]
 
 
 class AlertHistoryRow(Base):
@@ -111,17 +117,86 @@ class AlertHistoryRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class AlertGroupRow(Base):
+    """An aggregation group (Alertmanager's): alerts of one route and receiver sharing the
+    group_by values, notified together at most once per group_interval."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (Index("ix_alert_groups_due", "next_flush_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_key: Mapped[str] = mapped_column(String(64), unique=True)
+    receiver: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    group_wait: Mapped[float]
+    group_interval: Mapped[float]
+    repeat_interval: Mapped[float]
+    created_at: Mapped[datetime]
+    next_flush_at: Mapped[datetime | None]
+    last_flush_at: Mapped[datetime | None]
+    notified: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class AlertGroupMemberRow(Base):
+    __tablename__ = "alert_group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("alert_groups.id", ondelete="CASCADE"), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class NotificationAlertRow(Base):
+    """Which alerts a notification carried (one, or a group's list)."""
+
+    __tablename__ = "notification_alerts"
+
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class SilenceRow(Base):
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    expired_at: Mapped[datetime | None]
+
+
+class ApiTokenRow(Base):
+    """Operators' bearer tokens: only a hash is kept; the token is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class NotificationRow(Base):
-    """The outbox: written in the alert change's transaction, sent by the dispatcher."""
+    """The outbox: written in the same transaction as the change it announces, sent by the
+    dispatcher. A claim (`claimed_until`) that outlives a crashed sender simply expires."""
 
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("alert_groups.id", ondelete="SET NULL"), index=True)
+    claimed_until: Mapped[datetime | None]
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     receiver: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
+    links: Mapped[list["NotificationAlertRow"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -9,7 +9,9 @@ from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers.console import ConsoleNotifier
 from monitor.config import ConsoleReceiverSettings
 from monitor.demo.pipeline import pipeline
-from monitor.model import AlertKind, AlertStatus, NotificationStatus, State, Tier
+from datetime import timedelta
+
+from monitor.model import AlertKind, AlertStatus, NotificationStatus, State, Tier, utcnow
 from monitor.runner import Runner
 from monitor.sources.embedded import EmbeddedSource
 from monitor.store import alerts as alert_store
@@ -18,6 +20,11 @@ from monitor.store.recorder import StoreRecorder
 from monitor.tracking.collector import Collector
 
 POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http://127.0.0.1:8000")
+
+
+def later(seconds: float = 600):
+    """A clock past every group_wait, so a tick flushes what is pending."""
+    return lambda: utcnow() + timedelta(seconds=seconds)
 
 
 def build(store, data_dir):
@@ -44,14 +51,16 @@ def test_failure_fires_p1_prints_it_and_a_healthy_run_resolves_it(store, data_di
     assert "raise FeatureStoreError" in run_alert.details["traceback"]
     assert run_alert.links["dashboard"].endswith(f"/alerts/{run_alert.id}")
 
-    assert dispatch.deliver_due(store, notifiers) == 2  # task_failed + run_failed, both P1
+    # task_failed + run_failed of one pipeline: one group, one notification listing both
+    assert dispatch.tick(store, notifiers, POLICY, clock=later()) == 1
     printed = out.getvalue()
     assert f"FIRING P1 #{run_alert.id} run_failed" in printed and "FeatureStoreError" in printed
+    assert "task_failed" in printed
 
     ok = runner.run(pipeline, {"scenario": "healthy"})
     assert ok.state is State.SUCCESS
     collector.poll_once()
-    dispatch.deliver_due(store, notifiers)
+    assert dispatch.tick(store, notifiers, POLICY, clock=later(1200)) == 1
     with store.session() as s:
         resolved = alert_store.to_models(s, [alert_store.get(s, alert_id=run_alert.id)])[0]
     assert resolved.status is AlertStatus.RESOLVED and resolved.resolved_at is not None

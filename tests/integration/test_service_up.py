@@ -12,6 +12,7 @@ from tests.integration.server import DagwatchProcess, free_port
 
 CONFIG = """
 data_dir: {data_dir}
+alerting: {{group_wait: 0s, group_interval: 1s}}
 sources:
   - name: embedded
     kind: embedded

@@ -84,3 +84,10 @@ def test_tiers_follow_the_design_table():
 
 def test_good_news_alone_changes_nothing():
     assert plan(ev(EventKind.RUN_SUCCEEDED), []) == []
+
+
+def test_a_resolved_problem_event_resolves_its_own_alert_only():
+    down = ev(EventKind.SOURCE_DOWN, pipeline=None, run_id=None, dedup_key="am-123")
+    current = [firing(4, AlertKind.SOURCE_DOWN, down)]
+    assert plan(ev(EventKind.SOURCE_DOWN, pipeline=None, run_id=None, dedup_key="am-123", resolved=True), current) == [Resolve(4)]
+    assert plan(ev(EventKind.SOURCE_DOWN, pipeline=None, run_id=None, dedup_key="am-999", resolved=True), current) == []

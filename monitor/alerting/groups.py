@@ -1,0 +1,114 @@
+"""Grouping and flushing: alert changes mark their groups due; the flusher turns a due group into
+one outbox notification listing its alerts (Alertmanager's group_wait / group_interval /
+repeat_interval, kept in the store so a restart loses no pending group)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from monitor.alerting.muting import ActiveSilence, muted_by
+from monitor.alerting.routing import Decision, alert_attributes
+from monitor.model import AlertKind, AlertStatus, NotificationAction, NotificationStatus
+from monitor.store import groups as group_store
+from monitor.store.tables import AlertGroupRow, AlertRow, NotificationAlertRow, NotificationRow
+
+
+def attrs_of(alert: AlertRow) -> dict[str, str]:
+    return alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
+
+
+def assign(session: Session, alert: AlertRow, decisions: list[Decision], now: datetime) -> None:
+    for d in decisions:
+        group = group_store.get_or_create(
+            session, group_key=d.group_key, receiver=d.receiver, labels=dict(d.group_labels),
+            wait=d.grouping.group_wait.total_seconds(), interval=d.grouping.group_interval.total_seconds(),
+            repeat=d.grouping.repeat_interval.total_seconds(), now=now,
+        )
+        group_store.add_member(session, group=group, alert_id=alert.id)
+        mark_due(group, now)
+
+
+def touch(session: Session, alert_id: int, now: datetime) -> None:
+    """The alert changed (resolved, acked, muted): its groups should tell their receivers."""
+    for group in group_store.groups_of(session, alert_id=alert_id):
+        mark_due(group, now)
+
+
+def mark_due(group: AlertGroupRow, now: datetime) -> None:
+    if group.last_flush_at is None:
+        when = group.created_at + timedelta(seconds=group.group_wait)
+    else:
+        when = max(now, group.last_flush_at + timedelta(seconds=group.group_interval))
+    if group.next_flush_at is None or when < group.next_flush_at:
+        group.next_flush_at = when
+
+
+def _state(alert: AlertRow) -> str:
+    if alert.status == AlertStatus.RESOLVED.value:
+        return "resolved"
+    return "acked" if alert.acked_at else "firing"
+
+
+def flush_due(session: Session, now: datetime, *, limit: int = 200) -> list[NotificationRow]:
+    silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
+    down = group_store.down_sources(session)
+    created: list[NotificationRow] = []
+    for group in group_store.due(session, now=now, limit=limit):
+        row = _flush(session, group, now, silences, down)
+        if row is not None:
+            created.append(row)
+    return created
+
+
+def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list[ActiveSilence], down: dict[str, int]) -> NotificationRow | None:
+    visible: list[AlertRow] = []
+    for alert in group_store.members(session, group_id=group.id):
+        if alert.status == AlertStatus.FIRING.value:
+            alert.muted_by = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
+        if alert.muted_by is None or str(alert.id) in group.notified:
+            visible.append(alert)
+    content = {
+        str(a.id): ("muted" if a.muted_by and a.status == AlertStatus.FIRING.value else _state(a))
+        for a in visible
+        if a.status == AlertStatus.FIRING.value or str(a.id) in group.notified
+    }
+    # An alert muted after it was notified reads as resolved to the receiver: it is no longer news.
+    content = {k: ("resolved" if v == "muted" else v) for k, v in content.items()}
+    firing = [k for k, v in content.items() if v in ("firing", "acked")]
+    repeat_due = bool(firing) and group.last_flush_at is not None and now >= group.last_flush_at + timedelta(seconds=group.repeat_interval)
+    notification = None
+    if content and (content != group.notified or repeat_due):
+        if any(v == "firing" for v in content.values()):
+            action = NotificationAction.FIRING
+        elif firing:
+            action = NotificationAction.ACKNOWLEDGED
+        else:
+            action = NotificationAction.RESOLVED
+        notification = NotificationRow(
+            alert_id=None, group_id=group.id, receiver=group.receiver, action=action.value,
+            status=NotificationStatus.PENDING.value, attempts=0, next_attempt_at=now, created_at=now,
+            links=[NotificationAlertRow(alert_id=int(k)) for k in content],
+        )
+        session.add(notification)
+        done = [int(k) for k, v in content.items() if v == "resolved"]
+        group_store.remove_members(session, group_id=group.id, alert_ids=done)
+        group.notified = {k: v for k, v in content.items() if v != "resolved"}
+        group.last_flush_at = now
+    group.next_flush_at = (group.last_flush_at or now) + timedelta(seconds=group.repeat_interval) if firing else None
+    return notification
+
+
+def recheck_muted(session: Session, now: datetime) -> int:
+    """Silences end and sources recover: re-flush groups whose alerts' muting changed."""
+    silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
+    down = group_store.down_sources(session)
+    changed = 0
+    for alert in group_store.firing_alerts(session):
+        now_muted = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
+        if now_muted != alert.muted_by:
+            alert.muted_by = now_muted
+            touch(session, alert.id, now)
+            changed += 1
+    return changed

@@ -1,0 +1,126 @@
+"""POST /api/v1/events: pushed events, one object or a list; each item accepted or rejected on
+its own, so one bad item never costs the good ones. Also Alertmanager's webhook format."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from monitor import metrics
+from monitor.alerting import ingest
+from monitor.api.auth import Operator, operator
+from monitor.model import AlertKind, Event, utcnow
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+MAX_BATCH = 1000
+_event = TypeAdapter(Event)
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    event_id: int | None = None
+    fired: list[int] = []
+    resolved: list[int] = []
+    errors: list[str] = []
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    rejected: int
+    items: list[ItemResult]
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    return [f"{'.'.join(str(p) for p in e['loc']) or '(item)'}: {e['msg']}" for e in exc.errors()]
+
+
+def _parse(item: Any) -> Event | list[str]:
+    try:
+        return _event.validate_python(item)
+    except ValidationError as exc:
+        return _errors(exc)
+
+
+def _ingest(request: Request, items: list[Event | list[str]]) -> IngestResult:
+    """`items` are parsed events, or the reasons an item could not be parsed."""
+    if len(items) > MAX_BATCH:
+        raise HTTPException(413, f"a batch holds at most {MAX_BATCH} events; split it")
+    policy: ingest.AlertPolicy = request.app.state.policy
+    results: list[ItemResult] = []
+    for index, event in enumerate(items):
+        if not isinstance(event, Event):
+            results.append(ItemResult(index=index, status="rejected", errors=event))
+            continue
+        with request.app.state.store.session() as db:
+            outcome = ingest.apply(db, event, policy, utcnow())
+        metrics.EVENTS.labels(kind=event.kind.value).inc()
+        results.append(ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved))
+    accepted = sum(r.status == "accepted" for r in results)
+    return IngestResult(accepted=accepted, rejected=len(results) - accepted, items=results)
+
+
+@router.post("", response_model=IngestResult)
+def post_events(request: Request, body: Any = Body(..., examples=[{"kind": "run_failed", "source": "airflow-prod", "pipeline": "train", "run_id": "manual__1", "summary": "train failed"}]), who: Operator = Depends(operator)) -> IngestResult:
+    """One event object or a list of them; the answer says, per item, accepted or why not."""
+    if isinstance(body, dict):
+        items = [body]
+    elif isinstance(body, list):
+        items = body
+    else:
+        raise HTTPException(400, "send an event object or a list of event objects")
+    return _ingest(request, [_parse(item) for item in items])
+
+
+class AlertmanagerAlert(BaseModel):
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None
+    fingerprint: str | None = None
+    generatorURL: str | None = None
+
+
+class AlertmanagerPayload(BaseModel):
+    version: str | None = None
+    status: str | None = None
+    receiver: str | None = None
+    groupKey: str | None = None
+    alerts: list[dict[str, Any]]
+
+
+def _from_alertmanager(alert: AlertmanagerAlert) -> dict[str, Any]:
+    """Prometheus alerts route through dagwatch: `kind` (or `dagwatch_kind`) label names the alert
+    kind (default source_down: infrastructure trouble), `pipeline`/`dag_id`/`flow` the pipeline."""
+    labels = alert.labels
+    kind = labels.get("dagwatch_kind") or labels.get("kind") or AlertKind.SOURCE_DOWN.value
+    name = labels.get("alertname", "prometheus alert")
+    return {
+        "kind": kind,
+        "source": labels.get("source") or f"prometheus/{labels.get('job', 'alertmanager')}",
+        "pipeline": labels.get("pipeline") or labels.get("dag_id") or labels.get("flow"),
+        "task_id": labels.get("task") or labels.get("task_id"),
+        "occurred_at": (alert.endsAt if alert.status == "resolved" and alert.endsAt and alert.endsAt.year > 1 else alert.startsAt) or utcnow(),
+        "summary": alert.annotations.get("summary") or alert.annotations.get("description") or name,
+        "details": {"annotations": alert.annotations, "generator_url": alert.generatorURL, "alertname": name},
+        "labels": {k: v for k, v in labels.items()},
+        "dedup_key": alert.fingerprint or name,
+        "resolved": alert.status == "resolved",
+    }
+
+
+@router.post("/alertmanager", response_model=IngestResult)
+def post_alertmanager(request: Request, payload: AlertmanagerPayload, who: Operator = Depends(operator)) -> IngestResult:
+    """Alertmanager's webhook (payload version 4): each alert becomes an event; resolved alerts
+    resolve the dagwatch alert with the same fingerprint."""
+    items: list[Event | list[str]] = []
+    for raw in payload.alerts:
+        try:
+            items.append(_parse(_from_alertmanager(AlertmanagerAlert.model_validate(raw))))
+        except ValidationError as exc:
+            items.append(_errors(exc))
+    return _ingest(request, items)

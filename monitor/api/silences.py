@@ -1,0 +1,88 @@
+"""GET/POST/DELETE /api/v1/silences: mute matching alerts for a while (maintenance windows)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+from sqlalchemy.orm import Session
+
+from monitor.alerting import groups
+from monitor.api.auth import Operator, operator
+from monitor.api.deps import session
+from monitor.config import RouteSettings
+from monitor.model import utcnow
+from monitor.store import silences as silence_store
+from monitor.store.tables import SilenceRow
+
+router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
+
+
+class SilenceIn(BaseModel):
+    matchers: dict[str, str] = Field(min_length=1, description="As in routes: 'x', '!x', '~regex', '!~regex' on tier, kind, source, pipeline, task, labels.")
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    duration: str | None = Field(None, description="Instead of ends_at: e.g. 2h, 30m.")
+    comment: str = Field("", max_length=2000)
+
+    @field_validator("matchers")
+    @classmethod
+    def _valid(cls, matchers: dict[str, str]) -> dict[str, str]:
+        return RouteSettings(match=matchers).match
+
+    @model_validator(mode="after")
+    def _window(self) -> "SilenceIn":
+        if (self.ends_at is None) == (self.duration is None):
+            raise ValueError("give exactly one of ends_at or duration")
+        return self
+
+
+class SilenceOut(BaseModel):
+    id: int
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    status: str
+
+
+def _out(row: SilenceRow, now: datetime) -> SilenceOut:
+    status = "expired" if row.expired_at or row.ends_at <= now else ("active" if row.starts_at <= now else "pending")
+    return SilenceOut(id=row.id, matchers=row.matchers, starts_at=row.starts_at, ends_at=row.ends_at, created_by=row.created_by,
+                      comment=row.comment, created_at=row.created_at, status=status)
+
+
+@router.get("", response_model=list[SilenceOut])
+def list_silences(include_expired: bool = False, db: Session = Depends(session)) -> list[SilenceOut]:
+    now = utcnow()
+    return [_out(r, now) for r in silence_store.get_all(db, include_expired=include_expired, now=now)]
+
+
+@router.post("", response_model=SilenceOut, status_code=201)
+def create_silence(body: SilenceIn, request: Request, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
+    from monitor.config import parse_duration
+
+    now = utcnow()
+    starts = body.starts_at or now
+    try:
+        ends = body.ends_at or starts + parse_duration(body.duration)
+    except ValueError as exc:
+        raise HTTPException(422, f"duration: {exc}") from None
+    if ends <= starts:
+        raise HTTPException(422, "ends_at must be after starts_at")
+    if ends - starts > timedelta(days=90):
+        raise HTTPException(422, "a silence lasts at most 90 days; maintenance longer than that is a config change")
+    row = silence_store.create(db, matchers=body.matchers, starts_at=starts, ends_at=ends, created_by=who.name, comment=body.comment, now=now)
+    groups.recheck_muted(db, now)
+    return _out(row, now)
+
+
+@router.delete("/{silence_id}", response_model=SilenceOut)
+def expire_silence(silence_id: int, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
+    now = utcnow()
+    row = silence_store.expire(db, silence_id=silence_id, now=now)
+    groups.recheck_muted(db, now)
+    return _out(row, now)
