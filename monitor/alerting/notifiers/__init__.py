@@ -1,24 +1,60 @@
-"""Every notifier, built explicitly from its typed config (the one registry of channels)."""
+"""Every notifier, built explicitly from its typed config (the one registry of channels).
+
+Like Alertmanager's receiver loop: each kind of settings maps to exactly one constructor, written
+out below, so reading this file tells which channels exist and how each is made.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from monitor.alerting.notifiers.base import DeliveryError, Notifier
+from monitor.alerting.notifiers.base import DeliveryError, Notifier, Receipt
 from monitor.alerting.notifiers.console import ConsoleNotifier
-from monitor.config import ConsoleReceiverSettings
+from monitor.alerting.notifiers.email import EmailNotifier
+from monitor.alerting.notifiers.pagerduty import PagerDutyNotifier
+from monitor.alerting.notifiers.slack import SlackNotifier
+from monitor.alerting.notifiers.webhook import WebhookNotifier
+from monitor.config import (
+    ConsoleReceiverSettings,
+    EmailReceiverSettings,
+    PagerDutyReceiverSettings,
+    ReceiverSettings,
+    SlackReceiverSettings,
+    WebhookReceiverSettings,
+)
 
 DEFAULT_CONSOLE = ConsoleReceiverSettings(kind="console", name="console")
 
 
-def build(receivers: Sequence[ConsoleReceiverSettings]) -> dict[str, Notifier]:
-    """One notifier per configured receiver; the console one when none is configured."""
+def build_one(settings: ReceiverSettings) -> Notifier:
+    """The notifier for one receiver's settings; a kind without a constructor is a bug here."""
+    if isinstance(settings, ConsoleReceiverSettings):
+        return ConsoleNotifier(settings)
+    if isinstance(settings, PagerDutyReceiverSettings):
+        return PagerDutyNotifier(settings)
+    if isinstance(settings, SlackReceiverSettings):
+        return SlackNotifier(settings)
+    if isinstance(settings, EmailReceiverSettings):
+        return EmailNotifier(settings)
+    if isinstance(settings, WebhookReceiverSettings):
+        return WebhookNotifier(settings)
+    raise TypeError(f"no notifier for receiver settings {type(settings).__name__}")
+
+
+def build(receivers: Sequence[ReceiverSettings]) -> dict[str, Notifier]:
+    """One notifier per configured receiver, all built before any is used; console when none is configured."""
     configured = list(receivers) or [DEFAULT_CONSOLE]
-    built: dict[str, Notifier] = {}
-    for settings in configured:
-        if isinstance(settings, ConsoleReceiverSettings):
-            built[settings.name] = ConsoleNotifier(settings)
-    return built
+    return {settings.name: build_one(settings) for settings in configured}
 
 
-__all__ = ["DeliveryError", "Notifier", "build"]
+__all__ = [
+    "DeliveryError",
+    "EmailNotifier",
+    "Notifier",
+    "PagerDutyNotifier",
+    "Receipt",
+    "SlackNotifier",
+    "WebhookNotifier",
+    "build",
+    "build_one",
+]

@@ -1,0 +1,93 @@
+"""Generic webhook: the notification as JSON, signed, with a key to drop duplicate deliveries.
+
+The body is the notification itself (action, group key, the alerts as in the API), so a receiver
+needs no other call to act. With a `secret`, `X-Dagwatch-Signature: sha256=<hex>` is the
+HMAC-SHA256 of the exact bytes sent, and a receiver verifies it before parsing. The outbox
+retries after a timeout even if the first attempt arrived, so `Idempotency-Key` is the same on
+every attempt of one delivery: a receiver that remembers it acts once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from monitor.alerting.notifiers import render
+from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.config import WebhookReceiverSettings
+from monitor.model import Notification
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Dagwatch-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+VERSION = "1"
+
+
+def body(notification: Notification) -> bytes:
+    """The bytes sent (and signed): compact JSON, keys in a fixed order."""
+    document: dict[str, Any] = {
+        "version": VERSION,
+        "id": notification.id,
+        "receiver": notification.receiver,
+        "action": notification.action.value,
+        "group_key": notification.group_key,
+        "idempotency_key": notification.idempotency_key,
+        "title": render.headline(notification),
+        "alerts": [alert.model_dump(mode="json") for alert in notification.alerts],
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signature(secret: str, raw: bytes) -> str:
+    """`sha256=<hex>` of the raw body, the value of X-Dagwatch-Signature."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, raw: bytes, header: str | None) -> bool:
+    """For receivers (and tests): does the header match this body? Constant-time."""
+    return header is not None and hmac.compare_digest(signature(secret, raw), header)
+
+
+def headers(notification: Notification, raw: bytes, secret: str | None) -> dict[str, str]:
+    out = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: notification.idempotency_key,
+           "User-Agent": "dagwatch-webhook/" + VERSION}
+    if secret:
+        out[SIGNATURE_HEADER] = signature(secret, raw)
+    return out
+
+
+class WebhookNotifier:
+    kind = "webhook"
+
+    def __init__(self, settings: WebhookReceiverSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.name = settings.name
+        self._url = settings.url
+        self._secret = settings.secret
+        self._secrets = render.secret_values(settings.secret)
+        self._client = httpx.Client(transport=transport, timeout=settings.timeout.total_seconds(), follow_redirects=False)
+
+    def notify(self, notification: Notification) -> Receipt | None:
+        raw = body(notification)
+        secret = self._secret.get_secret_value() if self._secret else None
+        try:
+            response = self._client.post(self._url, content=raw, headers=headers(notification, raw, secret))
+        except httpx.TimeoutException as exc:
+            raise DeliveryError(f"webhook timed out: {render.describe(exc, self._secrets)}", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"webhook unreachable: {render.describe(exc, self._secrets)}", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"webhook request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
+        if not response.is_success:
+            raise render.http_failure("webhook", response.status_code, response.text[:300],
+                                      response.headers.get("Retry-After"), self._secrets)
+        log.debug("webhook %s took notification %s", self.name, notification.id)
+        return None
+
+    def close(self) -> None:
+        self._client.close()

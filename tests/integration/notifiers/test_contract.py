@@ -1,0 +1,292 @@
+"""The tests every notifier passes (Alertmanager's notify/test): retry on 5xx/429 and timeouts,
+give up on 4xx, and never leak a secret — not in the error, not in a log record, not in what the
+receiver got (other than the one field meant to carry it).
+
+Each channel has a harness that configures it with recognisable secrets against its fake server,
+arranges one failure, and says what the receiver got apart from the auth field. The servers echo
+secrets back in their refusals where they can, to prove the notifiers redact what they repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from monitor.alerting.notifiers import DeliveryError, Notifier, build_one
+from monitor.alerting.notifiers.email import EmailNotifier
+from monitor.config import (
+    EmailReceiverSettings,
+    PagerDutyReceiverSettings,
+    SlackReceiverSettings,
+    WebhookReceiverSettings,
+)
+from tests.fakes.alerts import notification
+from tests.fakes.httpserver import Recorded, RecordingServer
+from tests.fakes.pagerduty import FakePagerDuty
+from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import FakeSMTP, SilentSMTP
+from tests.integration.notifiers.conftest import (
+    ROUTING_KEY,
+    SLACK_HOOK_PATH,
+    SLACK_SIGNING,
+    SLACK_TOKEN,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    WEBHOOK_SECRET,
+)
+
+TIMEOUT = 0.5  # client timeout in these tests; a stalled server waits longer than this
+STALL = 2.0
+SECRETS = [ROUTING_KEY, SLACK_TOKEN, SLACK_SIGNING, SLACK_HOOK_PATH.rsplit("/", 1)[1], SMTP_PASSWORD, WEBHOOK_SECRET]
+#: failure → (retryable, retry_after)
+EXPECTED = {
+    "server_error": (True, None),
+    "rate_limited": (True, 7.0),
+    "rejected": (False, None),
+    "timeout": (True, None),
+    "refused": (True, None),
+}
+
+
+class HttpHarness:
+    """Shared arrangement for the HTTP channels: status codes, a stalled server, a dead port."""
+
+    server: Any
+
+    def __init__(self) -> None:
+        self.dead_url: str | None = None
+
+    def arrange(self, failure: str) -> None:
+        if failure == "server_error":
+            self.server.fail_next(1, 503, f"upstream trouble for {self.echo()}")
+        elif failure == "rate_limited":
+            self.server.fail_next(1, 429, self.rate_limited_body(), {"Retry-After": "7"})
+        elif failure == "rejected":
+            self.reject()
+        elif failure == "timeout":
+            self.server.delay = STALL
+        elif failure == "refused":
+            self.dead_url = self.server.refuse_connections()
+
+    def echo(self) -> str:
+        """What a careless server echoes back: the whole request, secrets included."""
+        return " ".join(r.text() for r in self.server.requests[-1:]) or "(nothing yet)"
+
+    def rate_limited_body(self) -> Any:
+        return "rate limited"
+
+    def reject(self) -> None:
+        self.server.fail_next(1, 400, {"error": "invalid", "echo": self.echo()})
+
+    def received(self) -> str:
+        return "\n".join(self.strip_auth(r) for r in self.server.requests)
+
+    def strip_auth(self, request: Recorded) -> str:
+        return request.text()
+
+
+class PagerDutyHarness(HttpHarness):
+    def __init__(self, server: FakePagerDuty) -> None:
+        super().__init__()
+        self.server = server
+
+    def notifier(self) -> Notifier:
+        url = f"{self.dead_url}/v2/enqueue" if self.dead_url else self.server.events_url
+        return build_one(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY,
+                                                   events_url=url, timeout=TIMEOUT))
+
+    def reject(self) -> None:
+        self.server.fail_next(1, 400, {"status": "invalid event", "message": "Event object is invalid",
+                                       "errors": [f"routing_key {ROUTING_KEY} is not allowed here"]})
+
+    def strip_auth(self, request: Recorded) -> str:
+        event = request.json()
+        assert event.pop("routing_key") == ROUTING_KEY  # the one place the key belongs
+        return Recorded(request.method, request.path, request.headers, json.dumps(event).encode()).text()
+
+
+class SlackWebHarness(HttpHarness):
+    def __init__(self, server: FakeSlack) -> None:
+        super().__init__()
+        self.server = server
+
+    def notifier(self) -> Notifier:
+        url = f"{self.dead_url}/api/" if self.dead_url else self.server.api_url
+        return build_one(SlackReceiverSettings(kind="slack", name="slack", token=SLACK_TOKEN, channel="#alerts",
+                                               api_url=url, signing_secret=SLACK_SIGNING, timeout=TIMEOUT))
+
+    def rate_limited_body(self) -> Any:
+        return {"ok": False, "error": "ratelimited"}
+
+    def reject(self) -> None:
+        self.server.channels.clear()  # → ok: false, error: channel_not_found
+
+    def strip_auth(self, request: Recorded) -> str:
+        assert request.header("Authorization") == f"Bearer {SLACK_TOKEN}"
+        return request.text(without_headers=("Authorization",))
+
+
+class SlackHookHarness(HttpHarness):
+    def __init__(self, server: FakeSlack) -> None:
+        super().__init__()
+        self.server = server
+
+    def notifier(self) -> Notifier:
+        base = self.dead_url or self.server.url
+        return build_one(SlackReceiverSettings(kind="slack", name="hook", webhook_url=f"{base}{SLACK_HOOK_PATH}",
+                                               signing_secret=SLACK_SIGNING, timeout=TIMEOUT))
+
+    def reject(self) -> None:
+        self.server.fail_next(1, 400, f"invalid_payload for {SLACK_HOOK_PATH}")
+
+    def strip_auth(self, request: Recorded) -> str:
+        assert request.path == SLACK_HOOK_PATH  # the secret URL is the credential
+        return request.text().replace(SLACK_HOOK_PATH, "<hook>", 1)
+
+
+class WebhookHarness(HttpHarness):
+    def __init__(self, server: RecordingServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def notifier(self) -> Notifier:
+        base = self.dead_url or self.server.url
+        return build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook",
+                                                 secret=WEBHOOK_SECRET, timeout=TIMEOUT))
+
+    def reject(self) -> None:
+        self.server.fail_next(1, 400, f"bad request; did you mean secret={WEBHOOK_SECRET}?")
+
+
+class EmailHarness:
+    """SMTP's versions of the same failures: 4xx replies retry, 5xx replies do not."""
+
+    def __init__(self, server: FakeSMTP) -> None:
+        self.server = server
+        self.port = server.port
+        self._silent: SilentSMTP | None = None
+
+    def notifier(self) -> Notifier:
+        settings = EmailReceiverSettings(kind="email", name="mail", host="127.0.0.1", port=self.port, starttls=True,
+                                         username=SMTP_USER, password=SMTP_PASSWORD, **{"from": "dagwatch@example.org"},
+                                         to=["ml@example.org"], timeout=TIMEOUT)
+        return EmailNotifier(settings, ssl_context=self.server.client_context)
+
+    def arrange(self, failure: str) -> None:
+        if failure == "server_error":
+            self.server.reject_data = f"451 4.3.0 Temporary failure ({SMTP_PASSWORD})"
+        elif failure == "rate_limited":
+            self.server.reject_rcpt = {"ml@example.org": "452 4.5.3 Too many messages, slow down"}
+        elif failure == "rejected":
+            self.server.reject_rcpt = {"ml@example.org": f"550 5.1.1 No such user ({SMTP_PASSWORD})"}
+        elif failure == "timeout":
+            self._silent = SilentSMTP()
+            self.port = self._silent.port
+        elif failure == "refused":
+            self._silent = SilentSMTP()
+            self.port = self._silent.port
+            self._silent.close()
+
+    def received(self) -> str:
+        return "\n".join(f"{m.mail_from} {m.rcpt_tos}\n{m.data.decode('utf-8', 'replace')}" for m in self.server.received)
+
+    def close(self) -> None:
+        if self._silent is not None:
+            self._silent.close()
+
+
+@dataclass
+class Channel:
+    name: str
+    make: Callable[..., Any]
+    fixture: str
+    retry_after_known: bool = True  # SMTP has no Retry-After
+
+
+CHANNELS = [
+    Channel("pagerduty", PagerDutyHarness, "fake_pagerduty"),
+    Channel("slack-web", SlackWebHarness, "fake_slack"),
+    Channel("slack-webhook", SlackHookHarness, "fake_slack"),
+    Channel("webhook", WebhookHarness, "recording_server"),
+    Channel("email", EmailHarness, "fake_smtp_tls", retry_after_known=False),
+]
+
+
+@pytest.fixture(params=CHANNELS, ids=[c.name for c in CHANNELS])
+def channel(request: pytest.FixtureRequest) -> Iterator[tuple[Channel, Any]]:
+    spec: Channel = request.param
+    harness = spec.make(request.getfixturevalue(spec.fixture))
+    yield spec, harness
+    if hasattr(harness, "close"):
+        harness.close()
+
+
+def assert_no_secret(where: str, text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"secret {secret[:6]}… leaked into {where}"
+
+
+#: Loggers of the fake servers themselves (aiosmtpd logs each reply it sends, echoed secrets included):
+#: the receiver's own logs are not dagwatch's.
+SERVER_LOGGERS = ("mail.log",)
+
+
+def assert_clean_logs(caplog: pytest.LogCaptureFixture) -> None:
+    ours = [r for r in caplog.records if not r.name.startswith(SERVER_LOGGERS)]
+    for record in ours:
+        assert_no_secret(f"log record {record.name}", record.getMessage())
+        if record.exc_info:
+            assert_no_secret(f"log record {record.name}", "".join(traceback.format_exception(*record.exc_info)))
+
+
+def test_delivers_and_only_the_auth_field_carries_a_secret(channel, caplog):
+    _, harness = channel
+    with caplog.at_level(logging.DEBUG):
+        harness.notifier().notify(notification())
+    assert harness.received(), "nothing was delivered"
+    assert_no_secret("what the receiver got", harness.received())
+    assert_clean_logs(caplog)
+
+
+@pytest.mark.parametrize("failure", list(EXPECTED))
+def test_failures_are_classified_and_name_no_secret(channel, failure, caplog):
+    spec, harness = channel
+    if failure in ("server_error", "rejected") and isinstance(harness, HttpHarness):
+        harness.notifier().notify(notification())  # something for a careless server to echo back
+    harness.arrange(failure)
+    notifier = harness.notifier()
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as caught:
+        notifier.notify(notification())
+    retryable, retry_after = EXPECTED[failure]
+    error = caught.value
+    assert error.retryable is retryable, str(error)
+    if spec.retry_after_known:
+        assert error.retry_after == retry_after
+    print(f"{spec.name}/{failure}: {error}")
+    if failure == "timeout":
+        assert "timed out" in str(error).lower(), str(error)
+    assert_no_secret("the error", str(error) + repr(error))
+    assert_no_secret("the traceback", "".join(traceback.format_exception(error)))
+    assert_clean_logs(caplog)
+    assert_no_secret("what the receiver got", harness.received())
+
+
+def test_a_retry_after_server_errors_delivers(channel):
+    _, harness = channel
+    if isinstance(harness, EmailHarness):
+        harness.server.fail_next(2, "451 4.3.0 Try again later")
+    else:
+        harness.server.fail_next(2, 503, "busy")
+    notifier = harness.notifier()
+    for _ in range(2):
+        with pytest.raises(DeliveryError) as caught:
+            notifier.notify(notification())
+        assert caught.value.retryable
+    notifier.notify(notification())
+    assert harness.received().count("fit_model failed after 3 tries") >= 1
