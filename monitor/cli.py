@@ -75,7 +75,7 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
-    uvicorn.run(create_app(service.store, service.policy, lifecycle=service), host=settings.server.host, port=settings.server.port, log_level="warning")
+    uvicorn.run(create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets), host=settings.server.host, port=settings.server.port, log_level="warning")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, object]:

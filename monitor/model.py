@@ -152,6 +152,7 @@ class RunSnapshot(_Frozen):
     ended_at: datetime | None = None
     updated_at: datetime | None = None
     tasks: tuple[TaskSnapshot, ...] = ()
+    late: bool = False  # the orchestrator says the run has not started when it should have (Prefect's Late)
     params: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     url: str | None = None

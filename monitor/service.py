@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import metrics
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers import Notifier, build
-from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings, SourceSettings
+from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings, SlackReceiverSettings, SourceSettings
 from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
 from monitor.sources import registry
@@ -50,6 +50,10 @@ class Service:
             receivers=[(n.name, n.kind) for n in self.notifiers.values()], base_url=settings.server.base_url,
             routes=settings.routes, alerting=settings.alerting,
         )
+        self.slack_signing_secrets = [
+            r.signing_secret.get_secret_value() for r in settings.receivers
+            if isinstance(r, SlackReceiverSettings) and r.signing_secret is not None
+        ]
         self.runners: dict[str, Runner] = {}
         self.collectors: list[Collector] = []
         self.pipelines: list[ScheduledPipeline] = []
@@ -123,4 +127,8 @@ class Service:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.recorder.close()
+        for notifier in self.notifiers.values():
+            close = getattr(notifier, "close", None)
+            if close is not None:
+                close()
         self.store.close()

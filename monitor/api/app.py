@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
-from monitor.api import alerts, events, health, pages, runs, silences
+from monitor.api import alerts, events, health, pages, runs, silences, slack
 from monitor.errors import NotFound
 from monitor.store.db import Store
 
@@ -24,7 +24,9 @@ class Lifecycle(Protocol):
     def stop(self) -> None: ...
 
 
-def create_app(store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None) -> FastAPI:
+def create_app(
+    store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:
@@ -43,12 +45,13 @@ def create_app(store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None
     )
     app.state.store = store
     app.state.policy = policy
+    app.state.slack_signing_secrets = slack_signing_secrets or []
     app.state.ready = (lambda: lifecycle.ready) if lifecycle is not None else (lambda: True)
 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    for module in (health, alerts, events, silences, runs, pages):
+    for module in (health, alerts, events, silences, runs, slack, pages):
         app.include_router(module.router)
     return app

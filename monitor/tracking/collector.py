@@ -45,8 +45,6 @@ class Collector:
             since = status.watermark - OVERLAP if status.watermark else None
         try:
             health = self.source.health()
-            if not health.healthy:
-                return self._down("unhealthy: " + "; ".join(health.problems or ("no reason given",)))
             snapshots = self.source.poll(since)
         except SourceUnavailable as exc:
             return self._down(str(exc))
@@ -56,9 +54,13 @@ class Collector:
             if not self.source.stores_runs:
                 runs.save(session, [(snap, snap.tasks) for snap in snapshots], now)
             status = tracking_store.source_status(session, source=self.source.name)
-            if not status.up:
-                events += self._apply(session, Event(kind=EventKind.SOURCE_UP, source=self.source.name, summary=f"source {self.source.name} is reachable again"), now)
-            status.up, status.consecutive_failures, status.last_error, status.last_success_at = True, 0, None, now
+            # An orchestrator that answers but reports a sick part (scheduler, workers) is down
+            # for alerting, yet its runs are still read: one offline pool must not hide the rest.
+            if health.healthy:
+                events += self._mark_up(session, status, now)
+            else:
+                events += self._mark_down(session, status, "unhealthy: " + "; ".join(health.problems or ("no reason given",)), now)
+            status.last_success_at = now
             seen = tracking_store.seen_runs(session, source=self.source.name, run_ids=[s.run_id for s in snapshots])
             for snap in snapshots:
                 row = seen.get(snap.run_id)
@@ -75,7 +77,22 @@ class Collector:
             # return `updated_at`, and clocks differ; the overlap covers late writes.
             status.watermark = started
         metrics.POLLS.labels(source=self.source.name, result="ok").inc()
-        return PollResult(snapshots=len(snapshots), events=events, ok=True)
+        return PollResult(snapshots=len(snapshots), events=events, ok=health.healthy)
+
+    def _mark_up(self, session, status, now: datetime) -> int:
+        was_down = not status.up
+        status.up, status.consecutive_failures, status.last_error = True, 0, None
+        if was_down:
+            return self._apply(session, Event(kind=EventKind.SOURCE_UP, source=self.source.name, summary=f"source {self.source.name} is healthy again"), now)
+        return 0
+
+    def _mark_down(self, session, status, reason: str, now: datetime) -> int:
+        status.consecutive_failures += 1
+        status.last_error = reason[:2000]
+        if status.up:
+            status.up = False
+            return self._apply(session, Event(kind=EventKind.SOURCE_DOWN, source=self.source.name, summary=f"source {self.source.name} is down: {reason}"[:4000]), now)
+        return 0
 
     def _apply(self, session, event: Event, now: datetime) -> int:
         ingest.apply(session, event, self.policy, now)
@@ -97,13 +114,7 @@ class Collector:
 
     def _down(self, reason: str) -> PollResult:
         metrics.POLLS.labels(source=self.source.name, result="error").inc()
-        now = self.clock()
         with self.store.session() as session:
-            status = tracking_store.source_status(session, source=self.source.name)
-            status.consecutive_failures += 1
-            status.last_error = reason[:2000]
-            if status.up:
-                status.up = False
-                self._apply(session, Event(kind=EventKind.SOURCE_DOWN, source=self.source.name, summary=f"source {self.source.name} is unreachable: {reason}"[:4000]), now)
+            self._mark_down(session, tracking_store.source_status(session, source=self.source.name), f"unreachable: {reason}", self.clock())
         log.warning("polling %s failed: %s", self.source.name, reason)
         return PollResult(snapshots=0, events=0, ok=False)

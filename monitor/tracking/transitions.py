@@ -20,13 +20,21 @@ class Seen:
     pipeline: str
     state: State
     tasks: dict[str, tuple[State, int]] = field(default_factory=dict)
+    late: bool = False
 
     def to_json(self) -> dict[str, list]:
-        return {key: [state.value, tries] for key, (state, tries) in self.tasks.items()}
+        out = {key: [state.value, tries] for key, (state, tries) in self.tasks.items()}
+        if self.late:
+            out[_LATE_KEY] = [True, 0]
+        return out
 
     @classmethod
     def from_json(cls, pipeline: str, state: str, tasks: dict[str, list]) -> "Seen":
-        return cls(pipeline, State(state), {k: (State(v[0]), int(v[1])) for k, v in tasks.items()})
+        late = bool(tasks.get(_LATE_KEY, [False])[0])
+        return cls(pipeline, State(state), {k: (State(v[0]), int(v[1])) for k, v in tasks.items() if k != _LATE_KEY}, late)
+
+
+_LATE_KEY = "(late)"  # stored beside the task keys; "(" cannot start a task id
 
 
 def task_key(task: TaskSnapshot) -> str:
@@ -44,7 +52,16 @@ def diff(previous: Seen | None, snap: RunSnapshot, now: datetime) -> tuple[list[
             events.append(_run_failed(snap, now))
         elif snap.state is State.SUCCESS:
             events.append(_event(snap, EventKind.RUN_SUCCEEDED, now, summary=f"run {snap.run_id} of {snap.pipeline} succeeded"))
-    seen = Seen(snap.pipeline, snap.state, {task_key(t): (t.state, t.try_number) for t in snap.tasks})
+    was_late = previous.late if previous else False
+    if snap.late != was_late:
+        events.append(
+            Event(
+                kind=EventKind.RUN_LATE, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
+                occurred_at=now, resolved=not snap.late, labels=snap.labels, details={"url": snap.url} if snap.url else {},
+                summary=f"run {snap.run_id} of {snap.pipeline} " + ("is late: it has not started when scheduled" if snap.late else "is no longer late"),
+            )
+        )
+    seen = Seen(snap.pipeline, snap.state, {task_key(t): (t.state, t.try_number) for t in snap.tasks}, snap.late)
     return events, seen
 
 

@@ -91,3 +91,15 @@ def test_seen_round_trips_through_json():
     _, seen = diff(None, snap(State.RUNNING, task("a", State.RETRYING, 2)), NOW)
     again = Seen.from_json(seen.pipeline, seen.state.value, seen.to_json())
     assert again == seen
+
+
+def test_late_run_fires_run_late_once_and_clears_when_it_starts():
+    late = RunSnapshot(source="s", pipeline="p", run_id="r1", state=State.SCHEDULED, late=True)
+    events, seen = diff(None, late, NOW)
+    assert [(e.kind, e.resolved) for e in events] == [(EventKind.RUN_LATE, False)]
+    assert diff(seen, late, NOW)[0] == []
+    again = Seen.from_json(seen.pipeline, seen.state.value, seen.to_json())
+    assert again.late is True
+    started = RunSnapshot(source="s", pipeline="p", run_id="r1", state=State.RUNNING)
+    events, _ = diff(again, started, NOW)
+    assert [(e.kind, e.resolved) for e in events] == [(EventKind.RUN_LATE, True)]
