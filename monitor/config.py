@@ -115,6 +115,15 @@ class _SourceBase(_Section):
     poll_interval: Duration = Field(timedelta(seconds=5), description="How often to poll.")
     include: list[str] = Field(default_factory=list, description="Pipeline name regexes to watch.")
     exclude: list[str] = Field(default_factory=list, description="Pipeline name regexes to ignore.")
+    stuck_factor: float = Field(1.5, ge=1.0, le=100, description="A task running longer than this × its baseline is stuck.")
+    baseline_runs: int = Field(20, ge=3, le=1000, description="Successful runs whose p95 duration is a task's baseline.")
+    expected_durations: dict[str, Duration] = Field(
+        default_factory=dict, description="`pipeline` or `pipeline.task` → expected duration; overrides the learned baseline."
+    )
+    missing_grace: Duration = Field(timedelta(minutes=10), description="A scheduled run not started this long after it was due is missing.")
+    output_tasks: dict[str, str] = Field(
+        default_factory=dict, description="pipeline → task that produces its output; a success with it skipped is a silent failure."
+    )
 
     @field_validator("include", "exclude")
     @classmethod

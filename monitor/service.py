@@ -27,6 +27,7 @@ from monitor.store import tracking as tracking_store
 from monitor.store.db import Store, open_store
 from monitor.store.recorder import StoreRecorder
 from monitor.tracking.collector import Collector
+from monitor.tracking.watch import Watcher
 
 log = logging.getLogger(__name__)
 DISPATCH_INTERVAL = timedelta(seconds=1)
@@ -72,7 +73,11 @@ class Service:
                 if source.watches(pipeline.name):
                     self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
         built = registry.build(source, store=self.store, log_root=self.settings.data_dir / "logs")
-        self.collectors.append(Collector(built, self.store, self.policy))
+        watcher = Watcher(
+            built, source, self.store, self.policy, ml_tags=getattr(source, "tags_as_ml", ("ml",)),
+            definitions_every=getattr(source, "definitions_interval", timedelta(minutes=5)),
+        )
+        self.collectors.append(Collector(built, self.store, self.policy, output_tasks=source.output_tasks, watcher=watcher))
 
     def start(self) -> None:
         now = datetime.now(timezone.utc)
@@ -93,7 +98,7 @@ class Service:
         for index, collector in enumerate(self.collectors):
             interval = next(s.poll_interval for s in self.settings.sources if s.name == collector.source.name)
             self.scheduler.add_job(
-                collector.poll_once, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
+                collector.run, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
                 id=f"poll:{collector.source.name}", next_run_time=now + timedelta(seconds=0.2 * index),
             )
         self.scheduler.add_job(self.dispatch, IntervalTrigger(seconds=DISPATCH_INTERVAL.total_seconds()), id="dispatch", next_run_time=now)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Iterable, Sequence
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from monitor.model import RunSnapshot, RunView, State, TaskRunView, TaskSnapshot
@@ -26,6 +28,10 @@ def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapsh
         bucket = latest_tasks.setdefault(key, {})
         for task in tasks:
             bucket[(task.task_id, task.map_index)] = task
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        _save_sqlite(session, dialect, latest_runs, latest_tasks, now)
+        return
     upsert(
         session,
         RunRow.__table__,
@@ -69,6 +75,110 @@ def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapsh
         keys=("run_pk", "task_id", "map_index"),
         update=_TASK_UPDATE,
     )
+
+
+# On SQLite, `save` runs the statements SQLAlchemy's `upsert` renders as driver SQL on the
+# session's connection (same transaction, same exception wrapping), with the parameters
+# converted as the column types would (`UTCDateTime` -> naive UTC text, JSON -> the dialect's
+# serializer). The runner's recorder thread calls `save` every 20 ms, and the ORM/Core work of
+# building, compiling and binding the statements cost several times the SQLite work itself:
+# CPU taken from the runner through the GIL.
+def _sqlite_upsert(table: str, columns: Sequence[str], keys: Sequence[str], update: Sequence[str]) -> str:
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+    )
+
+
+_SQLITE_RUN_UPSERT = _sqlite_upsert(
+    RunRow.__tablename__,
+    ("source", "pipeline", "run_id", "state", "params", "started_at", "ended_at", "updated_at"),
+    ("source", "run_id"),
+    _RUN_UPDATE,
+)
+_SQLITE_TASK_UPSERT = _sqlite_upsert(
+    TaskRunRow.__tablename__,
+    ("run_pk", "task_id", "map_index", "state", "try_number", "max_tries", "started_at", "ended_at", "error", "traceback", "updated_at"),
+    ("run_pk", "task_id", "map_index"),
+    _TASK_UPDATE,
+)
+
+
+def _save_sqlite(
+    session: Session,
+    dialect: Any,
+    latest_runs: dict[tuple[str, str], RunSnapshot],
+    latest_tasks: dict[tuple[str, str], dict[tuple[str, int], TaskSnapshot]],
+    now: datetime,
+) -> None:
+    if not latest_runs:
+        return
+    to_json = getattr(dialect, "_json_serializer", None) or json.dumps
+    connection = session.connection()
+    try:
+        stamp = _sqlite_datetime(now)
+        run_rows = [
+            (
+                r.source,
+                r.pipeline,
+                r.run_id,
+                r.state.value,
+                to_json(r.params),
+                _sqlite_datetime(r.started_at),
+                _sqlite_datetime(r.ended_at),
+                stamp,
+            )
+            for r in latest_runs.values()
+        ]
+    except ValueError as exc:  # what the column types raise, wrapped as SQLAlchemy does
+        raise StatementError(str(exc), _SQLITE_RUN_UPSERT, None, exc) from exc
+    connection.exec_driver_sql(_SQLITE_RUN_UPSERT, run_rows)
+    pks: dict[tuple[str, str], int] = {}
+    by_source: dict[str, list[str]] = {}
+    for source, run_id in latest_runs:
+        by_source.setdefault(source, []).append(run_id)
+    for source, run_ids in by_source.items():
+        for i in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = run_ids[i : i + 500]
+            result = connection.exec_driver_sql(
+                f"SELECT id, run_id FROM {RunRow.__tablename__} WHERE source = ? AND run_id IN ({', '.join('?' for _ in chunk)})",
+                (source, *chunk),
+            )
+            for pk, run_id in result:
+                pks[(source, run_id)] = pk
+    try:
+        rows = [
+            (
+                pks[run_key],
+                t.task_id,
+                t.map_index,
+                t.state.value,
+                t.try_number,
+                t.max_tries,
+                _sqlite_datetime(t.started_at),
+                _sqlite_datetime(t.ended_at),
+                t.error,
+                t.traceback,
+                stamp,
+            )
+            for run_key, tasks in latest_tasks.items()
+            for t in tasks.values()
+        ]
+    except ValueError as exc:
+        raise StatementError(str(exc), _SQLITE_TASK_UPSERT, None, exc) from exc
+    if rows:
+        connection.exec_driver_sql(_SQLITE_TASK_UPSERT, rows)
+
+
+def _sqlite_datetime(value: datetime | None) -> Any:
+    """What `UTCDateTime` + SQLAlchemy's SQLite DATETIME store: naive UTC, 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    if value is None:
+        return None
+    if value.tzinfo is timezone.utc:  # the usual case: '…+00:00' minus the offset
+        return value.isoformat(" ", "microseconds")[:-6]
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _run_pks(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -168,3 +278,32 @@ def recent(session: Session, *, pipeline: str | None = None, source: str | None 
         )
         for r in rows
     ]
+
+
+def running_tasks(session: Session, *, source: str) -> list[tuple[str, str, str, datetime]]:
+    """(pipeline, run_id, task_id, started_at) of tasks running now in runs still open."""
+    rows = session.execute(
+        select(RunRow.pipeline, RunRow.run_id, TaskRunRow.task_id, TaskRunRow.started_at)
+        .join(TaskRunRow, TaskRunRow.run_pk == RunRow.id)
+        .where(RunRow.source == source, RunRow.state.in_([State.RUNNING.value, State.QUEUED.value]),
+               TaskRunRow.state == State.RUNNING.value, TaskRunRow.started_at.is_not(None))
+    )
+    return [(p, r, t, s) for p, r, t, s in rows]
+
+
+def recent_durations(session: Session, *, source: str, pipeline: str, task_id: str, limit: int) -> list[float]:
+    """Durations in seconds of the task's last `limit` successful tries."""
+    rows = session.execute(
+        select(TaskRunRow.started_at, TaskRunRow.ended_at)
+        .join(RunRow, TaskRunRow.run_pk == RunRow.id)
+        .where(RunRow.source == source, RunRow.pipeline == pipeline, TaskRunRow.task_id == task_id,
+               TaskRunRow.state == State.SUCCESS.value, TaskRunRow.started_at.is_not(None), TaskRunRow.ended_at.is_not(None))
+        .order_by(TaskRunRow.ended_at.desc())
+        .limit(limit)
+    )
+    return [(end - start).total_seconds() for start, end in rows]
+
+
+def last_started(session: Session, *, source: str) -> dict[str, datetime]:
+    rows = session.execute(select(RunRow.pipeline, func.max(RunRow.started_at)).where(RunRow.source == source).group_by(RunRow.pipeline))
+    return {pipeline: started for pipeline, started in rows if started is not None}

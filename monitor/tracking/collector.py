@@ -18,7 +18,9 @@ from monitor.sources.base import Source, SourceUnavailable
 from monitor.store import runs
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store
+from monitor.tracking.rules import silent_failure
 from monitor.tracking.transitions import Seen, diff
+from monitor.tracking.watch import Watcher
 
 log = logging.getLogger(__name__)
 OVERLAP = timedelta(seconds=5)
@@ -32,11 +34,25 @@ class PollResult:
 
 
 class Collector:
-    def __init__(self, source: Source, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, source: Source, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow,
+        output_tasks: dict[str, str] | None = None, watcher: Watcher | None = None,
+    ) -> None:
         self.source = source
         self.store = store
         self.policy = policy
         self.clock = clock
+        self.output_tasks = output_tasks or {}
+        self.watcher = watcher
+
+    def run(self) -> None:
+        """The scheduled job: poll, then the slower watch rules (stuck, missing, policy)."""
+        self.poll_once()
+        if self.watcher is not None:
+            try:
+                self.watcher.maybe_run()
+            except Exception:  # a rule bug must not stop polling
+                log.exception("watch rules of %s failed", self.source.name)
 
     def poll_once(self) -> PollResult:
         started = self.clock()
@@ -66,6 +82,11 @@ class Collector:
                 row = seen.get(snap.run_id)
                 previous = Seen.from_json(row.pipeline, row.state, row.tasks) if row else None
                 new_events, now_seen = diff(previous, snap, now)
+                silent = silent_failure(snap, self.output_tasks.get(snap.pipeline)) if any(e.kind is EventKind.RUN_SUCCEEDED for e in new_events) else None
+                if silent:
+                    new_events.append(Event(kind=EventKind.RUN_FAILED, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
+                                            occurred_at=snap.ended_at or now, summary=f"silent failure: {silent}",
+                                            details={"silent_failure": True, **({"url": snap.url} if snap.url else {})}, labels=snap.labels))
                 for event in new_events:
                     events += self._apply(session, event, now)
                 self._observe(snap, previous, now_seen)
