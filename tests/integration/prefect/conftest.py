@@ -1,0 +1,92 @@
+"""A real Prefect 3.9.1 server for the whole session (installed into tests/servers/.cache on
+first use), and a harness that drives the real Collector over a real store with PrefectSource."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from monitor.alerting import ingest
+from monitor.config import PrefectSourceSettings
+from monitor.model import Alert
+from monitor.sources.prefect import PrefectSource
+from monitor.store import alerts as alert_store
+from monitor.store.db import Store
+from monitor.tracking.collector import Collector
+from tests.servers.prefect.server import PrefectServer, install
+
+POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http://127.0.0.1:8000")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> PrefectServer:
+    seconds = install()
+    print(f"\nprefect venv ready in {seconds:.1f}s")
+    server = PrefectServer(
+        tmp_path_factory.mktemp("prefect-home"),
+        extra_env={
+            # A missed schedule shows up in seconds instead of minutes.
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_LOOP_SECONDS": "2",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS": "3",
+        },
+    )
+    print(f"prefect server healthy in {server.start():.1f}s at {server.api_url}")
+    yield server
+    server.stop()
+
+
+class Watch:
+    """PrefectSource + Collector + store, polled like `dagwatch up` polls (1 s interval).
+
+    `baseline()` polls once and remembers every run already on the (shared) server, so a test
+    looks only at alerts about runs it caused."""
+
+    def __init__(self, server: PrefectServer, store: Store, include: list[str], name: str = "prefect") -> None:
+        self.settings = PrefectSourceSettings(kind="prefect", name=name, url=server.api_url, include=include, poll_interval=timedelta(seconds=1))
+        self.source = PrefectSource(self.settings)
+        self.collector = Collector(self.source, store, POLICY)
+        self.store = store
+        self.old_runs: set[str] = set()
+
+    def baseline(self) -> None:
+        self.collector.poll_once()
+        with self.store.session() as s:
+            self.old_runs = {a.run_id for a in alert_store.list_alerts(s, limit=10_000) if a.run_id}
+        from monitor.store import runs
+
+        with self.store.session() as s:
+            self.old_runs |= {r.run_id for r in runs.recent(s, source=self.settings.name, limit=10_000)}
+
+    def alerts(self) -> list[Alert]:
+        with self.store.session() as s:
+            return [a for a in alert_store.list_alerts(s, limit=10_000) if a.run_id not in self.old_runs]
+
+    def poll_until(self, done: Callable[[list[Alert]], bool], timeout: float = 60) -> list[Alert]:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.collector.poll_once()
+            assert result.ok, "poll failed"
+            alerts = self.alerts()
+            if done(alerts):
+                return alerts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met in {timeout}s; alerts: {[(a.kind, a.pipeline, a.task_id, a.status) for a in alerts]}")
+            time.sleep(1)
+
+
+@pytest.fixture
+def watch(prefect_server: PrefectServer, store: Store) -> Callable[..., Watch]:
+    made: list[Watch] = []
+
+    def make(include: list[str], name: str = "prefect") -> Watch:
+        w = Watch(prefect_server, store, include, name)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.source.close()
