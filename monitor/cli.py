@@ -6,7 +6,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 import yaml
@@ -21,6 +21,9 @@ token_app = typer.Typer(help="Operators' API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 alerts_app = typer.Typer(help="Alerts and receivers.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+check_app = typer.Typer(help="Run a validation check: exit 0 pass, 1 fail, 2 bad input.", no_args_is_help=True)
+app.add_typer(check_app, name="check")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", envvar=CONFIG_ENV, help="dagwatch.yaml (default: built-in demo setup).")
@@ -145,6 +148,57 @@ def config_validate(file: Annotated[Path, typer.Argument(help="The config file t
             except DagwatchError as exc:
                 _fail(f"{file}: sources[{source.name}].pipelines ref {entry.ref!r}: {exc}")
     typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s))")
+
+
+def _check(run: Callable[[], object], as_json: bool) -> None:
+    """Run a check and exit with its verdict; bad input (missing file, bad suite) is exit 2."""
+    from checks.cli import exit_code, render_text
+    from checks.errors import CheckInputError
+
+    try:
+        result = run()
+    except CheckInputError as exc:
+        _fail(str(exc))
+    typer.echo(result.model_dump_json(indent=2) if as_json else render_text(result))
+    raise typer.Exit(exit_code(result))
+
+
+@check_app.command("quality")
+def check_quality(
+    suite: Annotated[Path, typer.Argument(help="Great Expectations suite (JSON).")],
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a data file against a suite."""
+    from checks.cli import run_quality
+
+    _check(lambda: run_quality(suite, data), as_json)
+
+
+@check_app.command("convergence")
+def check_convergence(
+    metrics: Annotated[str, typer.Argument(help="JSONL, Lightning metrics.csv, trainer_state.json, TensorBoard dir or mlflow+http://…")],
+    rules: Annotated[Optional[Path], typer.Option("--rules", help="Rules file (YAML/JSON).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Judge a training run's metrics (NaN/inf, divergence, plateau, gradient norm)."""
+    from checks.cli import run_convergence
+
+    _check(lambda: run_convergence(metrics, rules), as_json)
+
+
+@check_app.command("drift")
+def check_drift(
+    reference: Annotated[Path, typer.Argument(help="Reference data (CSV or Parquet).")],
+    current: Annotated[Path, typer.Argument(help="Current data (CSV or Parquet).")],
+    psi: Annotated[float, typer.Option(help="PSI threshold per feature.")] = 0.2,
+    ks: Annotated[float, typer.Option(help="KS statistic threshold per feature.")] = 0.1,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-feature drift (PSI over reference deciles, KS statistic)."""
+    from checks.cli import run_drift
+
+    _check(lambda: run_drift(reference, current, psi_threshold=psi, ks_threshold=ks), as_json)
 
 
 def _open_store(settings: Settings):

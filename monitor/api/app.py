@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
-from monitor.api import alerts, events, health, pages, runs, silences, slack
+from monitor.api import alerts, check_results, events, health, pages, runs, silences, slack
 from monitor.errors import NotFound
 from monitor.store.db import Store
 
@@ -52,6 +52,6 @@ def create_app(
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    for module in (health, alerts, events, silences, runs, slack, pages):
+    for module in (health, alerts, events, check_results, silences, runs, slack, pages):
         app.include_router(module.router)
     return app

@@ -142,3 +142,22 @@ def test_silences_create_list_expire(server):
     assert expired["status"] == "expired"
     assert httpx.get(f"{proc.url}/api/v1/silences").json() == []
     assert httpx.delete(f"{proc.url}/api/v1/silences/99999", headers=auth(tokens["operator"])).status_code == 404
+
+
+def test_check_results_fire_by_kind_and_a_pass_resolves(server):
+    proc, tokens = server
+    report = {"kind": "quality", "name": "orders_suite", "status": "failed", "summary": "1 of 8 failed",
+              "items": [{"name": "amount_not_null", "status": "failed", "unexpected_count": 12}],
+              "pipeline": "orders", "run_id": "r1", "task_id": "validate", "source": "airflow-prod"}
+    answer = httpx.post(f"{proc.url}/api/v1/check-results", json=report, headers=auth(tokens["operator"]))
+    assert answer.status_code == 202 and answer.json()["kind"] == "quality_failed"
+    alert = httpx.get(f"{proc.url}/api/v1/alerts/{answer.json()['fired'][0]}").json()
+    assert alert["tier"] == "P2" and alert["details"]["check"] == "orders_suite" and alert["details"]["not_passing"][0]["name"] == "amount_not_null"
+    convergence = httpx.post(f"{proc.url}/api/v1/check-results", headers=auth(tokens["operator"]),
+                             json={**report, "kind": "convergence", "name": "train_loss", "status": "failed", "summary": "loss is nan at step 40"}).json()
+    assert httpx.get(f"{proc.url}/api/v1/alerts/{convergence['fired'][0]}").json()["tier"] == "P1"
+    passed = httpx.post(f"{proc.url}/api/v1/check-results", json={**report, "status": "passed", "run_id": "r2", "items": []},
+                        headers=auth(tokens["operator"])).json()
+    assert passed["kind"] == "check_passed" and passed["resolved"] == [alert["id"]]
+    assert httpx.post(f"{proc.url}/api/v1/check-results", json={**report, "kind": "vibes"}, headers=auth(tokens["operator"])).status_code == 422
+    assert httpx.post(f"{proc.url}/api/v1/check-results", json=report).status_code == 401

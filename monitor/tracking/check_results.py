@@ -1,0 +1,59 @@
+"""Check results → events: the checks half of the one-way flow (DESIGN: checks ──results──▶ router).
+
+A failing check raises the alert of its kind (quality and integrity → quality_failed P2, output →
+output_failed P2, convergence → convergence_failed P1, drift → drift_detected P3); a passing one
+(warnings included: they never gate) is `check_passed`, which resolves the same check's alert.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from monitor.model import Event, EventKind, utcnow
+
+FAILED_KIND = {
+    "quality": EventKind.QUALITY_FAILED,
+    "integrity": EventKind.QUALITY_FAILED,
+    "output": EventKind.OUTPUT_FAILED,
+    "convergence": EventKind.CONVERGENCE_FAILED,
+    "drift": EventKind.DRIFT_DETECTED,
+}
+
+
+class CheckReport(BaseModel):
+    """`POST /api/v1/check-results`: a `checks.CheckResult` plus where it ran (checks.gating)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(pattern="^(quality|integrity|convergence|output|drift)$")
+    name: str = Field(min_length=1, max_length=500)
+    status: str = Field(pattern="^(passed|failed|error|warning)$")
+    summary: str = Field("", max_length=4000)
+    items: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    details: dict[str, Any] = Field(default_factory=dict)
+    source: str = Field("checks", min_length=1, max_length=200)
+    pipeline: str | None = Field(None, max_length=500)
+    run_id: str | None = Field(None, max_length=500)
+    task_id: str | None = Field(None, max_length=500)
+    labels: dict[str, str] = Field(default_factory=dict)
+    reported_at: AwareDatetime | None = None
+
+
+def to_event(report: CheckReport, now: datetime | None = None) -> Event:
+    failing = report.status in ("failed", "error")
+    kind = FAILED_KIND[report.kind] if failing else EventKind.CHECK_PASSED
+    bad = [i for i in report.items if i.get("status") in ("failed", "error")][:20]
+    return Event(
+        kind=kind,
+        source=report.source,
+        pipeline=report.pipeline,
+        run_id=report.run_id,
+        task_id=report.task_id,
+        occurred_at=report.reported_at or now or utcnow(),
+        summary=f"{report.kind} check {report.name} {report.status}: {report.summary}"[:4000],
+        details={"check": report.name, "check_kind": report.kind, "status": report.status, "not_passing": bad, **report.details},
+        labels=report.labels,
+    )
