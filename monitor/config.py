@@ -187,6 +187,13 @@ class AirflowSourceSettings(_RemoteSource):
 
     kind: Literal["airflow"]
 
+    @field_validator("auth")
+    @classmethod
+    def _airflow_auth(cls, auth: AuthSettings | None) -> AuthSettings | None:
+        if auth is not None and auth.api_key is not None:
+            raise ValueError("Airflow takes {username, password}, {token} or {basic}, not api_key")
+        return auth
+
     @field_validator("url")
     @classmethod
     def _no_api_suffix(cls, value: str) -> str:
@@ -320,6 +327,9 @@ class AlertingSettings(_Section):
     group_interval: Duration = Field(timedelta(minutes=1), description="Least time between notifications of a changed group.")
     repeat_interval: Duration = Field(timedelta(hours=4), description="Re-send a still-firing group after this long.")
     flap: FlapSettings = Field(default_factory=FlapSettings)
+    retry_page_after: Duration | None = Field(
+        timedelta(minutes=30), description="A task still retrying after this long is paged as P1 (retries alone never page)."
+    )
     escalate_after: Duration | None = Field(None, description="Re-send an unacknowledged P1 to `escalate_to` after this long.")
     escalate_to: list[str] = Field(default_factory=list)
     max_attempts: int = Field(10, ge=1, le=100, description="Delivery attempts before a notification is dead.")

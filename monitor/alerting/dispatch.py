@@ -42,6 +42,7 @@ def tick(store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPo
         now = clock()
         groups.recheck_muted(session, now)
         ingest.release_held(session, now)
+        ingest.promote_retrying(session, policy, now)
         ingest.escalate(session, policy, now)
         groups.flush_due(session, now)
     return deliver_due(store, notifiers, policy, clock=clock)

@@ -131,6 +131,30 @@ def release_held(session: Session, now: datetime) -> int:
     return count
 
 
+def promote_retrying(session: Session, policy: AlertPolicy, now: datetime) -> int:
+    """Hold-down: a retrying task is P3 news, until it has kept retrying `retry_page_after`;
+    then it pages (P1, routed afresh) — a flapping dependency is a problem even if no try is final."""
+    after = policy.alerting.retry_page_after
+    if after is None:
+        return 0
+    due = session.scalars(
+        select(AlertRow).where(
+            AlertRow.status == AlertStatus.FIRING.value, AlertRow.kind == AlertKind.TASK_RETRYING.value,
+            AlertRow.tier != Tier.P1.value, AlertRow.started_at <= now - after,
+        )
+    )
+    count = 0
+    for alert in due:
+        alert.tier = Tier.P1.value
+        alert.updated_at = now
+        alert.summary = f"still retrying after {after}: {alert.summary}"[:4000]
+        alert_store.add_history(session, alert_id=alert.id, at=now, change="promoted", event_id=None, note=f"retrying longer than {after}: P1")
+        attrs = routing.alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
+        groups.assign(session, alert, routing.route(Tier.P1, attrs, policy.routes, policy.alerting, policy.receivers), now)
+        count += 1
+    return count
+
+
 def escalate(session: Session, policy: AlertPolicy, now: datetime) -> int:
     """A P1 nobody acknowledged within `escalate_after` goes to the escalation receivers."""
     settings = policy.alerting

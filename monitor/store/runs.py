@@ -14,16 +14,18 @@ from monitor.model import RunSnapshot, RunView, State, TaskRunView, TaskSnapshot
 from monitor.store.tables import RunRow, TaskRunRow
 from monitor.store.upsert import upsert
 
+RunKey = tuple[str, str, str]  # (source, pipeline, run_id)
 _RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at")
 _TASK_UPDATE = ("state", "try_number", "max_tries", "started_at", "ended_at", "error", "traceback", "updated_at")
 
 
 def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapshot]]], now: datetime) -> None:
     """Upsert each run and its tasks (the latest snapshot of each wins)."""
-    latest_runs: dict[tuple[str, str], RunSnapshot] = {}
-    latest_tasks: dict[tuple[str, str], dict[tuple[str, int], TaskSnapshot]] = {}
+    # A run is (source, pipeline, run_id): Airflow's run ids are unique only within a DAG.
+    latest_runs: dict[RunKey, RunSnapshot] = {}
+    latest_tasks: dict[RunKey, dict[tuple[str, int], TaskSnapshot]] = {}
     for run, tasks in runs:
-        key = (run.source, run.run_id)
+        key = (run.source, run.pipeline, run.run_id)
         latest_runs[key] = run
         bucket = latest_tasks.setdefault(key, {})
         for task in tasks:
@@ -48,7 +50,7 @@ def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapsh
             }
             for r in latest_runs.values()
         ],
-        keys=("source", "run_id"),
+        keys=("source", "pipeline", "run_id"),
         update=_RUN_UPDATE,
     )
     pks = _run_pks(session, list(latest_runs))
@@ -93,7 +95,7 @@ def _sqlite_upsert(table: str, columns: Sequence[str], keys: Sequence[str], upda
 _SQLITE_RUN_UPSERT = _sqlite_upsert(
     RunRow.__tablename__,
     ("source", "pipeline", "run_id", "state", "params", "started_at", "ended_at", "updated_at"),
-    ("source", "run_id"),
+    ("source", "pipeline", "run_id"),
     _RUN_UPDATE,
 )
 _SQLITE_TASK_UPSERT = _sqlite_upsert(
@@ -107,8 +109,8 @@ _SQLITE_TASK_UPSERT = _sqlite_upsert(
 def _save_sqlite(
     session: Session,
     dialect: Any,
-    latest_runs: dict[tuple[str, str], RunSnapshot],
-    latest_tasks: dict[tuple[str, str], dict[tuple[str, int], TaskSnapshot]],
+    latest_runs: dict[RunKey, RunSnapshot],
+    latest_tasks: dict[RunKey, dict[tuple[str, int], TaskSnapshot]],
     now: datetime,
 ) -> None:
     if not latest_runs:
@@ -133,19 +135,19 @@ def _save_sqlite(
     except ValueError as exc:  # what the column types raise, wrapped as SQLAlchemy does
         raise StatementError(str(exc), _SQLITE_RUN_UPSERT, None, exc) from exc
     connection.exec_driver_sql(_SQLITE_RUN_UPSERT, run_rows)
-    pks: dict[tuple[str, str], int] = {}
-    by_source: dict[str, list[str]] = {}
-    for source, run_id in latest_runs:
-        by_source.setdefault(source, []).append(run_id)
-    for source, run_ids in by_source.items():
+    pks: dict[RunKey, int] = {}
+    by_scope: dict[tuple[str, str], list[str]] = {}
+    for source, pipeline, run_id in latest_runs:
+        by_scope.setdefault((source, pipeline), []).append(run_id)
+    for (source, pipeline), run_ids in by_scope.items():
         for i in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = run_ids[i : i + 500]
             result = connection.exec_driver_sql(
-                f"SELECT id, run_id FROM {RunRow.__tablename__} WHERE source = ? AND run_id IN ({', '.join('?' for _ in chunk)})",
-                (source, *chunk),
+                f"SELECT id, run_id FROM {RunRow.__tablename__} WHERE source = ? AND pipeline = ? AND run_id IN ({', '.join('?' for _ in chunk)})",
+                (source, pipeline, *chunk),
             )
             for pk, run_id in result:
-                pks[(source, run_id)] = pk
+                pks[(source, pipeline, run_id)] = pk
     try:
         rows = [
             (
@@ -181,16 +183,16 @@ def _sqlite_datetime(value: datetime | None) -> Any:
     return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _run_pks(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
-    by_source: dict[str, list[str]] = {}
-    for source, run_id in keys:
-        by_source.setdefault(source, []).append(run_id)
-    for source, run_ids in by_source.items():
+def _run_pks(session: Session, keys: list[RunKey]) -> dict[RunKey, int]:
+    out: dict[RunKey, int] = {}
+    by_scope: dict[tuple[str, str], list[str]] = {}
+    for source, pipeline, run_id in keys:
+        by_scope.setdefault((source, pipeline), []).append(run_id)
+    for (source, pipeline), run_ids in by_scope.items():
         for pk, run_id in session.execute(
-            select(RunRow.id, RunRow.run_id).where(RunRow.source == source, RunRow.run_id.in_(run_ids))
+            select(RunRow.id, RunRow.run_id).where(RunRow.source == source, RunRow.pipeline == pipeline, RunRow.run_id.in_(run_ids))
         ):
-            out[(source, run_id)] = pk
+            out[(source, pipeline, run_id)] = pk
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from monitor.store.types import UTCDateTime
@@ -18,7 +18,7 @@ class Base(DeclarativeBase):
 class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (
-        UniqueConstraint("source", "run_id"),
+        UniqueConstraint("source", "pipeline", "run_id", name="uq_runs_source_pipeline_run"),
         Index("ix_runs_source_updated", "source", "updated_at"),
         Index("ix_runs_pipeline_started", "pipeline", "started_at"),
     )
@@ -208,10 +208,11 @@ class TrackedRunRow(Base):
     """What the tracker last saw of a run, so a restart does not re-raise old failures."""
 
     __tablename__ = "tracked_runs"
+    __table_args__ = (PrimaryKeyConstraint("source", "pipeline", "run_id", name="pk_tracked_runs"),)
 
-    source: Mapped[str] = mapped_column(String(200), primary_key=True)
-    run_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
     pipeline: Mapped[str] = mapped_column(String(500))
+    run_id: Mapped[str] = mapped_column(String(500))
     state: Mapped[str] = mapped_column(String(32))
     tasks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime]

@@ -10,11 +10,18 @@ from sqlalchemy.orm import Session
 from monitor.store.tables import SourceStatusRow, TrackedRunRow
 
 
-def seen_runs(session: Session, *, source: str, run_ids: list[str]) -> dict[str, TrackedRunRow]:
-    if not run_ids:
-        return {}
-    rows = session.scalars(select(TrackedRunRow).where(TrackedRunRow.source == source, TrackedRunRow.run_id.in_(run_ids)))
-    return {r.run_id: r for r in rows}
+def seen_runs(session: Session, *, source: str, runs: list[tuple[str, str]]) -> dict[tuple[str, str], TrackedRunRow]:
+    """What the tracker last saw of these (pipeline, run_id) runs of a source."""
+    out: dict[tuple[str, str], TrackedRunRow] = {}
+    by_pipeline: dict[str, list[str]] = {}
+    for pipeline, run_id in runs:
+        by_pipeline.setdefault(pipeline, []).append(run_id)
+    for pipeline, run_ids in by_pipeline.items():
+        for r in session.scalars(select(TrackedRunRow).where(
+            TrackedRunRow.source == source, TrackedRunRow.pipeline == pipeline, TrackedRunRow.run_id.in_(run_ids)
+        )):
+            out[(r.pipeline, r.run_id)] = r
+    return out
 
 
 def save_seen(session: Session, *, source: str, run_id: str, pipeline: str, state: str, tasks: dict, now: datetime, row: TrackedRunRow | None) -> None:

@@ -77,9 +77,9 @@ class Collector:
             else:
                 events += self._mark_down(session, status, "unhealthy: " + "; ".join(health.problems or ("no reason given",)), now)
             status.last_success_at = now
-            seen = tracking_store.seen_runs(session, source=self.source.name, run_ids=[s.run_id for s in snapshots])
+            seen = tracking_store.seen_runs(session, source=self.source.name, runs=[(s.pipeline, s.run_id) for s in snapshots])
             for snap in snapshots:
-                row = seen.get(snap.run_id)
+                row = seen.get((snap.pipeline, snap.run_id))
                 previous = Seen.from_json(row.pipeline, row.state, row.tasks) if row else None
                 new_events, now_seen = diff(previous, snap, now)
                 silent = silent_failure(snap, self.output_tasks.get(snap.pipeline)) if any(e.kind is EventKind.RUN_SUCCEEDED for e in new_events) else None

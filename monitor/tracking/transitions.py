@@ -74,7 +74,11 @@ def _task_events(snap: RunSnapshot, task: TaskSnapshot, before: tuple[State, int
     tries = f"try {task.try_number}" + (f"/{task.max_tries}" if task.max_tries else "")
     if task.state is State.RETRYING:
         out.append(_task_event(snap, task, EventKind.TASK_RETRYING, now, f"{name} failed on {tries} and will be retried: {task.error or 'no error text'}"))
-    elif task.try_number > max(prev_try, 1) and task.state in (State.QUEUED, State.RUNNING, State.SUCCESS) and prev_state is not State.RETRYING:
+    elif (
+        task.try_number > max(prev_try, 1)
+        and task.state in (State.QUEUED, State.RUNNING, State.SUCCESS)
+        and prev_state not in (State.RETRYING, State.FAILED)  # after FAILED it is a manual clear, not a retry
+    ):
         out.append(
             _task_event(
                 snap, task, EventKind.TASK_RETRYING, now,

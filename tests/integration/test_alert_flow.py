@@ -163,3 +163,31 @@ def test_source_down_fires_once_and_resolves_on_recovery(store):
     with store.session() as s:
         [alert] = alert_store.list_alerts(s)
     assert alert.status is AlertStatus.RESOLVED
+
+
+def test_same_run_id_in_two_pipelines_are_two_runs(store):
+    """Airflow's `scheduled__<ts>` ids repeat across DAGs: a run is (source, pipeline, run_id)."""
+    from monitor.model import RunSnapshot, TaskSnapshot
+    from monitor.store import runs
+
+    class TwoDags:
+        name, stores_runs = "af", False
+
+        def health(self):
+            from monitor.sources.base import Health
+
+            return Health(True)
+
+        def poll(self, since):
+            return [
+                RunSnapshot(source="af", pipeline=dag, run_id="scheduled__2026-11-26T00:00:00+00:00", state=state,
+                            tasks=(TaskSnapshot(task_id="t", state=state, error="boom" if state is State.FAILED else None),))
+                for dag, state in (("a", State.FAILED), ("b", State.SUCCESS))
+            ]
+
+    Collector(TwoDags(), store, POLICY).poll_once()
+    with store.session() as s:
+        views = {v.pipeline: v.state for v in runs.recent(s, source="af")}
+        alerts = alert_store.list_alerts(s)
+    assert views == {"a": State.FAILED, "b": State.SUCCESS}
+    assert {a.pipeline for a in alerts} == {"a"} and all(a.status is AlertStatus.FIRING for a in alerts)

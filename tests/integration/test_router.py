@@ -249,3 +249,19 @@ def test_permanent_failure_is_dead_and_raises_an_alert_about_the_receiver(store,
     with store.session() as s:
         receiver_alert = next(a for a in alert_store.list_alerts(s) if a.source == "receiver/pager")
     assert receiver_alert.status is AlertStatus.RESOLVED
+
+
+def test_retrying_task_does_not_page_until_it_has_retried_too_long(store, clock):
+    pol, pager = policy(retry_page_after=timedelta(minutes=30)), Recording()
+    retrying = Event(kind=EventKind.TASK_RETRYING, source="af", pipeline="etl", run_id="r1", task_id="fetch", try_number=1, summary="fetch failed, retrying")
+    push(store, retrying, pol, clock)
+    for _ in range(3):
+        clock.advance(600)
+        dispatch.tick(store, {"pager": pager}, pol, clock=clock)
+    assert pager.sent == []  # P3: dashboard only, 30 minutes of retrying
+    clock.advance(60)
+    dispatch.tick(store, {"pager": pager}, pol, clock=clock)
+    clock.advance(11)
+    dispatch.tick(store, {"pager": pager}, pol, clock=clock)
+    [sent] = pager.sent
+    assert sent.alerts[0].tier is Tier.P1 and "still retrying after" in sent.alerts[0].summary

@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('ended_at', monitor.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', monitor.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('source', 'run_id')
+    sa.UniqueConstraint('source', 'run_id', name='uq_runs_source_run_id')
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index('ix_runs_pipeline_started', ['pipeline', 'started_at'], unique=False)
@@ -94,7 +94,7 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=32), nullable=False),
     sa.Column('tasks', sa.JSON(), nullable=False),
     sa.Column('updated_at', monitor.store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('source', 'run_id')
+    sa.PrimaryKeyConstraint('source', 'run_id', name='pk_tracked_runs')
     )
     op.create_table('alert_history',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),

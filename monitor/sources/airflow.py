@@ -1,0 +1,443 @@
+"""Apache Airflow as a dagwatch source: REST API v2 (Airflow 3) or v1 (Airflow 2).
+
+Which API is spoken is decided once, by probing `/api/v2/version` then `/api/v1/version`.
+Polling is incremental: DAG runs and task instances with `updated_at >= since` (the caller's
+watermark, already overlapped), then *all* task instances of every run touched, because the
+tracker diffs whole runs. Every list is paged to its end in pages of 100 (Airflow's cap) and
+every query is bounded by time and a page limit. What the overlap shows twice is deduped by key,
+and a failed try's log is read once (cached by try), only for failed or retrying tries.
+
+Modules: `airflow_http` (requests, errors, back-off, paging), `airflow_auth` (tokens, basic),
+`airflow_api` (response shapes), `airflow_states` (state mapping), `airflow_logs` (errors).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from monitor.config import AirflowSourceSettings
+from monitor.model import (
+    PipelineDefinition,
+    RunSnapshot,
+    State,
+    TaskDefinition,
+    TaskSnapshot,
+    utcnow,
+)
+from monitor.sources import airflow_logs
+from monitor.sources.airflow_api import (
+    Dag,
+    DagRun,
+    HealthInfo,
+    ImportErrorItem,
+    Task,
+    TaskInstance,
+    Version,
+    timedelta_of,
+)
+from monitor.sources.airflow_auth import (
+    BasicCredentials,
+    Credentials,
+    PasswordToken,
+    StaticToken,
+    TokenProvider,
+)
+from monitor.sources.airflow_http import (
+    AirflowClient,
+    AirflowError,
+    AirflowNotFound,
+    BackOff,
+)
+from monitor.sources.airflow_states import run_state, task_state
+from monitor.sources.base import ClearResult, Health, SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+#: How far back the first poll (no watermark yet) looks: enough to see what is failing now.
+INITIAL_LOOKBACK = timedelta(hours=6)
+#: Log reads per poll: a burst of failures must not turn one poll into hundreds of requests.
+MAX_LOG_READS = 20
+#: Runs per batch task-instance request (their ids go in the request body).
+RUNS_PER_BATCH = 50
+#: Remembered (try → error, traceback): enough for every failure seen within the overlap.
+ERROR_CACHE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class ApiVersion:
+    """What differs between Airflow 3's API v2 and Airflow 2's API v1, in one place."""
+
+    name: str  # "v2" | "v1"
+    prefix: str
+    health_path: str
+    airflow_version: str
+
+    @property
+    def v2(self) -> bool:
+        return self.name == "v2"
+
+
+@dataclass(frozen=True)
+class ImportErrorView:
+    """A DAG file Airflow could not import (its DAGs are missing or stale until it parses)."""
+
+    filename: str
+    stack_trace: str
+    timestamp: datetime | None
+
+
+class AirflowSource:
+    """`Source` and `Retryable` for Airflow. The transport, token provider, clock and back-off are
+    parameters so tests run it against `httpx.MockTransport` or a real Airflow alike."""
+
+    stores_runs = False
+
+    def __init__(
+        self,
+        settings: AirflowSourceSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        token_provider: TokenProvider | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        backoff: BackOff | None = None,
+        initial_lookback: timedelta = INITIAL_LOOKBACK,
+        max_log_reads: int = MAX_LOG_READS,
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.clock = clock
+        self.initial_lookback = initial_lookback
+        self.max_log_reads = max_log_reads
+        self._token_provider = token_provider
+        self._client = AirflowClient(
+            settings.url, None, timeout=settings.timeout.total_seconds(), transport=transport, backoff=backoff
+        )
+        self._api: ApiVersion | None = None
+        self._errors: OrderedDict[tuple, tuple[str | None, str | None]] = OrderedDict()
+        self._definitions: list[PipelineDefinition] = []
+        self._definitions_at: datetime | None = None
+        self._dag_tasks: dict[str, tuple[datetime | None, tuple[TaskDefinition, ...]]] = {}
+        self._labels: dict[str, dict[str, str]] = {}
+        self._import_errors: tuple[ImportErrorView, ...] = ()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- version and auth ---------------------------------------------------------------------
+
+    @property
+    def api(self) -> ApiVersion:
+        """The API this Airflow speaks, probed on first use (the version endpoints need no auth)."""
+        if self._api is None:
+            self._api = self._probe()
+            self._client.credentials = self._credentials(self._api)
+        return self._api
+
+    def _probe(self) -> ApiVersion:
+        try:
+            found = Version.model_validate(self._client.get("/api/v2/version", authenticated=False))
+            return ApiVersion("v2", "/api/v2", "/monitor/health", found.version)
+        except AirflowNotFound:
+            pass
+        except ValidationError:
+            raise SourceUnavailable(f"{self.settings.url}/api/v2/version did not answer like Airflow") from None
+        try:
+            found = Version.model_validate(self._client.get("/api/v1/version", authenticated=False))
+        except AirflowNotFound:
+            raise SourceUnavailable(f"{self.settings.url} has neither /api/v2 nor /api/v1: is it an Airflow web server?") from None
+        except ValidationError:
+            raise SourceUnavailable(f"{self.settings.url}/api/v1/version did not answer like Airflow") from None
+        return ApiVersion("v1", "/api/v1", "/health", found.version)
+
+    def _credentials(self, api: ApiVersion) -> Credentials:
+        auth = self.settings.auth
+        if self._token_provider is not None:
+            return self._token_provider
+        if auth is None:
+            return None
+        if auth.token is not None:
+            return StaticToken(auth.token)
+        if auth.basic is not None:
+            return BasicCredentials.from_pair(auth.basic)
+        if auth.username is not None and auth.password is not None:
+            # Airflow 3 issues JWTs for a username/password; Airflow 2's API takes them as Basic.
+            return PasswordToken(auth.username, auth.password) if api.v2 else BasicCredentials(auth.username, auth.password)
+        raise SourceUnavailable(f"source {self.name}: Airflow takes username/password, token or basic auth (not api_key)")
+
+    # -- health -------------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        api = self.api
+        data = self._client.get(api.prefix + api.health_path, authenticated=False)
+        info = _parse(HealthInfo, data, api.health_path)
+        problems = info.problems()
+        details: dict[str, object] = {
+            "api": api.name,
+            "airflow_version": api.airflow_version,
+            "components": {k: (v or {}).get("status") for k, v in (data or {}).items() if isinstance(v, dict)},
+        }
+        if self._import_errors:
+            details["import_errors"] = [e.filename for e in self._import_errors]
+        return Health(healthy=not problems, problems=problems, details=details)
+
+    # -- polling ------------------------------------------------------------------------------
+
+    def poll(self, since: datetime | None) -> Sequence[RunSnapshot]:
+        api = self.api
+        lower = _aware(since) if since is not None else self.clock() - self.initial_lookback
+        stamp = lower.astimezone(UTC).isoformat()
+        runs: dict[tuple[str, str], DagRun] = {}
+        for item in self._client.paginate(f"{api.prefix}/dags/~/dagRuns", "dag_runs", {"updated_at_gte": stamp}):
+            run = _parse(DagRun, item, "dagRuns")
+            if self.settings.watches(run.dag_id):
+                runs[(run.dag_id, run.dag_run_id)] = run
+        touched = set(runs)
+        for item in self._client.paginate(f"{api.prefix}/dags/~/dagRuns/~/taskInstances", "task_instances", {"updated_at_gte": stamp}):
+            ti = _parse(TaskInstance, item, "taskInstances")
+            if self.settings.watches(ti.dag_id):
+                touched.add((ti.dag_id, ti.dag_run_id))
+        for dag_id, run_id in sorted(touched - set(runs)):  # runs whose tasks moved but whose row did not
+            try:
+                runs[(dag_id, run_id)] = _parse(DagRun, self._client.get(self._run_path(dag_id, run_id)), "dagRun")
+            except AirflowNotFound:
+                log.info("run %s of %s was deleted while polling", run_id, dag_id)
+        instances = self._task_instances(list(runs))
+        budget = [self.max_log_reads]
+        return [self._snapshot(run, instances.get(key, []), budget) for key, run in sorted(runs.items())]
+
+    def _task_instances(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[TaskInstance]]:
+        """All task instances of these runs, through the batch endpoint, deduped by key."""
+        wanted = set(keys)
+        found: dict[tuple[str, str, str, int], TaskInstance] = {}
+        path = f"{self.api.prefix}/dags/~/dagRuns/~/taskInstances/list"
+        for start in range(0, len(keys), RUNS_PER_BATCH):
+            chunk = keys[start : start + RUNS_PER_BATCH]
+            body = {"dag_ids": sorted({d for d, _ in chunk}), "dag_run_ids": sorted({r for _, r in chunk})}
+            for item in self._client.paginate_post(path, "task_instances", body):
+                ti = _parse(TaskInstance, item, "taskInstances/list")
+                if (ti.dag_id, ti.dag_run_id) in wanted:  # dag_ids × run_ids can match other pairs
+                    found[ti.key] = ti
+        out: dict[tuple[str, str], list[TaskInstance]] = {}
+        for ti in found.values():
+            out.setdefault((ti.dag_id, ti.dag_run_id), []).append(ti)
+        return out
+
+    def _snapshot(self, run: DagRun, instances: list[TaskInstance], budget: list[int]) -> RunSnapshot:
+        tasks = []
+        for ti in sorted(instances, key=lambda t: (t.task_id, t.map_index)):
+            state = task_state(ti.state)
+            error = traceback = None
+            if state in (State.FAILED, State.RETRYING) and ti.try_number >= 1:
+                error, traceback = self._failure(ti, budget)
+            tasks.append(
+                TaskSnapshot(
+                    task_id=ti.task_id, map_index=ti.map_index, state=state, try_number=ti.try_number,
+                    # Airflow's max_tries counts retries; dagwatch counts tries (retries + 1).
+                    max_tries=ti.max_tries + 1 if ti.max_tries is not None else None,
+                    started_at=ti.start_date, ended_at=ti.end_date, error=error, traceback=traceback,
+                )
+            )
+        return RunSnapshot(
+            source=self.name, pipeline=run.dag_id, run_id=run.dag_run_id, state=run_state(run.state),
+            started_at=run.start_date, ended_at=run.end_date, tasks=tuple(tasks), params=run.conf or {},
+            labels=self._labels.get(run.dag_id, {}), url=self.run_url(run.dag_id, run.dag_run_id),
+        )
+
+    def _failure(self, ti: TaskInstance, budget: list[int]) -> tuple[str | None, str | None]:
+        """Error and traceback of this failed try, from its log: read once per try, within budget."""
+        key = (*ti.key, ti.try_number)
+        if key in self._errors:
+            self._errors.move_to_end(key)
+            return self._errors[key]
+        if budget[0] <= 0:
+            return None, None  # read on a later poll (the stored task run gets the text then)
+        budget[0] -= 1
+        try:
+            found = self._read_error(ti.dag_id, ti.dag_run_id, ti.task_id, ti.try_number, ti.map_index)
+        except SourceUnavailable as exc:
+            budget[0] = 0  # the API is struggling: no more log reads this poll
+            log.warning("could not read the log of %s: %s", key, exc)
+            return None, None
+        except AirflowError as exc:
+            log.info("no log for %s: %s", key, exc)
+            found = (None, None)
+        self._errors[key] = found
+        while len(self._errors) > ERROR_CACHE_SIZE:
+            self._errors.popitem(last=False)
+        return found
+
+    def _read_error(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int) -> tuple[str | None, str | None]:
+        content = self._log_content(dag_id, run_id, task_id, try_number, map_index)
+        if isinstance(content, list):
+            return airflow_logs.error_from_events(content)
+        return airflow_logs.error_from_text(content)
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def task_log(self, pipeline: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        content = self._log_content(pipeline, run_id, task_id, try_number, map_index)
+        return airflow_logs.events_text(content) if isinstance(content, list) else content
+
+    def _log_content(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int) -> list | str:
+        """v2: a list of structured events (JSON); v1: one string (as text/plain, full_content)."""
+        path = f"{self._run_path(dag_id, run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}"
+        params = {"map_index": map_index, "full_content": "true"}
+        if not self.api.v2:
+            return self._client.get_text(path, params)
+        data = self._client.get(path, params)
+        content = data.get("content") if isinstance(data, dict) else None
+        if isinstance(content, (list, str)):
+            return content
+        raise SourceUnavailable(f"Airflow's log endpoint answered without `content` for {dag_id}/{run_id}/{task_id}")
+
+    # -- definitions --------------------------------------------------------------------------
+
+    def definitions(self) -> Sequence[PipelineDefinition]:
+        """DAGs and tasks, refreshed at most every `definitions_interval` (the cache lives here).
+
+        `next_run_expected_at` is when Airflow's scheduler should create the DAG's next run
+        (`next_dagrun_run_after`): once it is in the past with no run created for it, the run
+        is missed — scheduler down, max_active_runs reached or pools full. Paused DAGs expect
+        nothing (None)."""
+        now = self.clock()
+        if self._definitions_at is not None and now - self._definitions_at < self.settings.definitions_interval:
+            return self._definitions
+        api = self.api
+        dags = [d for d in (_parse(Dag, item, "dags") for item in self._client.paginate(f"{api.prefix}/dags", "dags")) if not d.stale]
+        out = []
+        for dag in dags:
+            if not self.settings.watches(dag.dag_id):
+                continue
+            tags = tuple(sorted(t.name for t in dag.tags))
+            tasks = self._tasks_of(dag, tags)
+            self._labels[dag.dag_id] = self._labels_of(dag, tags)
+            out.append(
+                PipelineDefinition(
+                    source=self.name, pipeline=dag.dag_id, schedule=dag.schedule,
+                    next_run_expected_at=None if dag.is_paused else dag.next_run_after,
+                    paused=bool(dag.is_paused), tags=tags, owners=tuple(dag.owners), tasks=tasks, url=self.dag_url(dag.dag_id),
+                )
+            )
+        self._import_errors = self._read_import_errors()
+        self._definitions, self._definitions_at = out, now
+        return out
+
+    def _tasks_of(self, dag: Dag, tags: tuple[str, ...]) -> tuple[TaskDefinition, ...]:
+        cached = self._dag_tasks.get(dag.dag_id)
+        if cached is not None and dag.last_parsed_time is not None and cached[0] == dag.last_parsed_time:
+            return cached[1]
+        data = self._client.get(f"{self.api.prefix}/dags/{_q(dag.dag_id)}/tasks")
+        tasks = tuple(
+            _task_definition(_parse(Task, item, "tasks"), tags)
+            for item in (data.get("tasks") if isinstance(data, dict) else None) or []
+        )
+        self._dag_tasks[dag.dag_id] = (dag.last_parsed_time, tasks)
+        return tasks
+
+    def _labels_of(self, dag: Dag, tags: tuple[str, ...]) -> dict[str, str]:
+        labels = {}
+        if dag.owners:
+            labels["owner"] = ",".join(dag.owners)
+        if tags:
+            labels["tags"] = ",".join(tags)
+        if set(tags) & set(self.settings.tags_as_ml):
+            labels["ml"] = "true"
+        return labels
+
+    def import_errors(self) -> tuple[ImportErrorView, ...]:
+        """DAG files that failed to import, as of the last `definitions()` refresh."""
+        return self._import_errors
+
+    def _read_import_errors(self) -> tuple[ImportErrorView, ...]:
+        # The timestamp changes at every re-parse: one entry per (file, trace).
+        seen: dict[tuple[str, str], ImportErrorView] = {}
+        for item in self._client.paginate(f"{self.api.prefix}/importErrors", "import_errors", max_pages=10):
+            err = _parse(ImportErrorItem, item, "importErrors")
+            key = (err.filename or "", err.stack_trace or "")
+            previous = seen.get(key)
+            if previous is None or (err.timestamp is not None and (previous.timestamp is None or err.timestamp > previous.timestamp)):
+                seen[key] = ImportErrorView(key[0], key[1], err.timestamp)
+        return tuple(sorted(seen.values(), key=lambda e: e.filename))
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def clear_failed(self, pipeline: str, run_id: str, task_ids: Sequence[str] | None, *, dry_run: bool) -> ClearResult:
+        """Clear only the failed (and upstream_failed) task instances of one run, so Airflow
+        reruns them as their next try; never the whole run. `dry_run` changes nothing."""
+        body: dict[str, Any] = {"dry_run": dry_run, "only_failed": True, "dag_run_id": run_id, "reset_dag_runs": True}
+        if task_ids:
+            body["task_ids"] = list(task_ids)
+        data = self._client.post(f"{self.api.prefix}/dags/{_q(pipeline)}/clearTaskInstances", body)
+        cleared = tuple(sorted({str(t.get("task_id")) for t in _items(data, "task_instances")}))
+        verb = "would clear" if dry_run else "cleared"
+        return ClearResult(tasks=cleared, dry_run=dry_run, message=f"{verb} {len(cleared)} task(s) of {pipeline} run {run_id}")
+
+    def mark_failed(self, pipeline: str, run_id: str, task_id: str, *, map_index: int = -1, dry_run: bool = False) -> ClearResult:
+        """Set one task instance to failed (a stuck task a runbook gives up on)."""
+        api = self.api
+        path = f"{self._run_path(pipeline, run_id)}/taskInstances/{_q(task_id)}"
+        params = {"map_index": map_index} if map_index >= 0 else None
+        if api.v2:
+            data = self._client.patch(path + ("/dry_run" if dry_run else ""), {"new_state": "failed"}, params)
+        else:
+            data = self._client.patch(path, {"new_state": "failed", "dry_run": dry_run}, params)
+        changed = tuple(sorted({str(t.get("task_id")) for t in _items(data, "task_instances")})) or (task_id,)
+        verb = "would mark" if dry_run else "marked"
+        return ClearResult(tasks=changed, dry_run=dry_run, message=f"{verb} {task_id} of {pipeline} run {run_id} failed")
+
+    # -- links --------------------------------------------------------------------------------
+
+    def _run_path(self, dag_id: str, run_id: str) -> str:
+        return f"{self.api.prefix}/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}"
+
+    def run_url(self, dag_id: str, run_id: str) -> str:
+        if self._api is not None and not self._api.v2:
+            return f"{self.settings.url}/dags/{_q(dag_id)}/grid?dag_run_id={_q(run_id)}"
+        return f"{self.settings.url}/dags/{_q(dag_id)}/runs/{_q(run_id)}"
+
+    def dag_url(self, dag_id: str) -> str:
+        suffix = "/grid" if self._api is not None and not self._api.v2 else ""
+        return f"{self.settings.url}/dags/{_q(dag_id)}{suffix}"
+
+
+def _task_definition(task: Task, dag_tags: tuple[str, ...]) -> TaskDefinition:
+    timeout = timedelta_of(task.execution_timeout)
+    return TaskDefinition(
+        task_id=task.task_id,
+        retries=int(task.retries) if task.retries is not None else None,
+        timeout_seconds=timeout.total_seconds() if timeout is not None else None,
+        tags=dag_tags,  # Airflow tags DAGs, not tasks: every task carries its DAG's tags
+        owners=(task.owner,) if task.owner else (),
+        downstream=tuple(task.downstream_task_ids),
+    )
+
+
+def _parse(model: type, item: Any, what: str):
+    """Validate one API object; a shape we cannot read is a garbage answer, i.e. unavailable."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        raise SourceUnavailable(f"Airflow's {what} answer is not in the expected shape: {exc.errors()[0]['msg']}") from None
+
+
+def _items(data: Any, key: str) -> Iterable[dict]:
+    items = data.get(key) if isinstance(data, dict) else None
+    return [i for i in items or [] if isinstance(i, dict)]
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _aware(moment: datetime) -> datetime:
+    """Airflow rejects filters without a zone (HTTP 500); dagwatch's clocks are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,223 @@
+"""Airflow's REST API over HTTP: auth headers, error translation, back-off, pagination.
+
+    SourceUnavailable (monitor.sources.base)   outage: unreachable, 5xx, 429, garbage, backing off
+    └── AirflowAuthError                       401/403 (credentials or permissions)
+    AirflowError (DagwatchError)               the API answered, but not with what was asked
+    ├── AirflowNotFound                        404 (a DAG, run or log that does not exist)
+    └── AirflowRejected                        other 4xx (a request this Airflow does not accept)
+
+Every foreign exception (httpx, JSON) is translated here, and nothing else in the source sees a
+status code. The transport is passed in, so tests use `httpx.MockTransport`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from monitor.errors import DagwatchError
+from monitor.sources.airflow_auth import AirflowAuthError, BasicCredentials, Credentials
+from monitor.sources.base import SourceUnavailable
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 100  # Airflow silently caps `limit` at 100 (api.maximum_page_limit)
+
+
+class AirflowError(DagwatchError):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AirflowNotFound(AirflowError):
+    pass
+
+
+class AirflowRejected(AirflowError):
+    pass
+
+
+@dataclass
+class BackOff:
+    """Exponential back-off shared by every request of one source, so a failing Airflow is
+    asked less and less often (base, 2×base, … up to cap); a Retry-After from the server wins
+    when it is longer. While backing off, requests fail at once without touching the network."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    not_before: float = 0.0
+    last_error: str = ""
+
+    def check(self) -> None:
+        wait = self.not_before - self.clock()
+        if wait > 0:
+            raise SourceUnavailable(
+                f"backing off for {wait:.1f}s after {self.failures} failed request(s): {self.last_error}", retry_after=wait
+            )
+
+    def failed(self, reason: str, retry_after: float | None = None) -> float:
+        self.failures += 1
+        self.last_error = reason
+        delay = max(min(self.cap, self.base * 2 ** (self.failures - 1)), retry_after or 0.0)
+        self.not_before = self.clock() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures, self.not_before, self.last_error = 0, 0.0, ""
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After: 120` or an HTTP date → seconds from now (None when absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class AirflowClient:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        backoff: BackOff | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.backoff = backoff or BackOff()
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "dagwatch"},
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, path: str, params: dict[str, Any] | None = None, *, authenticated: bool = True) -> Any:
+        return self.request("GET", path, params=params, authenticated=authenticated)
+
+    def get_text(self, path: str, params: dict[str, Any] | None = None) -> str:
+        """A plain-text answer (Airflow 2's logs: its JSON form is a stringified list of tuples)."""
+        return self.request("GET", path, params=params, accept="text/plain")
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("POST", path, json=body)
+
+    def patch(self, path: str, body: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
+        return self.request("PATCH", path, json=body, params=params)
+
+    def request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
+        authenticated: bool = True, accept: str | None = None,
+    ) -> Any:
+        self.backoff.check()
+        response = self._send(method, path, params, json, authenticated, accept)
+        if response.status_code == 401 and authenticated and not isinstance(self.credentials, BasicCredentials) and self.credentials:
+            self.credentials.invalidate()  # an expired or rotated token: fetch a new one, once
+            response = self._send(method, path, params, json, authenticated, accept)
+        return self._read(method, path, response, as_text=accept == "text/plain")
+
+    def _send(self, method: str, path: str, params: Any, json: Any, authenticated: bool, accept: str | None) -> httpx.Response:
+        headers = {"Accept": accept} if accept else {}
+        try:
+            if authenticated and self.credentials is not None:
+                headers["Authorization"] = (
+                    self.credentials.header() if isinstance(self.credentials, BasicCredentials)
+                    else "Bearer " + self.credentials.token(self.http)
+                )
+            return self.http.request(method, path, params=params, json=json, headers=headers)
+        except AirflowAuthError as exc:
+            self.backoff.failed(str(exc))
+            raise
+        except SourceUnavailable as exc:
+            self.backoff.failed(str(exc), exc.retry_after)
+            raise
+        except httpx.HTTPError as exc:
+            reason = f"cannot reach Airflow at {self.base_url}: {type(exc).__name__}: {exc}"
+            self.backoff.failed(reason)
+            raise SourceUnavailable(reason) from None
+
+    def _read(self, method: str, path: str, response: httpx.Response, *, as_text: bool = False) -> Any:
+        status = response.status_code
+        where = f"{method} {path}"
+        if status in (401, 403):
+            what = (
+                "refused dagwatch's credentials" if status == 401
+                else "denied dagwatch access (wrong credentials on Airflow 2, or a role without this permission)"
+            )
+            reason = f"Airflow {what}: HTTP {status} on {where}"
+            self.backoff.failed(reason)
+            raise AirflowAuthError(reason)
+        if status == 404:
+            self.backoff.succeeded()
+            raise AirflowNotFound(f"not found: {where}", status)
+        if status == 429 or status >= 500:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            reason = f"Airflow answered HTTP {status} on {where}"
+            delay = self.backoff.failed(reason, retry_after)
+            raise SourceUnavailable(reason, retry_after=retry_after if retry_after is not None else delay)
+        if status >= 400:
+            self.backoff.succeeded()
+            raise AirflowRejected(f"Airflow rejected {where}: HTTP {status}: {_detail(response)}", status)
+        if as_text:
+            self.backoff.succeeded()
+            return response.text
+        try:
+            data = response.json() if response.content else None
+        except ValueError:
+            reason = f"Airflow answered {where} with something that is not JSON"
+            self.backoff.failed(reason)
+            raise SourceUnavailable(reason) from None
+        self.backoff.succeeded()
+        return data
+
+    def paginate(self, path: str, key: str, params: dict[str, Any] | None = None, *, max_pages: int = 200) -> Iterator[dict]:
+        """Every item of a list endpoint, `limit`/`offset` pages of 100, stopping at a short page,
+        at `total_entries`, or (logged) at `max_pages` — so a poll is always bounded."""
+        yield from self._pages(lambda offset: self.get(path, {**(params or {}), "limit": PAGE_LIMIT, "offset": offset}), key, path, max_pages)
+
+    def paginate_post(self, path: str, key: str, body: dict[str, Any], *, max_pages: int = 200) -> Iterator[dict]:
+        """The same for the batch endpoints (`…/list`), which page with `page_limit`/`page_offset`."""
+        yield from self._pages(lambda offset: self.post(path, {**body, "page_limit": PAGE_LIMIT, "page_offset": offset}), key, path, max_pages)
+
+    def _pages(self, fetch: Callable[[int], Any], key: str, path: str, max_pages: int) -> Iterator[dict]:
+        offset = 0
+        for _ in range(max_pages):
+            page = fetch(offset)
+            items = page.get(key) if isinstance(page, dict) else None
+            if not isinstance(items, list):
+                reason = f"Airflow's {path} answered without a `{key}` list"
+                self.backoff.failed(reason)
+                raise SourceUnavailable(reason)
+            yield from items
+            offset += len(items)
+            total = page.get("total_entries")
+            if len(items) < PAGE_LIMIT or (isinstance(total, int) and offset >= total):
+                return
+        log.warning("stopped paging %s after %d pages (%d items): later items are not seen by this poll", path, max_pages, offset)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return str(detail)[:300]
