@@ -191,3 +191,33 @@ def test_same_run_id_in_two_pipelines_are_two_runs(store):
         alerts = alert_store.list_alerts(s)
     assert views == {"a": State.FAILED, "b": State.SUCCESS}
     assert {a.pipeline for a in alerts} == {"a"} and all(a.status is AlertStatus.FIRING for a in alerts)
+
+
+def test_pushed_and_polled_reports_of_one_failure_are_one_alert(store):
+    """The Airflow listener pushes task_failed/run_failed as they happen; the next poll sees the
+    same failure. Same identity (source, pipeline, run, task) → the same alerts, never two."""
+    from monitor.model import Event, EventKind, RunSnapshot, TaskSnapshot
+
+    class Polled:
+        name, stores_runs = "airflow-prod", False
+
+        def health(self):
+            from monitor.sources.base import Health
+
+            return Health(True)
+
+        def poll(self, since):
+            return [RunSnapshot(source="airflow-prod", pipeline="train", run_id="manual__1", state=State.FAILED,
+                                tasks=(TaskSnapshot(task_id="fit", state=State.FAILED, try_number=3, max_tries=3, error="OOM"),))]
+
+    pushed = [
+        Event(kind=EventKind.TASK_FAILED, source="airflow-prod", pipeline="train", run_id="manual__1", task_id="fit", try_number=3, summary="fit failed (pushed)"),
+        Event(kind=EventKind.RUN_FAILED, source="airflow-prod", pipeline="train", run_id="manual__1", summary="train failed (pushed)"),
+    ]
+    with store.session() as s:
+        for event in pushed:
+            ingest.apply(s, event, POLICY, utcnow())
+    Collector(Polled(), store, POLICY).poll_once()
+    with store.session() as s:
+        alerts = alert_store.list_alerts(s)
+    assert sorted((a.kind.value, a.event_count) for a in alerts) == [("run_failed", 2), ("task_failed", 2)]
