@@ -102,7 +102,9 @@ def run(
     from monitor.runner import RunError, Runner
     from monitor.runner.loader import find
     from monitor.store import open_store
+    from monitor.alerting.ingest import AlertPolicy
     from monitor.store.recorder import StoreRecorder
+    from monitor.tracking.check_results import store_reporter
 
     settings = _settings(config)
     params = _parse_params(param)
@@ -118,7 +120,10 @@ def run(
         _fail(str(exc))
     recorder = StoreRecorder(store)
     try:
-        runner = Runner(data_dir=settings.data_dir, recorder=recorder, source=source)
+        runner = Runner(
+            data_dir=settings.data_dir, recorder=recorder, source=source,
+            check_reporter=store_reporter(store, AlertPolicy.from_settings(settings), source),
+        )
         result = runner.run(target, {**configured, **params}, only_task=task, tee=sys.__stdout__)
     except RunError as exc:
         _fail(str(exc))

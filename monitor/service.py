@@ -26,6 +26,7 @@ from monitor.store import alerts as alert_store
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store, open_store
 from monitor.store.recorder import StoreRecorder
+from monitor.tracking.check_results import store_reporter
 from monitor.tracking.collector import Collector
 from monitor.tracking.watch import Watcher
 
@@ -47,10 +48,7 @@ class Service:
         self.store: Store = open_store(settings.store_url)
         self.recorder = StoreRecorder(self.store)
         self.notifiers: dict[str, Notifier] = build(settings.receivers)
-        self.policy = ingest.AlertPolicy(
-            receivers=[(n.name, n.kind) for n in self.notifiers.values()], base_url=settings.server.base_url,
-            routes=settings.routes, alerting=settings.alerting,
-        )
+        self.policy = ingest.AlertPolicy.from_settings(settings)
         self.slack_signing_secrets = [
             r.signing_secret.get_secret_value() for r in settings.receivers
             if isinstance(r, SlackReceiverSettings) and r.signing_secret is not None
@@ -66,7 +64,10 @@ class Service:
 
     def _build_source(self, source: SourceSettings) -> None:
         if isinstance(source, EmbeddedSourceSettings):
-            runner = Runner(data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers)
+            runner = Runner(
+                data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers,
+                check_reporter=store_reporter(self.store, self.policy, source.name),
+            )
             self.runners[source.name] = runner
             for entry in source.pipelines:
                 pipeline = load(entry.ref)

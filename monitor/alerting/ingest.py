@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitor.alerting import groups, lifecycle, routing
-from monitor.config import AlertingSettings, RouteSettings
+from monitor.config import AlertingSettings, RouteSettings, Settings
 from monitor.model import AlertKind, AlertStatus, Event, Tier
 from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
@@ -38,6 +38,11 @@ class AlertPolicy:
     base_url: str
     routes: Sequence[RouteSettings] = ()
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AlertPolicy":
+        receivers = [(r.name, r.kind) for r in settings.receivers] or [("console", "console")]
+        return cls(receivers=receivers, base_url=settings.server.base_url, routes=settings.routes, alerting=settings.alerting)
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:

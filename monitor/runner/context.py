@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -20,6 +20,22 @@ class TaskContext:
     run_number: int
     checkpoint_root: Path
     _checkpoint_dir: Path | None = field(default=None, repr=False)
+    reporter: Callable[["TaskContext", Any], None] | None = field(default=None, repr=False, compare=False)
+
+    def report_check(self, result: Any) -> None:
+        """Hand a check's verdict (a `checks.CheckResult`) to dagwatch: a failing check raises its
+        alert (quality → P2, convergence → P1, …), a passing one resolves it. Threads only: a
+        process task reports through `checks.gate(url=…)` instead."""
+        if self.reporter is None:
+            self.log.warning("check %s not reported: this runner has no check reporter", getattr(result, "name", result))
+            return
+        self.reporter(self, result)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Process tasks get a copy without the reporter (it holds the store)."""
+        state = dict(self.__dict__)
+        state["reporter"] = None
+        return state
 
     @property
     def checkpoint_dir(self) -> Path:

@@ -68,7 +68,7 @@ class RunResult:
         return self.tasks[(name, map_index)]
 
 
-@dataclass
+@dataclass(slots=True)
 class _TaskState:
     state: State = State.SCHEDULED
     try_number: int = 0
@@ -90,6 +90,7 @@ class Runner:
         max_workers: int = 8,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        check_reporter: Callable[[TaskContext, Any], None] | None = None,
     ) -> None:
         self.source = source
         self.recorder: Recorder = recorder or NullRecorder()
@@ -99,6 +100,7 @@ class Runner:
         self.max_workers = max_workers
         self.clock = clock
         self.rng = rng or random.Random()
+        self.check_reporter = check_reporter
 
     def run(
         self,
@@ -152,7 +154,7 @@ class Runner:
         return {dep: latest[dep] for dep in needed}
 
 
-@dataclass
+@dataclass(slots=True)
 class _InFlight:
     key: Key
     try_number: int
@@ -205,6 +207,11 @@ class _RunLoop:
         self.executor = TaskExecutor(runner.max_workers)
         self.started_at = runner.clock()
         self.recorded_upstream_failed: set[Key] = set()
+        # Snapshots are frozen, so the run's RUNNING snapshot (the same for every task change)
+        # is built once, and a task's last recorded snapshot is reused for the RunResult while
+        # its state has not changed since.
+        self._running: RunSnapshot | None = None
+        self._snapshots: dict[Key, TaskSnapshot] = {}
 
     # -- recording -------------------------------------------------------------------------
 
@@ -234,17 +241,25 @@ class _RunLoop:
             traceback=t.traceback,
         )
 
+    def _running_snapshot(self) -> RunSnapshot:
+        if self._running is None:
+            self._running = self._run_snapshot(State.RUNNING)
+        return self._running
+
     def _set(self, key: Key, state: State, **changes: Any) -> None:
-        t = self.tasks.setdefault(key, _TaskState())
+        t = self.tasks.get(key)
+        if t is None:
+            t = self.tasks[key] = _TaskState()
         t.state = state
         for name, value in changes.items():
             setattr(t, name, value)
-        self.recorder.record(self._run_snapshot(State.RUNNING), [self._task_snapshot(key)])
+        snapshot = self._snapshots[key] = self._task_snapshot(key)
+        self.recorder.record(self._running_snapshot(), [snapshot])
 
     # -- the loop --------------------------------------------------------------------------
 
     def execute(self) -> RunResult:
-        self.recorder.record(self._run_snapshot(State.RUNNING), [self._task_snapshot(k) for k in self.tasks])
+        self.recorder.record(self._running_snapshot(), [self._task_snapshot(k) for k in self.tasks])
         try:
             while True:
                 self._submit_ready()
@@ -261,7 +276,7 @@ class _RunLoop:
             pipeline=self.pipeline.name,
             run_id=self.run_id,
             state=state,
-            tasks={k: self._task_snapshot(k) for k in self.tasks},
+            tasks={k: self._snapshots[k] if k in self._snapshots else self._task_snapshot(k) for k in self.tasks},
             results=self.results,
         )
 
@@ -296,6 +311,7 @@ class _RunLoop:
         self._set((spec.name, -1), State.RUNNING, started_at=self.r.clock())
         for key in self.sched.expand(spec.name, len(items)):
             self.tasks[key] = _TaskState(state=State.QUEUED)
+            self._snapshots.pop(key, None)
         if not items:
             self.results[spec.name] = []
             self._set((spec.name, -1), State.SUCCESS, ended_at=self.r.clock())
@@ -341,12 +357,13 @@ class _RunLoop:
             params=self.params,
             run_number=self.run_number,
             checkpoint_root=self.r.checkpoint_root,
+            reporter=self.r.check_reporter,
         )
         kwargs = self._inputs(key, spec)
         if spec.wants_ctx:
             kwargs["ctx"] = ctx
-        sink = logs.TrySink(
-            logs.log_path(self.r.log_root, self.pipeline.name, self.run_id, name, index, try_number),
+        sink = logs.TrySink.for_try(
+            self.r.log_root, self.pipeline.name, self.run_id, name, index, try_number,
             tee=self.tee,
             prefix=f"[{name}{'' if index < 0 else f'[{index}]'}] ",
         )

@@ -11,9 +11,10 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import pickle
+import queue
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -73,18 +74,96 @@ def _clear_async_exception(thread_id: int) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
 
 
+_live_pools: "weakref.WeakSet[_ThreadPool]" = weakref.WeakSet()
+
+
+def _wake_idle_workers_at_exit() -> None:
+    """Like `concurrent.futures.thread`'s exit hook: idle workers of a pool nobody shut down
+    exit, so the interpreter only waits for calls still running."""
+    for pool in list(_live_pools):
+        pool._shutdown = True
+        pool._work.put(None)
+
+
+threading._register_atexit(_wake_idle_workers_at_exit)  # type: ignore[attr-defined]
+
+
+class _ThreadPool:
+    """What `TaskExecutor` used of `ThreadPoolExecutor`, without a Future (and its Condition)
+    per call: attempts report through `Attempt.done`, so nobody ever read those futures.
+
+    Same behaviour otherwise: threads named `<prefix>_<n>` started on demand up to
+    `max_workers` (none while one is idle), exceptions escaping a call are swallowed like an
+    unread future's, `shutdown()` drops calls not started yet and lets running ones finish, and
+    the threads are not daemons, so the interpreter waits for a running call at exit.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        self._max_workers = max_workers
+        self._prefix = thread_name_prefix
+        self._work: queue.SimpleQueue[tuple[Callable[[Attempt], None], Attempt] | None] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for work; guarded by _lock (a Semaphore costs ~10 µs a call)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._shutdown = False
+        _live_pools.add(self)
+
+    def submit(self, fn: Callable[[Attempt], None], attempt: Attempt) -> None:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new attempts after shutdown")
+            self._work.put((fn, attempt))
+            if self._idle:
+                self._idle -= 1
+                return
+            if len(self._threads) < self._max_workers:
+                thread = threading.Thread(target=self._worker, name=f"{self._prefix}_{len(self._threads)}")
+                thread.start()
+                self._threads.append(thread)
+
+    def _worker(self) -> None:
+        work, lock = self._work, self._lock
+        while True:
+            item = work.get()
+            if item is None:
+                work.put(None)  # wake the next thread too
+                return
+            fn, attempt = item
+            try:
+                fn(attempt)
+            except BaseException:  # noqa: BLE001 - what an unread Future would have kept
+                pass
+            del item, fn, attempt
+            if self._shutdown:
+                return
+            with lock:
+                self._idle += 1
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shutdown = True
+            while True:  # cancel what has not started
+                try:
+                    self._work.get_nowait()
+                except queue.Empty:
+                    break
+            self._work.put(None)
+
+
 class TaskExecutor:
     """Runs attempts on a thread pool; process attempts are driven from a pool thread too."""
 
     def __init__(self, max_workers: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dagwatch-task")
+        self._pool = _ThreadPool(max_workers, thread_name_prefix="dagwatch-task")
         self._mp = multiprocessing.get_context("forkserver")
 
     def submit(self, attempt: Attempt) -> None:
         self._pool.submit(self._run_process if attempt.process_target else self._run_thread, attempt)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     @staticmethod
     def _run_thread(attempt: Attempt) -> None:
@@ -102,7 +181,8 @@ class TaskExecutor:
             finally:
                 with attempt.lock:
                     attempt.thread_id = None
-                    _clear_async_exception(ident)
+                    if attempt.cancelled:  # only cancel() (under this lock) injects one
+                        _clear_async_exception(ident)
         except Interrupted:
             outcome = Outcome(ok=False, error_type="Interrupted", error="interrupted after its timeout")
         except BaseException as exc:  # the task's own failure, whatever it is, is data here

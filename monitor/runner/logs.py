@@ -25,12 +25,35 @@ class TrySink:
     """The log of one task try; `tee` also echoes lines (for `dagwatch run`)."""
 
     def __init__(self, path: Path, tee: TextIO | None = None, prefix: str = "") -> None:
-        self.path = path
+        self._path: Path | None = path
+        self._path_args: tuple[Path, str, str, str, int, int] | None = None
         self._tee = tee
         self._prefix = prefix
         self._fh: io.TextIOWrapper | None = None
         self._lock = threading.Lock()
         self._line_start = True
+
+    @classmethod
+    def for_try(
+        cls, root: Path, pipeline: str, run_id: str, task: str, map_index: int, try_number: int,
+        tee: TextIO | None = None, prefix: str = "",
+    ) -> "TrySink":
+        """The sink at `log_path(...)`, the path built only when first asked for: most tries
+        never write, and building it is a good part of the runner's per-task cost."""
+        sink = cls(None, tee=tee, prefix=prefix)  # type: ignore[arg-type]
+        sink._path_args = (root, pipeline, run_id, task, map_index, try_number)
+        return sink
+
+    @property
+    def path(self) -> Path:
+        if self._path is None and self._path_args is not None:
+            self._path = log_path(*self._path_args)
+        return self._path  # type: ignore[return-value]
+
+    @path.setter
+    def path(self, value: Path) -> None:
+        self._path = value
+        self._path_args = None
 
     def write(self, text: str) -> None:
         if not text:

@@ -31,7 +31,7 @@ class Scheduler:
                 self._downstream[dep].append(name)
         self._waiting = {name: len(node.upstream) for name, node in nodes.items()}
         self._order = {name: i for i, name in enumerate(nodes)}
-        self._weight = {name: self._subtree_size(name) for name in nodes}
+        self._weight = self._subtree_sizes()
         self._ready: list[tuple[int, int, int, Key]] = []
         self._mapped_left: dict[str, int] = {}
         self._mapped_failed: set[str] = set()
@@ -40,6 +40,35 @@ class Scheduler:
         for name, count in self._waiting.items():
             if count == 0:
                 self._push((name, -1))
+
+    def _subtree_sizes(self) -> dict[str, int]:
+        """`_subtree_size` of every node in one pass: each node's descendants as a bit set (an
+        int), merged from its children's, children first. Calling `_subtree_size` per node walks
+        the graph once per node, O(n²) on a chain (~0.3 s for 1,000 tasks)."""
+        downstream = self._downstream
+        bit = {name: 1 << i for i, name in enumerate(self._nodes)}
+        below: dict[str, int] = {}
+        for root in self._nodes:
+            if root in below:
+                continue
+            stack = [(root, iter(downstream[root]))]
+            entered = {root}
+            while stack:
+                name, children = stack[-1]
+                for child in children:
+                    if child not in below:
+                        if child in entered:  # a cycle (a Pipeline never has one): walk per node
+                            return {n: self._subtree_size(n) for n in self._nodes}
+                        entered.add(child)
+                        stack.append((child, iter(downstream[child])))
+                        break
+                else:
+                    stack.pop()
+                    acc = 0
+                    for child in downstream[name]:
+                        acc |= below[child] | bit[child]
+                    below[name] = acc
+        return {name: below[name].bit_count() for name in self._nodes}
 
     def _subtree_size(self, name: str) -> int:
         seen: set[str] = set()

@@ -8,9 +8,10 @@ of it is committed.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 from monitor.model import RunSnapshot, TaskSnapshot, utcnow
 from monitor.store import runs
@@ -18,16 +19,19 @@ from monitor.store.db import Store
 
 log = logging.getLogger(__name__)
 
+_Item = Union[tuple[RunSnapshot, Sequence[TaskSnapshot]], threading.Event]
+
 
 class StoreRecorder:
     def __init__(self, store: Store, *, interval: float = 0.02, clock: Callable = utcnow) -> None:
         self._store = store
         self._interval = interval
         self._clock = clock
-        self._pending: list[tuple[RunSnapshot, Sequence[TaskSnapshot]]] = []
-        self._cond = threading.Condition()
-        self._written = 0
-        self._queued = 0
+        # State changes and flush markers, in order. `record` only appends (atomic on a deque,
+        # no lock: it runs on the runner's loop thread several times per task); the writer
+        # pops from the left. A flush marker is set once everything before it is committed.
+        self._pending: collections.deque[_Item] = collections.deque()
+        self._cond = threading.Condition()  # only to wake the writer early
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="dagwatch-recorder", daemon=True)
         self._thread.start()
@@ -37,16 +41,15 @@ class StoreRecorder:
             return runs.count(session, source=source, pipeline=pipeline)
 
     def record(self, run: RunSnapshot, tasks: Sequence[TaskSnapshot]) -> None:
-        with self._cond:
-            self._pending.append((run, tasks))
-            self._queued += 1
+        self._pending.append((run, tasks))
 
     def flush(self) -> None:
+        marker = threading.Event()
         with self._cond:
-            target = self._queued
+            self._pending.append(marker)
             self._cond.notify_all()
-            while self._written < target and self._thread.is_alive():
-                self._cond.wait(timeout=1)
+        while not marker.is_set() and self._thread.is_alive():
+            marker.wait(timeout=1)
 
     def close(self) -> None:
         self.flush()
@@ -56,27 +59,29 @@ class StoreRecorder:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        pending = self._pending
         while True:
             with self._cond:
-                if not self._pending:
+                if not pending:
                     if self._closed:
                         return
                     self._cond.wait(timeout=self._interval)
-                batch, self._pending = self._pending, []
-            if not batch:
+            items = [pending.popleft() for _ in range(len(pending))]
+            if not items:
                 continue
-            try:
-                with self._store.session() as session:
-                    runs.save(session, batch, self._clock())
-            except Exception:  # keep the batch and try again: a state must not be dropped
-                log.exception("recording %d run state changes failed; retrying", len(batch))
-                with self._cond:
-                    self._pending[:0] = batch
-                self._sleep()
-                continue
-            with self._cond:
-                self._written += len(batch)
-                self._cond.notify_all()
+            batch = [item for item in items if not isinstance(item, threading.Event)]
+            if batch:
+                try:
+                    with self._store.session() as session:
+                        runs.save(session, batch, self._clock())
+                except Exception:  # keep the batch and try again: a state must not be dropped
+                    log.exception("recording %d run state changes failed; retrying", len(batch))
+                    pending.extendleft(reversed(items))
+                    self._sleep()
+                    continue
+            for item in items:
+                if isinstance(item, threading.Event):
+                    item.set()
 
     def _sleep(self) -> None:
         with self._cond:

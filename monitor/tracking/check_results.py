@@ -8,11 +8,15 @@ output_failed P2, convergence → convergence_failed P1, drift → drift_detecte
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from monitor.model import Event, EventKind, utcnow
+
+if TYPE_CHECKING:
+    from monitor.alerting.ingest import AlertPolicy
+    from monitor.store.db import Store
 
 FAILED_KIND = {
     "quality": EventKind.QUALITY_FAILED,
@@ -57,3 +61,18 @@ def to_event(report: CheckReport, now: datetime | None = None) -> Event:
         details={"check": report.name, "check_kind": report.kind, "status": report.status, "not_passing": bad, **report.details},
         labels=report.labels,
     )
+
+
+def store_reporter(store: Store, policy: AlertPolicy, source: str) -> Callable[[Any, Any], None]:
+    """The embedded runner's check reporter: a task's check verdict goes straight into the store
+    as an event, in the same shape a remote pipeline POSTs to /api/v1/check-results."""
+    from monitor.alerting import ingest
+
+    def report(ctx: Any, result: Any) -> None:
+        body = CheckReport(
+            **result.model_dump(mode="json"), source=source, pipeline=ctx.pipeline, run_id=ctx.run_id, task_id=ctx.task_id,
+        )
+        with store.session() as session:
+            ingest.apply(session, to_event(body), policy, utcnow())
+
+    return report

@@ -100,7 +100,7 @@ def test_state_survives_a_restart_and_nothing_is_raised_twice(data_dir):
         alerts = alert_store.list_alerts(s)
         assert {a.kind for a in alerts} == {AlertKind.RUN_FAILED, AlertKind.TASK_FAILED}
         assert all(a.status is AlertStatus.FIRING for a in alerts)
-        assert "feature_2 has" in next(a for a in alerts if a.kind is AlertKind.RUN_FAILED).summary
+        assert "feature_1_not_null" in next(a for a in alerts if a.kind is AlertKind.RUN_FAILED).summary
     reopened.close()
 
 
