@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -76,6 +77,9 @@ def up(
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; ending with exit code 0 then
     # is what service managers expect from a clean stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The ~100k objects of the imports (SQLAlchemy, pydantic, alembic) never die: keep them out
+    # of every garbage collection, which otherwise costs the runner 5-15 µs per task.
+    gc.freeze()
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
     uvicorn.run(create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets), host=settings.server.host, port=settings.server.port, log_level="warning")

@@ -60,6 +60,8 @@ class Service:
             self._build_source(source)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self._started = threading.Event()
+        self._stopping = threading.Event()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dagwatch-dispatcher", daemon=True)
         metrics.register_store_collector(self.read_gauges)
 
     def _build_source(self, source: SourceSettings) -> None:
@@ -102,8 +104,8 @@ class Service:
                 collector.run, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
                 id=f"poll:{collector.source.name}", next_run_time=now + timedelta(seconds=0.2 * index),
             )
-        self.scheduler.add_job(self.dispatch, IntervalTrigger(seconds=DISPATCH_INTERVAL.total_seconds()), id="dispatch", next_run_time=now)
         self.scheduler.start()
+        self._dispatcher.start()
         self._started.set()
 
     @property
@@ -117,8 +119,17 @@ class Service:
         except Exception:
             log.exception("run of %s could not complete", item.pipeline.name)
 
-    def dispatch(self) -> None:
-        dispatch.tick(self.store, self.notifiers, self.policy)
+    def _dispatch_loop(self) -> None:
+        """Deliver as soon as an alert change is committed (the store signals it), else at least
+        every DISPATCH_INTERVAL for retries, group intervals and held resolves."""
+        state = dispatch.TickState()
+        while not self._stopping.is_set():
+            self.store.alerts_changed.clear()
+            try:
+                dispatch.tick(self.store, self.notifiers, self.policy, state=state)
+            except Exception:  # the loop must outlive a bad tick (database locked, notifier bug)
+                log.exception("dispatcher tick failed")
+            self.store.alerts_changed.wait(timeout=DISPATCH_INTERVAL.total_seconds())
 
     def read_gauges(self) -> tuple[dict[str, int], list[tuple[str, bool, float | None]]]:
         with self.store.session() as session:
@@ -130,6 +141,10 @@ class Service:
         return firing, statuses
 
     def stop(self) -> None:
+        self._stopping.set()
+        self.store.alerts_changed.set()
+        if self._dispatcher.is_alive():
+            self._dispatcher.join(timeout=10)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.recorder.close()

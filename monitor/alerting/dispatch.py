@@ -5,6 +5,7 @@ many failures make the notification dead and raise an alert about the receiver i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Mapping
 
@@ -13,6 +14,7 @@ from monitor.alerting import groups, ingest
 from monitor.alerting.notifiers.base import DeliveryError, Notifier, Receipt
 from monitor.model import Event, EventKind, Notification, NotificationAction, NotificationStatus, utcnow
 from monitor.store import alerts as alert_store
+from monitor.store import groups as group_store
 from monitor.store import outbox
 from monitor.store.db import Store
 from monitor.store.tables import AlertGroupRow, NotificationRow
@@ -26,7 +28,7 @@ def receiver_source(name: str) -> str:
 
 
 def build_notification(session, row: NotificationRow, base_url: str) -> Notification:
-    alerts = alert_store.to_models(session, [alert_store.get(session, alert_id=link.alert_id) for link in row.links])
+    alerts = alert_store.to_models(session, [alert_store.get(session, alert_id=link.alert_id) for link in row.links], base_url=base_url)
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
     return Notification(
         id=row.id, receiver=row.receiver, action=NotificationAction(row.action),
@@ -36,11 +38,32 @@ def build_notification(session, row: NotificationRow, base_url: str) -> Notifica
     )
 
 
-def tick(store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow) -> int:
-    """One round of the alerting background work; returns notifications sent."""
+@dataclass
+class TickState:
+    """What the dispatcher loop remembers between ticks: when muting must be re-checked."""
+
+    recheck_at: datetime | None = None
+    always_recheck: bool = False
+
+    def muting_due(self, store: Store, now: datetime) -> bool:
+        if store.muting_changed.is_set():
+            store.muting_changed.clear()
+            return True
+        return self.always_recheck or (self.recheck_at is not None and now >= self.recheck_at)
+
+
+def tick(
+    store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *,
+    clock: Callable[[], datetime] = utcnow, state: TickState | None = None,
+) -> int:
+    """One round of the alerting background work; returns notifications sent. Without a
+    `state` (tests, one-off calls) muting is re-checked every time."""
+    state = state or TickState(always_recheck=True)
     with store.session() as session:
         now = clock()
-        groups.recheck_muted(session, now)
+        if state.muting_due(store, now):
+            groups.recheck_muted(session, now)
+            state.recheck_at = group_store.next_silence_boundary(session, now=now)
         ingest.release_held(session, now)
         ingest.promote_retrying(session, policy, now)
         ingest.escalate(session, policy, now)

@@ -19,19 +19,21 @@ def attrs_of(alert: AlertRow) -> dict[str, str]:
     return alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
 
 
-def assign(session: Session, alert: AlertRow, decisions: list[Decision], now: datetime) -> None:
+def assign(session: Session, alert: AlertRow, decisions: list[Decision], now: datetime, *, new: bool = False) -> None:
+    """`new`: the alert was just created, so it cannot be a member yet (saves a lookup)."""
     for d in decisions:
         group = group_store.get_or_create(
             session, group_key=d.group_key, receiver=d.receiver, labels=dict(d.group_labels),
             wait=d.grouping.group_wait.total_seconds(), interval=d.grouping.group_interval.total_seconds(),
             repeat=d.grouping.repeat_interval.total_seconds(), now=now,
         )
-        group_store.add_member(session, group=group, alert_id=alert.id)
+        group_store.add_member(session, group=group, alert_id=alert.id, known_new=new)
         mark_due(group, now)
 
 
 def touch(session: Session, alert_id: int, now: datetime) -> None:
     """The alert changed (resolved, acked, muted): its groups should tell their receivers."""
+    session.info["alerts_changed"] = True
     for group in group_store.groups_of(session, alert_id=alert_id):
         mark_due(group, now)
 
@@ -101,11 +103,15 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list
 
 
 def recheck_muted(session: Session, now: datetime) -> int:
-    """Silences end and sources recover: re-flush groups whose alerts' muting changed."""
+    """Silences end and sources recover: re-flush groups whose alerts' muting changed.
+
+    With no silence active and no source down, only alerts muted now can change (they unmute),
+    so only those are read."""
     silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
     down = group_store.down_sources(session)
+    candidates = group_store.firing_alerts(session, muted_only=not (silences or down))
     changed = 0
-    for alert in group_store.firing_alerts(session):
+    for alert in candidates:
         now_muted = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
         if now_muted != alert.muted_by:
             alert.muted_by = now_muted

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.alerting import groups, lifecycle, routing
 from monitor.config import AlertingSettings, RouteSettings, Settings
-from monitor.model import AlertKind, AlertStatus, Event, Tier
+from monitor.model import AlertKind, AlertStatus, Event, EventKind, Tier
 from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
 from monitor.store.tables import AlertRow
@@ -46,8 +46,11 @@ class AlertPolicy:
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
-    row = event_store.create(session, event=event, received_at=now)
-    outcome = Outcome(event_id=row.id)
+    session.info["alerts_changed"] = True  # wakes the dispatcher after commit (store/db.py)
+    if event.kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP):
+        session.info["muting_changed"] = True  # inhibition may change
+    event_id = event_store.create(session, event=event, received_at=now)
+    outcome = Outcome(event_id=event_id)
     fp, kinds = lifecycle.lookups(event)
     firing_rows = alert_store.firing_candidates(session, source=event.source, pipeline=event.pipeline, fingerprint=fp, kinds=kinds)
     by_id = {r.id: r for r in firing_rows}
@@ -63,10 +66,10 @@ def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) ->
             alert = by_id[change.alert_id]
             if _flapping(session, alert, policy.alerting, now):
                 alert.resolve_held_until = now + policy.alerting.flap.quiet
-                alert_store.add_history(session, alert_id=alert.id, at=now, change="resolve_held", event_id=row.id, note="flapping: held firing until quiet")
+                alert_store.add_history(session, alert_id=alert.id, at=now, change="resolve_held", event_id=event_id, note="flapping: held firing until quiet")
                 outcome.held.append(alert.id)
                 continue
-            resolve(session, alert, now, event_id=row.id, note=event.summary, at=event.occurred_at)
+            resolve(session, alert, now, event_id=event_id, note=event.summary, at=event.occurred_at)
             outcome.resolved.append(alert.id)
         elif isinstance(change, lifecycle.Repeat):
             alert = by_id[change.alert_id]
@@ -76,10 +79,10 @@ def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) ->
             alert.try_number = event.try_number if event.try_number is not None else alert.try_number
             alert.summary = event.summary or alert.summary
             alert.details = {**alert.details, **event.details}
-            alert_store.add_history(session, alert_id=alert.id, at=now, change="repeated", event_id=row.id)
+            alert_store.add_history(session, alert_id=alert.id, at=now, change="repeated", event_id=event_id)
             outcome.repeated.append(alert.id)
         else:
-            alert = _fire(session, event, change, policy, now, row.id)
+            alert = _fire(session, event, change, policy, now, event_id)
             outcome.fired.append(alert.id)
     return outcome
 
@@ -115,14 +118,12 @@ def _fire(session: Session, event: Event, change: lifecycle.Fire, policy: AlertP
         details=details, labels=event.labels, links={}, started_at=min(event.occurred_at, now), updated_at=now,
         resolved_at=None, event_count=1,
     )
+    if isinstance(details.get("url"), str):
+        alert.links = {"orchestrator": details["url"]}
     session.add(alert)
     session.flush()
-    links = {"dashboard": f"{policy.base_url}/alerts/{alert.id}"}
-    if isinstance(details.get("url"), str):
-        links["orchestrator"] = details["url"]
-    alert.links = links
     alert_store.add_history(session, alert_id=alert.id, at=now, change="fired", event_id=event_id, note=f"tier {tier.value}" + (f" (default {change.tier.value})" if tier is not change.tier else ""))
-    groups.assign(session, alert, routing.route(tier, attrs, policy.routes, policy.alerting, policy.receivers), now)
+    groups.assign(session, alert, routing.route(tier, attrs, policy.routes, policy.alerting, policy.receivers), now, new=True)
     return alert
 
 

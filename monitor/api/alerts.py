@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -24,14 +24,15 @@ def list_alerts(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     db: Session = Depends(session),
+    request: Request = None,  # type: ignore[assignment]
 ) -> list[Alert]:
     """Newest first; filter by status, tier, pipeline and kind."""
-    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, limit=limit, offset=offset)
+    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, limit=limit, offset=offset, base_url=request.app.state.policy.base_url)
 
 
 @router.get("/{alert_id}", response_model=Alert)
-def get_alert(alert_id: int, db: Session = Depends(session)) -> Alert:
-    return alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)])[0]
+def get_alert(alert_id: int, request: Request, db: Session = Depends(session)) -> Alert:
+    return alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)], base_url=request.app.state.policy.base_url)[0]
 
 
 class AckIn(BaseModel):
@@ -39,7 +40,7 @@ class AckIn(BaseModel):
 
 
 @router.post("/{alert_id}/ack", response_model=Alert)
-def ack_alert(alert_id: int, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
+def ack_alert(alert_id: int, request: Request, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
     """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
     row = alert_store.get(db, alert_id=alert_id)
     if row.status != AlertStatus.FIRING.value:
@@ -49,4 +50,4 @@ def ack_alert(alert_id: int, body: AckIn | None = None, who: Operator = Depends(
         row.acked_at, row.acked_by, row.updated_at = now, who.name, now
         alert_store.add_history(db, alert_id=row.id, at=now, change="acknowledged", event_id=None, note=f"by {who.name}" + (f": {body.comment}" if body and body.comment else ""))
         groups.touch(db, row.id, now)
-    return alert_store.to_models(db, [row])[0]
+    return alert_store.to_models(db, [row], base_url=request.app.state.policy.base_url)[0]

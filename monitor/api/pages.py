@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def alerts_page(request: Request, status: AlertStatus | None = None, db: Session = Depends(session)) -> HTMLResponse:
-    alerts = alert_store.list_alerts(db, status=status, limit=200)
+    alerts = alert_store.list_alerts(db, status=status, limit=200, base_url=request.app.state.policy.base_url)
     firing = [a for a in alerts if a.status is AlertStatus.FIRING]
     runs = run_store.recent(db, limit=10)
     return templates.TemplateResponse(
@@ -30,6 +30,6 @@ def alerts_page(request: Request, status: AlertStatus | None = None, db: Session
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(request: Request, alert_id: int, db: Session = Depends(session)) -> HTMLResponse:
-    alert = alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)])[0]
+    alert = alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)], base_url=request.app.state.policy.base_url)[0]
     history = alert_store.history(db, alert_id=alert_id)
     return templates.TemplateResponse(request, "alert.html", {"alert": alert, "history": history})

@@ -77,6 +77,7 @@ def list_alerts(
     kind: AlertKind | None = None,
     limit: int = 100,
     offset: int = 0,
+    base_url: str | None = None,
 ) -> list[Alert]:
     query = select(AlertRow)
     if status:
@@ -88,10 +89,12 @@ def list_alerts(
     if kind:
         query = query.where(AlertRow.kind == kind.value)
     rows = list(session.scalars(query.order_by(AlertRow.id.desc()).limit(limit).offset(offset)))
-    return to_models(session, rows)
+    return to_models(session, rows, base_url=base_url)
 
 
-def to_models(session: Session, rows: Sequence[AlertRow]) -> list[Alert]:
+def to_models(session: Session, rows: Sequence[AlertRow], *, base_url: str | None = None) -> list[Alert]:
+    """API models of alert rows; with `base_url`, links include the alert's dashboard page
+    (built here rather than stored, so firing an alert needs no second write)."""
     notes: dict[int, list[NotificationView]] = {}
     if rows:
         for alert_id, n in notifications_of(session, alert_ids={r.id for r in rows}):
@@ -102,7 +105,7 @@ def to_models(session: Session, rows: Sequence[AlertRow]) -> list[Alert]:
         Alert(
             id=r.id, fingerprint=r.fingerprint, tier=Tier(r.tier), status=AlertStatus(r.status), kind=AlertKind(r.kind),
             source=r.source, pipeline=r.pipeline, run_id=r.run_id, task_id=r.task_id, try_number=r.try_number,
-            summary=r.summary, details=r.details, labels=r.labels, links=r.links, started_at=r.started_at,
+            summary=r.summary, details=r.details, labels=r.labels, links=({"dashboard": f"{base_url}/alerts/{r.id}"} if base_url else {}) | (r.links or {}), started_at=r.started_at,
             updated_at=r.updated_at, resolved_at=r.resolved_at, event_count=r.event_count,
             acked_at=r.acked_at, acked_by=r.acked_by, muted_by=r.muted_by,
             notifications=notes.get(r.id, []),

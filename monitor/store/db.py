@@ -6,6 +6,7 @@ and the runner's writer can share one file; any other URL (PostgreSQL) is used a
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -46,16 +47,35 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several processes sharing one database may start at once: one migrates, the others
+            # wait here (the lock ends with this transaction), then find the schema at head.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7316425001)")
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
 
 class Store:
-    """Owns the engine; hands out sessions whose transaction commits on success."""
+    """Owns the engine; hands out sessions whose transaction commits on success.
+
+    `alerts_changed` and `muting_changed` are set after a commit whose session flagged them in
+    `session.info`: the dispatcher waits on the first instead of polling, so a notification
+    leaves as soon as its alert is committed; the second tells it to re-check silences and
+    inhibitions, which is too costly to do on every tick.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.alerts_changed = threading.Event()
+        self.muting_changed = threading.Event()
+        event.listen(self._sessions, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop("alerts_changed", False):
+            self.alerts_changed.set()
+        if session.info.pop("muting_changed", False):
+            self.muting_changed.set()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

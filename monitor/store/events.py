@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from monitor.model import Event
 from monitor.store.tables import EventRow
 
 
-def create(session: Session, *, event: Event, received_at: datetime) -> EventRow:
-    row = EventRow(
+def create(session: Session, *, event: Event, received_at: datetime) -> int:
+    """Insert the event; returns its id. A Core insert: events are written, never edited here."""
+    result = session.execute(insert(EventRow).values(
         kind=event.kind.value,
         source=event.source,
         pipeline=event.pipeline,
@@ -24,7 +26,5 @@ def create(session: Session, *, event: Event, received_at: datetime) -> EventRow
         details=event.details,
         labels=event.labels,
         dedup_key=event.dedup_key,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    ))
+    return result.inserted_primary_key[0]

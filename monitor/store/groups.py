@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from monitor.model import AlertKind, AlertStatus
@@ -23,8 +23,8 @@ def get_or_create(session: Session, *, group_key: str, receiver: str, labels: di
     return group
 
 
-def add_member(session: Session, *, group: AlertGroupRow, alert_id: int) -> None:
-    if session.get(AlertGroupMemberRow, (group.id, alert_id)) is None:
+def add_member(session: Session, *, group: AlertGroupRow, alert_id: int, known_new: bool = False) -> None:
+    if known_new or session.get(AlertGroupMemberRow, (group.id, alert_id)) is None:
         session.add(AlertGroupMemberRow(group_id=group.id, alert_id=alert_id))
 
 
@@ -59,5 +59,20 @@ def down_sources(session: Session) -> dict[str, int]:
     return {source: alert_id for source, alert_id in rows}
 
 
-def firing_alerts(session: Session) -> list[AlertRow]:
-    return list(session.scalars(select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value)))
+def firing_alerts(session: Session, *, muted_only: bool = False) -> list[AlertRow]:
+    query = select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value)
+    if muted_only:
+        query = query.where(AlertRow.muted_by.is_not(None))
+    return list(session.scalars(query))
+
+
+def next_silence_boundary(session: Session, *, now: datetime) -> datetime | None:
+    """When a silence next starts or ends: muting must be re-checked then."""
+    starts = session.scalar(select(func.min(SilenceRow.starts_at)).where(SilenceRow.expired_at.is_(None), SilenceRow.starts_at > now))
+    ends = session.scalar(select(func.min(SilenceRow.ends_at)).where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > now))
+    times = [t for t in (starts, ends) if t is not None]
+    return min(times) if times else None
+
+
+def next_flush(session: Session) -> datetime | None:
+    return session.scalar(select(func.min(AlertGroupRow.next_flush_at)))

@@ -43,7 +43,7 @@ def test_failure_fires_p1_prints_it_and_a_healthy_run_resolves_it(store, data_di
     assert failed.state is State.FAILED
     collector.poll_once()
     with store.session() as s:
-        firing = alert_store.list_alerts(s, status=AlertStatus.FIRING)
+        firing = alert_store.list_alerts(s, status=AlertStatus.FIRING, base_url="http://127.0.0.1:8000")
     run_alert = next(a for a in firing if a.kind is AlertKind.RUN_FAILED)
     assert run_alert.tier is Tier.P1
     assert (run_alert.pipeline, run_alert.run_id, run_alert.task_id, run_alert.try_number) == ("demo_ml", failed.run_id, "features", 2)

@@ -68,8 +68,9 @@ def test_demo_failure_fires_and_resolves_across_the_whole_service(config, tmp_pa
         runs = httpx.get(f"{server.url}/api/v1/runs", params={"pipeline": "demo_ml"}).json()
         failed = next(r for r in runs if r["run_id"] == alert["run_id"])
         states = {t["task_id"]: t["state"] for t in failed["tasks"]}
-        assert states == {"ingest": "success", "validate": "success", "features": "failed",
-                          "train": "upstream_failed", "evaluate": "upstream_failed", "deploy": "upstream_failed"}
+        assert states == {"ingest": "success", "validate": "success", "features": "failed", "train": "upstream_failed",
+                          "check_convergence": "upstream_failed", "evaluate": "upstream_failed", "check_output": "upstream_failed",
+                          "check_drift": "upstream_failed", "deploy": "upstream_failed"}
 
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'dagwatch_runs_total{pipeline="demo_ml",source="embedded",state="failed"}' in metrics
