@@ -12,7 +12,7 @@ Modes:
   dagwatch-store  Runner + StoreRecorder on a SQLite file (WAL): every task state recorded, and
                   durable when `run()` returns (it ends with the recorder's flush)
   dagwatch-null   Runner + NullRecorder (nothing recorded), for reference
-  prefect         Prefect (pinned in bench/prefect_setup.sh, own venv bench/.prefect-venv)
+  prefect         Prefect (the tests' own venv: tests/servers/prefect/install.sh, tests/servers/.cache/prefect-venv)
                   against a local `prefect server start` on 127.0.0.1, started here with its own
                   PREFECT_HOME in a temporary folder, analytics off, and stopped by its pid at the
                   end; fan = `.submit()` on the default thread runner + wait, chain = direct calls
@@ -244,8 +244,9 @@ class PrefectServer:
 
 def ensure_prefect_venv(venv: Path) -> None:
     if not (venv / "bin" / "prefect").exists():
-        print(f"setting up {venv} (bench/prefect_setup.sh) ...", file=sys.stderr, flush=True)
-        subprocess.run(["bash", str(HERE / "prefect_setup.sh")], check=True, env={**os.environ, "PREFECT_BENCH_VENV": str(venv)})
+        print(f"setting up {venv} (tests/servers/prefect/install.sh) ...", file=sys.stderr, flush=True)
+        subprocess.run(["bash", str(HERE.parent / "tests" / "servers" / "prefect" / "install.sh")], check=True,
+                       env={**os.environ, "DAGWATCH_PREFECT_CACHE": str(venv.parent)})
 
 
 def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = True) -> dict[str, Any]:
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions; the median is reported (default 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 tasks, 1 repetition")
     parser.add_argument("--no-prefect", action="store_true", help="skip Prefect (no venv, no server)")
-    parser.add_argument("--prefect-venv", type=Path, default=HERE / ".prefect-venv")
+    parser.add_argument("--prefect-venv", type=Path, default=HERE.parent / "tests" / "servers" / ".cache" / "prefect-venv")
     parser.add_argument(
         "--prefect-back-to-back", action="store_true",
         help="do not wait for the Prefect server to go idle between flow runs (slower Prefect numbers)",

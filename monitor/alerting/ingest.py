@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.alerting import groups, lifecycle, routing
@@ -46,6 +47,22 @@ class AlertPolicy:
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
+    """Apply one event. On PostgreSQL, where several dagwatch processes write at once, the work
+    runs in a savepoint: a writer that loses the race to open the same alert (the unique index on
+    firing fingerprints) retries and finds the winner's alert, so one failure is one alert."""
+    if session.get_bind().dialect.name != "postgresql":
+        return _apply(session, event, policy, now)
+    for attempt in range(3):
+        try:
+            with session.begin_nested():
+                return _apply(session, event, policy, now)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
     session.info["alerts_changed"] = True  # wakes the dispatcher after commit (store/db.py)
     if event.kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP):
         session.info["muting_changed"] = True  # inhibition may change
@@ -127,9 +144,14 @@ def _fire(session: Session, event: Event, change: lifecycle.Fire, policy: AlertP
     return alert
 
 
+def _skip_locked(session: Session, query):  # noqa: ANN001, ANN202 - a Select in, the same Select out
+    """Periodic jobs run in every dagwatch process: each row is taken by one of them (PostgreSQL)."""
+    return query.with_for_update(skip_locked=True) if session.get_bind().dialect.name == "postgresql" else query
+
+
 def release_held(session: Session, now: datetime) -> int:
     """Flapping alerts that stayed quiet long enough resolve now."""
-    held = session.scalars(select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now))
+    held = session.scalars(_skip_locked(session, select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now)))
     count = 0
     for alert in held:
         resolve(session, alert, now, event_id=None, note="quiet after flapping")
@@ -143,12 +165,10 @@ def promote_retrying(session: Session, policy: AlertPolicy, now: datetime) -> in
     after = policy.alerting.retry_page_after
     if after is None:
         return 0
-    due = session.scalars(
-        select(AlertRow).where(
-            AlertRow.status == AlertStatus.FIRING.value, AlertRow.kind == AlertKind.TASK_RETRYING.value,
-            AlertRow.tier != Tier.P1.value, AlertRow.started_at <= now - after,
-        )
-    )
+    due = session.scalars(_skip_locked(session, select(AlertRow).where(
+        AlertRow.status == AlertStatus.FIRING.value, AlertRow.kind == AlertKind.TASK_RETRYING.value,
+        AlertRow.tier != Tier.P1.value, AlertRow.started_at <= now - after,
+    )))
     count = 0
     for alert in due:
         alert.tier = Tier.P1.value
@@ -166,12 +186,10 @@ def escalate(session: Session, policy: AlertPolicy, now: datetime) -> int:
     settings = policy.alerting
     if settings.escalate_after is None or not settings.escalate_to:
         return 0
-    due = session.scalars(
-        select(AlertRow).where(
-            AlertRow.status == AlertStatus.FIRING.value, AlertRow.tier == Tier.P1.value, AlertRow.acked_at.is_(None),
-            AlertRow.escalated_at.is_(None), AlertRow.muted_by.is_(None), AlertRow.started_at <= now - settings.escalate_after,
-        )
-    )
+    due = session.scalars(_skip_locked(session, select(AlertRow).where(
+        AlertRow.status == AlertStatus.FIRING.value, AlertRow.tier == Tier.P1.value, AlertRow.acked_at.is_(None),
+        AlertRow.escalated_at.is_(None), AlertRow.muted_by.is_(None), AlertRow.started_at <= now - settings.escalate_after,
+    )))
     count = 0
     for alert in due:
         alert.escalated_at = now

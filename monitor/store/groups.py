@@ -8,18 +8,20 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from monitor.model import AlertKind, AlertStatus
+from monitor.store.upsert import upsert_ignore
 from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, SilenceRow
 
 
 def get_or_create(session: Session, *, group_key: str, receiver: str, labels: dict, wait: float, interval: float, repeat: float, now: datetime) -> AlertGroupRow:
     group = session.scalar(select(AlertGroupRow).where(AlertGroupRow.group_key == group_key))
     if group is None:
-        group = AlertGroupRow(
+        # INSERT … ON CONFLICT DO NOTHING: two processes opening the same group both go on
+        # (the loser waits for the winner's commit, then reads its row).
+        upsert_ignore(session, AlertGroupRow.__table__, [dict(
             group_key=group_key, receiver=receiver, labels=labels, group_wait=wait, group_interval=interval,
             repeat_interval=repeat, created_at=now, next_flush_at=None, last_flush_at=None, notified={}, receipt=None,
-        )
-        session.add(group)
-        session.flush()
+        )], keys=("group_key",))
+        group = session.scalar(select(AlertGroupRow).where(AlertGroupRow.group_key == group_key))
     return group
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from monitor.store.types import UTCDateTime
@@ -77,6 +77,9 @@ class AlertRow(Base):
         Index("ix_alerts_fingerprint_status", "fingerprint", "status"),
         Index("ix_alerts_status_started", "status", "started_at"),
         Index("ix_alerts_scope", "source", "pipeline", "status", "kind"),
+        # One firing alert per fingerprint, even with several dagwatch processes writing.
+        Index("uq_alerts_firing_fingerprint", "fingerprint", unique=True,
+              sqlite_where=text("status = 'firing'"), postgresql_where=text("status = 'firing'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

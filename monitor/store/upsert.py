@@ -7,9 +7,7 @@ from typing import Any, Sequence
 from sqlalchemy.orm import Session
 
 
-def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], update: Sequence[str]) -> None:
-    if not rows:
-        return
+def _insert(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -17,7 +15,19 @@ def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: S
         from sqlalchemy.dialects.sqlite import insert
     else:
         raise NotImplementedError(f"upsert is not implemented for {dialect}; use SQLite or PostgreSQL")
-    statement = insert(table)
+    return insert
+
+
+def upsert_ignore(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Insert rows whose key is new; leave existing ones as they are."""
+    if rows:
+        session.execute(_insert(session)(table).on_conflict_do_nothing(index_elements=list(keys)), list(rows))
+
+
+def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], update: Sequence[str]) -> None:
+    if not rows:
+        return
+    statement = _insert(session)(table)
     statement = statement.on_conflict_do_update(
         index_elements=list(keys), set_={column: getattr(statement.excluded, column) for column in update}
     )

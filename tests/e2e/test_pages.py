@@ -5,29 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from tests.integration.server import DagwatchProcess, free_port
+from tests.integration.server import DEMO_CONFIG, DagwatchProcess, free_port, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and not os.environ.get("CI"):
     pytest.skip("headless Chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
 
-CONFIG = """
-data_dir: {data_dir}
-alerting: {{group_wait: 0s, group_interval: 1s}}
-sources:
-  - name: embedded
-    kind: embedded
-    poll_interval: 0.5s
-    pipelines:
-      - ref: monitor.demo.pipeline:pipeline
-        schedule: {{every: 2s}}
-        params: {{scenario: cycle, rows: 1000}}
-"""
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
@@ -41,16 +28,14 @@ def chromium(tmp_path, *args: str) -> str:
 
 def test_alerts_page_and_alert_page_render_in_a_browser(tmp_path):
     config = tmp_path / "dagwatch.yaml"
-    config.write_text(CONFIG.format(data_dir=tmp_path / "data"))
+    config.write_text(DEMO_CONFIG.format(data_dir=tmp_path / "data"))
     server = DagwatchProcess(config, free_port(), tmp_path / "dagwatch.log")
     try:
         server.wait_healthy()
-        deadline = time.monotonic() + 90
-        alerts = []
-        while time.monotonic() < deadline and not any(a["status"] == "resolved" and a["tier"] == "P1" for a in alerts):
-            time.sleep(0.5)
-            alerts = httpx.get(f"{server.url}/api/v1/alerts").json()
-        alert = next(a for a in alerts if a["status"] == "resolved" and a["tier"] == "P1")
+        def resolved_p1():
+            return [a for a in httpx.get(f"{server.url}/api/v1/alerts").json() if a["status"] == "resolved" and a["tier"] == "P1"]
+
+        alert = wait_for(resolved_p1, limit=90, step=0.5)[0]
 
         dom = chromium(tmp_path, "--dump-dom", f"{server.url}/")
         assert "<h1>Alerts" in dom

@@ -11,6 +11,40 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+
+DEMO_CONFIG = """
+data_dir: {data_dir}
+alerting: {{group_wait: 0s, group_interval: 1s}}
+sources:
+  - name: embedded
+    kind: embedded
+    poll_interval: 0.5s
+    pipelines:
+      - ref: monitor.demo.pipeline:pipeline
+        schedule: {{every: 2s}}
+        params: {{scenario: cycle, rows: 1000}}
+"""
+
+
+def wait_for(predicate, limit: float = 60.0, step: float = 0.1):
+    """Poll until predicate() is truthy and return it; bounded, so a broken build fails, not hangs."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    pytest.fail("condition not reached in time")
+
+
+def create_token(config: Path, name: str, role: str = "operator") -> str:
+    """An API token, made the way an operator makes one: `dagwatch token create`."""
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "token", "create", "--name", name, "--role", role, "--config", str(config)],
+        capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip()
 
 
 def free_port() -> int:

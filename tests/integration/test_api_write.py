@@ -3,13 +3,11 @@ Alertmanager's webhook), acknowledge, silences."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.integration.server import DagwatchProcess, free_port
+from tests.integration.server import DagwatchProcess, create_token, free_port, wait_for
 
 CONFIG = """
 data_dir: {data_dir}
@@ -18,10 +16,6 @@ alerting: {{group_wait: 0s, group_interval: 1s}}
 """
 
 
-def token(config, name, role):
-    out = subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--name", name, "--role", role, "--config", str(config)],
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +23,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
     config = tmp / "dagwatch.yaml"
     config.write_text(CONFIG.format(data_dir=tmp / "data"))
-    tokens = {"operator": token(config, "ops", "operator"), "viewer": token(config, "dash", "viewer")}
+    tokens = {"operator": create_token(config, "ops"), "viewer": create_token(config, "dash", "viewer")}
     proc = DagwatchProcess(config, free_port(), tmp / "dagwatch.log")
     proc.wait_healthy()
     yield proc, tokens
@@ -128,13 +122,8 @@ def test_silences_create_list_expire(server):
     alert_id = httpx.post(f"{proc.url}/api/v1/events", json=event, headers=auth(tokens["operator"])).json()["items"][0]["fired"][0]
     listed = httpx.get(f"{proc.url}/api/v1/silences").json()
     assert [s["id"] for s in listed] == [silence["id"]]
-    import time
-
-    for _ in range(50):  # the dispatcher marks it muted on its next tick (bounded wait)
-        alert = httpx.get(f"{proc.url}/api/v1/alerts/{alert_id}").json()
-        if alert["muted_by"]:
-            break
-        time.sleep(0.1)
+    # the dispatcher marks it muted on its next tick
+    alert = wait_for(lambda: (a := httpx.get(f"{proc.url}/api/v1/alerts/{alert_id}").json())["muted_by"] and a, limit=10)
     assert alert["muted_by"] == f"silence:{silence['id']}" and alert["notifications"] == []
     bad = httpx.post(f"{proc.url}/api/v1/silences", headers=auth(tokens["operator"]), json={"matchers": {"pipeline": "~("}, "duration": "1h"})
     assert bad.status_code == 422

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import httpx
-import pytest
 
 from tests.fakes.httpserver import RecordingServer
-from tests.integration.server import DagwatchProcess, free_port
+from tests.integration.server import DagwatchProcess, create_token, free_port, wait_for
 
 CONFIG = """
 data_dir: {data_dir}
@@ -27,14 +23,6 @@ routes:
 BURST = 60
 
 
-def wait_for(predicate, limit=60.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("condition not reached in time")
 
 
 def test_sigkill_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path):
@@ -42,8 +30,7 @@ def test_sigkill_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path):
     receiver.delay = 0.1  # a slow receiver, so the kill lands mid-burst
     config = tmp_path / "dagwatch.yaml"
     config.write_text(CONFIG.format(data_dir=tmp_path / "data", url=receiver.url))
-    op = subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--name", "ops", "--config", str(config)],
-                        capture_output=True, text=True, check=True).stdout.strip()
+    op = create_token(config, "ops")
     first = DagwatchProcess(config, free_port(), tmp_path / "first.log")
     try:
         first.wait_healthy()

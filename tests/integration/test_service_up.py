@@ -3,42 +3,17 @@ HTTP API, the page and the metrics; then a restart on the same data folder."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from tests.integration.server import DagwatchProcess, free_port
+from tests.integration.server import DEMO_CONFIG, DagwatchProcess, free_port, wait_for
 
-CONFIG = """
-data_dir: {data_dir}
-alerting: {{group_wait: 0s, group_interval: 1s}}
-sources:
-  - name: embedded
-    kind: embedded
-    poll_interval: 0.5s
-    pipelines:
-      - ref: monitor.demo.pipeline:pipeline
-        schedule: {{every: 2s}}
-        params: {{scenario: cycle, rows: 1000}}
-"""
-
-
-def wait_for(predicate, limit: float = 90, step: float = 0.5):
-    """Poll until predicate() returns something truthy; bounded, so a broken build fails, not hangs."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    pytest.fail("condition not reached in time")
 
 
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "dagwatch.yaml"
-    path.write_text(CONFIG.format(data_dir=tmp_path / "data"))
+    path.write_text(DEMO_CONFIG.format(data_dir=tmp_path / "data"))
     return path
 
 
@@ -55,7 +30,7 @@ def test_demo_failure_fires_and_resolves_across_the_whole_service(config, tmp_pa
     server = DagwatchProcess(config, free_port(), tmp_path / "dagwatch.log")
     try:
         server.wait_healthy()
-        [alert, *_] = wait_for(lambda: resolved_p1(server.url))
+        [alert, *_] = wait_for(lambda: resolved_p1(server.url), limit=90, step=0.5)
         assert alert["pipeline"] == "demo_ml" and alert["task_id"] == "features" and alert["try_number"] == 2
         assert "FeatureStoreError" in alert["summary"] and "raise FeatureStoreError" in alert["details"]["traceback"]
         assert alert["resolved_at"] >= alert["started_at"]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
 from urllib.parse import urlencode
 
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from tests.fakes.slack import FakeSlack
-from tests.integration.server import DagwatchProcess, free_port
+from tests.integration.server import DagwatchProcess, create_token, free_port, wait_for
 
 TOKEN = "xoxb-test-token-1"
 SIGNING = "slack-signing-secret-1"
@@ -35,14 +33,6 @@ receivers:
 """
 
 
-def wait_for(predicate, limit=30.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail("condition not reached in time")
 
 
 def signed(body: bytes, secret: str = SIGNING, timestamp: int | None = None) -> dict[str, str]:
@@ -63,8 +53,7 @@ def setup(tmp_path):
     slack = FakeSlack(tokens={TOKEN}).start()
     config = tmp_path / "dagwatch.yaml"
     config.write_text(CONFIG.format(data_dir=tmp_path / "data", token=TOKEN, api_url=slack.api_url, signing=SIGNING))
-    op = subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--name", "ops", "--config", str(config)],
-                        capture_output=True, text=True, check=True).stdout.strip()
+    op = create_token(config, "ops")
     proc = DagwatchProcess(config, free_port(), tmp_path / "dagwatch.log")
     proc.wait_healthy()
     yield proc, slack, op
