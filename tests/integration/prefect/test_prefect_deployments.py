@@ -52,6 +52,11 @@ def test_crash_is_run_failed_once_and_open_task_runs_do_not_alert(prefect_server
     w.baseline()
     run_id = _start_run(prefect_server.api_url, served["crash"])
     alerts = w.poll_until(lambda a: any(x.kind is AlertKind.RUN_FAILED for x in a), timeout=90)
+    # On a loaded machine the serve process may pick the run up after Prefect marked it Late:
+    # that is a (P3) run_late alert of its own, resolved when the run starts, not a failure alert.
+    late = [a for a in alerts if a.kind is AlertKind.RUN_LATE]
+    assert all(a.tier is Tier.P3 and a.status is AlertStatus.RESOLVED for a in late)
+    alerts = [a for a in alerts if a.kind is not AlertKind.RUN_LATE]
     assert {(a.kind, a.task_id, a.tier) for a in alerts} == {
         (AlertKind.RUN_FAILED, "(flow)", Tier.P1), (AlertKind.TASK_FAILED, "(flow)", Tier.P1),
     }
@@ -61,7 +66,8 @@ def test_crash_is_run_failed_once_and_open_task_runs_do_not_alert(prefect_server
     for _ in range(3):
         w.collector.poll_once()
         time.sleep(1)
-    assert {(a.kind, a.task_id) for a in w.alerts()} == {(AlertKind.RUN_FAILED, "(flow)"), (AlertKind.TASK_FAILED, "(flow)")}
+    again = {(a.kind, a.task_id) for a in w.alerts() if a.kind is not AlertKind.RUN_LATE}
+    assert again == {(AlertKind.RUN_FAILED, "(flow)"), (AlertKind.TASK_FAILED, "(flow)")}  # nothing new on later polls
     snap = next(s for s in w.source.poll(None) if s.run_id == run_id)
     assert snap.state is State.FAILED and snap.labels["prefect_state"] == "Crashed"
     assert all(t.state is not State.RUNNING for t in snap.tasks)
