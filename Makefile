@@ -2,26 +2,37 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test install clean bench
+.PHONY: run test install bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 
-install: $(STAMP)
+# What `dagwatch up` needs (no test tools, no torch).
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
 
-run: $(STAMP)
+# Plus what the tests need: torch (the machine's CPU build) and Lightning for the EarlyStopping
+# replay, aiosmtpd, psycopg, …
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	$(BIN)/dagwatch up
 
-test: $(STAMP)
+test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-test
 	$(BIN)/python bench/runner_overhead.py
+	$(BIN)/python bench/checks.py
+	$(BIN)/python bench/router_vs_alertmanager.py
 
 clean:
 	rm -rf $(VENV) data
