@@ -121,6 +121,7 @@ class _SourceBase(_Section):
         default_factory=dict, description="`pipeline` or `pipeline.task` → expected duration; overrides the learned baseline."
     )
     missing_grace: Duration = Field(timedelta(minutes=10), description="A scheduled run not started this long after it was due is missing.")
+    queued_limit: Duration = Field(timedelta(minutes=30), description="A task queued longer than this (no free worker or slot) is stuck.")
     output_tasks: dict[str, str] = Field(
         default_factory=dict, description="pipeline → task that produces its output; a success with it skipped is a silent failure."
     )

@@ -137,6 +137,7 @@ class TaskSnapshot(_Frozen):
     max_tries: int | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    queued_at: datetime | None = None
     error: str | None = None
     traceback: str | None = None
 

@@ -243,7 +243,7 @@ class AirflowSource:
                     task_id=ti.task_id, map_index=ti.map_index, state=state, try_number=ti.try_number,
                     # Airflow's max_tries counts retries; dagwatch counts tries (retries + 1).
                     max_tries=ti.max_tries + 1 if ti.max_tries is not None else None,
-                    started_at=ti.start_date, ended_at=ti.end_date, error=error, traceback=traceback,
+                    started_at=ti.start_date, ended_at=ti.end_date, queued_at=ti.queued_when, error=error, traceback=traceback,
                 )
             )
         return RunSnapshot(

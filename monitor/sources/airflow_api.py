@@ -63,6 +63,7 @@ class TaskInstance(_Api):
     max_tries: int | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+    queued_when: datetime | None = Field(None, validation_alias=AliasChoices("queued_when", "queued_dttm"))
 
     @property
     def key(self) -> tuple[str, str, str, int]:

@@ -16,7 +16,7 @@ from monitor.store.upsert import upsert
 
 RunKey = tuple[str, str, str]  # (source, pipeline, run_id)
 _RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at")
-_TASK_UPDATE = ("state", "try_number", "max_tries", "started_at", "ended_at", "error", "traceback", "updated_at")
+_TASK_UPDATE = ("state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback", "updated_at")
 
 
 def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapshot]]], now: datetime) -> None:
@@ -67,6 +67,7 @@ def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapsh
                 "max_tries": t.max_tries,
                 "started_at": t.started_at,
                 "ended_at": t.ended_at,
+                "queued_at": t.queued_at,
                 "error": t.error,
                 "traceback": t.traceback,
                 "updated_at": now,
@@ -100,7 +101,7 @@ _SQLITE_RUN_UPSERT = _sqlite_upsert(
 )
 _SQLITE_TASK_UPSERT = _sqlite_upsert(
     TaskRunRow.__tablename__,
-    ("run_pk", "task_id", "map_index", "state", "try_number", "max_tries", "started_at", "ended_at", "error", "traceback", "updated_at"),
+    ("run_pk", "task_id", "map_index", "state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback", "updated_at"),
     ("run_pk", "task_id", "map_index"),
     _TASK_UPDATE,
 )
@@ -159,6 +160,7 @@ def _save_sqlite(
                 t.max_tries,
                 _sqlite_datetime(t.started_at),
                 _sqlite_datetime(t.ended_at),
+                _sqlite_datetime(t.queued_at),
                 t.error,
                 t.traceback,
                 stamp,
@@ -228,6 +230,7 @@ def snapshots_since(session: Session, *, source: str, since: datetime | None, li
                     max_tries=t.max_tries,
                     started_at=t.started_at,
                     ended_at=t.ended_at,
+                    queued_at=t.queued_at,
                     error=t.error,
                     traceback=t.traceback,
                 )
@@ -291,6 +294,17 @@ def running_tasks(session: Session, *, source: str) -> list[tuple[str, str, str,
                TaskRunRow.state == State.RUNNING.value, TaskRunRow.started_at.is_not(None))
     )
     return [(p, r, t, s) for p, r, t, s in rows]
+
+
+def queued_tasks(session: Session, *, source: str) -> list[tuple[str, str, str, datetime]]:
+    """(pipeline, run_id, task_id, queued_at) of tasks waiting in a queue now."""
+    rows = session.execute(
+        select(RunRow.pipeline, RunRow.run_id, TaskRunRow.task_id, TaskRunRow.queued_at)
+        .join(TaskRunRow, TaskRunRow.run_pk == RunRow.id)
+        .where(RunRow.source == source, RunRow.state.in_([State.RUNNING.value, State.QUEUED.value]),
+               TaskRunRow.state == State.QUEUED.value, TaskRunRow.queued_at.is_not(None))
+    )
+    return [(p, r, t, q) for p, r, t, q in rows]
 
 
 def recent_durations(session: Session, *, source: str, pipeline: str, task_id: str, limit: int) -> list[float]:

@@ -47,6 +47,7 @@ class TaskRunRow(Base):
     max_tries: Mapped[int | None]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]

@@ -60,6 +60,16 @@ def stuck(
     return out
 
 
+def queued_too_long(queued: Iterable[Running], limit: timedelta, now: datetime) -> list[StuckFinding]:
+    """Tasks waiting in a queue past `limit` (`Running.started_at` holds when they were queued)."""
+    seconds = limit.total_seconds()
+    return [
+        StuckFinding(task, (now - task.started_at).total_seconds(), seconds, "queued limit")
+        for task in queued
+        if (now - task.started_at).total_seconds() > seconds
+    ]
+
+
 def missing(definitions: Iterable[PipelineDefinition], last_started: dict[str, datetime], grace: timedelta, now: datetime) -> list[PipelineDefinition]:
     """Pipelines whose expected run has not started `grace` after it was due (a dead man's switch)."""
     out = []

@@ -76,7 +76,9 @@ class Watcher:
             (task.pipeline, task.task_id): runs.recent_durations(session, source=self.source.name, pipeline=task.pipeline, task_id=task.task_id, limit=self.settings.baseline_runs)
             for task in running
         }
+        queued = [rules.Running(p, r, t, q) for p, r, t, q in runs.queued_tasks(session, source=self.source.name) if self.settings.watches(p)]
         findings = rules.stuck(running, baselines, self.settings.expected_durations, self.settings.stuck_factor, now)
+        findings += rules.queued_too_long(queued, self.settings.queued_limit, now)
         firing = self._firing(session, AlertKind.TASK_STUCK)
         emitted = 0
         found = set()
@@ -84,16 +86,16 @@ class Watcher:
             key = (f.task.pipeline, f.task.run_id, f.task.task_id)
             found.add(key)
             if key not in firing:
+                doing = "has waited in the queue" if f.basis == "queued limit" else "has run"
                 emitted += self._emit(
                     session, now, kind=EventKind.TASK_STUCK, pipeline=f.task.pipeline, run_id=f.task.run_id, task_id=f.task.task_id,
-                    summary=f"{f.task.task_id} of {f.task.pipeline} has run {f.running_for:.0f}s, over its limit of {f.limit:.0f}s ({f.basis})",
+                    summary=f"{f.task.task_id} of {f.task.pipeline} {doing} {f.running_for:.0f}s, over its limit of {f.limit:.0f}s ({f.basis})",
                     details={"running_for_seconds": round(f.running_for, 1), "limit_seconds": round(f.limit, 1), "basis": f.basis},
                 )
-        still_running = {(t.pipeline, t.run_id, t.task_id) for t in running}
         for (pipeline, run_id, task_id) in firing:
-            if (pipeline, run_id, task_id) not in still_running:
+            if (pipeline, run_id, task_id) not in found:  # finished, failed, or left the queue
                 emitted += self._emit(session, now, kind=EventKind.TASK_STUCK, pipeline=pipeline, run_id=run_id, task_id=task_id,
-                                      resolved=True, summary=f"{task_id} of {pipeline} is no longer running")
+                                      resolved=True, summary=f"{task_id} of {pipeline} is no longer stuck")
         return emitted
 
     def _missing(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> int:

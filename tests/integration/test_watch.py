@@ -86,3 +86,20 @@ def test_missing_run_and_policy_from_definitions(store):
     w.run(T0 + timedelta(minutes=13))
     assert alerts(store, AlertKind.RUN_MISSING)[0].status is AlertStatus.RESOLVED
     assert alerts(store, AlertKind.POLICY_VIOLATION)[0].status is AlertStatus.RESOLVED
+
+
+def test_task_queued_too_long_is_stuck_until_it_starts(store):
+    snap = RunSnapshot(source="orch", pipeline="train", run_id="q1", state=State.RUNNING, started_at=T0,
+                       tasks=(TaskSnapshot(task_id="fit", state=State.QUEUED, queued_at=T0),))
+    with store.session() as s:
+        runs.save(s, [(snap, snap.tasks)], T0)
+    w = watcher(store, DefinedSource(), queued_limit="30m")
+    assert w.run(T0 + timedelta(minutes=29)) == 0
+    assert w.run(T0 + timedelta(minutes=31)) == 1
+    [alert] = alerts(store, AlertKind.TASK_STUCK)
+    assert "waited in the queue" in alert.summary and alert.status is AlertStatus.FIRING
+    started = snap.model_copy(update={"tasks": (TaskSnapshot(task_id="fit", state=State.RUNNING, queued_at=T0, started_at=T0 + timedelta(minutes=32)),)})
+    with store.session() as s:
+        runs.save(s, [(started, started.tasks)], T0 + timedelta(minutes=32))
+    w.run(T0 + timedelta(minutes=33))
+    assert alerts(store, AlertKind.TASK_STUCK)[0].status is AlertStatus.RESOLVED

@@ -69,3 +69,9 @@ def test_silent_failure_when_the_output_task_was_skipped():
     assert "did not run" in rules.silent_failure(snap, "export")
     ok = snap.model_copy(update={"tasks": (TaskSnapshot(task_id="publish", state=State.SUCCESS),)})
     assert rules.silent_failure(ok, "publish") is None
+
+
+def test_queued_too_long():
+    queued = [rules.Running("p", "r1", "train", NOW - timedelta(minutes=31)), rules.Running("p", "r1", "eval", NOW - timedelta(minutes=5))]
+    [finding] = rules.queued_too_long(queued, timedelta(minutes=30), NOW)
+    assert finding.task.task_id == "train" and finding.basis == "queued limit"
