@@ -63,7 +63,7 @@ from monitor.sources.base import ClearResult, Health, SourceUnavailable
 log = logging.getLogger(__name__)
 
 #: How far back the first poll (no watermark yet) looks: enough to see what is failing now.
-INITIAL_LOOKBACK = timedelta(hours=6)
+INITIAL_LOOKBACK = timedelta(hours=1)  # a first poll backfills the last hour; at 5,000 DAGs 6 h hit the 20,000-item page cap
 #: Log reads per poll: a burst of failures must not turn one poll into hundreds of requests.
 MAX_LOG_READS = 20
 #: Runs per batch task-instance request (their ids go in the request body).

@@ -127,6 +127,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--home", type=Path, default=None)
     args = parser.parse_args(argv)
     print(f"install: {install():.1f}s", flush=True)
+    # Block the signals before anything else, so sigwait() receives them instead of the default
+    # handler killing this wrapper and leaving the server running.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     server = PrefectServer(args.home or Path(tempfile.mkdtemp(prefix="prefect-home-")), args.port)
     print(f"healthy after {server.start():.1f}s: PREFECT_API_URL={server.api_url} (pid {server.proc.pid})", flush=True)
     try:
