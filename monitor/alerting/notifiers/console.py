@@ -7,7 +7,7 @@ from typing import TextIO
 
 from monitor.alerting.notifiers.base import Receipt
 from monitor.config import ConsoleReceiverSettings
-from monitor.model import Alert, Notification, NotificationAction
+from monitor.model import Alert, AlertStatus, Notification, NotificationAction
 
 
 class ConsoleNotifier:
@@ -27,6 +27,11 @@ class ConsoleNotifier:
 
     @staticmethod
     def _render(alert: Alert, action: NotificationAction) -> list[str]:
+        # A group's notification can mix alerts: each line says what happened to its own alert.
+        if alert.status is AlertStatus.RESOLVED:
+            action = NotificationAction.RESOLVED
+        elif alert.acked_at is not None and action is not NotificationAction.TEST:
+            action = NotificationAction.ACKNOWLEDGED
         lines = [f"[dagwatch] {action.value.upper()} {alert.tier.value} #{alert.id} {alert.kind.value}: {alert.summary}"]
         where = ", ".join(
             f"{k}={v}" for k, v in (("source", alert.source), ("pipeline", alert.pipeline), ("run", alert.run_id),
