@@ -1,45 +1,28 @@
 """The gate against a real HTTP server on loopback, and offline."""
 
-import json
 import logging
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from checks import CheckFailed, CheckItem, CheckResult, DataReadError, Kind, Status, gate
 from checks.gating import REPORT_PATH
+from tests.fakes.httpserver import RecordingServer
 
 
-class Receiver:
-    """A tiny dagwatch stand-in: records POSTed check results, answers with ``status``."""
+class Receiver(RecordingServer):
+    """A dagwatch stand-in: records POSTed check results, answers with ``status``."""
 
     def __init__(self, status=202):
-        self.received = []
-        self.status = status
-        outer = self
+        super().__init__(status)
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((self.path, dict(self.headers), json.loads(body)))
-                self.send_response(outer.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    @property
+    def received(self):
+        return [(r.path, r.headers, r.json()) for r in self.requests]
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop()
 
 
 @pytest.fixture
