@@ -13,8 +13,7 @@ or an Airflow DAG file can import this package at no cost.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from checks._lazy import lazy_attributes
 
 from checks.errors import (
     CheckError,
@@ -45,13 +44,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'checks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -11,8 +11,7 @@ it at module load: ``import checks.quality`` stays cheap. Use:
   validate files by path, so the calling process never loads GX.
 """
 
-import importlib
-from typing import Any
+from checks._lazy import lazy_attributes
 
 # Lazy, so that the service's ``from checks.quality import QualityPool`` loads neither
 # GX nor pandas in the web process.
@@ -27,13 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'checks.quality' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
