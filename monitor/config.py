@@ -110,7 +110,7 @@ class EmbeddedPipelineSettings(_Section):
         return value
 
 
-class _SourceBase(_Section):
+class SourceCommonSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     poll_interval: Duration = Field(timedelta(seconds=5), description="How often to poll.")
     include: list[str] = Field(default_factory=list, description="Pipeline name regexes to watch.")
@@ -142,7 +142,7 @@ class _SourceBase(_Section):
         return not any(re.search(p, pipeline) for p in self.exclude)
 
 
-class EmbeddedSourceSettings(_SourceBase):
+class EmbeddedSourceSettings(SourceCommonSettings):
     kind: Literal["embedded"]
     poll_interval: Duration = Field(timedelta(seconds=1))
     pipelines: list[EmbeddedPipelineSettings] = Field(default_factory=list)
@@ -168,7 +168,7 @@ class AuthSettings(_Section):
         return self
 
 
-class _RemoteSource(_SourceBase):
+class _RemoteSource(SourceCommonSettings):
     url: str = Field(description="Base URL of the orchestrator's API.")
     auth: AuthSettings | None = None
     timeout: Duration = Field(timedelta(seconds=10), description="Per-request timeout.")

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from sqlalchemy.orm import Session
 
 from monitor.alerting import ingest
-from monitor.config import _SourceBase
+from monitor.config import SourceCommonSettings
 from monitor.model import AlertKind, Event, EventKind, PipelineDefinition, utcnow
 from monitor.sources.base import Source, SourceUnavailable
 from monitor.store import alerts as alert_store
@@ -27,7 +27,7 @@ WATCH_EVERY = timedelta(seconds=15)
 
 
 class Watcher:
-    def __init__(self, source: Source, settings: _SourceBase, store: Store, policy: ingest.AlertPolicy, *,
+    def __init__(self, source: Source, settings: SourceCommonSettings, store: Store, policy: ingest.AlertPolicy, *,
                  clock: Callable[[], datetime] = utcnow, ml_tags: Sequence[str] = ("ml",), definitions_every: timedelta = timedelta(minutes=5)) -> None:
         self.source, self.settings, self.store, self.policy, self.clock = source, settings, store, policy, clock
         self.ml_tags = tuple(ml_tags)
