@@ -41,11 +41,11 @@ class EmpiricalPolicy(_Api):
     retry_delay: Any = None
 
 
-class FlowRun(_Api):
+class _RunFields(_Api):
+    """What flow runs and task runs share: identity, state, tries, times, tags, retry policy."""
+
     id: str
     name: str
-    flow_id: str
-    deployment_id: str | None = None
     state_type: str | None = None
     state_name: str | None = None
     state: ApiState | None = None
@@ -53,29 +53,23 @@ class FlowRun(_Api):
     expected_start_time: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
-    updated: datetime | None = None
     tags: list[str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    work_pool_name: str | None = None
     empirical_policy: EmpiricalPolicy = Field(default_factory=EmpiricalPolicy)
 
 
-class TaskRun(_Api):
-    id: str
-    name: str
+class FlowRun(_RunFields):
+    flow_id: str
+    deployment_id: str | None = None
+    updated: datetime | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    work_pool_name: str | None = None
+
+
+class TaskRun(_RunFields):
     task_key: str = ""
     dynamic_key: str = ""
     flow_run_id: str | None = None
     flow_run_run_count: int = 1
-    state_type: str | None = None
-    state_name: str | None = None
-    state: ApiState | None = None
-    run_count: int = 0
-    expected_start_time: datetime | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    tags: list[str] = Field(default_factory=list)
-    empirical_policy: EmpiricalPolicy = Field(default_factory=EmpiricalPolicy)
 
 
 class LogEntry(_Api):

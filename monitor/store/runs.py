@@ -287,24 +287,22 @@ def recent(session: Session, *, pipeline: str | None = None, source: str | None 
 
 def running_tasks(session: Session, *, source: str) -> list[tuple[str, str, str, datetime]]:
     """(pipeline, run_id, task_id, started_at) of tasks running now in runs still open."""
-    rows = session.execute(
-        select(RunRow.pipeline, RunRow.run_id, TaskRunRow.task_id, TaskRunRow.started_at)
-        .join(TaskRunRow, TaskRunRow.run_pk == RunRow.id)
-        .where(RunRow.source == source, RunRow.state.in_([State.RUNNING.value, State.QUEUED.value]),
-               TaskRunRow.state == State.RUNNING.value, TaskRunRow.started_at.is_not(None))
-    )
-    return [(p, r, t, s) for p, r, t, s in rows]
+    return _open_tasks(session, source, State.RUNNING, TaskRunRow.started_at)
 
 
 def queued_tasks(session: Session, *, source: str) -> list[tuple[str, str, str, datetime]]:
     """(pipeline, run_id, task_id, queued_at) of tasks waiting in a queue now."""
+    return _open_tasks(session, source, State.QUEUED, TaskRunRow.queued_at)
+
+
+def _open_tasks(session: Session, source: str, state: State, since: Any) -> list[tuple[str, str, str, datetime]]:
     rows = session.execute(
-        select(RunRow.pipeline, RunRow.run_id, TaskRunRow.task_id, TaskRunRow.queued_at)
+        select(RunRow.pipeline, RunRow.run_id, TaskRunRow.task_id, since)
         .join(TaskRunRow, TaskRunRow.run_pk == RunRow.id)
         .where(RunRow.source == source, RunRow.state.in_([State.RUNNING.value, State.QUEUED.value]),
-               TaskRunRow.state == State.QUEUED.value, TaskRunRow.queued_at.is_not(None))
+               TaskRunRow.state == state.value, since.is_not(None))
     )
-    return [(p, r, t, q) for p, r, t, q in rows]
+    return [(p, r, t, at) for p, r, t, at in rows]
 
 
 def recent_durations(session: Session, *, source: str, pipeline: str, task_id: str, limit: int) -> list[float]:
