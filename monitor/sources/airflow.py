@@ -170,7 +170,11 @@ class AirflowSource:
             return BasicCredentials.from_pair(auth.basic)
         if auth.username is not None and auth.password is not None:
             # Airflow 3 issues JWTs for a username/password; Airflow 2's API takes them as Basic.
-            return PasswordToken(auth.username, auth.password) if api.v2 else BasicCredentials(auth.username, auth.password)
+            return (
+                PasswordToken(auth.username, auth.password, clock=lambda: self.clock().timestamp())
+                if api.v2
+                else BasicCredentials(auth.username, auth.password)
+            )
         raise SourceUnavailable(f"source {self.name}: Airflow takes username/password, token or basic auth (not api_key)")
 
     # -- health -------------------------------------------------------------------------------
