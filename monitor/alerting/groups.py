@@ -5,6 +5,7 @@ repeat_interval, kept in the store so a restart loses no pending group)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Collection
 
 from sqlalchemy.orm import Session
 
@@ -19,22 +20,27 @@ def attrs_of(alert: AlertRow) -> dict[str, str]:
     return alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
 
 
-def assign(session: Session, alert: AlertRow, decisions: list[Decision], now: datetime, *, new: bool = False) -> None:
-    """`new`: the alert was just created, so it cannot be a member yet (saves a lookup)."""
-    for d in decisions:
-        group = group_store.get_or_create(
-            session, group_key=d.group_key, receiver=d.receiver, labels=dict(d.group_labels),
-            wait=d.grouping.group_wait.total_seconds(), interval=d.grouping.group_interval.total_seconds(),
-            repeat=d.grouping.repeat_interval.total_seconds(), now=now,
-        )
-        group_store.add_member(session, group=group, alert_id=alert.id, known_new=new)
+def assign(session: Session, routed: list[tuple[AlertRow, list[Decision]]], now: datetime, *, new: bool = False) -> None:
+    """Put each alert in the groups its routing decided and mark those groups due; one read and
+    at most one insert for all the groups. `new`: the alerts were just created, so they cannot
+    be members yet (saves a lookup each)."""
+    specs = {
+        d.group_key: dict(receiver=d.receiver, labels=dict(d.group_labels), wait=d.grouping.group_wait.total_seconds(),
+                          interval=d.grouping.group_interval.total_seconds(), repeat=d.grouping.repeat_interval.total_seconds())
+        for _, decisions in routed for d in decisions
+    }
+    if not specs:
+        return
+    by_key = group_store.get_or_create(session, specs, now=now)
+    group_store.add_members(session, ((by_key[d.group_key].id, alert.id) for alert, decisions in routed for d in decisions), known_new=new)
+    for group in by_key.values():
         mark_due(group, now)
 
 
-def touch(session: Session, alert_id: int, now: datetime) -> None:
-    """The alert changed (resolved, acked, muted): its groups should tell their receivers."""
+def touch(session: Session, alert_ids: Collection[int], now: datetime) -> None:
+    """The alerts changed (resolved, acked, muted): their groups should tell their receivers."""
     session.info["alerts_changed"] = True
-    for group in group_store.groups_of(session, alert_id=alert_id):
+    for group in group_store.groups_of(session, alert_ids=alert_ids):
         mark_due(group, now)
 
 
@@ -111,10 +117,12 @@ def recheck_muted(session: Session, now: datetime) -> int:
     down = group_store.down_sources(session)
     candidates = group_store.firing_alerts(session, muted_only=not (silences or down))
     changed = 0
+    touched: list[int] = []
     for alert in candidates:
         now_muted = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
         if now_muted != alert.muted_by:
             alert.muted_by = now_muted
-            touch(session, alert.id, now)
+            touched.append(alert.id)
             changed += 1
+    touch(session, touched, now)
     return changed

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
+from typing import Callable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.alerting import groups, lifecycle, routing
 from monitor.config import AlertingSettings, RouteSettings, Settings
-from monitor.model import AlertKind, AlertStatus, Event, EventKind, Tier
+from monitor.model import AlertKind, AlertStatus, Event, EventKind, Tier, utcnow
+from monitor.store import Store
 from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
 from monitor.store.tables import AlertRow
@@ -47,101 +48,184 @@ class AlertPolicy:
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
-    """Apply one event. On PostgreSQL, where several dagwatch processes write at once, the work
-    runs in a savepoint: a writer that loses the race to open the same alert (the unique index on
-    firing fingerprints) retries and finds the winner's alert, so one failure is one alert."""
+    return apply_batch(session, [event], policy, now)[0]
+
+
+def submit(store: Store, events: Sequence[Event], policy: AlertPolicy, clock: Callable[[], datetime] = utcnow) -> list[Outcome]:
+    """Apply events in a transaction of their own (pushed events, check results)."""
+    with store.session() as session:
+        return apply_batch(session, events, policy, clock())
+
+
+def apply_batch(session: Session, events: Sequence[Event], policy: AlertPolicy, now: datetime) -> list[Outcome]:
+    """Apply events in order, as if one by one, with a few statements for the whole batch.
+
+    Several dagwatch processes may share the store. On SQLite the events are inserted first, so
+    the transaction holds the database's write lock before it reads the firing alerts: writers
+    take turns. On PostgreSQL, where they truly write at once, the work runs in a savepoint:
+    a writer that loses the race to open the same alert (the unique index on firing
+    fingerprints) retries and finds the winner's alert, so one failure is one alert."""
+    if not events:
+        return []
     if session.get_bind().dialect.name != "postgresql":
-        return _apply(session, event, policy, now)
+        return _Batch(session, policy, now).run(events)
     for attempt in range(3):
         try:
             with session.begin_nested():
-                return _apply(session, event, policy, now)
+                return _Batch(session, policy, now).run(events)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
-    session.info["alerts_changed"] = True  # wakes the dispatcher after commit (store/db.py)
-    if event.kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP):
-        session.info["muting_changed"] = True  # inhibition may change
-    event_id = event_store.create(session, event=event, received_at=now)
-    outcome = Outcome(event_id=event_id)
-    fp, kinds = lifecycle.lookups(event)
-    firing_rows = alert_store.firing_candidates(session, source=event.source, pipeline=event.pipeline, fingerprint=fp, kinds=kinds)
-    by_id = {r.id: r for r in firing_rows}
-    firing = [
-        lifecycle.FiringAlert(
-            id=r.id, kind=AlertKind(r.kind), fingerprint=r.fingerprint, source=r.source, pipeline=r.pipeline,
-            run_id=r.run_id, task_id=r.task_id, check=r.details.get("check"),
+@dataclass
+class _Pending:
+    """An event's outcome while its new alerts have no ids yet."""
+
+    event_id: int
+    fired: list[AlertRow] = field(default_factory=list)
+    repeated: list[AlertRow] = field(default_factory=list)
+    resolved: list[AlertRow] = field(default_factory=list)
+    held: list[AlertRow] = field(default_factory=list)
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.event_id, *(sorted(r.id for r in rows) for rows in (self.fired, self.repeated, self.resolved, self.held)))
+
+
+class _Batch:
+    """One batch's working set: the firing alerts its events can touch, read once and kept
+    current in memory as the events fire and resolve; the writes (history, groups) go out in
+    bulk at the end. The lifecycle decisions stay per event (`lifecycle.plan`)."""
+
+    def __init__(self, session: Session, policy: AlertPolicy, now: datetime) -> None:
+        self.session, self.policy, self.now = session, policy, now
+        self.by_fingerprint: dict[str, AlertRow] = {}
+        self.by_scope: dict[tuple[str, str], dict[int, AlertRow]] = {}  # (source, kind) → firing rows
+        self.fires: dict[str, int] = {}  # fingerprint → fires within the flap window
+        self.history: list[tuple[AlertRow, str, int | None, str | None]] = []
+        self.routed: list[tuple[AlertRow, list[routing.Decision]]] = []
+        self.resolved: list[AlertRow] = []
+
+    def run(self, events: Sequence[Event]) -> list[Outcome]:
+        self.session.info["alerts_changed"] = True  # wakes the dispatcher after commit (store/db.py)
+        if any(e.kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP) for e in events):
+            self.session.info["muting_changed"] = True  # inhibition may change
+        event_ids = event_store.create(self.session, events=events, received_at=self.now)
+        lookups = [lifecycle.lookups(e) for e in events]
+        self._load(events, lookups)
+        pending = [self._apply(e, i, fp, kinds) for e, i, (fp, kinds) in zip(events, event_ids, lookups)]
+        self._write()
+        return [p.outcome() for p in pending]
+
+    def _load(self, events: Sequence[Event], lookups: list[tuple[str | None, frozenset[AlertKind]]]) -> None:
+        scoped = [(e.source, e.pipeline) for e, (_, kinds) in zip(events, lookups) if kinds]
+        kinds = frozenset().union(*(k for _, k in lookups))
+        fingerprints = {fp for fp, _ in lookups if fp}
+        for row in alert_store.firing_for(self.session, fingerprints=fingerprints, scopes=scoped, kinds=kinds):
+            self._index(row)
+        self.fires = alert_store.fires_since(
+            self.session, fingerprints=fingerprints | set(self.by_fingerprint), since=self.now - self.policy.alerting.flap.window
         )
-        for r in firing_rows
-    ]
-    for change in lifecycle.plan(event, firing):
-        if isinstance(change, lifecycle.Resolve):
-            alert = by_id[change.alert_id]
-            if _flapping(session, alert, policy.alerting, now):
-                alert.resolve_held_until = now + policy.alerting.flap.quiet
-                alert_store.add_history(session, alert_id=alert.id, at=now, change="resolve_held", event_id=event_id, note="flapping: held firing until quiet")
-                outcome.held.append(alert.id)
+
+    def _index(self, row: AlertRow) -> None:
+        self.by_fingerprint[row.fingerprint] = row
+        self.by_scope.setdefault((row.source, row.kind), {})[id(row)] = row
+
+    def _unindex(self, row: AlertRow) -> None:
+        self.by_fingerprint.pop(row.fingerprint, None)
+        self.by_scope.get((row.source, row.kind), {}).pop(id(row), None)
+
+    def _candidates(self, event: Event, fp: str | None, kinds: frozenset[AlertKind]) -> dict[int, AlertRow]:
+        found = {id(r): r for r in [self.by_fingerprint.get(fp)] if r is not None} if fp else {}
+        for kind in kinds:
+            for key, row in self.by_scope.get((event.source, kind.value), {}).items():
+                if event.pipeline is None or row.pipeline == event.pipeline:
+                    found[key] = row
+        return found
+
+    def _apply(self, event: Event, event_id: int, fp: str | None, kinds: frozenset[AlertKind]) -> _Pending:
+        pending = _Pending(event_id)
+        rows = self._candidates(event, fp, kinds)
+        firing = [
+            lifecycle.FiringAlert(
+                id=key, kind=AlertKind(r.kind), fingerprint=r.fingerprint, source=r.source, pipeline=r.pipeline,
+                run_id=r.run_id, task_id=r.task_id, check=r.details.get("check"),
+            )
+            for key, r in rows.items()
+        ]
+        for change in lifecycle.plan(event, firing):
+            if isinstance(change, lifecycle.Fire):
+                alert = self._fire(event, change, event_id)
+                pending.fired.append(alert)
                 continue
-            resolve(session, alert, now, event_id=event_id, note=event.summary, at=event.occurred_at)
-            outcome.resolved.append(alert.id)
-        elif isinstance(change, lifecycle.Repeat):
-            alert = by_id[change.alert_id]
-            alert.event_count += 1
-            alert.updated_at = now
-            alert.resolve_held_until = None
-            alert.try_number = event.try_number if event.try_number is not None else alert.try_number
-            alert.summary = event.summary or alert.summary
-            alert.details = {**alert.details, **event.details}
-            alert_store.add_history(session, alert_id=alert.id, at=now, change="repeated", event_id=event_id)
-            outcome.repeated.append(alert.id)
-        else:
-            alert = _fire(session, event, change, policy, now, event_id)
-            outcome.fired.append(alert.id)
-    return outcome
+            alert = rows[change.alert_id]
+            if isinstance(change, lifecycle.Repeat):
+                alert.event_count += 1
+                alert.updated_at = self.now
+                alert.resolve_held_until = None
+                alert.try_number = event.try_number if event.try_number is not None else alert.try_number
+                alert.summary = event.summary or alert.summary
+                alert.details = {**alert.details, **event.details}
+                self.history.append((alert, "repeated", event_id, None))
+                pending.repeated.append(alert)
+            elif self.fires.get(alert.fingerprint, 0) >= self.policy.alerting.flap.threshold:
+                alert.resolve_held_until = self.now + self.policy.alerting.flap.quiet
+                self.history.append((alert, "resolve_held", event_id, "flapping: held firing until quiet"))
+                pending.held.append(alert)
+            else:
+                _mark_resolved(alert, self.now, at=event.occurred_at)
+                self._unindex(alert)
+                self.resolved.append(alert)
+                self.history.append((alert, "resolved", event_id, event.summary))
+                pending.resolved.append(alert)
+        return pending
+
+    def _fire(self, event: Event, change: lifecycle.Fire, event_id: int) -> AlertRow:
+        policy = self.policy
+        details = dict(event.details)
+        if change.kind in _CHECK_KINDS:
+            details["check"] = lifecycle.check_name(event)
+        attrs = routing.alert_attributes(tier=change.tier.value, kind=change.kind.value, source=event.source, pipeline=event.pipeline, task=event.task_id, labels=event.labels)
+        tier = routing.final_tier(change.tier, attrs, policy.routes)
+        alert = AlertRow(
+            fingerprint=change.fingerprint, tier=tier.value, status=AlertStatus.FIRING.value, kind=change.kind.value,
+            source=event.source, pipeline=event.pipeline, run_id=event.run_id, task_id=event.task_id,
+            try_number=event.try_number, summary=event.summary or change.kind.value.replace("_", " "),
+            details=details, labels=event.labels, links={"orchestrator": details["url"]} if isinstance(details.get("url"), str) else {},
+            started_at=min(event.occurred_at, self.now), updated_at=self.now, resolved_at=None, event_count=1,
+        )
+        self.session.add(alert)
+        self._index(alert)
+        self.fires[alert.fingerprint] = self.fires.get(alert.fingerprint, 0) + 1
+        note = f"tier {tier.value}" + (f" (default {change.tier.value})" if tier is not change.tier else "")
+        self.history.append((alert, "fired", event_id, note))
+        self.routed.append((alert, routing.route(tier, attrs, policy.routes, policy.alerting, policy.receivers)))
+        return alert
+
+    def _write(self) -> None:
+        """New alerts get their ids (one flush), then history, groups and memberships in bulk."""
+        self.session.flush()
+        alert_store.add_histories(self.session, [
+            dict(alert_id=alert.id, at=self.now, change=change, event_id=event_id, note=note)
+            for alert, change, event_id, note in self.history
+        ])
+        groups.assign(self.session, self.routed, self.now, new=True)
+        if self.resolved:
+            groups.touch(self.session, [a.id for a in self.resolved], self.now)
 
 
-def resolve(session: Session, alert: AlertRow, now: datetime, *, event_id: int | None, note: str | None, at: datetime | None = None) -> None:
+def _mark_resolved(alert: AlertRow, now: datetime, *, at: datetime | None = None) -> None:
     alert.status = AlertStatus.RESOLVED.value
     alert.resolved_at = at or now
     alert.resolve_held_until = None
     alert.updated_at = now
+
+
+def resolve(session: Session, alert: AlertRow, now: datetime, *, event_id: int | None, note: str | None, at: datetime | None = None) -> None:
+    _mark_resolved(alert, now, at=at)
     alert_store.add_history(session, alert_id=alert.id, at=now, change="resolved", event_id=event_id, note=note)
-    groups.touch(session, alert.id, now)
-
-
-def _flapping(session: Session, alert: AlertRow, settings: AlertingSettings, now: datetime) -> bool:
-    fires = session.scalar(
-        select(func.count()).select_from(AlertRow).where(
-            AlertRow.fingerprint == alert.fingerprint, AlertRow.started_at >= now - settings.flap.window
-        )
-    ) or 0
-    return fires >= settings.flap.threshold
-
-
-def _fire(session: Session, event: Event, change: lifecycle.Fire, policy: AlertPolicy, now: datetime, event_id: int) -> AlertRow:
-    details = dict(event.details)
-    if change.kind in _CHECK_KINDS:
-        details["check"] = lifecycle.check_name(event)
-    attrs = routing.alert_attributes(tier=change.tier.value, kind=change.kind.value, source=event.source, pipeline=event.pipeline, task=event.task_id, labels=event.labels)
-    tier = routing.final_tier(change.tier, attrs, policy.routes)
-    alert = AlertRow(
-        fingerprint=change.fingerprint, tier=tier.value, status=AlertStatus.FIRING.value, kind=change.kind.value,
-        source=event.source, pipeline=event.pipeline, run_id=event.run_id, task_id=event.task_id,
-        try_number=event.try_number, summary=event.summary or change.kind.value.replace("_", " "),
-        details=details, labels=event.labels, links={}, started_at=min(event.occurred_at, now), updated_at=now,
-        resolved_at=None, event_count=1,
-    )
-    if isinstance(details.get("url"), str):
-        alert.links = {"orchestrator": details["url"]}
-    session.add(alert)
-    session.flush()
-    alert_store.add_history(session, alert_id=alert.id, at=now, change="fired", event_id=event_id, note=f"tier {tier.value}" + (f" (default {change.tier.value})" if tier is not change.tier else ""))
-    groups.assign(session, alert, routing.route(tier, attrs, policy.routes, policy.alerting, policy.receivers), now, new=True)
-    return alert
+    groups.touch(session, [alert.id], now)
 
 
 def _skip_locked(session: Session, query):  # noqa: ANN001, ANN202 - a Select in, the same Select out
@@ -176,7 +260,7 @@ def promote_retrying(session: Session, policy: AlertPolicy, now: datetime) -> in
         alert.summary = f"still retrying after {after}: {alert.summary}"[:4000]
         alert_store.add_history(session, alert_id=alert.id, at=now, change="promoted", event_id=None, note=f"retrying longer than {after}: P1")
         attrs = routing.alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
-        groups.assign(session, alert, routing.route(Tier.P1, attrs, policy.routes, policy.alerting, policy.receivers), now)
+        groups.assign(session, [(alert, routing.route(Tier.P1, attrs, policy.routes, policy.alerting, policy.receivers))], now)
         count += 1
     return count
 

@@ -49,5 +49,5 @@ def ack_alert(alert_id: int, request: Request, body: AckIn | None = None, who: O
         now = utcnow()
         row.acked_at, row.acked_by, row.updated_at = now, who.name, now
         alert_store.add_history(db, alert_id=row.id, at=now, change="acknowledged", event_id=None, note=f"by {who.name}" + (f": {body.comment}" if body and body.comment else ""))
-        groups.touch(db, row.id, now)
+        groups.touch(db, [row.id], now)
     return alert_store.to_models(db, [row], base_url=request.app.state.policy.base_url)[0]

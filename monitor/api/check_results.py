@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, Request
 from monitor import metrics
 from monitor.alerting import ingest
 from monitor.api.auth import Operator, operator
-from monitor.model import utcnow
 from monitor.tracking.check_results import CheckReport, to_event
 
 router = APIRouter(prefix="/api/v1/check-results", tags=["checks"])
@@ -17,7 +16,6 @@ router = APIRouter(prefix="/api/v1/check-results", tags=["checks"])
 def post_check_result(report: CheckReport, request: Request, who: Operator = Depends(operator)) -> dict:
     """A failing check raises its tier's alert; a passing one resolves it."""
     event = to_event(report)
-    with request.app.state.store.session() as db:
-        outcome = ingest.apply(db, event, request.app.state.policy, utcnow())
+    [outcome] = ingest.submit(request.app.state.store, [event], request.app.state.policy)
     metrics.EVENTS.labels(kind=event.kind.value).inc()
     return {"event_id": outcome.event_id, "kind": event.kind.value, "fired": outcome.fired, "resolved": outcome.resolved}

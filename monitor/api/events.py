@@ -50,15 +50,13 @@ def _ingest(request: Request, items: list[Event | list[str]]) -> IngestResult:
     if len(items) > MAX_BATCH:
         raise HTTPException(413, f"a batch holds at most {MAX_BATCH} events; split it")
     policy: ingest.AlertPolicy = request.app.state.policy
-    results: list[ItemResult] = []
-    for index, event in enumerate(items):
-        if not isinstance(event, Event):
-            results.append(ItemResult(index=index, status="rejected", errors=event))
-            continue
-        with request.app.state.store.session() as db:
-            outcome = ingest.apply(db, event, policy, utcnow())
+    events = [(index, e) for index, e in enumerate(items) if isinstance(e, Event)]
+    outcomes = ingest.submit(request.app.state.store, [e for _, e in events], policy)  # all accepted, or a 5xx and none
+    results = [ItemResult(index=index, status="rejected", errors=item) for index, item in enumerate(items) if not isinstance(item, Event)]
+    for (index, event), outcome in zip(events, outcomes):
         metrics.EVENTS.labels(kind=event.kind.value).inc()
         results.append(ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved))
+    results.sort(key=lambda r: r.index)
     accepted = sum(r.status == "accepted" for r in results)
     return IngestResult(accepted=accepted, rejected=len(results) - accepted, items=results)
 

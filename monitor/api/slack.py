@@ -77,7 +77,7 @@ def _act(request: Request, action: dict, who: str) -> str:
             if alert.acked_at is None:
                 alert.acked_at, alert.acked_by, alert.updated_at = now, who, now
                 alert_store.add_history(db, alert_id=alert.id, at=now, change="acknowledged", event_id=None, note=f"by {who} from Slack")
-                groups.touch(db, alert.id, now)
+                groups.touch(db, [alert.id], now)
             return f"Alert #{alert_id} acknowledged by {alert.acked_by}."
         matchers = {"source": alert.source, "kind": alert.kind}
         if alert.pipeline:

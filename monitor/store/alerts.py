@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Collection, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
@@ -20,23 +20,37 @@ def get(session: Session, *, alert_id: int) -> AlertRow:
     return row
 
 
-def firing_candidates(
-    session: Session, *, source: str, pipeline: str | None, fingerprint: str | None, kinds: frozenset[AlertKind]
+def firing_for(
+    session: Session, *, fingerprints: Collection[str], scopes: Collection[tuple[str, str | None]], kinds: Collection[AlertKind]
 ) -> list[AlertRow]:
-    """Firing alerts an event can touch: its own fingerprint, and the kinds it resolves in its scope."""
+    """Firing alerts a batch of events can touch: those with the events' fingerprints, and those
+    of `kinds` in a (source, pipeline) scope — pipeline None meaning the whole source."""
     found: dict[int, AlertRow] = {}
-    if fingerprint is not None:
-        for row in session.scalars(select(AlertRow).where(AlertRow.fingerprint == fingerprint, AlertRow.status == AlertStatus.FIRING.value)):
+    firing = AlertRow.status == AlertStatus.FIRING.value
+    fps = list(fingerprints)
+    for i in range(0, len(fps), 500):
+        for row in session.scalars(select(AlertRow).where(firing, AlertRow.fingerprint.in_(fps[i:i + 500]))):
             found[row.id] = row
-    if kinds:
-        query = select(AlertRow).where(
-            AlertRow.status == AlertStatus.FIRING.value, AlertRow.source == source, AlertRow.kind.in_([k.value for k in kinds])
-        )
-        if pipeline is not None:
-            query = query.where(AlertRow.pipeline == pipeline)
+    whole = sorted({source for source, pipeline in scopes if pipeline is None})
+    pairs = sorted({(source, pipeline) for source, pipeline in scopes if pipeline is not None})
+    if kinds and (whole or pairs):
+        in_scope = [AlertRow.source.in_(whole)] if whole else []
+        for i in range(0, len(pairs), 400):
+            in_scope.append(tuple_(AlertRow.source, AlertRow.pipeline).in_(pairs[i:i + 400]))
+        query = select(AlertRow).where(firing, AlertRow.kind.in_(sorted(k.value for k in kinds)), or_(*in_scope))
         for row in session.scalars(query):
             found[row.id] = row
     return list(found.values())
+
+
+def fires_since(session: Session, *, fingerprints: Collection[str], since: datetime) -> dict[str, int]:
+    """How often each fingerprint fired since `since` (flap detection)."""
+    fps = list(fingerprints)
+    counts: dict[str, int] = {}
+    for i in range(0, len(fps), 500):
+        query = select(AlertRow.fingerprint, func.count()).where(AlertRow.fingerprint.in_(fps[i:i + 500]), AlertRow.started_at >= since)
+        counts.update({fp: n for fp, n in session.execute(query.group_by(AlertRow.fingerprint))})
+    return counts
 
 
 def firing_in_scope(session: Session, *, source: str, pipeline: str | None) -> list[AlertRow]:
@@ -47,7 +61,13 @@ def firing_in_scope(session: Session, *, source: str, pipeline: str | None) -> l
 
 
 def add_history(session: Session, *, alert_id: int, at: datetime, change: str, event_id: int | None, note: str | None = None) -> None:
-    session.add(AlertHistoryRow(alert_id=alert_id, at=at, change=change, event_id=event_id, note=note))
+    add_histories(session, [dict(alert_id=alert_id, at=at, change=change, event_id=event_id, note=note)])
+
+
+def add_histories(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """History entries (alert_id, at, change, event_id, note), one statement for all."""
+    if rows:
+        session.execute(insert(AlertHistoryRow.__table__), list(rows))
 
 
 def add_notifications(session: Session, *, alert_id: int, receivers: Sequence[str], action: str, now: datetime) -> None:

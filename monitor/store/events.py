@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Sequence
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -11,20 +12,19 @@ from monitor.model import Event
 from monitor.store.tables import EventRow
 
 
-def create(session: Session, *, event: Event, received_at: datetime) -> int:
-    """Insert the event; returns its id. A Core insert: events are written, never edited here."""
-    result = session.execute(insert(EventRow).values(
-        kind=event.kind.value,
-        source=event.source,
-        pipeline=event.pipeline,
-        run_id=event.run_id,
-        task_id=event.task_id,
-        try_number=event.try_number,
-        occurred_at=event.occurred_at,
-        received_at=received_at,
-        summary=event.summary,
-        details=event.details,
-        labels=event.labels,
-        dedup_key=event.dedup_key,
-    ))
-    return result.inserted_primary_key[0]
+def create(session: Session, *, events: Sequence[Event], received_at: datetime) -> list[int]:
+    """Insert the events in one statement; returns their ids, in order. Core, not ORM: events
+    are written, never edited here, and a batch of a thousand must stay cheap."""
+    rows = [
+        dict(
+            kind=e.kind.value, source=e.source, pipeline=e.pipeline, run_id=e.run_id, task_id=e.task_id,
+            try_number=e.try_number, occurred_at=e.occurred_at, received_at=received_at, summary=e.summary,
+            details=e.details, labels=e.labels, dedup_key=e.dedup_key,
+        )
+        for e in events
+    ]
+    if not rows:
+        return []
+    table = EventRow.__table__
+    result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars())

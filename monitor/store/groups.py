@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Collection, Iterable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from monitor.model import AlertKind, AlertStatus
@@ -12,22 +13,34 @@ from monitor.store.upsert import upsert_ignore
 from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, SilenceRow
 
 
-def get_or_create(session: Session, *, group_key: str, receiver: str, labels: dict, wait: float, interval: float, repeat: float, now: datetime) -> AlertGroupRow:
-    group = session.scalar(select(AlertGroupRow).where(AlertGroupRow.group_key == group_key))
-    if group is None:
+def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: datetime) -> dict[str, AlertGroupRow]:
+    """The groups with these keys, created from `specs` (receiver, labels, wait, interval, repeat)
+    where missing: one read for all of them, one insert for the missing ones."""
+    found = _by_key(session, list(specs))
+    missing = [key for key in specs if key not in found]
+    if missing:
         # INSERT … ON CONFLICT DO NOTHING: two processes opening the same group both go on
         # (the loser waits for the winner's commit, then reads its row).
         upsert_ignore(session, AlertGroupRow.__table__, [dict(
-            group_key=group_key, receiver=receiver, labels=labels, group_wait=wait, group_interval=interval,
-            repeat_interval=repeat, created_at=now, next_flush_at=None, last_flush_at=None, notified={}, receipt=None,
-        )], keys=("group_key",))
-        group = session.scalar(select(AlertGroupRow).where(AlertGroupRow.group_key == group_key))
-    return group
+            group_key=key, receiver=specs[key]["receiver"], labels=specs[key]["labels"], group_wait=specs[key]["wait"],
+            group_interval=specs[key]["interval"], repeat_interval=specs[key]["repeat"], created_at=now,
+            next_flush_at=None, last_flush_at=None, notified={}, receipt=None,
+        ) for key in missing], keys=("group_key",))
+        found.update(_by_key(session, missing))
+    return found
 
 
-def add_member(session: Session, *, group: AlertGroupRow, alert_id: int, known_new: bool = False) -> None:
-    if known_new or session.get(AlertGroupMemberRow, (group.id, alert_id)) is None:
-        session.add(AlertGroupMemberRow(group_id=group.id, alert_id=alert_id))
+def _by_key(session: Session, keys: list[str]) -> dict[str, AlertGroupRow]:
+    return {g.group_key: g for g in session.scalars(select(AlertGroupRow).where(AlertGroupRow.group_key.in_(keys)))} if keys else {}
+
+
+def add_members(session: Session, pairs: Iterable[tuple[int, int]], *, known_new: bool = False) -> None:
+    """(group id, alert id) memberships; `known_new`: the alerts were just created (no lookup)."""
+    rows = [{"group_id": g, "alert_id": a} for g, a in set(pairs)]
+    if not known_new:
+        rows = [r for r in rows if session.get(AlertGroupMemberRow, (r["group_id"], r["alert_id"])) is None]
+    if rows:
+        session.execute(insert(AlertGroupMemberRow.__table__), rows)
 
 
 def remove_members(session: Session, *, group_id: int, alert_ids: list[int]) -> None:
@@ -35,8 +48,11 @@ def remove_members(session: Session, *, group_id: int, alert_ids: list[int]) -> 
         session.execute(delete(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id, AlertGroupMemberRow.alert_id.in_(alert_ids)))
 
 
-def groups_of(session: Session, *, alert_id: int) -> list[AlertGroupRow]:
-    return list(session.scalars(select(AlertGroupRow).join(AlertGroupMemberRow).where(AlertGroupMemberRow.alert_id == alert_id)))
+def groups_of(session: Session, *, alert_ids: Collection[int]) -> list[AlertGroupRow]:
+    if not alert_ids:
+        return []
+    of = select(AlertGroupMemberRow.group_id).where(AlertGroupMemberRow.alert_id.in_(alert_ids))
+    return list(session.scalars(select(AlertGroupRow).where(AlertGroupRow.id.in_(of))))
 
 
 def members(session: Session, *, group_id: int) -> list[AlertRow]:

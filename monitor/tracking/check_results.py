@@ -72,7 +72,6 @@ def store_reporter(store: Store, policy: AlertPolicy, source: str) -> Callable[[
         body = CheckReport(
             **result.model_dump(mode="json"), source=source, pipeline=ctx.pipeline, run_id=ctx.run_id, task_id=ctx.task_id,
         )
-        with store.session() as session:
-            ingest.apply(session, to_event(body), policy, utcnow())
+        ingest.submit(store, [to_event(body)], policy)
 
     return report

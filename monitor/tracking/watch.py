@@ -63,7 +63,7 @@ class Watcher:
             log.warning("definitions of %s unavailable: %s", self.source.name, exc)
 
     def _firing(self, session: Session, kind: AlertKind) -> dict[tuple[str | None, str | None, str | None], int]:
-        rows = alert_store.firing_candidates(session, source=self.source.name, pipeline=None, fingerprint=None, kinds=frozenset({kind}))
+        rows = alert_store.firing_for(session, fingerprints=(), scopes=[(self.source.name, None)], kinds=[kind])
         return {(r.pipeline, r.run_id, r.task_id): r.id for r in rows}
 
     def _emit(self, session: Session, now: datetime, **fields) -> int:

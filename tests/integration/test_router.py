@@ -196,7 +196,7 @@ def test_ack_is_told_to_receivers(store, clock):
     with store.session() as s:
         row = alert_store.get(s, alert_id=outcome.fired[0])
         row.acked_at, row.acked_by = clock(), "alice"
-        groups.touch(s, row.id, clock())
+        groups.touch(s, [row.id], clock())
     clock.advance(61)
     dispatch.tick(store, {"pager": pager}, pol, clock=clock)
     assert [n.action for n in pager.sent] == [NotificationAction.FIRING, NotificationAction.ACKNOWLEDGED]
