@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -32,6 +33,7 @@ from monitor.tracking.watch import Watcher
 
 log = logging.getLogger(__name__)
 DISPATCH_INTERVAL = timedelta(seconds=1)
+MIN_TICK_GAP = 0.05  # seconds
 
 
 @dataclass
@@ -121,9 +123,14 @@ class Service:
 
     def _dispatch_loop(self) -> None:
         """Deliver as soon as an alert change is committed (the store signals it), else at least
-        every DISPATCH_INTERVAL for retries, group intervals and held resolves."""
+        every DISPATCH_INTERVAL for retries, group intervals and held resolves. Ticks are at
+        least MIN_TICK_GAP apart: a burst of commits is one tick, not one per commit."""
         state = dispatch.TickState()
+        last = 0.0
         while not self._stopping.is_set():
+            if (wait := MIN_TICK_GAP - (time.monotonic() - last)) > 0:
+                self._stopping.wait(wait)
+            last = time.monotonic()
             self.store.alerts_changed.clear()
             try:
                 dispatch.tick(self.store, self.notifiers, self.policy, state=state)

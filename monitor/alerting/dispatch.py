@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
 from monitor import metrics
@@ -28,7 +28,7 @@ def receiver_source(name: str) -> str:
 
 
 def build_notification(session, row: NotificationRow, base_url: str) -> Notification:
-    alerts = alert_store.to_models(session, [alert_store.get(session, alert_id=link.alert_id) for link in row.links], base_url=base_url)
+    alerts = alert_store.to_models(session, alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]), base_url=base_url)
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
     return Notification(
         id=row.id, receiver=row.receiver, action=NotificationAction(row.action),
@@ -40,16 +40,26 @@ def build_notification(session, row: NotificationRow, base_url: str) -> Notifica
 
 @dataclass
 class TickState:
-    """What the dispatcher loop remembers between ticks: when muting must be re-checked."""
+    """What the dispatcher loop remembers between ticks: when muting must be re-checked, and
+    when the timed work (held resolves, retry promotion, escalation: minutes-scale deadlines)
+    last ran — it need not run on every commit that wakes the loop."""
 
     recheck_at: datetime | None = None
-    always_recheck: bool = False
+    always: bool = False
+    timers_at: datetime | None = None
+    timers_every: timedelta = timedelta(seconds=1)
 
     def muting_due(self, store: Store, now: datetime) -> bool:
         if store.muting_changed.is_set():
             store.muting_changed.clear()
             return True
-        return self.always_recheck or (self.recheck_at is not None and now >= self.recheck_at)
+        return self.always or (self.recheck_at is not None and now >= self.recheck_at)
+
+    def timers_due(self, now: datetime) -> bool:
+        if self.always or self.timers_at is None or now >= self.timers_at:
+            self.timers_at = now + self.timers_every
+            return True
+        return False
 
 
 def tick(
@@ -57,16 +67,17 @@ def tick(
     clock: Callable[[], datetime] = utcnow, state: TickState | None = None,
 ) -> int:
     """One round of the alerting background work; returns notifications sent. Without a
-    `state` (tests, one-off calls) muting is re-checked every time."""
-    state = state or TickState(always_recheck=True)
+    `state` (tests, one-off calls) everything is done every time."""
+    state = state or TickState(always=True)
     with store.session() as session:
         now = clock()
         if state.muting_due(store, now):
             groups.recheck_muted(session, now)
             state.recheck_at = group_store.next_silence_boundary(session, now=now)
-        ingest.release_held(session, now)
-        ingest.promote_retrying(session, policy, now)
-        ingest.escalate(session, policy, now)
+        if state.timers_due(now):
+            ingest.release_held(session, now)
+            ingest.promote_retrying(session, policy, now)
+            ingest.escalate(session, policy, now)
         groups.flush_due(session, now)
     return deliver_due(store, notifiers, policy, clock=clock)
 

@@ -60,10 +60,13 @@ def _state(alert: AlertRow) -> str:
 
 
 def flush_due(session: Session, now: datetime, *, limit: int = 200) -> list[NotificationRow]:
+    due = group_store.due(session, now=now, limit=limit)
+    if not due:
+        return []
     silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
     down = group_store.down_sources(session)
     created: list[NotificationRow] = []
-    for group in group_store.due(session, now=now, limit=limit):
+    for group in due:
         row = _flush(session, group, now, silences, down)
         if row is not None:
             created.append(row)

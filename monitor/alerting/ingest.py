@@ -102,7 +102,8 @@ class _Batch:
         self.session, self.policy, self.now = session, policy, now
         self.by_fingerprint: dict[str, AlertRow] = {}
         self.by_scope: dict[tuple[str, str], dict[int, AlertRow]] = {}  # (source, kind) → firing rows
-        self.fires: dict[str, int] = {}  # fingerprint → fires within the flap window
+        self.fires: dict[str, int] | None = None  # fingerprint → fires within the flap window, read at the first resolve
+        self.fingerprints: set[str] = set()
         self.history: list[tuple[AlertRow, str, int | None, str | None]] = []
         self.routed: list[tuple[AlertRow, list[routing.Decision]]] = []
         self.resolved: list[AlertRow] = []
@@ -124,9 +125,15 @@ class _Batch:
         fingerprints = {fp for fp, _ in lookups if fp}
         for row in alert_store.firing_for(self.session, fingerprints=fingerprints, scopes=scoped, kinds=kinds):
             self._index(row)
-        self.fires = alert_store.fires_since(
-            self.session, fingerprints=fingerprints | set(self.by_fingerprint), since=self.now - self.policy.alerting.flap.window
-        )
+        self.fingerprints = fingerprints | set(self.by_fingerprint)
+
+    def _flapping(self, alert: AlertRow) -> bool:
+        """Fired `flap.threshold` times within `flap.window`? Read once per batch, on the first
+        resolve (most batches only fire); the batch's own fires are counted as they happen."""
+        if self.fires is None:
+            since = self.now - self.policy.alerting.flap.window
+            self.fires = alert_store.fires_since(self.session, fingerprints=self.fingerprints, since=since)
+        return self.fires.get(alert.fingerprint, 0) >= self.policy.alerting.flap.threshold
 
     def _index(self, row: AlertRow) -> None:
         self.by_fingerprint[row.fingerprint] = row
@@ -169,7 +176,7 @@ class _Batch:
                 alert.details = {**alert.details, **event.details}
                 self.history.append((alert, "repeated", event_id, None))
                 pending.repeated.append(alert)
-            elif self.fires.get(alert.fingerprint, 0) >= self.policy.alerting.flap.threshold:
+            elif self._flapping(alert):
                 alert.resolve_held_until = self.now + self.policy.alerting.flap.quiet
                 self.history.append((alert, "resolve_held", event_id, "flapping: held firing until quiet"))
                 pending.held.append(alert)
@@ -197,7 +204,8 @@ class _Batch:
         )
         self.session.add(alert)
         self._index(alert)
-        self.fires[alert.fingerprint] = self.fires.get(alert.fingerprint, 0) + 1
+        if self.fires is not None:
+            self.fires[alert.fingerprint] = self.fires.get(alert.fingerprint, 0) + 1
         note = f"tier {tier.value}" + (f" (default {change.tier.value})" if tier is not change.tier else "")
         self.history.append((alert, "fired", event_id, note))
         self.routed.append((alert, routing.route(tier, attrs, policy.routes, policy.alerting, policy.receivers)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection, Sequence
 
-from sqlalchemy import func, insert, or_, select, tuple_
+from sqlalchemy import and_, func, insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
@@ -20,25 +20,32 @@ def get(session: Session, *, alert_id: int) -> AlertRow:
     return row
 
 
+def get_many(session: Session, *, alert_ids: Sequence[int]) -> list[AlertRow]:
+    """The alerts with these ids, in that order, in one query (a group's notification lists many)."""
+    rows = {r.id: r for r in session.scalars(select(AlertRow).where(AlertRow.id.in_(alert_ids)))} if alert_ids else {}
+    missing = [i for i in alert_ids if i not in rows]
+    if missing:
+        raise NotFound(f"alerts {missing[:5]} do not exist")
+    return [rows[i] for i in alert_ids]
+
+
 def firing_for(
     session: Session, *, fingerprints: Collection[str], scopes: Collection[tuple[str, str | None]], kinds: Collection[AlertKind]
 ) -> list[AlertRow]:
     """Firing alerts a batch of events can touch: those with the events' fingerprints, and those
-    of `kinds` in a (source, pipeline) scope — pipeline None meaning the whole source."""
-    found: dict[int, AlertRow] = {}
-    firing = AlertRow.status == AlertStatus.FIRING.value
-    fps = list(fingerprints)
-    for i in range(0, len(fps), 500):
-        for row in session.scalars(select(AlertRow).where(firing, AlertRow.fingerprint.in_(fps[i:i + 500]))):
-            found[row.id] = row
+    of `kinds` in a (source, pipeline) scope — pipeline None meaning the whole source. One query
+    per kind of lookup, each served by an index (an OR of them would scan every firing alert)."""
+    fps = sorted(fingerprints)
     whole = sorted({source for source, pipeline in scopes if pipeline is None})
     pairs = sorted({(source, pipeline) for source, pipeline in scopes if pipeline is not None})
-    if kinds and (whole or pairs):
-        in_scope = [AlertRow.source.in_(whole)] if whole else []
-        for i in range(0, len(pairs), 400):
-            in_scope.append(tuple_(AlertRow.source, AlertRow.pipeline).in_(pairs[i:i + 400]))
-        query = select(AlertRow).where(firing, AlertRow.kind.in_(sorted(k.value for k in kinds)), or_(*in_scope))
-        for row in session.scalars(query):
+    lookups = [AlertRow.fingerprint.in_(fps[i:i + 500]) for i in range(0, len(fps), 500)]
+    if kinds:
+        of_kinds = AlertRow.kind.in_(sorted(k.value for k in kinds))
+        lookups += [and_(AlertRow.source.in_(whole), of_kinds)] if whole else []
+        lookups += [and_(tuple_(AlertRow.source, AlertRow.pipeline).in_(pairs[i:i + 400]), of_kinds) for i in range(0, len(pairs), 400)]
+    found: dict[int, AlertRow] = {}
+    for lookup in lookups:
+        for row in session.scalars(select(AlertRow).where(lookup, AlertRow.status == AlertStatus.FIRING.value)):
             found[row.id] = row
     return list(found.values())
 
