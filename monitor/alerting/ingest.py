@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Callable, Generic, Sequence, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,16 +20,23 @@ from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
 from monitor.store.tables import AlertRow
 
+T = TypeVar("T")
 _CHECK_KINDS = (AlertKind.QUALITY_FAILED, AlertKind.CONVERGENCE_FAILED, AlertKind.OUTPUT_FAILED, AlertKind.DRIFT_DETECTED)
 
 
 @dataclass
-class Outcome:
+class Outcome(Generic[T]):
+    """What one event did to alerts: fired, repeated, resolved, held firing (flapping). Alert ids
+    in the answer; rows while its batch is applied (new alerts get their ids at the end)."""
+
     event_id: int
-    fired: list[int] = field(default_factory=list)
-    repeated: list[int] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
-    held: list[int] = field(default_factory=list)
+    fired: list[T] = field(default_factory=list)
+    repeated: list[T] = field(default_factory=list)
+    resolved: list[T] = field(default_factory=list)
+    held: list[T] = field(default_factory=list)
+
+    def ids(self: Outcome[AlertRow]) -> Outcome[int]:
+        return Outcome(self.event_id, *(sorted(r.id for r in rows) for rows in (self.fired, self.repeated, self.resolved, self.held)))
 
 
 @dataclass(frozen=True)
@@ -79,20 +86,6 @@ def apply_batch(session: Session, events: Sequence[Event], policy: AlertPolicy, 
     raise AssertionError("unreachable")
 
 
-@dataclass
-class _Pending:
-    """An event's outcome while its new alerts have no ids yet."""
-
-    event_id: int
-    fired: list[AlertRow] = field(default_factory=list)
-    repeated: list[AlertRow] = field(default_factory=list)
-    resolved: list[AlertRow] = field(default_factory=list)
-    held: list[AlertRow] = field(default_factory=list)
-
-    def outcome(self) -> Outcome:
-        return Outcome(self.event_id, *(sorted(r.id for r in rows) for rows in (self.fired, self.repeated, self.resolved, self.held)))
-
-
 class _Batch:
     """One batch's working set: the firing alerts its events can touch, read once and kept
     current in memory as the events fire and resolve; the writes (history, groups) go out in
@@ -117,7 +110,7 @@ class _Batch:
         self._load(events, lookups)
         pending = [self._apply(e, i, fp, kinds) for e, i, (fp, kinds) in zip(events, event_ids, lookups)]
         self._write()
-        return [p.outcome() for p in pending]
+        return [p.ids() for p in pending]
 
     def _load(self, events: Sequence[Event], lookups: list[tuple[str | None, frozenset[AlertKind]]]) -> None:
         scoped = [(e.source, e.pipeline) for e, (_, kinds) in zip(events, lookups) if kinds]
@@ -151,8 +144,8 @@ class _Batch:
                     found[key] = row
         return found
 
-    def _apply(self, event: Event, event_id: int, fp: str | None, kinds: frozenset[AlertKind]) -> _Pending:
-        pending = _Pending(event_id)
+    def _apply(self, event: Event, event_id: int, fp: str | None, kinds: frozenset[AlertKind]) -> Outcome[AlertRow]:
+        pending: Outcome[AlertRow] = Outcome(event_id)
         rows = self._candidates(event, fp, kinds)
         firing = [
             lifecycle.FiringAlert(
