@@ -11,9 +11,12 @@ The clock is simulated: the first poll looks back 6 h (the source's INITIAL_LOOK
 cycle advances 30 s and the day's runs and task instances change accordingly (about 35 task
 instance transitions a second across the estate... fewer at 30 s granularity: see the table).
 `--cycles 120` is one simulated hour at a 30 s poll interval; "% of one core" is CPU per cycle /
-30 s. Definitions (GET /dags + /dags/{id}/tasks) are measured apart: a cold refresh, a warm one
-(last_parsed_time unchanged: the per-DAG task cache hits), and a warm one while the dag-processor
-re-parses files (last_parsed_time moves every ~30 s, as on a real Airflow).
+30 s. Definitions (GET /dags, /dags/~/dagVersions, /dags/{id}/tasks) are measured apart: a cold
+refresh, a warm one (last_parsed_time unchanged), a warm one while the dag-processor re-parses files
+(last_parsed_time moves every ~30 s, as on a real Airflow, DAG versions do not), and one an hour
+later, when a few DAGs have a new version (and open versions are due for their bounded re-check).
+Its peer in the same run: the same refreshes against the fake without the dagVersions endpoint,
+i.e. dagwatch deciding by last_parsed_time alone (what it did before it read versions).
 
 Results: a table on stdout and JSON in bench/results/collector_scale[-quick].json.
 """
@@ -89,6 +92,10 @@ class Counting(httpx.BaseTransport):
             key = "GET one dagRun"
         elif path.endswith("/tasks"):
             key = "GET dags/{id}/tasks"
+        elif path.endswith("/dags/~/dagVersions"):
+            key = "GET dagVersions (~)"
+        elif path.endswith("/dagVersions"):
+            key = "GET dags/{id}/dagVersions"
         else:
             key = path
         self.counts[key] += 1
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cycles", type=int, default=120)
     ap.add_argument("--profile", action="store_true", help="cProfile the first poll and the steady cycles")
     ap.add_argument("--no-definitions", action="store_true")
+    ap.add_argument("--out", type=Path, help="JSON results here (default bench/results/collector_scale[-quick].json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.dags, args.tis_per_day, args.cycles = 500, 10_000, 20
@@ -131,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}"
         ctl = httpx.Client(base_url=url, timeout=60)
 
-        def set_clock(now: datetime, reparse: bool = False) -> None:
-            ctl.post("/_sim", json={"now": now.isoformat(), "reparse": reparse}).raise_for_status()
+        def set_clock(now: datetime, reparse: bool = False, versions: bool = True) -> None:
+            ctl.post("/_sim", json={"now": now.isoformat(), "reparse": reparse, "dag_versions": versions}).raise_for_status()
 
         clock = SimClock(START)
         set_clock(clock.now)
@@ -184,14 +192,31 @@ def main(argv: list[str] | None = None) -> int:
 
         defs = {}
         if not args.no_definitions:
-            for label, reparse in (("cold", False), ("warm, files not re-parsed", False), ("warm, dag-processor re-parsing", True)):
-                set_clock(clock.now, reparse=reparse)
-                if reparse:
-                    clock.now += INTERVAL  # a new parse time for every file
-                    set_clock(clock.now, reparse=True)
-                found, cpu, wall, reqs, by = measured(source.definitions)
-                defs[label] = {"dags": len(found), "cpu_s": cpu, "wall_s": wall, "requests": reqs, "by_endpoint": by, "rss_mib": rss_mib()}
-                print(f"definitions() {label}: {len(found)} DAGs, cpu {cpu:.2f}s, wall {wall:.2f}s, {reqs} requests", flush=True)
+            # the peer first (a source of its own, the fake without dagVersions), then dagwatch as it is
+            peer = AirflowSource(settings, transport=transport, clock=clock)
+            peer.health()
+            scenarios = (
+                (peer, False, "parse time only (no dagVersions): "),
+                (source, True, ""),
+            )
+            for src, versions, prefix in scenarios:
+                start = clock.now
+                for label, reparse, advance in (
+                    ("cold", False, timedelta(0)),
+                    ("warm, files not re-parsed", False, timedelta(0)),
+                    ("warm, dag-processor re-parsing", True, INTERVAL),  # a new parse time for every file
+                    ("warm, re-parsing, 1 h later", True, timedelta(hours=1)),
+                ):
+                    clock.now += advance
+                    set_clock(clock.now, reparse=reparse, versions=versions)
+                    found, cpu, wall, reqs, by = measured(src.definitions)
+                    changed = by.get("GET dags/{id}/tasks", 0)
+                    defs[prefix + label] = {"dags": len(found), "cpu_s": cpu, "wall_s": wall, "requests": reqs, "task_reads": changed,
+                                            "by_endpoint": by, "rss_mib": rss_mib()}
+                    print(f"definitions() {prefix}{label}: {len(found)} DAGs, cpu {cpu:.2f}s, wall {wall:.2f}s, {reqs} requests "
+                          f"({changed} task reads)", flush=True)
+                clock.now = start
+            peer.close()
 
         steady = cycles
         cpus = [c["cpu_s"] for c in steady]
@@ -216,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             "per_cycle": steady,
         }
         _table(summary)
-        out = ROOT / "bench" / "results" / ("collector_scale-quick.json" if args.quick else "collector_scale.json")
+        out = (args.out or ROOT / "bench" / "results" / ("collector_scale-quick.json" if args.quick else "collector_scale.json")).resolve()
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(summary, indent=2, default=str))
-        print(f"\nJSON: {out.relative_to(ROOT)}")
+        print(f"\nJSON: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
         stats = ctl.get("/_sim/stats").json()
         print("fake server saw:", ", ".join(f"{k} ×{v}" for k, v in sorted(stats.items(), key=lambda kv: -kv[1])[:8]))
         goal = summary["steady"]["core_pct_mean"] < 5 and (summary["rss_mib"]["growth_cycle1_to_end"] or 0) < 10
@@ -261,7 +286,8 @@ def _table(s: dict) -> None:
         ("RSS MiB", f"start {r['start']:.1f}, after first poll {r['after_first_poll']:.1f}, after cycle 1 {r['after_cycle_1']:.1f}, end {r['end']:.1f} (Δ {r['growth_cycle1_to_end']:+.1f})"),
     ]
     for label, d in s["definitions"].items():
-        rows.append((f"definitions() {label}", f"CPU {d['cpu_s']:.2f} s, wall {d['wall_s']:.2f} s, {d['requests']} requests"))
+        rows.append((f"definitions() {label}", f"CPU {d['cpu_s']:.2f} s, wall {d['wall_s']:.2f} s, {d['requests']} requests, "
+                                               f"{d.get('task_reads', 0)} task reads"))
     width = max(len(a) for a, _ in rows)
     print("\n" + "\n".join(f"{a:<{width}}  {b}" for a, b in rows))
 

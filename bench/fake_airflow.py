@@ -2,18 +2,30 @@
 is not counted as dagwatch's. Standard library only.
 
     .venv/bin/python bench/fake_airflow.py --port P [--dags 5000] [--tis-per-day 100000] [--seed 1]
+                                           [--version-changes-per-day 50]
 
 The day is generated up front: every DAG runs on a schedule (interval and offset of its own), its
 tasks run one after the other, most succeed; a few fail, some of those are retried (up_for_retry
 for a minute, then try 2), and a failed task leaves its downstream tasks upstream_failed and its
 run failed. Every object's state and `updated_at` are functions of a *simulated* clock that the
-bench sets with `POST /_sim {"now": ISO, "reparse": bool}` before each poll, so a run of 120
-30-second cycles takes as long as dagwatch needs, not an hour.
+bench sets with `POST /_sim {"now": ISO, "reparse": bool, "dag_versions": bool}` before each poll,
+so a run of 120 30-second cycles takes as long as dagwatch needs, not an hour.
+
+DAG versions as in Airflow 3: every DAG got version 1 when its file was first parsed (days before
+the simulated day) and a few change during the day (`--version-changes-per-day`, spread over the
+estate): each change is a new version (UUIDv7-like id, time-ordered) at that moment, and the DAG's
+tasks change with it (their `retries` flip). Runs and task instances carry the version current when
+the run was created. With `reparse` the dag-processor re-parses every file every ~30 s, so
+`last_parsed_time` moves for every DAG while versions change only for the few that changed;
+`"dag_versions": false` answers 404 for the versions endpoints (an Airflow without them).
 
 Served like Airflow 3.3 (shapes from the generated OpenAPI spec, as dagwatch's parser reads them):
   GET  /api/v2/version, /api/v2/monitor/health, POST /auth/token
   GET  /api/v2/dags                                   limit ≤ 100 / offset, paused, order_by
-  GET  /api/v2/dags/{dag}/tasks
+  GET  /api/v2/dags/{dag}/tasks                        (as of the DAG's current version)
+  GET  /api/v2/dags/{dag|~}/dagVersions                 order_by (±id, ±version_number, ±bundle_name,
+                                                      ±bundle_version; else 400), version_number,
+                                                      bundle_name, limit, offset
   GET  /api/v2/importErrors
   GET  /api/v2/dags/{dag|~}/dagRuns                   updated_at_gte/lte, state (repeated),
                                                       order_by (±id, ±updated_at, ±run_after,
@@ -98,10 +110,12 @@ class Run:
 
 
 class World:
-    def __init__(self, dags: int, tis_per_day: float, seed: int, fail_rate: float = 0.01, retry_share: float = 0.7) -> None:
+    def __init__(self, dags: int, tis_per_day: float, seed: int, fail_rate: float = 0.01, retry_share: float = 0.7,
+                 version_changes_per_day: float = 50) -> None:
         rng = random.Random(seed)
         self.now = T0 + 18 * 3600
         self.reparse = False
+        self.serve_versions = True
         self.dags: list[dict] = []
         self.tasks: dict[str, list[str]] = {}
         self.retries: dict[str, int] = {}
@@ -138,6 +152,7 @@ class World:
                 if not self.dags[-1]["is_paused"]:
                     self._make_run(rng, dag_id, task_ids, t, fail_rate)
                 t += interval
+        self._make_versions(random.Random(seed + 1), version_changes_per_day)  # own generator: the runs stay as they were
         self.runs.sort(key=lambda r: (r.run_after, r.dag_id))
         for i, r in enumerate(self.runs):
             r.idx = i
@@ -155,6 +170,39 @@ class World:
         self.ti_changes = sorted((s[0], ti.idx) for ti in self.tis for s in ti.steps)
         self.ti_change_t = [c[0] for c in self.ti_changes]
         self.stats: Counter[str] = Counter()
+
+    def _make_versions(self, rng: random.Random, changes_per_day: float) -> None:
+        """Version 1 for every DAG, days ago; `changes_per_day` new versions over the simulated day
+        (from the day before, so the 6 h look-back sees some too), each for a random DAG."""
+        self.versions: list[dict] = []
+        self.dag_versions: dict[str, list[dict]] = {}
+        made: list[tuple[float, str]] = [(T0 - rng.uniform(2, 60) * DAY, d["dag_id"]) for d in self.dags]
+        made += [(T0 - DAY + rng.uniform(0, 2 * DAY), rng.choice(self.dags)["dag_id"]) for _ in range(int(2 * changes_per_day))]
+        for seq, (created, dag_id) in enumerate(sorted(made)):
+            mine = self.dag_versions.setdefault(dag_id, [])
+            ms = int(created * 1000)
+            hexid = f"{ms:012x}7{seq % 4096:03x}8{seq:015x}"
+            version = {
+                "id": f"{hexid[:8]}-{hexid[8:12]}-{hexid[12:16]}-{hexid[16:20]}-{hexid[20:32]}",
+                "version_number": len(mine) + 1, "dag_id": dag_id, "bundle_name": "dags-folder", "bundle_version": None,
+                "created_at": iso(created), "dag_display_name": dag_id, "bundle_url": None, "_t": created,
+            }
+            mine.append(version)
+            self.versions.append(version)  # in id order: ids grow with creation time
+        self.version_t = [v["_t"] for v in self.versions]
+
+    def version_at(self, dag_id: str, t: float) -> dict | None:
+        """The DAG's latest version made by `t` (what a run created at `t` runs on)."""
+        found = None
+        for v in self.dag_versions.get(dag_id, []):
+            if v["_t"] > t:
+                break
+            found = v
+        return found
+
+    @staticmethod
+    def version_json(v: dict | None) -> dict | None:
+        return None if v is None else {k: val for k, val in v.items() if not k.startswith("_")}
 
     def _make_run(self, rng: random.Random, dag_id: str, task_ids: list[str], run_after: float, fail_rate: float) -> None:
         start = run_after + rng.uniform(1, 20)
@@ -217,7 +265,8 @@ class World:
             "data_interval_start": iso(r.run_after - 3600), "data_interval_end": iso(r.run_after),
             "run_after": iso(r.run_after), "last_scheduling_decision": iso(now), "run_type": "scheduled",
             "state": state, "triggered_by": "timetable", "triggering_user_name": None, "conf": {},
-            "note": None, "dag_versions": [], "bundle_version": None, "dag_display_name": r.dag_id,
+            "note": None, "dag_versions": [v for v in [self.version_json(self.version_at(r.dag_id, r.run_after))] if v],
+            "bundle_version": None, "dag_display_name": r.dag_id,
         }
 
     def ti_json(self, ti: TI, now: float) -> dict:
@@ -238,7 +287,7 @@ class World:
             "operator": "PythonOperator", "operator_name": "PythonOperator", "queued_when": None,
             "scheduled_when": None, "pid": None, "executor": None, "executor_config": "{}", "note": None,
             "rendered_map_index": None, "rendered_fields": {}, "trigger": None, "triggerer_job": None,
-            "dag_version": None,
+            "dag_version": self.version_json(self.version_at(r.dag_id, r.run_after)),
         }
 
     def dag_json(self, d: dict, now: float) -> dict:
@@ -268,6 +317,7 @@ class World:
 
 
 ORDER = re.compile(r"^(-?)(id|updated_at|run_after|start_date|end_date|logical_date|dag_id|run_id|dag_run_id)$")
+VERSION_ORDER = re.compile(r"^(-?)(id|version_number|bundle_name|bundle_version)$")
 
 
 def make_handler(world: World):
@@ -319,6 +369,7 @@ def make_handler(world: World):
             if url.path == "/_sim" and method == "POST":
                 world.now = parse_ts(body["now"])
                 world.reparse = bool(body.get("reparse", world.reparse))
+                world.serve_versions = bool(body.get("dag_versions", world.serve_versions))
                 return self.send(200, {"now": iso(world.now)})
             if url.path == "/_sim/stats":
                 return self.send(200, dict(world.stats))
@@ -352,7 +403,9 @@ def make_handler(world: World):
                 if p[1] not in world.tasks:
                     return self.send(404, {"detail": f"The DAG with dag_id: `{p[1]}` was not found"})
                 ids = world.tasks[p[1]]
-                retries = float(world.retries[p[1]])
+                current = world.version_at(p[1], now)
+                changes = current["version_number"] - 1 if current else 0
+                retries = float(world.retries[p[1]] ^ (changes % 2))  # each new version flips them
                 tasks = [{"task_id": t, "task_display_name": t, "owner": p[1].split("_")[0], "start_date": iso(T0 - 30 * DAY),
                           "end_date": None, "trigger_rule": "all_success", "depends_on_past": False, "wait_for_downstream": False,
                           "retries": retries, "queue": "default", "pool": "default_pool", "pool_slots": 1.0,
@@ -363,9 +416,36 @@ def make_handler(world: World):
                           "doc_md": None, "operator_name": "PythonOperator", "params": {}, "class_ref": {}, "is_mapped": False,
                           "extra_links": []} for i, t in enumerate(ids)]
                 return self.send(200, {"tasks": tasks, "total_entries": len(tasks)})
+            if len(p) == 3 and p[0] == "dags" and p[2] == "dagVersions":
+                return self.dag_versions(p[1], q, now, limit, offset)
             if len(p) >= 3 and p[0] == "dags" and p[2] == "dagRuns":
                 return self.dag_runs(method, p, q, body, now, limit, offset)
             return self.send(404, {"detail": "Not Found"})
+
+        def dag_versions(self, dag, q, now, limit, offset):
+            if not world.serve_versions:
+                return self.send(404, {"error": "API route not found"})
+            if dag == "~":
+                versions = world.versions[: bisect.bisect_right(world.version_t, now)]
+            elif dag in world.tasks:
+                versions = [v for v in world.dag_versions.get(dag, []) if v["_t"] <= now]
+            else:
+                return self.send(404, {"detail": f"The Dag with ID: `{dag}` was not found"})
+            if "version_number" in q:
+                versions = [v for v in versions if str(v["version_number"]) == q["version_number"][0]]
+            if "bundle_name" in q:
+                versions = [v for v in versions if v["bundle_name"] == q["bundle_name"][0]]
+            order = q.get("order_by", ["id"])[0]
+            m = VERSION_ORDER.match(order)
+            if not m:
+                return self.send(400, {"detail": f"Ordering with '{order.lstrip('-')}' is disallowed or the attribute does not exist on the model"})
+            desc, attr = m.group(1) == "-", m.group(2)
+            if attr == "id":  # already in id order
+                ordered = versions[::-1] if desc else versions
+            else:
+                ordered = sorted(versions, key=lambda v: (v[attr] or "", v["id"]) if attr.startswith("bundle") else (v[attr], v["id"]), reverse=desc)
+            page = ordered[offset: offset + limit]
+            return self.send(200, {"dag_versions": [world.version_json(v) for v in page], "total_entries": len(versions)})
 
         def dag_runs(self, method, p, q, body, now, limit, offset):
             dag = p[1]
@@ -454,8 +534,9 @@ def main() -> None:
     parser.add_argument("--dags", type=int, default=5000)
     parser.add_argument("--tis-per-day", type=float, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--version-changes-per-day", type=float, default=50, help="new DAG versions a day across the estate")
     args = parser.parse_args()
-    world = World(args.dags, args.tis_per_day, args.seed)
+    world = World(args.dags, args.tis_per_day, args.seed, version_changes_per_day=args.version_changes_per_day)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(world))
     day_runs = sum(1 for r in world.runs if T0 <= r.run_after < T0 + DAY)
     day_tis = sum(len(r.tis) for r in world.runs if T0 <= r.run_after < T0 + DAY)

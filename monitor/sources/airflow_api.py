@@ -11,7 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 
 class _Api(BaseModel):
@@ -53,6 +60,16 @@ class DagRun(_Api):
     conf: dict[str, Any] | None = None
 
 
+class DagVersion(_Api):
+    """v2 only (`GET /dags/{dag_id|~}/dagVersions`, and embedded in task instances). Airflow 3 makes a
+    new version when a DAG's serialized form changes; ids are UUIDv7 (time-ordered)."""
+
+    id: str
+    dag_id: str
+    version_number: int
+    created_at: datetime | None = None
+
+
 class TaskInstance(_Api):
     dag_id: str
     dag_run_id: str
@@ -64,6 +81,16 @@ class TaskInstance(_Api):
     start_date: datetime | None = None
     end_date: datetime | None = None
     queued_when: datetime | None = Field(None, validation_alias=AliasChoices("queued_when", "queued_dttm"))
+    dag_version: DagVersion | None = None  # v2: the DAG version this instance runs (v1: absent)
+
+    @field_validator("dag_version", mode="before")
+    @classmethod
+    def _dag_version(cls, value: Any) -> Any:
+        # Only a hint for the definitions cache: an odd shape here must not fail the poll.
+        try:
+            return DagVersion.model_validate(value) if isinstance(value, dict) else None
+        except ValidationError:
+            return None
 
     @property
     def key(self) -> tuple[str, str, str, int]:
