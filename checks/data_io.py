@@ -7,6 +7,8 @@ Parquet" and "cannot be parsed" are reported the same way everywhere, as a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -26,19 +28,59 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Load a CSV or Parquet file into a DataFrame, or raise ``DataReadError``."""
+def _existing(path: str | Path) -> tuple[Path, str]:
+    """The path and its format, once both are known good (format first: it needs no disk)."""
     p = Path(path)
     fmt = table_format(p)
     if not p.is_file():
         raise DataReadError(f"{p}: data file not found", path=str(p))
+    return p, fmt
+
+
+@contextmanager
+def _read_errors(p: Path, fmt: str) -> Iterator[None]:
+    """Turn pandas' and pyarrow's parse errors into ``DataReadError``; let anything else through."""
     try:
-        if fmt == "csv":
-            return pd.read_csv(p, usecols=columns)
-        return pd.read_parquet(p, columns=columns)
+        yield
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataReadError(f"{p}: cannot read {fmt} data: {exc}", path=str(p)) from exc
     except Exception as exc:  # pyarrow raises its own ArrowInvalid etc.
         if type(exc).__module__.startswith("pyarrow"):
             raise DataReadError(f"{p}: cannot read {fmt} data: {exc}", path=str(p)) from exc
         raise
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Load a CSV or Parquet file into a DataFrame, or raise ``DataReadError``."""
+    p, fmt = _existing(path)
+    with _read_errors(p, fmt):
+        if fmt == "csv":
+            return pd.read_csv(p, usecols=columns)
+        return pd.read_parquet(p, columns=columns)
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """The file's column names, from the Parquet footer or the CSV header (no data read)."""
+    p, fmt = _existing(path)
+    with _read_errors(p, fmt):
+        if fmt == "csv":
+            return [str(c) for c in pd.read_csv(p, nrows=0).columns]
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(p).names)
+
+
+def read_needed(path: str | Path, needed: list[str] | None) -> pd.DataFrame:
+    """Read only the ``needed`` columns the file has; everything when ``needed`` is None.
+
+    Why: a suite often checks a few columns of a wide file, and every column read costs
+    twice, once to decode and once more in GX, which fingerprints the whole frame it is
+    given. A needed column the file lacks is left out instead of asked for (pandas would
+    raise): the expectation that wanted it then reports it missing exactly as on a full
+    read. If none of them is there, the whole file is read, so the row count stays right.
+    """
+    if needed is None:
+        return read_table(path)
+    wanted = set(needed)
+    present = [c for c in table_columns(path) if c in wanted]
+    return read_table(path, columns=present or None)

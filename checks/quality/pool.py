@@ -5,7 +5,10 @@ results), its validations hold the GIL (threads give no speed-up), and importing
 it costs ~200 MB and 2-4 s. So the service never imports GX; each worker imports
 it once at start (``_init_worker``), builds a fresh ephemeral context per
 validation, and reads the data itself from a path (pickling large frames across
-processes costs more than reading Parquet). ``spawn`` rather than ``fork``: a
+processes costs more than reading Parquet). To add little to GX's own time, a
+worker builds a suite file once per version and keeps it, and reads only the
+columns the suite looks at (``suite_columns``; all of them when any expectation
+is table-level). ``spawn`` rather than ``fork``: a
 forked copy of a threaded web server can deadlock on locks held at fork time.
 
 Results come back as ``CheckResult``; errors as the library's own exceptions
@@ -17,6 +20,7 @@ For asyncio callers: ``await asyncio.wrap_future(pool.submit(suite, data))``.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import tempfile
@@ -44,13 +48,47 @@ def _ping() -> int:
     return os.getpid()
 
 
-def _run(suite: str | dict[str, Any], data_path: str, name: str | None) -> CheckResult:
-    from checks.data_io import read_table
-    from checks.quality.suite import build_suite, load_suite
-    from checks.quality.validate import validate_frame
+def _build(suite: str | dict[str, Any]) -> tuple[Any, list[str] | None]:
+    """Build a suite (file or inline document) now, with the columns it reads."""
+    from checks.quality.suite import build_suite, load_suite, suite_columns
 
     built = load_suite(suite) if isinstance(suite, str) else build_suite(suite, suite.get("name") or "<suite>")
-    df = read_table(data_path)
+    return built, suite_columns(built)
+
+
+@functools.lru_cache(maxsize=32)
+def _built_from_file(path: str, identity: tuple[int, int, int]) -> tuple[Any, list[str] | None]:
+    """Build a suite file once per worker and version (``identity``: inode, size, mtime).
+
+    Re-reading and re-building the suite on every call is dagwatch's cost, not GX's.
+    A built suite is safe to reuse: validation leaves it unchanged and a worker runs
+    one task at a time. An edited or replaced file has another identity, so the next
+    call builds it afresh. Errors are not cached (lru_cache does not keep exceptions).
+    """
+    return _build(path)
+
+
+def _suite_for(suite: str | dict[str, Any]) -> tuple[Any, list[str] | None]:
+    """The built GX suite and the columns it reads (None: all); suite files come from the cache.
+
+    Inline documents are built on every call: they are the ad-hoc case, and keying a
+    cache on a dict's contents would need a canonical form that does not change it.
+    """
+    if isinstance(suite, dict):
+        return _build(suite)
+    try:
+        st = os.stat(suite)
+    except OSError:  # load_suite reports a missing or unreadable file in its own words
+        return _build(suite)
+    return _built_from_file(suite, (st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def _run(suite: str | dict[str, Any], data_path: str, name: str | None) -> CheckResult:
+    from checks.data_io import read_needed
+    from checks.quality.validate import validate_frame
+
+    built, columns = _suite_for(suite)
+    df = read_needed(data_path, columns)  # only what the suite looks at; a missing column stays missing
     result = validate_frame(df, built, name=name)
     result.details["data"] = data_path
     if isinstance(suite, str):

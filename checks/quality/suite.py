@@ -122,6 +122,54 @@ def load_suite(path: str | Path):
     return build_suite(load_suite_document(path), str(path))
 
 
+_COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
+
+
+def _column_domain_classes() -> tuple[type, ...]:
+    """GX's base classes for expectations that look at named columns and nothing else."""
+    from great_expectations.expectations.expectation import (
+        ColumnAggregateExpectation,
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    return ColumnAggregateExpectation, ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation
+
+
+def _expectation_columns(exp: Any, column_domain: tuple[type, ...]) -> list[str] | None:
+    """The columns one expectation reads, or None if its answer may depend on the whole table."""
+    if not isinstance(exp, column_domain) or getattr(exp, "row_condition", None):
+        return None  # table-level (row count, column order...), or a condition naming other columns
+    names: list[str] = []
+    for key in _COLUMN_KWARGS:
+        value = getattr(exp, key, None)
+        values = value if isinstance(value, (list, tuple)) else [] if value is None else [value]
+        if not all(isinstance(v, str) for v in values):
+            return None  # e.g. a suite parameter instead of a name: cannot tell which column
+        names.extend(values)
+    return names or None
+
+
+def suite_columns(suite: Any) -> list[str] | None:
+    """The columns a built GX suite reads, in suite order, or None when it needs the whole table.
+
+    Lets a caller read only those columns from a wide file (``data_io.read_needed``).
+    Only expectations whose GX domain is a column, a column pair or a column list
+    qualify; one table-level expectation (row count, column set or order,
+    ``expect_column_to_exist`` with its index), a ``row_condition`` (it may name any
+    column) or an unknown kind makes the answer None: read everything, as before.
+    """
+    column_domain = _column_domain_classes()
+    columns: dict[str, None] = {}
+    for exp in suite.expectations:
+        names = _expectation_columns(exp, column_domain)
+        if names is None:
+            return None
+        columns.update(dict.fromkeys(names))
+    return list(columns) or None
+
+
 def _one_line(exc: Exception) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= 300 else text[:297] + "..."

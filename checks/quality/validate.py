@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from checks.data_io import read_table
+from checks.data_io import read_needed
 from checks.result import CheckItem, CheckResult, Kind, Status, jsonable
 
 MAX_EXAMPLES = 5
@@ -44,10 +44,10 @@ def validate_frame(df: pd.DataFrame, suite: Any, *, name: str | None = None) -> 
 
 def validate_file(suite_path: str | Path, data_path: str | Path) -> CheckResult:
     """Validate a CSV/Parquet file against a suite file, in this process."""
-    from checks.quality.suite import load_suite
+    from checks.quality.suite import load_suite, suite_columns
 
     suite = load_suite(suite_path)  # bad suite is reported before reading a large file
-    df = read_table(data_path)
+    df = read_needed(data_path, suite_columns(suite))  # a missing column stays missing: reported as before
     result = validate_frame(df, suite)
     result.details["data"] = str(data_path)
     result.details["suite_file"] = str(suite_path)

@@ -114,3 +114,35 @@ def test_a_dead_worker_is_a_worker_error_and_the_pool_recovers(tmp_path, make_fr
         with pytest.raises(WorkerError, match="broke|died"):
             p.validate(shipped_suite("demo_values"), data)
         assert p.validate(shipped_suite("demo_values"), data).status is Status.passed
+
+
+def test_workers_answer_as_the_full_frame_on_wide_files_with_a_missing_column(pool, tmp_path, make_frame):
+    from checks.quality import validate_frame
+
+    df = make_frame(n=2000, seed=5)
+    df.loc[[1, 2, 3], "feature_0"] = np.nan
+    df = df.drop(columns=["feature_2"]).assign(unused_a=1.5, unused_b="text")
+    data = tmp_path / "wide.parquet"
+    df.to_parquet(data, index=False)
+    for suite in ("demo_values", "demo_schema"):  # column-level suite read pruned, table-level read whole
+        via_pool = pool.validate(shipped_suite(suite), data)
+        in_process = validate_frame(df, shipped_suite(suite))
+        assert via_pool.items == in_process.items and via_pool.status is in_process.status, suite
+    items = {i.name: i for i in pool.validate(shipped_suite("demo_values"), data).items}
+    assert items["feature_2_mean"].status is Status.error and "feature_2" in items["feature_2_mean"].message
+    assert items["feature_0_not_null"].unexpected_count == 3
+
+
+def test_workers_see_an_edited_suite_file(pool, tmp_path, make_frame):
+    import json
+
+    data = tmp_path / "d.parquet"
+    make_frame(n=300).to_parquet(data, index=False)
+    path = tmp_path / "s.json"
+    in_set = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "label", "value_set": [0, 1]}}
+    doc = {"expectations": [in_set]}
+    path.write_text(json.dumps(doc))
+    assert all(pool.validate(path, data).status is Status.passed for _ in range(4))  # both workers cache it
+    doc["expectations"][0]["kwargs"]["value_set"] = [0]
+    path.write_text(json.dumps(doc))
+    assert all(pool.validate(path, data).status is Status.failed for _ in range(4))
