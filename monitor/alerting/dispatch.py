@@ -28,7 +28,7 @@ def receiver_source(name: str) -> str:
 
 
 def build_notification(session, row: NotificationRow, base_url: str) -> Notification:
-    alerts = alert_store.to_models(session, alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]), base_url=base_url)
+    alerts = alert_store.to_models(session, alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]), base_url=base_url, deliveries=False)
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
     return Notification(
         id=row.id, receiver=row.receiver, action=NotificationAction(row.action),

@@ -119,14 +119,16 @@ def list_alerts(
     return to_models(session, rows, base_url=base_url)
 
 
-def to_models(session: Session, rows: Sequence[AlertRow], *, base_url: str | None = None) -> list[Alert]:
+def to_models(session: Session, rows: Sequence[AlertRow], *, base_url: str | None = None, deliveries: bool = True) -> list[Alert]:
     """API models of alert rows; with `base_url`, links include the alert's dashboard page
-    (built here rather than stored, so firing an alert needs no second write)."""
+    (built here rather than stored, so firing an alert needs no second write). `deliveries`:
+    list each alert's notifications (pages and API; a notification to a receiver does not
+    carry them, and for a big group they are most of the reading)."""
     notes: dict[int, list[NotificationView]] = {}
-    if rows:
-        for alert_id, n in notifications_of(session, alert_ids={r.id for r in rows}):
+    if rows and deliveries:
+        for alert_id, receiver, status, attempts, action, last_error in notifications_of(session, alert_ids={r.id for r in rows}):
             notes.setdefault(alert_id, []).append(
-                NotificationView(receiver=n.receiver, status=NotificationStatus(n.status), attempts=n.attempts, action=n.action, last_error=n.last_error)
+                NotificationView(receiver=receiver, status=NotificationStatus(status), attempts=attempts, action=action, last_error=last_error)
             )
     return [
         Alert(
@@ -141,11 +143,13 @@ def to_models(session: Session, rows: Sequence[AlertRow], *, base_url: str | Non
     ]
 
 
-def notifications_of(session: Session, *, alert_ids: set[int]) -> list[tuple[int, NotificationRow]]:
-    """(alert id, notification) for every notification that carried one of these alerts."""
+def notifications_of(session: Session, *, alert_ids: set[int]) -> list[tuple[int, str, str, int, str, str | None]]:
+    """(alert id, receiver, status, attempts, action, last error) of every notification that
+    carried one of these alerts (columns, not rows: a row would load its whole alert list)."""
+    n = NotificationRow
     return list(
         session.execute(
-            select(NotificationAlertRow.alert_id, NotificationRow)
+            select(NotificationAlertRow.alert_id, n.receiver, n.status, n.attempts, n.action, n.last_error)
             .join(NotificationRow, NotificationRow.id == NotificationAlertRow.notification_id)
             .where(NotificationAlertRow.alert_id.in_(alert_ids))
             .order_by(NotificationRow.id)
