@@ -9,10 +9,11 @@ and a failed try's log is read once (cached by try), only for failed or retrying
 
 Definitions (DAGs and their tasks) are cached per DAG and re-read only when a DAG may have changed:
 on Airflow 3 when its DAG version changed (one listing of recent versions across all DAGs), on
-Airflow 2 when its file was re-parsed (nothing better is exposed). See `_tasks_to_read`.
+Airflow 2 when its file was re-parsed (nothing better is exposed). See `airflow_definitions`.
 
 Modules: `airflow_http` (requests, errors, back-off, paging), `airflow_auth` (tokens, basic),
-`airflow_api` (response shapes), `airflow_states` (state mapping), `airflow_logs` (errors).
+`airflow_api` (response shapes), `airflow_states` (state mapping), `airflow_logs` (errors),
+`airflow_definitions` (which DAGs' tasks to re-read, and their cache).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -33,7 +33,6 @@ from monitor.model import (
     PipelineDefinition,
     RunSnapshot,
     State,
-    TaskDefinition,
     TaskSnapshot,
     utcnow,
 )
@@ -41,29 +40,32 @@ from monitor.sources import airflow_logs
 from monitor.sources.airflow_api import (
     Dag,
     DagRun,
-    DagVersion,
     HealthInfo,
     ImportErrorItem,
-    Task,
     TaskInstance,
     Version,
-    timedelta_of,
+    aware,
+    parse,
 )
 from monitor.sources.airflow_auth import (
-    AirflowAuthError,
     BasicCredentials,
     Credentials,
     PasswordToken,
     StaticToken,
     TokenProvider,
 )
+from monitor.sources.airflow_definitions import (
+    MAX_OPEN_REREADS,
+    OPEN_VERSION_RECHECK,
+    DagTaskCache,
+    read_tasks,
+)
 from monitor.sources.airflow_http import (
-    PAGE_LIMIT,
     AirflowClient,
     AirflowError,
     AirflowNotFound,
-    AirflowRejected,
     BackOff,
+    quoted,
 )
 from monitor.sources.airflow_states import run_state, task_state
 from monitor.sources.base import ClearResult, Health, SourceUnavailable
@@ -78,21 +80,6 @@ MAX_LOG_READS = 20
 RUNS_PER_BATCH = 50
 #: Remembered (try → error, traceback): enough for every failure seen within the overlap.
 ERROR_CACHE_SIZE = 5000
-#: Definitions (v2): DAG versions are read newest first down to Airflow's time at the previous refresh
-#: (newest version or parse time seen) minus this overlap: a version's row commits a little after
-#: its `created_at`, and several dag-processors' clocks may differ a little.
-VERSION_OVERLAP = timedelta(minutes=10)
-#: Pages of versions one refresh may read (more only on a first refresh of a big estate, or after a
-#: mass redeploy; DAGs not reached are then looked up one by one).
-MAX_VERSION_PAGES = 100
-#: A DAG version with no task instance yet is rewritten in place when its file changes (same id):
-#: such "open" versions are re-read at most this often, when their file was re-parsed since…
-OPEN_VERSION_RECHECK = timedelta(minutes=30)
-#: …and at most this many per refresh, stalest first, so a refresh stays bounded.
-MAX_OPEN_REREADS = 50
-#: A version seen on a task instance is final; its tasks are read once more this long after, past
-#: the API server's own cache revalidation ([core] min_serialized_dag_update_interval, 30 s).
-SETTLE_GRACE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -107,18 +94,6 @@ class ApiVersion:
     @property
     def v2(self) -> bool:
         return self.name == "v2"
-
-
-@dataclass
-class _DagTasks:
-    """One DAG's tasks as last read, and what they were read against."""
-
-    tasks: tuple[TaskDefinition, ...]
-    tags: tuple[str, ...]  # the DAG tags the definitions carry
-    parsed: datetime | None  # the DAG's last_parsed_time when read
-    version: DagVersion | None  # its latest version when read (None: unknown, or API v1)
-    read_at: datetime
-    settled: bool  # that version was known to have task instances, i.e. to be final
 
 
 @dataclass(frozen=True)
@@ -154,8 +129,6 @@ class AirflowSource:
         self.clock = clock
         self.initial_lookback = initial_lookback
         self.max_log_reads = max_log_reads
-        self.open_recheck = open_recheck
-        self.max_open_rereads = max_open_rereads
         self._token_provider = token_provider
         self._client = AirflowClient(
             settings.url, None, timeout=settings.timeout.total_seconds(), transport=transport, backoff=backoff
@@ -164,9 +137,7 @@ class AirflowSource:
         self._errors: OrderedDict[tuple, tuple[str | None, str | None]] = OrderedDict()
         self._definitions: list[PipelineDefinition] = []
         self._definitions_at: datetime | None = None
-        self._dag_tasks: dict[str, _DagTasks] = {}
-        self._versions_mark: datetime | None = None  # Airflow's time at the last refresh (its clock, not ours)
-        self._ran_versions: dict[str, tuple[DagVersion, datetime]] = {}  # DAG → newest version run, first seen at
+        self._dag_tasks = DagTaskCache(self.name, open_recheck=open_recheck, max_open_rereads=max_open_rereads)
         self._labels: dict[str, dict[str, str]] = {}
         self._import_errors: tuple[ImportErrorView, ...] = ()
 
@@ -223,7 +194,7 @@ class AirflowSource:
     def health(self) -> Health:
         api = self.api
         data = self._client.get(api.prefix + api.health_path, authenticated=False)
-        info = _parse(HealthInfo, data, api.health_path)
+        info = parse(HealthInfo, data, api.health_path)
         problems = info.problems()
         details: dict[str, object] = {
             "api": api.name,
@@ -238,22 +209,22 @@ class AirflowSource:
 
     def poll(self, since: datetime | None) -> Sequence[RunSnapshot]:
         api = self.api
-        lower = _aware(since) if since is not None else self.clock() - self.initial_lookback
+        lower = aware(since) if since is not None else self.clock() - self.initial_lookback
         stamp = lower.astimezone(UTC).isoformat()
         runs: dict[tuple[str, str], DagRun] = {}
         for item in self._client.paginate(f"{api.prefix}/dags/~/dagRuns", "dag_runs", {"updated_at_gte": stamp}):
-            run = _parse(DagRun, item, "dagRuns")
+            run = parse(DagRun, item, "dagRuns")
             if self.settings.watches(run.dag_id):
                 runs[(run.dag_id, run.dag_run_id)] = run
         touched = set(runs)
         for item in self._client.paginate(f"{api.prefix}/dags/~/dagRuns/~/taskInstances", "task_instances", {"updated_at_gte": stamp}):
-            ti = _parse(TaskInstance, item, "taskInstances")
+            ti = parse(TaskInstance, item, "taskInstances")
             if self.settings.watches(ti.dag_id):
                 touched.add((ti.dag_id, ti.dag_run_id))
-                self._ran(ti)
+                self._dag_tasks.ran(ti, self.clock())
         for dag_id, run_id in sorted(touched - set(runs)):  # runs whose tasks moved but whose row did not
             try:
-                runs[(dag_id, run_id)] = _parse(DagRun, self._client.get(self._run_path(dag_id, run_id)), "dagRun")
+                runs[(dag_id, run_id)] = parse(DagRun, self._client.get(self._run_path(dag_id, run_id)), "dagRun")
             except AirflowNotFound:
                 log.info("run %s of %s was deleted while polling", run_id, dag_id)
         instances = self._task_instances(list(runs))
@@ -269,24 +240,14 @@ class AirflowSource:
             chunk = keys[start : start + RUNS_PER_BATCH]
             body = {"dag_ids": sorted({d for d, _ in chunk}), "dag_run_ids": sorted({r for _, r in chunk})}
             for item in self._client.paginate_post(path, "task_instances", body):
-                ti = _parse(TaskInstance, item, "taskInstances/list")
+                ti = parse(TaskInstance, item, "taskInstances/list")
                 if (ti.dag_id, ti.dag_run_id) in wanted:  # dag_ids × run_ids can match other pairs
                     found[ti.key] = ti
-                    self._ran(ti)
+                    self._dag_tasks.ran(ti, self.clock())
         out: dict[tuple[str, str], list[TaskInstance]] = {}
         for ti in found.values():
             out.setdefault((ti.dag_id, ti.dag_run_id), []).append(ti)
         return out
-
-    def _ran(self, ti: TaskInstance) -> None:
-        """Remember the newest DAG version each DAG has task instances on: from then on Airflow
-        never rewrites that version in place (see `_tasks_to_read`)."""
-        version = ti.dag_version
-        if version is None or version.dag_id != ti.dag_id:
-            return
-        known = self._ran_versions.get(ti.dag_id)
-        if known is None or (known[0].id != version.id and _newer(version, known[0])):
-            self._ran_versions[ti.dag_id] = (version, self.clock())
 
     def _snapshot(self, run: DagRun, instances: list[TaskInstance], budget: list[int]) -> RunSnapshot:
         tasks = []
@@ -346,7 +307,7 @@ class AirflowSource:
 
     def _log_content(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int) -> list | str:
         """v2: a list of structured events (JSON); v1: one string (as text/plain, full_content)."""
-        path = f"{self._run_path(dag_id, run_id)}/taskInstances/{_q(task_id)}/logs/{try_number}"
+        path = f"{self._run_path(dag_id, run_id)}/taskInstances/{quoted(task_id)}/logs/{try_number}"
         params = {"map_index": map_index, "full_content": "true"}
         if not self.api.v2:
             return self._client.get_text(path, params)
@@ -366,24 +327,27 @@ class AirflowSource:
         is missed — scheduler down, max_active_runs reached or pools full. Paused DAGs expect
         nothing (None).
 
-        A DAG's tasks are read again only when they may have changed (`_tasks_to_read`): on Airflow 3
-        a refresh costs the pages of the DAG list, usually one page of DAG versions, and one request
-        per changed DAG (plus at most `max_open_rereads` re-checks) — not one per DAG."""
+        A DAG's tasks are read again only when they may have changed (`DagTaskCache.to_read`): on
+        Airflow 3 a refresh costs the pages of the DAG list, usually one page of DAG versions, and
+        one request per changed DAG (plus at most `max_open_rereads` re-checks) — not one per DAG."""
         now = self.clock()
         if self._definitions_at is not None and now - self._definitions_at < self.settings.definitions_interval:
             return self._definitions
         api = self.api
-        dags = [d for d in (_parse(Dag, item, "dags") for item in self._client.paginate(f"{api.prefix}/dags", "dags")) if not d.stale]
+        dags = [d for d in (parse(Dag, item, "dags") for item in self._client.paginate(f"{api.prefix}/dags", "dags")) if not d.stale]
         watched = [d for d in dags if self.settings.watches(d.dag_id)]
-        # versions before tasks: tasks read after a version was listed are at least that new
-        versions = self._latest_versions(watched, max((d.last_parsed_time for d in dags if d.last_parsed_time), default=None)) if api.v2 else None
-        to_read = self._tasks_to_read(watched, versions, now)
+        versions = None
+        if api.v2:  # versions before tasks: tasks read after a version was listed are at least that new
+            parsed = max((d.last_parsed_time for d in dags if d.last_parsed_time), default=None)
+            versions = self._dag_tasks.latest_versions(self._client, api.prefix, watched, parsed)
+        to_read = self._dag_tasks.to_read(watched, versions, now)
         out = []
         for dag in watched:
             tags = tuple(sorted(t.name for t in dag.tags))
             if dag.dag_id in to_read:
-                self._dag_tasks[dag.dag_id] = self._read_tasks(dag, tags, versions.get(dag.dag_id) if versions else None, now)
-            tasks = self._tasks_tagged(self._dag_tasks[dag.dag_id], tags)
+                found = read_tasks(self._client, api.prefix, dag.dag_id, tags)
+                self._dag_tasks.put(dag, tags, versions.get(dag.dag_id) if versions else None, found, now)
+            tasks = self._dag_tasks.tasks_of(dag.dag_id, tags)
             self._labels[dag.dag_id] = self._labels_of(dag, tags)
             out.append(
                 PipelineDefinition(
@@ -392,150 +356,10 @@ class AirflowSource:
                     paused=bool(dag.is_paused), tags=tags, owners=tuple(dag.owners), tasks=tasks, url=self.dag_url(dag.dag_id),
                 )
             )
-        listed = {d.dag_id for d in watched}
-        for gone in [d for d in self._dag_tasks if d not in listed]:  # deleted, stale or no longer watched
-            del self._dag_tasks[gone]
+        self._dag_tasks.keep_only(d.dag_id for d in watched)
         self._import_errors = self._read_import_errors()
         self._definitions, self._definitions_at = out, now
         return out
-
-    def _tasks_to_read(self, dags: list[Dag], versions: dict[str, DagVersion | None] | None, now: datetime) -> set[str]:
-        """Which DAGs' tasks to read this refresh.
-
-        Without versions (API v1, or a v2 without `dagVersions`): every DAG whose file was re-parsed
-        since its tasks were read — Airflow re-parses every file about every 30 s, so that is
-        nearly all of them. With versions (Airflow 3): a DAG whose latest version changed. Airflow
-        makes a new version only when the serialized DAG changed *and* the current version has task
-        instances; a version without any is rewritten in place, id unchanged. So a version is
-        "open" until a polled task instance runs on it; when it settles its tasks are read once
-        more (the structure as it ran), and meanwhile an open version whose file was re-parsed is
-        re-read at most every `open_recheck`, `max_open_rereads` per refresh, stalest first."""
-        why: dict[str, set[str]] = {"new": set(), "reparsed": set(), "new version": set(), "settled": set()}
-        due: list[tuple[datetime, str]] = []
-        for dag in dags:
-            cached = self._dag_tasks.get(dag.dag_id)
-            version = versions.get(dag.dag_id) if versions is not None else None
-            reparsed = dag.last_parsed_time is None or cached is None or cached.parsed != dag.last_parsed_time
-            if cached is None:
-                why["new"].add(dag.dag_id)
-            elif version is None:  # nothing better than the parse time
-                if reparsed:
-                    why["reparsed"].add(dag.dag_id)
-            elif cached.version is None or cached.version.id != version.id:
-                why["new version"].add(dag.dag_id)  # the DAG changed
-            elif cached.settled:
-                continue
-            elif self._settled(dag.dag_id, version, now):
-                why["settled"].add(dag.dag_id)  # it ran on this version: read what ran, once
-            elif reparsed and now - cached.read_at >= self.open_recheck:
-                due.append((cached.read_at, dag.dag_id))
-        due.sort()
-        why["open recheck"] = {dag_id for _, dag_id in due[: max(0, self.max_open_rereads)]}
-        log.debug("%s: DAG tasks to read: %s (%d open versions due)", self.name,
-                  ", ".join(f"{len(ids)} {reason}" for reason, ids in why.items()), len(due))
-        return set().union(*why.values())
-
-    def _settled(self, dag_id: str, version: DagVersion, now: datetime) -> bool:
-        ran = self._ran_versions.get(dag_id)
-        return ran is not None and ran[0].id == version.id and now - ran[1] >= SETTLE_GRACE
-
-    def _read_tasks(self, dag: Dag, tags: tuple[str, ...], version: DagVersion | None, now: datetime) -> _DagTasks:
-        try:
-            data = self._client.get(f"{self.api.prefix}/dags/{_q(dag.dag_id)}/tasks")
-        except AirflowNotFound:  # deleted since the DAG list was read: gone from the next one
-            log.info("DAG %s disappeared while its tasks were read", dag.dag_id)
-            return _DagTasks((), tags, None, None, now, False)
-        tasks = tuple(
-            _task_definition(_parse(Task, item, "tasks"), tags)
-            for item in (data.get("tasks") if isinstance(data, dict) else None) or []
-        )
-        settled = version is not None and self._settled(dag.dag_id, version, now)
-        return _DagTasks(tasks, tags, dag.last_parsed_time, version, now, settled)
-
-    @staticmethod
-    def _tasks_tagged(cached: _DagTasks, tags: tuple[str, ...]) -> tuple[TaskDefinition, ...]:
-        if cached.tags != tags:  # tags come from the DAG list, fresher than the cached tasks
-            cached.tasks = tuple(t.model_copy(update={"tags": tags}) for t in cached.tasks)
-            cached.tags = tags
-        return cached.tasks
-
-    def _latest_versions(self, dags: list[Dag], parsed: datetime | None) -> dict[str, DagVersion | None] | None:
-        """The latest version of each DAG (None where none is visible), or None when this Airflow
-        has no `dagVersions` endpoint (or this user may not read it): then the parse time decides.
-
-        One listing across DAGs (`~`), newest first (`order_by=-id`: ids are UUIDv7), read down to
-        VERSION_OVERLAP before the previous refresh's mark — usually one page — and further only
-        while a DAG new to the cache has not been met. The mark is Airflow's time, not ours: the
-        newest version or parse time (`parsed`, the DAG list's latest `last_parsed_time`) seen so
-        far. A DAG met nowhere keeps the version its tasks were read against; if the listing had
-        to stop early, the DAGs it did not reach are looked up one by one."""
-        path = f"{self.api.prefix}/dags/~/dagVersions"
-        new = {d.dag_id for d in dags if d.dag_id not in self._dag_tasks}
-        floor = self._versions_mark - VERSION_OVERLAP if self._versions_mark is not None else None
-        found: dict[str, DagVersion] = {}
-        newest: datetime | None = None
-        complete, offset = False, 0
-        try:
-            for _ in range(MAX_VERSION_PAGES):
-                page = self._client.get(path, {"order_by": "-id", "limit": PAGE_LIMIT, "offset": offset})
-                items = page.get("dag_versions") if isinstance(page, dict) else None
-                if not isinstance(items, list):
-                    reason = f"Airflow's {path} answered without a `dag_versions` list"
-                    self._client.backoff.failed(reason)
-                    raise SourceUnavailable(reason)
-                for item in items:
-                    version = _parse(DagVersion, item, "dagVersions")
-                    if version.created_at is None:
-                        raise SourceUnavailable(f"Airflow's {path} answered a version without `created_at`")
-                    created = _aware(version.created_at)
-                    newest = created if newest is None else max(newest, created)
-                    if floor is None:
-                        floor = created - VERSION_OVERLAP  # a first refresh: the newest version anchors it
-                    if created < floor and not new:
-                        complete = True
-                        break
-                    found.setdefault(version.dag_id, version)  # newest first: the first met is the latest
-                    new.discard(version.dag_id)
-                if complete:
-                    break
-                offset += len(items)
-                total = page.get("total_entries")
-                if len(items) < PAGE_LIMIT or (isinstance(total, int) and offset >= total):
-                    complete = True
-                    break
-        except (AirflowNotFound, AirflowRejected) as exc:
-            log.info("no usable DAG versions at %s (%s): DAG tasks are re-read when their file is re-parsed", self.settings.url, exc)
-            return None
-        except AirflowAuthError as exc:
-            if "HTTP 403" not in str(exc):
-                raise
-            self._client.backoff.succeeded()  # a role without DAG-version access: not an outage
-            log.info("%s: DAG tasks are re-read when their file is re-parsed", exc)
-            return None
-        marks = [m for m in (self._versions_mark, newest, _aware(parsed) if parsed else None) if m is not None]
-        self._versions_mark = max(marks, default=None)
-        out: dict[str, DagVersion | None] = {}
-        for dag in dags:
-            version = found.get(dag.dag_id)
-            cached = self._dag_tasks.get(dag.dag_id)
-            known = cached.version if cached is not None else None
-            if known is not None and (version is None or _newer(known, version)):
-                # met nowhere (unchanged, if the listing reached the floor) or only an older one
-                version = known if complete or version is not None else None
-            if version is None and not complete:
-                version = self._latest_version_of(dag.dag_id)
-            out[dag.dag_id] = version
-        return out
-
-    def _latest_version_of(self, dag_id: str) -> DagVersion | None:
-        try:
-            data = self._client.get(f"{self.api.prefix}/dags/{_q(dag_id)}/dagVersions", {"order_by": "-version_number", "limit": 1})
-        except (AirflowNotFound, AirflowRejected):  # deleted meanwhile, or not asked this way here
-            return None
-        items = data.get("dag_versions") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise SourceUnavailable(f"Airflow's dagVersions of {dag_id} answered without a `dag_versions` list")
-        return _parse(DagVersion, items[0], "dagVersions") if items else None
 
     def _labels_of(self, dag: Dag, tags: tuple[str, ...]) -> dict[str, str]:
         labels = {}
@@ -555,7 +379,7 @@ class AirflowSource:
         # The timestamp changes at every re-parse: one entry per (file, trace).
         seen: dict[tuple[str, str], ImportErrorView] = {}
         for item in self._client.paginate(f"{self.api.prefix}/importErrors", "import_errors", max_pages=10):
-            err = _parse(ImportErrorItem, item, "importErrors")
+            err = parse(ImportErrorItem, item, "importErrors")
             key = (err.filename or "", err.stack_trace or "")
             previous = seen.get(key)
             if previous is None or (err.timestamp is not None and (previous.timestamp is None or err.timestamp > previous.timestamp)):
@@ -570,7 +394,7 @@ class AirflowSource:
         body: dict[str, Any] = {"dry_run": dry_run, "only_failed": True, "dag_run_id": run_id, "reset_dag_runs": True}
         if task_ids:
             body["task_ids"] = list(task_ids)
-        data = self._client.post(f"{self.api.prefix}/dags/{_q(pipeline)}/clearTaskInstances", body)
+        data = self._client.post(f"{self.api.prefix}/dags/{quoted(pipeline)}/clearTaskInstances", body)
         cleared = tuple(sorted({str(t.get("task_id")) for t in _items(data, "task_instances")}))
         verb = "would clear" if dry_run else "cleared"
         return ClearResult(tasks=cleared, dry_run=dry_run, message=f"{verb} {len(cleared)} task(s) of {pipeline} run {run_id}")
@@ -578,7 +402,7 @@ class AirflowSource:
     def mark_failed(self, pipeline: str, run_id: str, task_id: str, *, map_index: int = -1, dry_run: bool = False) -> ClearResult:
         """Set one task instance to failed (a stuck task a runbook gives up on)."""
         api = self.api
-        path = f"{self._run_path(pipeline, run_id)}/taskInstances/{_q(task_id)}"
+        path = f"{self._run_path(pipeline, run_id)}/taskInstances/{quoted(task_id)}"
         params = {"map_index": map_index} if map_index >= 0 else None
         if api.v2:
             data = self._client.patch(path + ("/dry_run" if dry_run else ""), {"new_state": "failed"}, params)
@@ -591,53 +415,18 @@ class AirflowSource:
     # -- links --------------------------------------------------------------------------------
 
     def _run_path(self, dag_id: str, run_id: str) -> str:
-        return f"{self.api.prefix}/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}"
+        return f"{self.api.prefix}/dags/{quoted(dag_id)}/dagRuns/{quoted(run_id)}"
 
     def run_url(self, dag_id: str, run_id: str) -> str:
         if self._api is not None and not self._api.v2:
-            return f"{self.settings.url}/dags/{_q(dag_id)}/grid?dag_run_id={_q(run_id)}"
-        return f"{self.settings.url}/dags/{_q(dag_id)}/runs/{_q(run_id)}"
+            return f"{self.settings.url}/dags/{quoted(dag_id)}/grid?dag_run_id={quoted(run_id)}"
+        return f"{self.settings.url}/dags/{quoted(dag_id)}/runs/{quoted(run_id)}"
 
     def dag_url(self, dag_id: str) -> str:
         suffix = "/grid" if self._api is not None and not self._api.v2 else ""
-        return f"{self.settings.url}/dags/{_q(dag_id)}{suffix}"
-
-
-def _newer(a: DagVersion, b: DagVersion) -> bool:
-    """Whether version `a` was made after `b` (a DAG deleted and re-created restarts at number 1)."""
-    far = datetime.min.replace(tzinfo=UTC)
-    return (_aware(a.created_at or far), a.version_number) > (_aware(b.created_at or far), b.version_number)
-
-
-def _task_definition(task: Task, dag_tags: tuple[str, ...]) -> TaskDefinition:
-    timeout = timedelta_of(task.execution_timeout)
-    return TaskDefinition(
-        task_id=task.task_id,
-        retries=int(task.retries) if task.retries is not None else None,
-        timeout_seconds=timeout.total_seconds() if timeout is not None else None,
-        tags=dag_tags,  # Airflow tags DAGs, not tasks: every task carries its DAG's tags
-        owners=(task.owner,) if task.owner else (),
-        downstream=tuple(task.downstream_task_ids),
-    )
-
-
-def _parse(model: type, item: Any, what: str):
-    """Validate one API object; a shape we cannot read is a garbage answer, i.e. unavailable."""
-    try:
-        return model.model_validate(item)
-    except ValidationError as exc:
-        raise SourceUnavailable(f"Airflow's {what} answer is not in the expected shape: {exc.errors()[0]['msg']}") from None
+        return f"{self.settings.url}/dags/{quoted(dag_id)}{suffix}"
 
 
 def _items(data: Any, key: str) -> Iterable[dict]:
     items = data.get(key) if isinstance(data, dict) else None
     return [i for i in items or [] if isinstance(i, dict)]
-
-
-def _q(segment: str) -> str:
-    return quote(segment, safe="")
-
-
-def _aware(moment: datetime) -> datetime:
-    """Airflow rejects filters without a zone (HTTP 500); dagwatch's clocks are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

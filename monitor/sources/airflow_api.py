@@ -8,7 +8,7 @@ and dagwatch must keep polling. Where v1 and v2 name a thing differently the mod
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import (
@@ -20,9 +20,25 @@ from pydantic import (
     field_validator,
 )
 
+from monitor.sources.base import SourceUnavailable
+
 
 class _Api(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def parse(model: type, item: Any, what: str):
+    """Validate one API object; a shape we cannot read is a garbage answer, i.e. unavailable."""
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        raise SourceUnavailable(f"Airflow's {what} answer is not in the expected shape: {exc.errors()[0]['msg']}") from None
+
+
+def aware(moment: datetime) -> datetime:
+    """A time without a zone, as UTC: dagwatch's clocks are UTC, and Airflow rejects filters
+    without a zone (HTTP 500) and compares its own times in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def timedelta_of(value: Any) -> timedelta | None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -212,6 +213,11 @@ class AirflowClient:
             if len(items) < PAGE_LIMIT or (isinstance(total, int) and offset >= total):
                 return
         log.warning("stopped paging %s after %d pages (%d items): later items are not seen by this poll", path, max_pages, offset)
+
+
+def quoted(segment: str) -> str:
+    """One path segment, `/` escaped too: DAG, run and task ids may hold any character."""
+    return quote(segment, safe="")
 
 
 def _detail(response: httpx.Response) -> str:

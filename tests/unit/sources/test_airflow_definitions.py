@@ -12,9 +12,10 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.config import AirflowSourceSettings
-from monitor.sources import airflow as airflow_module
-from monitor.sources.airflow import SETTLE_GRACE, AirflowSource
+from monitor.sources import airflow_definitions
+from monitor.sources.airflow import AirflowSource
 from monitor.sources.airflow_auth import StaticToken
+from monitor.sources.airflow_definitions import SETTLE_GRACE
 from monitor.sources.base import SourceUnavailable
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -265,7 +266,7 @@ def test_the_first_refresh_lists_versions_until_every_dag_is_met_then_one_page_s
 
 
 def test_a_listing_cut_short_looks_the_rest_up_one_by_one(monkeypatch):
-    monkeypatch.setattr(airflow_module, "MAX_VERSION_PAGES", 1)
+    monkeypatch.setattr(airflow_definitions, "MAX_VERSION_PAGES", 1)
     clock = Clock()
     fake = FakeAirflow3(clock, dags=120)
     source = source_for(fake, clock)
@@ -318,7 +319,7 @@ def test_an_odd_dag_version_on_a_task_instance_does_not_fail_the_poll():
     fake.tis[0]["dag_version"] = {"id": None, "version_number": "x"}
     source = source_for(fake, clock)
     [snap] = source.poll(clock.now - timedelta(minutes=1))
-    assert snap.pipeline == "dag_0" and source._ran_versions == {}
+    assert snap.pipeline == "dag_0" and source._dag_tasks.ran_versions == {}
 
 
 def test_tags_follow_the_dag_list_without_a_task_read():
