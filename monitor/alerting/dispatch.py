@@ -12,7 +12,7 @@ from typing import Callable, Mapping
 from monitor import metrics
 from monitor.alerting import groups, ingest
 from monitor.alerting.notifiers.base import DeliveryError, Notifier, Receipt
-from monitor.model import Event, EventKind, Notification, NotificationAction, NotificationStatus, utcnow
+from monitor.model import AlertKind, Event, EventKind, Notification, NotificationAction, NotificationStatus, utcnow
 from monitor.store import alerts as alert_store
 from monitor.store import groups as group_store
 from monitor.store import outbox
@@ -130,5 +130,5 @@ def _deliver_one(store: Store, notifier: Notifier | None, notification_id: int, 
 
 def _receiver_recovered(session, receiver: str, policy: ingest.AlertPolicy, now: datetime) -> None:
     source = receiver_source(receiver)
-    if alert_store.firing_in_scope(session, source=source, pipeline=None):
+    if alert_store.firing_for(session, fingerprints=(), scopes=[(source, None)], kinds=[AlertKind.SOURCE_DOWN]):
         ingest.apply(session, Event(kind=EventKind.SOURCE_UP, source=source, summary=f"receiver {receiver} delivers again"), policy, now)

@@ -60,13 +60,6 @@ def fires_since(session: Session, *, fingerprints: Collection[str], since: datet
     return counts
 
 
-def firing_in_scope(session: Session, *, source: str, pipeline: str | None) -> list[AlertRow]:
-    query = select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.source == source)
-    if pipeline is not None:
-        query = query.where(AlertRow.pipeline == pipeline)
-    return list(session.scalars(query))
-
-
 def add_history(session: Session, *, alert_id: int, at: datetime, change: str, event_id: int | None, note: str | None = None) -> None:
     add_histories(session, [dict(alert_id=alert_id, at=at, change=change, event_id=event_id, note=note)])
 

@@ -78,6 +78,7 @@ class AlertRow(Base):
         Index("ix_alerts_fingerprint_status", "fingerprint", "status"),
         Index("ix_alerts_status_started", "status", "started_at"),
         Index("ix_alerts_scope", "source", "pipeline", "status", "kind"),
+        Index("ix_alerts_kind_status_source", "kind", "status", "source"),
         # One firing alert per fingerprint, even with several dagwatch processes writing.
         Index("uq_alerts_firing_fingerprint", "fingerprint", unique=True,
               sqlite_where=text("status = 'firing'"), postgresql_where=text("status = 'firing'")),
