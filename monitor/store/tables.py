@@ -201,7 +201,9 @@ class NotificationRow(Base):
     receiver: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
-    links: Mapped[list["NotificationAlertRow"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    # Read only when a notification is built for sending; claiming a batch must not load every
+    # alert id a hundred group notifications list.
+    links: Mapped[list["NotificationAlertRow"]] = relationship(cascade="all, delete-orphan")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
