@@ -147,3 +147,30 @@ def test_state_survives_a_restart_and_nothing_is_raised_twice(pg_url, data_dir):
         assert all(a.status is AlertStatus.FIRING for a in alerts)
     finally:
         reopened.close()
+
+
+def test_a_killed_test_process_leaves_no_postgres_behind(postgres_server):
+    """Good neighbour: the server's watchdog stops the postmaster (by pid) and removes its folder
+    when the process that started it dies without stopping it (SIGKILL)."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    from tests.servers.postgres.server import _alive
+
+    root_dir = Path(__file__).resolve().parents[3]
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from tests.servers.postgres.server import PostgresServer; import time; "
+         "s = PostgresServer(); s.start(); print(s.pid, s.root, flush=True); time.sleep(600)"],
+        cwd=root_dir, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        pid, root = child.stdout.readline().split()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while (_alive(int(pid)) or Path(root).exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(int(pid)) and not Path(root).exists()

@@ -172,7 +172,7 @@ class PostgresServer:
         folder if this process dies without calling stop() (SIGKILL, os._exit, a killed pytest).
         It exits by itself as soon as the postmaster is gone."""
         self._watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.pid), str(self.root)],
+            [sys.executable, str(Path(__file__).resolve()), "watchdog", str(os.getpid()), str(self.pid), str(self.root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
 
@@ -222,18 +222,8 @@ class PostgresServer:
 
     def _kill_postmaster(self) -> None:
         pid = self.pid or (self._read_pid() if self.root is not None else None)
-        if pid is None:
-            return
-        for sig, grace in ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
-            if not _alive(pid):
-                break
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + grace
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        if pid is not None:
+            _stop_pid(pid)
         self.pid = None
 
     # -- URLs --------------------------------------------------------------------------------
@@ -242,40 +232,6 @@ class PostgresServer:
 
     def admin_dsn(self, database: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres password={self.admin_password} dbname={database} connect_timeout=10"
-
-
-_WATCHDOG = r"""
-import os, shutil, signal, sys, time
-parent, postmaster, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-deadline = time.monotonic() + 6 * 3600  # bounded, whatever happens
-while alive(postmaster) and time.monotonic() < deadline:
-    if not alive(parent):
-        for sig in (signal.SIGQUIT, signal.SIGKILL):
-            try:
-                os.kill(postmaster, sig)
-            except ProcessLookupError:
-                break
-            end = time.monotonic() + 5
-            while alive(postmaster) and time.monotonic() < end:
-                time.sleep(0.1)
-            if not alive(postmaster):
-                break
-        shutil.rmtree(root, ignore_errors=True)
-        break
-    time.sleep(0.5)
-"""
 
 
 def _alive(pid: int) -> bool:
@@ -291,6 +247,33 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _stop_pid(pid: int, grace: float = 5.0) -> None:
+    """SIGQUIT (PostgreSQL's immediate shutdown), then SIGKILL, each given `grace` seconds."""
+    for sig in (signal.SIGQUIT, signal.SIGKILL):
+        if not _alive(pid):
+            return
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def watchdog(parent: int, postmaster: int, root: str) -> int:
+    """Run as `python server.py watchdog PARENT POSTMASTER ROOT` in its own session: it must
+    outlive the test process it watches. Bounded to 6 h whatever happens."""
+    deadline = time.monotonic() + 6 * 3600
+    while _alive(postmaster) and time.monotonic() < deadline:
+        if not _alive(parent):
+            _stop_pid(postmaster)
+            shutil.rmtree(root, ignore_errors=True)
+            break
+        time.sleep(0.5)
+    return 0
 
 
 def _quote(arg: str) -> str:
@@ -324,4 +307,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["watchdog"]:
+        sys.exit(watchdog(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
     sys.exit(main(sys.argv[1:]))
