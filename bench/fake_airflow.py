@@ -223,23 +223,16 @@ class World:
                 e = s + rng.uniform(20, 300)
                 steps.append((s, "running", 1))
                 if rng.random() < fail_rate:
-                    if retries and rng.random() < 0.8:  # fails once, the retry succeeds
+                    if retries:  # fails once; most retries succeed (same random draws as ever)
+                        recovers = rng.random() < 0.8
                         steps.append((e, "up_for_retry", 1))
                         ti.tries[1] = (s, e)
                         s2 = e + 60 + rng.uniform(1, 5)
-                        e2 = s2 + rng.uniform(20, 300)
-                        steps += [(s2, "running", 2), (e2, "success", 2)]
+                        e2 = s2 + (rng.uniform(20, 300) if recovers else rng.uniform(5, 60))
+                        steps += [(s2, "running", 2), (e2, "success" if recovers else "failed", 2)]
                         ti.tries[2] = (s2, e2)
                         e = e2
-                    elif retries:
-                        steps.append((e, "up_for_retry", 1))
-                        ti.tries[1] = (s, e)
-                        s2 = e + 60 + rng.uniform(1, 5)
-                        e2 = s2 + rng.uniform(5, 60)
-                        steps += [(s2, "running", 2), (e2, "failed", 2)]
-                        ti.tries[2] = (s2, e2)
-                        e = e2
-                        failed = True
+                        failed = not recovers
                     else:
                         steps.append((e, "failed", 1))
                         ti.tries[1] = (s, e)
