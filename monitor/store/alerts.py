@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection, Sequence
 
-from sqlalchemy import and_, func, insert, or_, select, tuple_
+from sqlalchemy import and_, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
