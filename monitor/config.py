@@ -157,12 +157,15 @@ class AuthSettings(_Section):
     token: SecretStr | None = None
     api_key: SecretStr | None = None
     basic: SecretStr | None = Field(None, description="`user:pass`, e.g. PREFECT_API_AUTH_STRING.")
+    google: str | None = Field(
+        None, description="Cloud Composer: Google credentials, `default` (Application Default Credentials) or a key file's path. Needs `pip install 'dagwatch[composer]'`.",
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> "AuthSettings":
-        ways = [bool(self.username or self.password), bool(self.token), bool(self.api_key), bool(self.basic)]
+        ways = [bool(self.username or self.password), bool(self.token), bool(self.api_key), bool(self.basic), bool(self.google)]
         if sum(ways) != 1:
-            raise ValueError("give exactly one of {username, password}, {token}, {api_key} or {basic}")
+            raise ValueError("give exactly one of {username, password}, {token}, {api_key}, {basic} or {google}")
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
         return self
@@ -207,6 +210,13 @@ class PrefectSourceSettings(_RemoteSource):
     """`url` is the API URL as in PREFECT_API_URL (http://host:4200/api, or a Cloud workspace URL)."""
 
     kind: Literal["prefect"]
+
+    @field_validator("auth")
+    @classmethod
+    def _prefect_auth(cls, auth: AuthSettings | None) -> AuthSettings | None:
+        if auth is not None and auth.google is not None:
+            raise ValueError("Prefect takes {api_key}, {token}, {basic} or {username, password}, not google")
+        return auth
 
 
 SourceSettings = Annotated[

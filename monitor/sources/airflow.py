@@ -49,6 +49,7 @@ from monitor.sources.airflow_api import (
 )
 from monitor.sources.airflow_auth import (
     BasicCredentials,
+    ComposerToken,
     Credentials,
     PasswordToken,
     StaticToken,
@@ -178,6 +179,8 @@ class AirflowSource:
             return None
         if auth.token is not None:
             return StaticToken(auth.token)
+        if auth.google is not None:
+            return ComposerToken(auth.google)
         if auth.basic is not None:
             return BasicCredentials.from_pair(auth.basic)
         if auth.username is not None and auth.password is not None:

@@ -4,8 +4,8 @@
     ├── StaticToken              `auth: {token}` — a token someone else issued
     ├── PasswordToken            `auth: {username, password}` on Airflow 3: POST /auth/token → JWT,
     │                            refreshed before it expires and after a 401
-    ├── ComposerToken            Cloud Composer: Google credentials (stub: needs google-auth)
-    └── MwaaToken                Amazon MWAA (stub: needs boto3)
+    └── ComposerToken            `auth: {google}` on Cloud Composer: Google OAuth access tokens
+                                 (google-auth, the `composer` extra)
     BasicCredentials             Airflow 2 (`auth: {basic}`, or username/password on API v1)
 
 Managed services plug in as another TokenProvider: nothing else in the source changes. Secrets
@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -107,35 +107,65 @@ class PasswordToken:
         self._token = token
 
 
-@dataclass
 class ComposerToken:
-    """Cloud Composer (Airflow 3 or 2): the web server accepts Google OAuth access tokens.
+    """Cloud Composer (Airflow 3 or 2): its web server takes Google OAuth access tokens.
 
-    Stub: google-auth is not a dependency of dagwatch. With it installed the body is
-    `creds, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])`,
-    `creds.refresh(google.auth.transport.requests.Request())`, then `creds.token` until
-    `creds.expiry`. Not tested here."""
+    google-auth does the OAuth work (signing the service account's assertion, the token
+    endpoint, expiry); it is an optional extra (`dagwatch[composer]`), imported only when a
+    source uses it. `credentials`: "default" for Application Default Credentials (what
+    `gcloud auth application-default login` or the metadata server give), or the path of a
+    service-account key file. Refreshed when google-auth says the token is no longer valid (it refreshes a few
+    minutes before expiry) and after a 401."""
 
-    def token(self, http: httpx.Client) -> str:
-        raise AirflowAuthError("Cloud Composer tokens need google-auth, which dagwatch does not ship yet")
+    SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
-    def invalidate(self) -> None:
-        pass
-
-
-@dataclass
-class MwaaToken:
-    """Amazon MWAA: `boto3.client("mwaa").create_web_login_token(Name=env)` gives a token
-    exchanged for a session at `https://{host}/aws_mwaa/login`; MWAA ≥ 2.10 also has
-    `invoke_rest_api`. Stub: boto3 is not a dependency of dagwatch. Not tested here."""
-
-    environment: str = ""
+    def __init__(self, credentials: str = "default") -> None:
+        self.source = credentials
+        self._credentials: Any = None
+        self._stale = False
 
     def token(self, http: httpx.Client) -> str:
-        raise AirflowAuthError("Amazon MWAA tokens need boto3, which dagwatch does not ship yet")
+        try:
+            from google.auth import exceptions
+            from google.auth.transport.requests import Request
+        except ImportError:
+            raise AirflowAuthError("Cloud Composer auth needs google-auth: pip install 'dagwatch[composer]'") from None
+        creds = self._credentials or self._load()
+        if self._stale or not creds.valid:
+            try:
+                creds.refresh(Request())
+            except exceptions.TransportError as exc:
+                raise SourceUnavailable(f"cannot reach Google's token endpoint: {type(exc).__name__}") from None
+            except exceptions.RefreshError as exc:
+                raise AirflowAuthError(f"Google refused the credentials {self.source!r}: {_first_line(exc)}") from None
+            self._stale = False
+        return str(creds.token)
 
     def invalidate(self) -> None:
-        pass
+        self._stale = True
+
+    def _load(self) -> Any:
+        import google.auth
+        from google.auth import exceptions
+        from google.oauth2 import service_account
+
+        try:
+            if self.source == "default":
+                creds, _ = google.auth.default(scopes=self.SCOPES)
+            else:
+                creds = service_account.Credentials.from_service_account_file(self.source, scopes=self.SCOPES)
+        except (exceptions.DefaultCredentialsError, OSError, ValueError) as exc:
+            raise AirflowAuthError(
+                f"no usable Google credentials ({self.source}): {_first_line(exc)}; "
+                "set GOOGLE_APPLICATION_CREDENTIALS or give a key file as auth.google"
+            ) from None
+        self._credentials = creds
+        return creds
+
+
+def _first_line(exc: Exception) -> str:
+    """Google's errors may quote the token endpoint's answer; its first line says what failed."""
+    return str(exc.args[0] if exc.args else exc).splitlines()[0][:300]
 
 
 @dataclass
