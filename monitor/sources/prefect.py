@@ -103,7 +103,8 @@ class PrefectSource:
         self._last_error = ""
         self._follow: dict[str, datetime | None] = {}  # run id → end_time (None while open)
         self._flow_names: dict[str, str] = {}
-        self._deployments: dict[str, Deployment] = {}
+        self._deployments: dict[str, Deployment] = {}  # by id, also of deleted ones (names of old runs)
+        self._listed: set[str] = set()  # ids in the server's last deployment listing
         self._deployments_at: datetime | None = None
         self._logs: OrderedDict[str, tuple[tuple, list[LogEntry]]] = OrderedDict()
 
@@ -299,13 +300,16 @@ class PrefectSource:
 
     # -- definitions -----------------------------------------------------------------------------
     def _watched_deployments(self) -> list[Deployment]:
+        """Watched deployments as the server lists them now: a deleted one drops out of the
+        definitions (and of health) instead of living on from the name cache."""
         now = self._clock()
         if self._deployments_at is None or now - self._deployments_at >= self.settings.definitions_interval:
             found = self.api.deployments(max_items=2000)
             self._deployments.update((d.id, d) for d in found)
+            self._listed = {d.id for d in found}
             self._resolve_flow_ids([d.flow_id for d in found])
             self._deployments_at = now
-        return [d for d in self._deployments.values() if self.settings.watches(self._definition_name(d))]
+        return [d for d in self._deployments.values() if d.id in self._listed and self.settings.watches(self._definition_name(d))]
 
     def _resolve_flow_ids(self, flow_ids: list[str]) -> None:
         for chunk in _chunks(sorted(set(flow_ids) - set(self._flow_names))):

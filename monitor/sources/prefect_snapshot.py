@@ -14,8 +14,13 @@ The rules here are why the Prefect source does not page on task state alone:
   earlier attempts' tries too.
 * The flow run itself appears as a task named `(flow)` when it carries information no task has:
   the flow body failed or crashed with no failed task (the error text has to live on a task for
-  the tracker's run_failed summary), or flow-level retries are in play (the tracker follows
-  retries per task, by try number). Its try number is the flow run's run_count.
+  the tracker's run_failed summary), the flow run was cancelled (the reason is kept), or
+  flow-level retries are in play (the tracker follows retries per task, by try number). Its try
+  number is the flow run's run_count.
+* Error text, in order: Prefect's own state message (the exception's summary, "Crashed: …", a
+  timeout, a cancellation reason), else the first line of the task's error logs, else the reason
+  the flow run ended. So a task failed, crashed or cancelled by the orchestrator itself, with
+  nothing in its logs, still says why; a task left open by a flow that ended says how it ended.
 
 Task ids are the task-run name without Prefect's random 3-character suffix (`train-4fa` → `train`,
 matching the suffix against `dynamic_key`), so the same task has the same id in every run. A task
@@ -71,6 +76,35 @@ def _first_line(logs: Sequence[LogEntry]) -> str | None:
     return None
 
 
+def reason(run: FlowRun | TaskRun) -> str | None:
+    """Prefect's own word on the current state (`state.message`), blank treated as none: for a
+    run stopped by the orchestrator (crash, cancellation, timeout) it is the only reason there is."""
+    message = run.state.message if run.state else None
+    return (message or "").strip() or None
+
+
+def _flow_end_reason(run: FlowRun) -> str | None:
+    """How an ended, unsuccessful flow run ended, for the tasks it took down with it."""
+    if not is_terminal(run.state_type) or run.state_type == "COMPLETED":
+        return None
+    message = reason(run)
+    return f"flow run {run.state_name or run.state_type}" + (f": {message}" if message else "")
+
+
+def _task_error(tr: TaskRun, state: State, task_logs: Sequence[LogEntry], flow_end: str | None) -> str | None:
+    """Why a task failed or was cancelled; nothing for tasks that did not go wrong.
+
+    A task Prefect marks Crashed was interrupted from outside (its own text is often just
+    "…CancelledError"); what interrupted it is the flow run's end (a flow timeout, a lost
+    worker), so that reason is added: it is what the run_failed summary should say."""
+    if state not in (State.FAILED, State.RETRYING, State.CANCELLED):
+        return None
+    own = reason(tr) or (_first_line(task_logs) if state is not State.CANCELLED else None)
+    if own and flow_end and tr.state_type == "CRASHED":
+        return _clip(f"{own} ({flow_end})")
+    return _clip(own or flow_end)
+
+
 def _clip(text: str | None) -> str | None:
     return text if text is None or len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
@@ -90,6 +124,7 @@ def _flow_retries_left(run: FlowRun) -> bool:
 def task_snapshots(run: FlowRun, task_runs: Sequence[TaskRun], logs: Sequence[LogEntry]) -> list[TaskSnapshot]:
     flow_state = normalize(run.state_type, run.state_name)
     flow_done = is_terminal(run.state_type)
+    flow_end = _flow_end_reason(run)
     retry_pending = flow_state is State.RETRYING or (not flow_done and _flow_retries_left(run))
     by_task: dict[str, list[LogEntry]] = defaultdict(list)
     for entry in logs:
@@ -126,7 +161,7 @@ def task_snapshots(run: FlowRun, task_runs: Sequence[TaskRun], logs: Sequence[Lo
                     max_tries=(tr.empirical_policy.retries or 0) + 1 if tr.empirical_policy.retries else None,
                     started_at=tr.start_time,
                     ended_at=tr.end_time,
-                    error=_clip((tr.state.message if tr.state else None) or _first_line(task_logs)) if failed else None,
+                    error=_task_error(tr, state, task_logs, flow_end),
                     traceback=traceback_of(task_logs) if failed else None,
                 )
             )
@@ -137,12 +172,13 @@ def task_snapshots(run: FlowRun, task_runs: Sequence[TaskRun], logs: Sequence[Lo
 def _flow_task(run: FlowRun, flow_state: State, tasks: list[TaskSnapshot], flow_logs: list[LogEntry], task_runs: Sequence[TaskRun]) -> TaskSnapshot | None:
     retries = run.empirical_policy.retries or 0
     failed_alone = flow_state is State.FAILED and not any(t.state is State.FAILED for t in tasks)
-    if not (retries > 0 or run.run_count > 1 or flow_state is State.RETRYING or failed_alone):
+    cancelled = flow_state is State.CANCELLED
+    if not (retries > 0 or run.run_count > 1 or flow_state is State.RETRYING or failed_alone or cancelled):
         return None
     error = traceback = None
-    if flow_state in (State.FAILED, State.RETRYING):
-        error = (run.state.message if run.state else None) or _first_line(flow_logs) or f"flow run {run.state_name or run.state_type}"
-        abandoned = sorted({t.task_id for t in tasks if t.state is State.CANCELLED and t.started_at is not None})
+    if flow_state in (State.FAILED, State.RETRYING, State.CANCELLED):
+        error = reason(run) or _first_line(flow_logs) or f"flow run {run.state_name or run.state_type}"
+        abandoned = _abandoned(task_runs)
         if abandoned:
             error += f" (task runs still open when the flow run ended: {', '.join(abandoned)})"
         traceback = traceback_of(flow_logs)
@@ -156,6 +192,16 @@ def _flow_task(run: FlowRun, flow_state: State, tasks: list[TaskSnapshot], flow_
         error=_clip(error),
         traceback=traceback,
     )
+
+
+def _abandoned(task_runs: Sequence[TaskRun]) -> list[str]:
+    """Tasks of the latest flow attempt that had started and were still open in Prefect when the
+    flow run ended (a task Prefect itself cancelled is not "still open")."""
+    latest = max((tr.flow_run_run_count for tr in task_runs), default=0)
+    return sorted({
+        task_id_of(tr) for tr in task_runs
+        if tr.flow_run_run_count == latest and tr.start_time is not None and not is_terminal(tr.state_type)
+    })
 
 
 def ui_url(api_url: str, flow_run_id: str) -> str:
