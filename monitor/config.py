@@ -110,6 +110,32 @@ class EmbeddedPipelineSettings(_Section):
         return value
 
 
+class SourceHealthSettings(_Section):
+    """When a failing source is `source_down` (P1) and when it is up again: one blip never pages.
+
+    A failed poll is the source unreachable, or answering that a part of it (scheduler, workers)
+    is unhealthy. A source is down after `down_after_failures` failed polls in a row, or sooner
+    when its polls have kept failing for `down_after` (and at least twice); it is up again after
+    `up_after_successes` healthy polls in a row, so a half-working source does not page, resolve
+    and page again."""
+
+    down_after_failures: int = Field(
+        3, ge=2, le=1000, description="Consecutive failed polls that make a source down (2 at least: one failure never pages).",
+    )
+    down_after: Duration | None = Field(
+        timedelta(minutes=1),
+        description="A source whose polls have kept failing this long (two failures at least) is down even before `down_after_failures`; null: count only.",
+    )
+    up_after_successes: int = Field(2, ge=1, le=1000, description="Consecutive healthy polls that bring a down source back up.")
+
+    @field_validator("down_after")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration (or null to count failures only)")
+        return value
+
+
 class SourceCommonSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     poll_interval: Duration = Field(timedelta(seconds=5), description="How often to poll.")
@@ -124,6 +150,9 @@ class SourceCommonSettings(_Section):
     queued_limit: Duration = Field(timedelta(minutes=30), description="A task queued longer than this (no free worker or slot) is stuck.")
     output_tasks: dict[str, str] = Field(
         default_factory=dict, description="pipeline → task that produces its output; a success with it skipped is a silent failure."
+    )
+    health: SourceHealthSettings = Field(
+        default_factory=SourceHealthSettings, description="When failed polls make the source down, and healthy ones up again."
     )
 
     @field_validator("include", "exclude")

@@ -1,14 +1,17 @@
 """The watch rules that look past state changes: stuck tasks, missing runs, risky ML task
-settings, silent failures. Pure functions of (what the store and the orchestrator say, now);
-`watch.py` feeds them and turns their findings into events."""
+settings, silent failures, a source's health. Pure functions of (what the store and the
+orchestrator say, now); `watch.py` and `collector.py` feed them and turn their findings into
+events."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Iterable, Sequence
 
+from monitor.config import SourceHealthSettings
 from monitor.model import PipelineDefinition, RunSnapshot, State
 
 
@@ -91,10 +94,14 @@ class PolicyFinding:
 
 
 def policy(definitions: Iterable[PipelineDefinition], ml_tags: Iterable[str]) -> list[PolicyFinding]:
-    """ML tasks with no retries or no timeout: the most common cause of a lost night of training."""
+    """ML tasks with no retries or no timeout: the most common cause of a lost night of training.
+
+    Paused pipelines are left out: they never run, so their settings risk nothing until resumed."""
     tags = set(ml_tags)
     out = []
     for d in definitions:
+        if d.paused:
+            continue
         pipeline_ml = bool(tags & set(d.tags))
         for task in d.tasks:
             if not (pipeline_ml or tags & set(task.tags)):
@@ -107,6 +114,66 @@ def policy(definitions: Iterable[PipelineDefinition], ml_tags: Iterable[str]) ->
             if problems:
                 out.append(PolicyFinding(d.pipeline, task.task_id, tuple(problems)))
     return out
+
+
+def policy_cleared(firing: Iterable[tuple[str, str]], findings: Iterable[PolicyFinding], definitions: Iterable[PipelineDefinition]) -> list[tuple[str, str, str]]:
+    """Firing (pipeline, task) policy alerts that no longer hold, each with why: fixed, paused,
+    or gone from the (watched) definitions, a deleted or stale DAG whose alert nobody could
+    clear otherwise."""
+    current = {(f.pipeline, f.task_id) for f in findings}
+    by_pipeline = {d.pipeline: d for d in definitions}
+    return [(pipeline, task_id, _why_cleared(pipeline, task_id, by_pipeline.get(pipeline))) for pipeline, task_id in sorted(set(firing) - current)]
+
+
+def _why_cleared(pipeline: str, task_id: str, definition: PipelineDefinition | None) -> str:
+    if definition is None:
+        return f"{pipeline} is no longer defined (or no longer watched)"
+    if definition.paused:
+        return f"{pipeline} is paused: its policy no longer applies"
+    if all(t.task_id != task_id for t in definition.tasks):
+        return f"{task_id} is no longer a task of {pipeline}"
+    return f"{task_id} of {pipeline} now has retries and a timeout"
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """What the store remembers of a source's polls between two of them."""
+
+    up: bool = True
+    failures: int = 0  # failed polls in a row
+    successes: int = 0  # healthy polls in a row while down
+    failing_since: datetime | None = None  # the first failed poll of the current run of failures
+
+
+class HealthChange(Enum):
+    NONE = "none"
+    DOWN = "down"  # raise source_down
+    UP = "up"  # resolve it (source_up)
+
+
+def source_health(memory: SourceHealth, ok: bool, now: datetime, settings: SourceHealthSettings) -> tuple[SourceHealth, HealthChange]:
+    """One poll's verdict, with hysteresis both ways: a single failed poll never pages (down needs
+    `down_after_failures` in a row, or failures in a row lasting `down_after`), and a down source
+    comes back only after `up_after_successes` healthy polls in a row, so a half-working source
+    does not page, resolve and page again. Returns the new memory and what to tell alerting."""
+    if ok:
+        if memory.up:
+            return SourceHealth(), HealthChange.NONE
+        successes = memory.successes + 1
+        if successes >= settings.up_after_successes:
+            return SourceHealth(), HealthChange.UP
+        return SourceHealth(up=False, successes=successes), HealthChange.NONE
+    failed = replace(memory, failures=memory.failures + 1, successes=0, failing_since=memory.failing_since or now)
+    if failed.up and _down(failed, now, settings):
+        return replace(failed, up=False), HealthChange.DOWN
+    return failed, HealthChange.NONE
+
+
+def _down(memory: SourceHealth, now: datetime, settings: SourceHealthSettings) -> bool:
+    if memory.failures >= settings.down_after_failures:
+        return True
+    lasted = settings.down_after is not None and memory.failing_since is not None and now - memory.failing_since >= settings.down_after
+    return memory.failures >= 2 and lasted
 
 
 def silent_failure(snap: RunSnapshot, output_task: str | None) -> str | None:

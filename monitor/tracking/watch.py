@@ -2,7 +2,8 @@
 
 Runs after a poll, at most every `WATCH_EVERY`; raises each finding once (a finding already
 firing is left alone) and resolves it when it clears — a stuck task that finished, a missing run
-that started, a policy that was fixed.
+that started, a policy that was fixed or whose pipeline is paused or gone. A pass's events are
+applied as one batch.
 """
 
 from __future__ import annotations
@@ -44,14 +45,13 @@ class Watcher:
         return self.run(now)
 
     def run(self, now: datetime) -> int:
+        """One pass of every rule, its events applied as one batch; returns how many."""
         self._refresh_definitions(now)
         definitions = [d for d in self.definitions if self.settings.watches(d.pipeline)]
         with self.store.session() as session:
-            return (
-                self._stuck(session, now)
-                + self._missing(session, definitions, now)
-                + self._policy(session, definitions, now)
-            )
+            events = self._stuck(session, now) + self._missing(session, definitions, now) + self._policy(session, definitions, now)
+            ingest.apply_batch(session, events, self.policy, now)
+        return len(events)
 
     def _refresh_definitions(self, now: datetime) -> None:
         if self._definitions_at is not None and now - self._definitions_at < self.definitions_every:
@@ -66,11 +66,10 @@ class Watcher:
         rows = alert_store.firing_for(session, fingerprints=(), scopes=[(self.source.name, None)], kinds=[kind])
         return {(r.pipeline, r.run_id, r.task_id): r.id for r in rows}
 
-    def _emit(self, session: Session, now: datetime, **fields) -> int:
-        ingest.apply(session, Event(source=self.source.name, occurred_at=now, **fields), self.policy, now)
-        return 1
+    def _event(self, now: datetime, **fields) -> Event:
+        return Event(source=self.source.name, occurred_at=now, **fields)
 
-    def _stuck(self, session: Session, now: datetime) -> int:
+    def _stuck(self, session: Session, now: datetime) -> list[Event]:
         running = [rules.Running(p, r, t, s) for p, r, t, s in runs.running_tasks(session, source=self.source.name) if self.settings.watches(p)]
         baselines = {
             (task.pipeline, task.task_id): runs.recent_durations(session, source=self.source.name, pipeline=task.pipeline, task_id=task.task_id, limit=self.settings.baseline_runs)
@@ -80,54 +79,52 @@ class Watcher:
         findings = rules.stuck(running, baselines, self.settings.expected_durations, self.settings.stuck_factor, now)
         findings += rules.queued_too_long(queued, self.settings.queued_limit, now)
         firing = self._firing(session, AlertKind.TASK_STUCK)
-        emitted = 0
+        emitted: list[Event] = []
         found = set()
         for f in findings:
             key = (f.task.pipeline, f.task.run_id, f.task.task_id)
             found.add(key)
             if key not in firing:
                 doing = "has waited in the queue" if f.basis == "queued limit" else "has run"
-                emitted += self._emit(
-                    session, now, kind=EventKind.TASK_STUCK, pipeline=f.task.pipeline, run_id=f.task.run_id, task_id=f.task.task_id,
+                emitted.append(self._event(
+                    now, kind=EventKind.TASK_STUCK, pipeline=f.task.pipeline, run_id=f.task.run_id, task_id=f.task.task_id,
                     summary=f"{f.task.task_id} of {f.task.pipeline} {doing} {f.running_for:.0f}s, over its limit of {f.limit:.0f}s ({f.basis})",
                     details={"running_for_seconds": round(f.running_for, 1), "limit_seconds": round(f.limit, 1), "basis": f.basis},
-                )
+                ))
         for (pipeline, run_id, task_id) in firing:
             if (pipeline, run_id, task_id) not in found:  # finished, failed, or left the queue
-                emitted += self._emit(session, now, kind=EventKind.TASK_STUCK, pipeline=pipeline, run_id=run_id, task_id=task_id,
-                                      resolved=True, summary=f"{task_id} of {pipeline} is no longer stuck")
+                emitted.append(self._event(now, kind=EventKind.TASK_STUCK, pipeline=pipeline, run_id=run_id, task_id=task_id,
+                                           resolved=True, summary=f"{task_id} of {pipeline} is no longer stuck"))
         return emitted
 
-    def _missing(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> int:
+    def _missing(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> list[Event]:
         findings = rules.missing(definitions, runs.last_started(session, source=self.source.name), self.settings.missing_grace, now)
         firing = {pipeline for (pipeline, _, _) in self._firing(session, AlertKind.RUN_MISSING)}
-        emitted = 0
+        emitted: list[Event] = []
         missing_now = {d.pipeline for d in findings}
         for d in findings:
             if d.pipeline not in firing:
-                emitted += self._emit(
-                    session, now, kind=EventKind.RUN_MISSING, pipeline=d.pipeline,
+                emitted.append(self._event(
+                    now, kind=EventKind.RUN_MISSING, pipeline=d.pipeline,
                     summary=f"{d.pipeline} should have started at {d.next_run_expected_at:%Y-%m-%d %H:%M} UTC (schedule {d.schedule or 'unknown'}) and has not",
                     details={"expected_at": d.next_run_expected_at.isoformat() if d.next_run_expected_at else None, "schedule": d.schedule, **({"url": d.url} if d.url else {})},
-                )
+                ))
         for pipeline in firing - missing_now:
-            emitted += self._emit(session, now, kind=EventKind.RUN_MISSING, pipeline=pipeline, resolved=True, summary=f"{pipeline} has started again")
+            emitted.append(self._event(now, kind=EventKind.RUN_MISSING, pipeline=pipeline, resolved=True, summary=f"{pipeline} has started again"))
         return emitted
 
-    def _policy(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> int:
-        if not definitions:
-            return 0
+    def _policy(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> list[Event]:
+        """Raise each policy finding once; resolve those fixed, paused or no longer defined.
+        Nothing before the first definitions arrive: an unknown is not a fix."""
+        if self._definitions_at is None:
+            return []
         findings = rules.policy(definitions, self.ml_tags)
         firing = {(p, t) for (p, _, t) in self._firing(session, AlertKind.POLICY_VIOLATION)}
-        emitted = 0
-        current = {(f.pipeline, f.task_id) for f in findings}
-        for f in findings:
-            if (f.pipeline, f.task_id) not in firing:
-                emitted += self._emit(session, now, kind=EventKind.POLICY_VIOLATION, pipeline=f.pipeline, task_id=f.task_id,
-                                      summary=f"ML task {f.task_id} of {f.pipeline}: " + "; ".join(f.problems), details={"problems": list(f.problems)})
-        known = {d.pipeline for d in definitions}
-        for pipeline, task_id in firing - current:
-            if pipeline in known:
-                emitted += self._emit(session, now, kind=EventKind.POLICY_VIOLATION, pipeline=pipeline, task_id=task_id, resolved=True,
-                                      summary=f"{task_id} of {pipeline} now has retries and a timeout")
+        emitted = [
+            self._event(now, kind=EventKind.POLICY_VIOLATION, pipeline=f.pipeline, task_id=f.task_id,
+                        summary=f"ML task {f.task_id} of {f.pipeline}: " + "; ".join(f.problems), details={"problems": list(f.problems)})
+            for f in findings if (f.pipeline, f.task_id) not in firing
+        ]
+        for pipeline, task_id, why in rules.policy_cleared(firing, findings, definitions):
+            emitted.append(self._event(now, kind=EventKind.POLICY_VIOLATION, pipeline=pipeline, task_id=task_id, resolved=True, summary=why))
         return emitted

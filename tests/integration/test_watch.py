@@ -1,5 +1,5 @@
 """The watcher on the real store: stuck tasks from learned baselines, missing runs, policy
-alerts raised once and resolved when fixed."""
+alerts raised once and resolved when fixed, paused or gone; never for a paused pipeline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from monitor.alerting import ingest
 from monitor.config import EmbeddedSourceSettings
 from monitor.model import AlertKind, AlertStatus, PipelineDefinition, RunSnapshot, State, TaskDefinition, TaskSnapshot
-from monitor.sources.base import Health
+from monitor.sources.base import Health, SourceUnavailable
 from monitor.store import alerts as alert_store
 from monitor.store import runs
 from monitor.tracking.watch import Watcher
@@ -103,3 +103,61 @@ def test_task_queued_too_long_is_stuck_until_it_starts(store):
         runs.save(s, [(started, started.tasks)], T0 + timedelta(minutes=32))
     w.run(T0 + timedelta(minutes=33))
     assert alerts(store, AlertKind.TASK_STUCK)[0].status is AlertStatus.RESOLVED
+
+
+def risky(pipeline="train", **kw):
+    return PipelineDefinition(source="orch", pipeline=pipeline, tasks=(TaskDefinition(task_id="fit", retries=0, timeout_seconds=3600, tags=("ml",)),), **kw)
+
+
+def policy_alerts(store):
+    """(pipeline, status, why it resolved: the resolution's note in the alert's history)."""
+    with store.session() as s:
+        return [(a.pipeline, a.status, next((h.note for h in alert_store.history(s, alert_id=a.id) if h.change == "resolved"), None))
+                for a in alert_store.list_alerts(s, kind=AlertKind.POLICY_VIOLATION)]
+
+
+def test_policy_is_not_raised_for_a_paused_pipeline(store):
+    source = DefinedSource()
+    source.defs = [risky(paused=True), risky("serve")]
+    watcher(store, source).run(T0)
+    assert [(p, s) for p, s, _ in policy_alerts(store)] == [("serve", AlertStatus.FIRING)]
+
+
+def test_policy_resolves_when_its_pipeline_is_paused_and_fires_again_when_resumed(store):
+    source = DefinedSource()
+    source.defs = [risky()]
+    w = watcher(store, source)
+    assert w.run(T0) == 1
+    source.defs = [risky(paused=True)]
+    assert w.run(T0 + timedelta(minutes=1)) == 1
+    assert policy_alerts(store) == [("train", AlertStatus.RESOLVED, "train is paused: its policy no longer applies")]
+    assert w.run(T0 + timedelta(minutes=2)) == 0  # nothing more while paused
+    source.defs = [risky()]
+    w.run(T0 + timedelta(minutes=3))
+    assert [s for _, s, _ in policy_alerts(store)] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
+
+
+def test_policy_resolves_when_its_pipeline_is_no_longer_defined(store):
+    """A deleted (stale) DAG: nothing else could ever clear its alert."""
+    source = DefinedSource()
+    source.defs = [risky(), risky("serve")]
+    w = watcher(store, source)
+    assert w.run(T0) == 2
+    source.defs = [risky("serve")]
+    assert w.run(T0 + timedelta(minutes=1)) == 1
+    assert {(p, s) for p, s, _ in policy_alerts(store)} == {("train", AlertStatus.RESOLVED), ("serve", AlertStatus.FIRING)}
+
+
+def test_policy_alerts_are_kept_until_definitions_are_read(store):
+    """An orchestrator unreachable at start-up says nothing about its pipelines: no resolution."""
+    source = DefinedSource()
+    source.defs = [risky()]
+    watcher(store, source).run(T0)
+    down = UnreachableDefinitions()
+    watcher(store, down).run(T0 + timedelta(minutes=1))
+    assert [s for _, s, _ in policy_alerts(store)] == [AlertStatus.FIRING]
+
+
+class UnreachableDefinitions(DefinedSource):
+    def definitions(self):
+        raise SourceUnavailable("connection refused")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from monitor.model import PipelineDefinition, RunSnapshot, State, TaskDefinition, TaskSnapshot
 from monitor.tracking import rules
 
@@ -59,6 +61,31 @@ def test_policy_flags_ml_tasks_without_retries_or_timeout():
     assert finding.task_id == "train" and len(finding.problems) == 2
     pipeline_tagged = definition(tags=("ml",), tasks=(TaskDefinition(task_id="copy", retries=1, timeout_seconds=None),))
     assert [f.task_id for f in rules.policy([pipeline_tagged], ["ml"])] == ["copy"]
+
+
+RISKY = (TaskDefinition(task_id="train", retries=0, timeout_seconds=None, tags=("ml",)),)
+
+
+def test_policy_skips_paused_pipelines():
+    """A paused DAG never runs, so its settings risk nothing until it is resumed."""
+    assert rules.policy([definition(paused=True, tasks=RISKY)], ["ml"]) == []
+    assert [f.pipeline for f in rules.policy([definition(paused=True, tasks=RISKY), definition(pipeline="q", tasks=RISKY)], ["ml"])] == ["q"]
+
+
+@pytest.mark.parametrize(("definitions", "why"), [
+    ([definition(tasks=(TaskDefinition(task_id="train", retries=2, timeout_seconds=600, tags=("ml",)),))], "train of p now has retries and a timeout"),
+    ([definition(paused=True, tasks=RISKY)], "p is paused: its policy no longer applies"),
+    ([definition(pipeline="other", tasks=RISKY)], "p is no longer defined (or no longer watched)"),
+    ([definition(tasks=())], "train is no longer a task of p"),
+])
+def test_policy_cleared_says_why(definitions, why):
+    findings = rules.policy(definitions, ["ml"])
+    assert rules.policy_cleared({("p", "train")}, findings, definitions) == [("p", "train", why)]
+
+
+def test_policy_still_broken_is_not_cleared():
+    definitions = [definition(tasks=RISKY)]
+    assert rules.policy_cleared({("p", "train")}, rules.policy(definitions, ["ml"]), definitions) == []
 
 
 def test_silent_failure_when_the_output_task_was_skipped():
