@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
 from monitor.model import Alert, AlertKind, AlertStatus, NotificationStatus, NotificationView, Tier
+from monitor.store.dialect import claim
 from monitor.store.tables import AlertHistoryRow, AlertRow, NotificationAlertRow, NotificationRow
 
 
@@ -48,6 +49,28 @@ def firing_for(
         for row in session.scalars(select(AlertRow).where(lookup, AlertRow.status == AlertStatus.FIRING.value)):
             found[row.id] = row
     return list(found.values())
+
+
+def held_until(session: Session, *, now: datetime) -> list[AlertRow]:
+    """Firing alerts held by flap damping whose quiet period is over (claimed: one process each)."""
+    return list(session.scalars(claim(session, select(AlertRow).where(
+        AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now))))
+
+
+def retrying_since(session: Session, *, before: datetime) -> list[AlertRow]:
+    """Retrying alerts not yet paging that started retrying before `before` (claimed)."""
+    return list(session.scalars(claim(session, select(AlertRow).where(
+        AlertRow.status == AlertStatus.FIRING.value, AlertRow.kind == AlertKind.TASK_RETRYING.value,
+        AlertRow.tier != Tier.P1.value, AlertRow.started_at <= before,
+    ))))
+
+
+def unacked_pages(session: Session, *, before: datetime) -> list[AlertRow]:
+    """Unmuted P1s nobody acknowledged or escalated, firing since before `before` (claimed)."""
+    return list(session.scalars(claim(session, select(AlertRow).where(
+        AlertRow.status == AlertStatus.FIRING.value, AlertRow.tier == Tier.P1.value, AlertRow.acked_at.is_(None),
+        AlertRow.escalated_at.is_(None), AlertRow.muted_by.is_(None), AlertRow.started_at <= before,
+    ))))
 
 
 def fires_since(session: Session, *, fingerprints: Collection[str], since: datetime) -> dict[str, int]:

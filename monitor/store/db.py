@@ -6,6 +6,7 @@ and the runner's writer can share one file; any other URL (PostgreSQL) is used a
 
 from __future__ import annotations
 
+import enum
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class Changed(enum.Flag):
+    """What a transaction changed that background work waits for (see `Store`)."""
+
+    ALERTS = enum.auto()
+    MUTING = enum.auto()
+
+
+_CHANGED = "dagwatch.changed"
+
+
+def signal(session: Session, changed: Changed) -> None:
+    """Announce, once this session commits, that it changed `changed` (nothing if it rolls back)."""
+    session.info[_CHANGED] = session.info.get(_CHANGED, Changed(0)) | changed
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -58,8 +74,8 @@ def migrate(engine: Engine) -> None:
 class Store:
     """Owns the engine; hands out sessions whose transaction commits on success.
 
-    `alerts_changed` and `muting_changed` are set after a commit whose session flagged them in
-    `session.info`: the dispatcher waits on the first instead of polling, so a notification
+    `alerts_changed` and `muting_changed` are set after a commit whose session `signal`ed them:
+    the dispatcher waits on the first instead of polling, so a notification
     leaves as soon as its alert is committed; the second tells it to re-check silences and
     inhibitions, which is too costly to do on every tick.
     """
@@ -72,9 +88,10 @@ class Store:
         event.listen(self._sessions, "after_commit", self._after_commit)
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop("alerts_changed", False):
+        changed = session.info.pop(_CHANGED, Changed(0))
+        if Changed.ALERTS in changed:
             self.alerts_changed.set()
-        if session.info.pop("muting_changed", False):
+        if Changed.MUTING in changed:
             self.muting_changed.set()
 
     @contextmanager

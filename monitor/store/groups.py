@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from monitor.model import AlertKind, AlertStatus
-from monitor.store.upsert import upsert_ignore
+from monitor.store.dialect import claim, upsert_ignore
 from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, SilenceRow
 
 
@@ -61,9 +61,7 @@ def members(session: Session, *, group_id: int) -> list[AlertRow]:
 
 def due(session: Session, *, now: datetime, limit: int = 200) -> list[AlertGroupRow]:
     query = select(AlertGroupRow).where(AlertGroupRow.next_flush_at <= now).order_by(AlertGroupRow.next_flush_at).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    return list(session.scalars(claim(session, query)))
 
 
 def active_silences(session: Session, *, now: datetime) -> list[SilenceRow]:

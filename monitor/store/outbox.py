@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from monitor.model import NotificationStatus
+from monitor.store import dialect
 from monitor.store.tables import AlertGroupRow, NotificationRow
 
 LEASE = timedelta(seconds=60)
@@ -29,9 +30,7 @@ def claim(session: Session, *, now: datetime, limit: int = 100) -> list[Notifica
         .order_by(NotificationRow.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
+    rows = list(session.scalars(dialect.claim(session, query)))
     for row in rows:
         row.claimed_until = now + LEASE
     return rows

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from monitor.model import RunSnapshot, RunView, State, TaskRunView, TaskSnapshot
 from monitor.store.tables import RunRow, TaskRunRow
-from monitor.store.upsert import upsert
+from monitor.store.dialect import upsert
 
 RunKey = tuple[str, str, str]  # (source, pipeline, run_id)
 _RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at")

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
+from monitor.store.db import Changed, signal
 from monitor.store.tables import SilenceRow
 
 
 def create(session: Session, *, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, created_by: str, comment: str, now: datetime) -> SilenceRow:
-    session.info["muting_changed"] = True
+    signal(session, Changed.MUTING)
     row = SilenceRow(matchers=matchers, starts_at=starts_at, ends_at=ends_at, created_by=created_by, comment=comment, created_at=now)
     session.add(row)
     session.flush()
@@ -31,5 +32,5 @@ def expire(session: Session, *, silence_id: int, now: datetime) -> SilenceRow:
     if row is None:
         raise NotFound(f"silence {silence_id} does not exist")
     row.expired_at = row.expired_at or now
-    session.info["muting_changed"] = True
+    signal(session, Changed.MUTING)
     return row

@@ -1,10 +1,26 @@
-"""INSERT … ON CONFLICT DO UPDATE for both SQLite and PostgreSQL."""
+"""What differs between SQLite and PostgreSQL, in one place: row claims and upserts.
+
+Everything else in the store is portable SQLAlchemy; these are the statements whose dialects
+disagree, so callers say what they mean (`claim`, `upsert`) and never test the dialect name.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def claim(session: Session, query: Select) -> Select:
+    """Rows that every dagwatch process competes for (due groups, outbox rows, timed alert work):
+    on PostgreSQL each row goes to one process (`FOR UPDATE SKIP LOCKED`); on SQLite the
+    database's single writer lock already serializes them."""
+    return query.with_for_update(skip_locked=True) if is_postgresql(session) else query
 
 
 def _insert(session: Session) -> Any:
