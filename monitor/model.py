@@ -8,8 +8,9 @@ their source module. Nothing here does I/O and nothing here imports the rest of 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -66,50 +67,85 @@ class AlertKind(enum.StrEnum):
     POLICY_VIOLATION = "policy_violation"
 
 
-class EventKind(enum.StrEnum):
-    """Alert kinds plus the good news that resolves them."""
+class GoodNews(enum.StrEnum):
+    """Events that raise nothing: they only resolve (`KINDS[...].resolved_by`)."""
 
-    TASK_FAILED = "task_failed"
-    RUN_FAILED = "run_failed"
-    TASK_RETRYING = "task_retrying"
-    TASK_STUCK = "task_stuck"
-    RUN_LATE = "run_late"
-    RUN_MISSING = "run_missing"
-    QUALITY_FAILED = "quality_failed"
-    CONVERGENCE_FAILED = "convergence_failed"
-    OUTPUT_FAILED = "output_failed"
-    DRIFT_DETECTED = "drift_detected"
-    SOURCE_DOWN = "source_down"
-    POLICY_VIOLATION = "policy_violation"
     RUN_SUCCEEDED = "run_succeeded"
     TASK_SUCCEEDED = "task_succeeded"
     CHECK_PASSED = "check_passed"
     SOURCE_UP = "source_up"
 
+
+class _EventKinds(enum.StrEnum):
     @property
     def alert_kind(self) -> AlertKind | None:
         """The alert kind this event raises, or None for good news."""
-        try:
-            return AlertKind(self.value)
-        except ValueError:
-            return None
+        return AlertKind(self.value) if self.value in AlertKind.__members__.values() else None
 
 
-#: Default tier of each alert kind (DESIGN.md, "Tiers"); routes in config may override.
-DEFAULT_TIERS: dict[AlertKind, Tier] = {
-    AlertKind.TASK_FAILED: Tier.P1,
-    AlertKind.RUN_FAILED: Tier.P1,
-    AlertKind.CONVERGENCE_FAILED: Tier.P1,
-    AlertKind.SOURCE_DOWN: Tier.P1,
-    AlertKind.TASK_STUCK: Tier.P1,
-    AlertKind.QUALITY_FAILED: Tier.P2,
-    AlertKind.OUTPUT_FAILED: Tier.P2,
-    AlertKind.POLICY_VIOLATION: Tier.P2,
-    AlertKind.RUN_MISSING: Tier.P2,
-    AlertKind.DRIFT_DETECTED: Tier.P3,
-    AlertKind.RUN_LATE: Tier.P3,
-    AlertKind.TASK_RETRYING: Tier.P3,
+#: Alert kinds plus the good news that resolves them: derived, so a new alert kind is one row
+#: of `KINDS` and one member of `AlertKind`.
+EventKind = _EventKinds("EventKind", {k.name: k.value for k in (*AlertKind, *GoodNews)}, module=__name__)
+
+
+class Scope(enum.StrEnum):
+    """What an alert is about; its fingerprint is made of the scope's fields."""
+
+    TASK = "task"  # source, pipeline, run, task
+    RUN = "run"  # source, pipeline, run
+    PIPELINE = "pipeline"  # source, pipeline
+    CHECK = "check"  # source, pipeline, check name
+    SOURCE = "source"  # source
+
+
+#: How far a piece of good news reaches: the fields it must share with an alert to resolve it.
+#: Always within time order too: news resolves only failures that happened at or before it.
+REACH: dict[Scope, tuple[str, ...]] = {
+    Scope.TASK: ("source", "pipeline", "run_id", "task_id"),
+    Scope.RUN: ("source", "pipeline", "run_id"),
+    Scope.PIPELINE: ("source", "pipeline"),
+    Scope.CHECK: ("source", "pipeline", "check"),
+    Scope.SOURCE: ("source",),
 }
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything the alerting stages need to know about one alert kind.
+
+    `resolved_by` maps an event kind to how far it reaches (`REACH`): a run's success resolves
+    any earlier failure of its pipeline, but a retrying or stuck task only of its own run — that
+    run may still fail. `muted_by_outage`: while its source is down, the alert is a consequence,
+    not news, so it is held back (never resolved) until the source is up.
+    """
+
+    tier: Tier
+    scope: Scope
+    resolved_by: Mapping[str, Scope] = field(default_factory=dict)
+    muted_by_outage: bool = False
+
+
+_SAME_TASK_OR_RUN = {GoodNews.TASK_SUCCEEDED: Scope.TASK, GoodNews.RUN_SUCCEEDED: Scope.RUN}
+_CHECK = {GoodNews.CHECK_PASSED: Scope.CHECK}
+
+#: The one table of alert kinds (ARCHITECTURE.md, "Tiers"); routes in config may change tiers.
+KINDS: dict[AlertKind, KindSpec] = {
+    AlertKind.TASK_FAILED: KindSpec(Tier.P1, Scope.TASK, {GoodNews.TASK_SUCCEEDED: Scope.TASK, GoodNews.RUN_SUCCEEDED: Scope.PIPELINE}, True),
+    AlertKind.RUN_FAILED: KindSpec(Tier.P1, Scope.RUN, {GoodNews.RUN_SUCCEEDED: Scope.PIPELINE}, True),
+    AlertKind.TASK_RETRYING: KindSpec(Tier.P3, Scope.TASK, {**_SAME_TASK_OR_RUN, AlertKind.TASK_FAILED: Scope.TASK}, True),
+    AlertKind.TASK_STUCK: KindSpec(Tier.P1, Scope.TASK, _SAME_TASK_OR_RUN, True),
+    AlertKind.RUN_LATE: KindSpec(Tier.P3, Scope.RUN, {GoodNews.RUN_SUCCEEDED: Scope.RUN}, True),
+    AlertKind.RUN_MISSING: KindSpec(Tier.P2, Scope.PIPELINE, {GoodNews.RUN_SUCCEEDED: Scope.PIPELINE}, True),
+    AlertKind.QUALITY_FAILED: KindSpec(Tier.P2, Scope.CHECK, _CHECK),
+    AlertKind.CONVERGENCE_FAILED: KindSpec(Tier.P1, Scope.CHECK, _CHECK),
+    AlertKind.OUTPUT_FAILED: KindSpec(Tier.P2, Scope.CHECK, _CHECK),
+    AlertKind.DRIFT_DETECTED: KindSpec(Tier.P3, Scope.CHECK, _CHECK),
+    AlertKind.SOURCE_DOWN: KindSpec(Tier.P1, Scope.SOURCE, {GoodNews.SOURCE_UP: Scope.SOURCE}),
+    AlertKind.POLICY_VIOLATION: KindSpec(Tier.P2, Scope.TASK),
+}
+
+#: Default tier of each alert kind.
+DEFAULT_TIERS: dict[AlertKind, Tier] = {kind: spec.tier for kind, spec in KINDS.items()}
 
 
 class AlertStatus(enum.StrEnum):

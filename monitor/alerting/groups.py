@@ -13,6 +13,7 @@ from monitor.alerting.muting import ActiveSilence, muted_by
 from monitor.alerting.routing import Decision, alert_attributes
 from monitor.model import AlertKind, AlertStatus, NotificationAction, NotificationStatus
 from monitor.store import groups as group_store
+from monitor.store.db import Changed, signal
 from monitor.store.tables import AlertGroupRow, AlertRow, NotificationAlertRow, NotificationRow
 
 
@@ -39,7 +40,7 @@ def assign(session: Session, routed: list[tuple[AlertRow, list[Decision]]], now:
 
 def touch(session: Session, alert_ids: Collection[int], now: datetime) -> None:
     """The alerts changed (resolved, acked, muted): their groups should tell their receivers."""
-    session.info["alerts_changed"] = True
+    signal(session, Changed.ALERTS)
     for group in group_store.groups_of(session, alert_ids=alert_ids):
         mark_due(group, now)
 
@@ -74,21 +75,11 @@ def flush_due(session: Session, now: datetime, *, limit: int = 200) -> list[Noti
 
 
 def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list[ActiveSilence], down: dict[str, int]) -> NotificationRow | None:
-    visible: list[AlertRow] = []
-    for alert in group_store.members(session, group_id=group.id):
-        if alert.status == AlertStatus.FIRING.value:
-            alert.muted_by = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
-        if alert.muted_by is None or str(alert.id) in group.notified:
-            visible.append(alert)
-    content = {
-        str(a.id): ("muted" if a.muted_by and a.status == AlertStatus.FIRING.value else _state(a))
-        for a in visible
-        if a.status == AlertStatus.FIRING.value or str(a.id) in group.notified
-    }
-    # An alert muted after it was notified reads as resolved to the receiver: it is no longer news.
-    content = {k: ("resolved" if v == "muted" else v) for k, v in content.items()}
+    told = _told(group, group_store.members(session, group_id=group.id), now, silences, down)
+    live = any(v in ("firing", "acked") for v in told.values())  # firing and not muted: repeats go on
+    content = {k: (group.notified[k] if v == "held" else v) for k, v in told.items()}
     firing = [k for k, v in content.items() if v in ("firing", "acked")]
-    repeat_due = bool(firing) and group.last_flush_at is not None and now >= group.last_flush_at + timedelta(seconds=group.repeat_interval)
+    repeat_due = live and group.last_flush_at is not None and now >= group.last_flush_at + timedelta(seconds=group.repeat_interval)
     notification = None
     if content and (content != group.notified or repeat_due):
         if any(v == "firing" for v in content.values()):
@@ -107,8 +98,28 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list
         group_store.remove_members(session, group_id=group.id, alert_ids=done)
         group.notified = {k: v for k, v in content.items() if v != "resolved"}
         group.last_flush_at = now
-    group.next_flush_at = (group.last_flush_at or now) + timedelta(seconds=group.repeat_interval) if firing else None
+    group.next_flush_at = (group.last_flush_at or now) + timedelta(seconds=group.repeat_interval) if live else None
     return notification
+
+
+def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, silences: list[ActiveSilence], down: dict[str, int]) -> dict[str, str]:
+    """What the receiver should believe of each alert after this flush (DESIGN, the rules of truth).
+
+    A muted firing alert is "held": the receiver keeps its last word (firing, acked) or, if it
+    was never told, hears nothing; muting is never a resolution. Resolved alerts the receiver
+    was told of are "resolved"; resolved alerts it never heard of are left out."""
+    content: dict[str, str] = {}
+    for alert in members:
+        key = str(alert.id)
+        if alert.status == AlertStatus.FIRING.value:
+            alert.muted_by = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
+            if alert.muted_by is not None:
+                if key in group.notified:
+                    content[key] = "held"
+                continue
+        if alert.status == AlertStatus.FIRING.value or key in group.notified:
+            content[key] = _state(alert)
+    return content
 
 
 def recheck_muted(session: Session, now: datetime) -> int:

@@ -8,20 +8,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Generic, Sequence, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.alerting import groups, lifecycle, routing
 from monitor.config import AlertingSettings, RouteSettings, Settings
-from monitor.model import AlertKind, AlertStatus, Event, EventKind, Tier, utcnow
+from monitor.model import KINDS, AlertKind, AlertStatus, Event, EventKind, Scope, Tier, utcnow
 from monitor.store import Store
 from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
+from monitor.store.db import Changed, signal
+from monitor.store.dialect import is_postgresql
 from monitor.store.tables import AlertRow
 
 T = TypeVar("T")
-_CHECK_KINDS = (AlertKind.QUALITY_FAILED, AlertKind.CONVERGENCE_FAILED, AlertKind.OUTPUT_FAILED, AlertKind.DRIFT_DETECTED)
 
 
 @dataclass
@@ -65,7 +65,11 @@ def submit(store: Store, events: Sequence[Event], policy: AlertPolicy, clock: Ca
 
 
 def apply_batch(session: Session, events: Sequence[Event], policy: AlertPolicy, now: datetime) -> list[Outcome]:
-    """Apply events in order, as if one by one, with a few statements for the whole batch.
+    """Apply events in time order (`occurred_at`; ties in the order given), as if one by one,
+    with a few statements for the whole batch; the outcomes come back in the order given.
+
+    Time order, not arrival order: a poll or a pushed batch that holds an older run's success
+    and a newer run's failure must leave the failure firing, whatever their ids sort as.
 
     Several dagwatch processes may share the store. On SQLite the events are inserted first, so
     the transaction holds the database's write lock before it reads the firing alerts: writers
@@ -74,7 +78,17 @@ def apply_batch(session: Session, events: Sequence[Event], policy: AlertPolicy, 
     fingerprints) retries and finds the winner's alert, so one failure is one alert."""
     if not events:
         return []
-    if session.get_bind().dialect.name != "postgresql":
+    order = sorted(range(len(events)), key=lambda i: events[i].occurred_at)
+    in_time = [events[i] for i in order]
+    outcomes = _apply_in_order(session, in_time, policy, now)
+    given: list[Outcome] = [None] * len(events)  # type: ignore[list-item]
+    for position, outcome in zip(order, outcomes):
+        given[position] = outcome
+    return given
+
+
+def _apply_in_order(session: Session, events: Sequence[Event], policy: AlertPolicy, now: datetime) -> list[Outcome]:
+    if not is_postgresql(session):
         return _Batch(session, policy, now).run(events)
     for attempt in range(3):
         try:
@@ -102,9 +116,9 @@ class _Batch:
         self.resolved: list[AlertRow] = []
 
     def run(self, events: Sequence[Event]) -> list[Outcome]:
-        self.session.info["alerts_changed"] = True  # wakes the dispatcher after commit (store/db.py)
+        signal(self.session, Changed.ALERTS)  # wakes the dispatcher after commit
         if any(e.kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP) for e in events):
-            self.session.info["muting_changed"] = True  # inhibition may change
+            signal(self.session, Changed.MUTING)  # inhibition may change
         event_ids = event_store.create(self.session, events=events, received_at=self.now)
         lookups = [lifecycle.lookups(e) for e in events]
         self._load(events, lookups)
@@ -150,7 +164,7 @@ class _Batch:
         firing = [
             lifecycle.FiringAlert(
                 id=key, kind=AlertKind(r.kind), fingerprint=r.fingerprint, source=r.source, pipeline=r.pipeline,
-                run_id=r.run_id, task_id=r.task_id, check=r.details.get("check"),
+                run_id=r.run_id, task_id=r.task_id, check=r.details.get("check"), failed_at=r.failed_at or r.started_at,
             )
             for key, r in rows.items()
         ]
@@ -164,6 +178,7 @@ class _Batch:
                 alert.event_count += 1
                 alert.updated_at = self.now
                 alert.resolve_held_until = None
+                alert.failed_at = max(alert.failed_at or alert.started_at, event.occurred_at)
                 alert.try_number = event.try_number if event.try_number is not None else alert.try_number
                 alert.summary = event.summary or alert.summary
                 alert.details = {**alert.details, **event.details}
@@ -184,7 +199,7 @@ class _Batch:
     def _fire(self, event: Event, change: lifecycle.Fire, event_id: int) -> AlertRow:
         policy = self.policy
         details = dict(event.details)
-        if change.kind in _CHECK_KINDS:
+        if KINDS[change.kind].scope is Scope.CHECK:
             details["check"] = lifecycle.check_name(event)
         attrs = routing.alert_attributes(tier=change.tier.value, kind=change.kind.value, source=event.source, pipeline=event.pipeline, task=event.task_id, labels=event.labels)
         tier = routing.final_tier(change.tier, attrs, policy.routes)
@@ -193,7 +208,7 @@ class _Batch:
             source=event.source, pipeline=event.pipeline, run_id=event.run_id, task_id=event.task_id,
             try_number=event.try_number, summary=event.summary or change.kind.value.replace("_", " "),
             details=details, labels=event.labels, links={"orchestrator": details["url"]} if isinstance(details.get("url"), str) else {},
-            started_at=min(event.occurred_at, self.now), updated_at=self.now, resolved_at=None, event_count=1,
+            started_at=min(event.occurred_at, self.now), updated_at=self.now, failed_at=event.occurred_at, resolved_at=None, event_count=1,
         )
         self.session.add(alert)
         self._index(alert)
@@ -229,16 +244,10 @@ def resolve(session: Session, alert: AlertRow, now: datetime, *, event_id: int |
     groups.touch(session, [alert.id], now)
 
 
-def _skip_locked(session: Session, query):  # noqa: ANN001, ANN202 - a Select in, the same Select out
-    """Periodic jobs run in every dagwatch process: each row is taken by one of them (PostgreSQL)."""
-    return query.with_for_update(skip_locked=True) if session.get_bind().dialect.name == "postgresql" else query
-
-
 def release_held(session: Session, now: datetime) -> int:
     """Flapping alerts that stayed quiet long enough resolve now."""
-    held = session.scalars(_skip_locked(session, select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now)))
     count = 0
-    for alert in held:
+    for alert in alert_store.held_until(session, now=now):
         resolve(session, alert, now, event_id=None, note="quiet after flapping")
         count += 1
     return count
@@ -250,12 +259,8 @@ def promote_retrying(session: Session, policy: AlertPolicy, now: datetime) -> in
     after = policy.alerting.retry_page_after
     if after is None:
         return 0
-    due = session.scalars(_skip_locked(session, select(AlertRow).where(
-        AlertRow.status == AlertStatus.FIRING.value, AlertRow.kind == AlertKind.TASK_RETRYING.value,
-        AlertRow.tier != Tier.P1.value, AlertRow.started_at <= now - after,
-    )))
     count = 0
-    for alert in due:
+    for alert in alert_store.retrying_since(session, before=now - after):
         alert.tier = Tier.P1.value
         alert.updated_at = now
         alert.summary = f"still retrying after {after}: {alert.summary}"[:4000]
@@ -271,12 +276,8 @@ def escalate(session: Session, policy: AlertPolicy, now: datetime) -> int:
     settings = policy.alerting
     if settings.escalate_after is None or not settings.escalate_to:
         return 0
-    due = session.scalars(_skip_locked(session, select(AlertRow).where(
-        AlertRow.status == AlertStatus.FIRING.value, AlertRow.tier == Tier.P1.value, AlertRow.acked_at.is_(None),
-        AlertRow.escalated_at.is_(None), AlertRow.muted_by.is_(None), AlertRow.started_at <= now - settings.escalate_after,
-    )))
     count = 0
-    for alert in due:
+    for alert in alert_store.unacked_pages(session, before=now - settings.escalate_after):
         alert.escalated_at = now
         alert_store.add_history(session, alert_id=alert.id, at=now, change="escalated", event_id=None, note=", ".join(settings.escalate_to))
         alert_store.add_notifications(session, alert_id=alert.id, receivers=settings.escalate_to, action="firing", now=now)

@@ -1,5 +1,6 @@
 """Why an alert is not notified even though it fires: a silence matches it, or an inhibiting
-alert (its orchestrator is down) explains it. Muted alerts are stored and shown, never dropped."""
+alert (its orchestrator is down) explains it. Muted alerts are stored and shown, never dropped,
+and muting never reads as "resolved" to a receiver (`groups._flush`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,7 @@ from datetime import datetime
 from typing import Mapping, Sequence
 
 from monitor.alerting.routing import matches
-from monitor.model import AlertKind
-
-#: While a source is down, its runs' and tasks' alerts are consequences, not news.
-INHIBITED_BY_SOURCE_DOWN = frozenset(
-    {AlertKind.TASK_FAILED, AlertKind.RUN_FAILED, AlertKind.TASK_RETRYING, AlertKind.TASK_STUCK, AlertKind.RUN_LATE, AlertKind.RUN_MISSING}
-)
+from monitor.model import KINDS, AlertKind
 
 
 @dataclass(frozen=True)
@@ -39,6 +35,6 @@ def muted_by(
     for silence in silences:
         if silence.active(now) and matches(silence.matchers, attrs):
             return f"silence:{silence.id}"
-    if kind in INHIBITED_BY_SOURCE_DOWN and source in down_sources:
+    if KINDS[kind].muted_by_outage and source in down_sources:
         return f"inhibited:{down_sources[source]}"
     return None

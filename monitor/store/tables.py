@@ -100,6 +100,9 @@ class AlertRow(Base):
     links: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # When the failure last happened by the events' own clocks (`occurred_at`, not arrival):
+    # good news resolves the alert only if it happened at or after this (ARCHITECTURE.md, truth).
+    failed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     event_count: Mapped[int] = mapped_column(default=1)
     acked_at: Mapped[datetime | None]
@@ -234,3 +237,8 @@ class SourceStatusRow(Base):
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(default=0)
+    # The health hysteresis' memory (tracking/rules.py `source_health`): when the current run of
+    # failed polls began, and healthy polls in a row while down. Kept here so a restart neither
+    # pages early nor forgets a half-recovered source.
+    first_failure_at: Mapped[datetime | None]
+    consecutive_successes: Mapped[int] = mapped_column(default=0, server_default=text("0"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from monitor.alerting.lifecycle import Fire, FiringAlert, Repeat, Resolve, fingerprint, plan
 from monitor.model import AlertKind, Event, EventKind, Tier
 
@@ -15,8 +17,15 @@ def ev(kind: EventKind, **kw) -> Event:
 def firing(alert_id: int, kind: AlertKind, event: Event, check: str | None = None) -> FiringAlert:
     return FiringAlert(
         id=alert_id, kind=kind, fingerprint=fingerprint(kind, event), source=event.source, pipeline=event.pipeline,
-        run_id=event.run_id, task_id=event.task_id, check=check,
+        run_id=event.run_id, task_id=event.task_id, check=check, failed_at=event.occurred_at,
     )
+
+
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
 
 
 def test_run_failure_fires_p1():
@@ -91,3 +100,37 @@ def test_a_resolved_problem_event_resolves_its_own_alert_only():
     current = [firing(4, AlertKind.SOURCE_DOWN, down)]
     assert plan(ev(EventKind.SOURCE_DOWN, pipeline=None, run_id=None, dedup_key="am-123", resolved=True), current) == [Resolve(4)]
     assert plan(ev(EventKind.SOURCE_DOWN, pipeline=None, run_id=None, dedup_key="am-999", resolved=True), current) == []
+
+
+def test_an_older_runs_success_does_not_resolve_a_newer_failure():
+    """Issue 8, case 2: `manual__…` sorts before `scheduled__…`, and pushed events can arrive late."""
+    newer = ev(EventKind.RUN_FAILED, run_id="scheduled__2", occurred_at=at(10))
+    task = ev(EventKind.TASK_FAILED, run_id="scheduled__2", task_id="fit", occurred_at=at(9))
+    current = [firing(1, AlertKind.RUN_FAILED, newer), firing(2, AlertKind.TASK_FAILED, task)]
+    assert plan(ev(EventKind.RUN_SUCCEEDED, run_id="manual__1", occurred_at=at(5)), current) == []
+    assert plan(ev(EventKind.RUN_SUCCEEDED, run_id="manual__3", occurred_at=at(11)), current) == [Resolve(1), Resolve(2)]
+
+
+def test_another_runs_success_leaves_a_retrying_or_stuck_task_firing():
+    """Issue 8, case 3: run A still retrying may yet fail; run B's success says nothing about it."""
+    retrying = ev(EventKind.TASK_RETRYING, run_id="manual__a", task_id="fit", occurred_at=at(1))
+    stuck = ev(EventKind.TASK_STUCK, run_id="manual__a", task_id="load", occurred_at=at(1))
+    current = [firing(1, AlertKind.TASK_RETRYING, retrying), firing(2, AlertKind.TASK_STUCK, stuck)]
+    assert plan(ev(EventKind.RUN_SUCCEEDED, run_id="scheduled__b", occurred_at=at(5)), current) == []
+    assert plan(ev(EventKind.RUN_SUCCEEDED, run_id="manual__a", occurred_at=at(6)), current) == [Resolve(1), Resolve(2)]
+
+
+def test_a_resolved_event_older_than_the_failure_resolves_nothing():
+    failing = ev(EventKind.QUALITY_FAILED, details={"check": "orders"}, occurred_at=at(10))
+    current = [firing(1, AlertKind.QUALITY_FAILED, failing, "orders")]
+    assert plan(ev(EventKind.QUALITY_FAILED, details={"check": "orders"}, resolved=True, occurred_at=at(9)), current) == []
+    assert plan(ev(EventKind.CHECK_PASSED, details={"check": "orders"}, occurred_at=at(9)), current) == []
+    assert plan(ev(EventKind.CHECK_PASSED, details={"check": "orders"}, occurred_at=at(10)), current) == [Resolve(1)]
+
+
+def test_every_alert_kind_is_in_the_table_and_event_kinds_derive_from_it():
+    from monitor.model import KINDS, GoodNews
+
+    assert set(KINDS) == set(AlertKind)
+    assert {k.value for k in EventKind} == {k.value for k in AlertKind} | {g.value for g in GoodNews}
+    assert all(EventKind(k.value).alert_kind is k for k in AlertKind)
