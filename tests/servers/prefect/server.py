@@ -92,10 +92,11 @@ class PrefectServer:
         self.stop()
         raise TimeoutError(f"prefect server did not answer /api/health within {timeout}s")
 
-    def run_flow(self, scenario: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        """Run one scenario of examples/prefect_flows/flows.py to its end."""
+    def run_flow(self, scenario: str, *args: str, timeout: float = 120, script: Path = FLOWS) -> subprocess.CompletedProcess:
+        """Run one scenario of examples/prefect_flows/flows.py (or of another flow `script` that
+        takes the scenario as its first argument) to its end."""
         return subprocess.run(
-            [str(PYTHON), str(FLOWS), scenario, *args], env=self.env, cwd=self.home,
+            [str(PYTHON), str(script), scenario, *args], env=self.env, cwd=self.home,
             capture_output=True, text=True, timeout=timeout, check=False,
         )
 

@@ -1,0 +1,51 @@
+"""Drives a real Prefect server through its REST API the way its own services, workers and users
+do: creates flow runs and task runs and forces them into states (crashed, failed, cancelled, with
+the message Prefect would write), and creates, pauses and deletes deployments. A test sees an
+orchestrator-made outcome in a second instead of staging one with processes and waiting for it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+
+class PrefectDriver:
+    def __init__(self, api_url: str) -> None:
+        self.client = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call that must succeed; the JSON answer (None when empty)."""
+        response = self.client.request(method, path.lstrip("/"), json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def flow_run(self, flow: str) -> str:
+        """A new RUNNING flow run of `flow` (created if needed), with no deployment."""
+        flow_id = self.call("POST", "flows/", {"name": flow})["id"]
+        run_id = self.call("POST", "flow_runs/", {"flow_id": flow_id})["id"]
+        self.set_state("flow_runs", run_id, "RUNNING", "Running")
+        return run_id
+
+    def task_run(self, flow_run_id: str, task: str) -> str:
+        """A RUNNING task run named as Prefect names them: `task-<first 3 of dynamic_key>`."""
+        dynamic_key = uuid.uuid4().hex
+        return self.call("POST", "task_runs/", {
+            "flow_run_id": flow_run_id, "task_key": f"{task}-key", "dynamic_key": dynamic_key,
+            "name": f"{task}-{dynamic_key[:3]}", "state": {"type": "RUNNING", "name": "Running"},
+        })["id"]
+
+    def set_state(self, kind: str, run_id: str, state_type: str, name: str, message: str | None = None) -> None:
+        """Force a flow run (`kind="flow_runs"`) or task run (`"task_runs"`) into a state."""
+        answer = self.call("POST", f"{kind}/{run_id}/set_state", {
+            "state": {"type": state_type, "name": name, "message": message}, "force": True,
+        })
+        assert answer["status"] == "ACCEPT", answer
+
+    def deployment(self, flow: str, name: str, **fields: Any) -> str:
+        flow_id = self.call("POST", "flows/", {"name": flow})["id"]
+        return self.call("POST", "deployments/", {"name": name, "flow_id": flow_id, **fields})["id"]
