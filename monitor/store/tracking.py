@@ -34,7 +34,7 @@ def save_seen(session: Session, *, source: str, run_id: str, pipeline: str, stat
 def source_status(session: Session, *, source: str) -> SourceStatusRow:
     row = session.get(SourceStatusRow, source)
     if row is None:
-        row = SourceStatusRow(source=source, up=True, consecutive_failures=0)
+        row = SourceStatusRow(source=source, up=True, consecutive_failures=0, consecutive_successes=0)
         session.add(row)
         session.flush()
     return row

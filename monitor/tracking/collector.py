@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Sequence
 
 from monitor import metrics
 from monitor.alerting import ingest
+from monitor.config import SourceHealthSettings
 from monitor.model import Event, EventKind, RunSnapshot, State, utcnow
 from monitor.sources.base import Source, SourceUnavailable
 from monitor.store import runs
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store
-from monitor.tracking.rules import silent_failure
+from monitor.store.tables import SourceStatusRow
+from monitor.tracking import rules
 from monitor.tracking.transitions import Seen, diff
 from monitor.tracking.watch import Watcher
 
@@ -36,7 +38,7 @@ class PollResult:
 class Collector:
     def __init__(
         self, source: Source, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow,
-        output_tasks: dict[str, str] | None = None, watcher: Watcher | None = None,
+        output_tasks: dict[str, str] | None = None, watcher: Watcher | None = None, health: SourceHealthSettings | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -44,6 +46,9 @@ class Collector:
         self.clock = clock
         self.output_tasks = output_tasks or {}
         self.watcher = watcher
+        # The source's `health:` settings; the watcher carries the source's settings when the
+        # caller (service.py) does not pass them, so the config applies either way.
+        self.health = health or (watcher.settings.health if watcher is not None else SourceHealthSettings())
 
     def run(self) -> None:
         """The scheduled job: poll, then the slower watch rules (stuck, missing, policy)."""
@@ -65,60 +70,77 @@ class Collector:
         except SourceUnavailable as exc:
             return self._down(str(exc))
         now = self.clock()
-        events = 0
         with self.store.session() as session:
             if not self.source.stores_runs:
                 runs.save(session, [(snap, snap.tasks) for snap in snapshots], now)
             status = tracking_store.source_status(session, source=self.source.name)
-            # An orchestrator that answers but reports a sick part (scheduler, workers) is down
-            # for alerting, yet its runs are still read: one offline pool must not hide the rest.
-            if health.healthy:
-                events += self._mark_up(session, status, now)
-            else:
-                events += self._mark_down(session, status, "unhealthy: " + "; ".join(health.problems or ("no reason given",)), now)
+            # An orchestrator that answers but reports a sick part (scheduler, workers) fails the
+            # poll for its health, yet its runs are still read: one offline pool must not hide the rest.
+            problem = None if health.healthy else "unhealthy: " + "; ".join(health.problems or ("no reason given",))
+            events = self._health(status, problem, now) + self._track(session, snapshots, now)
+            # One batch for the whole poll: alerting applies it in time order, so a failure and
+            # the later success that ends it (a first start's backfill) settle in one transaction.
+            self._apply(session, events, now)
             status.last_success_at = now
-            seen = tracking_store.seen_runs(session, source=self.source.name, runs=[(s.pipeline, s.run_id) for s in snapshots])
-            for snap in snapshots:
-                row = seen.get((snap.pipeline, snap.run_id))
-                previous = Seen.from_json(row.pipeline, row.state, row.tasks) if row else None
-                new_events, now_seen = diff(previous, snap, now)
-                silent = silent_failure(snap, self.output_tasks.get(snap.pipeline)) if any(e.kind is EventKind.RUN_SUCCEEDED for e in new_events) else None
-                if silent:
-                    new_events.append(Event(kind=EventKind.RUN_FAILED, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
-                                            occurred_at=snap.ended_at or now, summary=f"silent failure: {silent}",
-                                            details={"silent_failure": True, **({"url": snap.url} if snap.url else {})}, labels=snap.labels))
-                for event in new_events:
-                    events += self._apply(session, event, now)
-                self._observe(snap, previous, now_seen)
-                tracking_store.save_seen(
-                    session, source=self.source.name, run_id=snap.run_id, pipeline=snap.pipeline,
-                    state=now_seen.state.value, tasks=now_seen.to_json(), now=now, row=row,
-                )
             # The poll's own start time, not the orchestrators' timestamps: Airflow does not
             # return `updated_at`, and clocks differ; the overlap covers late writes.
             status.watermark = started
         metrics.POLLS.labels(source=self.source.name, result="ok").inc()
-        return PollResult(snapshots=len(snapshots), events=events, ok=health.healthy)
+        return PollResult(snapshots=len(snapshots), events=len(events), ok=health.healthy)
 
-    def _mark_up(self, session, status, now: datetime) -> int:
-        was_down = not status.up
-        status.up, status.consecutive_failures, status.last_error = True, 0, None
-        if was_down:
-            return self._apply(session, Event(kind=EventKind.SOURCE_UP, source=self.source.name, summary=f"source {self.source.name} is healthy again"), now)
-        return 0
+    def _track(self, session, snapshots: Sequence[RunSnapshot], now: datetime) -> list[Event]:
+        """Diff each snapshot against what the tracker last saw, remember the new state, and
+        return the events (not yet applied: the poll applies them as one batch)."""
+        events: list[Event] = []
+        seen = tracking_store.seen_runs(session, source=self.source.name, runs=[(s.pipeline, s.run_id) for s in snapshots])
+        for snap in snapshots:
+            row = seen.get((snap.pipeline, snap.run_id))
+            previous = Seen.from_json(row.pipeline, row.state, row.tasks) if row else None
+            new_events, now_seen = diff(previous, snap, now)
+            events += new_events + self._silent_failure(snap, new_events, now)
+            self._observe(snap, previous, now_seen)
+            tracking_store.save_seen(
+                session, source=self.source.name, run_id=snap.run_id, pipeline=snap.pipeline,
+                state=now_seen.state.value, tasks=now_seen.to_json(), now=now, row=row,
+            )
+        return events
 
-    def _mark_down(self, session, status, reason: str, now: datetime) -> int:
-        status.consecutive_failures += 1
-        status.last_error = reason[:2000]
-        if status.up:
-            status.up = False
-            return self._apply(session, Event(kind=EventKind.SOURCE_DOWN, source=self.source.name, summary=f"source {self.source.name} is down: {reason}"[:4000]), now)
-        return 0
+    def _silent_failure(self, snap: RunSnapshot, new_events: list[Event], now: datetime) -> list[Event]:
+        """A run that just succeeded without producing its output is a failure after all."""
+        if not any(e.kind is EventKind.RUN_SUCCEEDED for e in new_events):
+            return []
+        silent = rules.silent_failure(snap, self.output_tasks.get(snap.pipeline))
+        if not silent:
+            return []
+        return [Event(kind=EventKind.RUN_FAILED, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
+                      occurred_at=snap.ended_at or now, summary=f"silent failure: {silent}",
+                      details={"silent_failure": True, **({"url": snap.url} if snap.url else {})}, labels=snap.labels)]
 
-    def _apply(self, session, event: Event, now: datetime) -> int:
-        ingest.apply(session, event, self.policy, now)
-        metrics.EVENTS.labels(kind=event.kind.value).inc()
-        return 1
+    def _health(self, status: SourceStatusRow, problem: str | None, now: datetime) -> list[Event]:
+        """Feed one poll's outcome (`problem` None: healthy) to the hysteresis rule, keep its
+        memory in the status row, and return the source_down/source_up event it calls for."""
+        memory = rules.SourceHealth(up=status.up, failures=status.consecutive_failures, successes=status.consecutive_successes,
+                                    failing_since=status.first_failure_at)
+        after, change = rules.source_health(memory, problem is None, now, self.health)
+        status.up, status.consecutive_failures, status.consecutive_successes, status.first_failure_at = (
+            after.up, after.failures, after.successes, after.failing_since)
+        if problem is not None:
+            status.last_error = problem[:2000]
+        elif after.up:
+            status.last_error = None
+        if change is rules.HealthChange.DOWN:
+            since = f"{after.failures} failed polls since {after.failing_since:%Y-%m-%d %H:%M:%S} UTC"
+            return [Event(kind=EventKind.SOURCE_DOWN, source=self.source.name, occurred_at=now,
+                          summary=f"source {self.source.name} is down ({since}): {problem}"[:4000])]
+        if change is rules.HealthChange.UP:
+            return [Event(kind=EventKind.SOURCE_UP, source=self.source.name, occurred_at=now,
+                          summary=f"source {self.source.name} is healthy again ({self.health.up_after_successes} healthy polls in a row)")]
+        return []
+
+    def _apply(self, session, events: list[Event], now: datetime) -> None:
+        ingest.apply_batch(session, events, self.policy, now)
+        for event in events:
+            metrics.EVENTS.labels(kind=event.kind.value).inc()
 
     def _observe(self, snap: RunSnapshot, previous: Seen | None, now_seen: Seen) -> None:
         """Counters move once per transition, so they stay true counters across polls."""
@@ -135,7 +157,9 @@ class Collector:
 
     def _down(self, reason: str) -> PollResult:
         metrics.POLLS.labels(source=self.source.name, result="error").inc()
+        now = self.clock()
         with self.store.session() as session:
-            self._mark_down(session, tracking_store.source_status(session, source=self.source.name), f"unreachable: {reason}", self.clock())
+            events = self._health(tracking_store.source_status(session, source=self.source.name), f"unreachable: {reason}", now)
+            self._apply(session, events, now)
         log.warning("polling %s failed: %s", self.source.name, reason)
-        return PollResult(snapshots=0, events=0, ok=False)
+        return PollResult(snapshots=0, events=len(events), ok=False)
