@@ -5,22 +5,29 @@ Polling is incremental: DAG runs and task instances with `updated_at >= since` (
 watermark, already overlapped), then *all* task instances of every run touched, because the
 tracker diffs whole runs. Every list is paged to its end in pages of 100 (Airflow's cap) and
 every query is bounded by time and a page limit. What the overlap shows twice is deduped by key,
-and a failed try's log is read once (cached by try), only for failed or retrying tries.
+and a failed try's log is read once (cached by try), only for failed or retrying tries; when the
+task raised nothing (Airflow failed it: a user, the scheduler, a zombie), the reason comes from
+Airflow's event log (`airflow_reasons`).
+
+Polling only reads, through GET: the batch `POST …/list` endpoints would write an audit row into
+Airflow's event log at every poll (Airflow 3's `taskInstances/list` does). The only writes are the
+actions: `clearTaskInstances` and mark-failed (PATCH).
 
 Definitions (DAGs and their tasks) are cached per DAG and re-read only when a DAG may have changed:
 on Airflow 3 when its DAG version changed (one listing of recent versions across all DAGs), on
 Airflow 2 when its file was re-parsed (nothing better is exposed). See `airflow_definitions`.
 
-Modules: `airflow_http` (requests, errors, back-off, paging), `airflow_auth` (tokens, basic),
+Modules: `airflow_http` (requests, errors, retries, back-off, paging), `airflow_auth` (tokens, basic),
 `airflow_api` (response shapes), `airflow_states` (state mapping), `airflow_logs` (errors),
-`airflow_definitions` (which DAGs' tasks to re-read, and their cache).
+`airflow_reasons` (why Airflow failed a task), `airflow_definitions` (which DAGs' tasks to re-read,
+and their cache).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,10 +43,11 @@ from monitor.model import (
     TaskSnapshot,
     utcnow,
 )
-from monitor.sources import airflow_logs
+from monitor.sources import airflow_logs, airflow_reasons
 from monitor.sources.airflow_api import (
     Dag,
     DagRun,
+    EventLogEntry,
     HealthInfo,
     ImportErrorItem,
     TaskInstance,
@@ -62,10 +70,12 @@ from monitor.sources.airflow_definitions import (
     read_tasks,
 )
 from monitor.sources.airflow_http import (
+    PAGE_LIMIT,
     AirflowClient,
     AirflowError,
     AirflowNotFound,
     BackOff,
+    Retries,
     quoted,
 )
 from monitor.sources.airflow_states import run_state, task_state
@@ -75,10 +85,10 @@ log = logging.getLogger(__name__)
 
 #: How far back the first poll (no watermark yet) looks: enough to see what is failing now.
 INITIAL_LOOKBACK = timedelta(hours=1)  # a first poll backfills the last hour; at 5,000 DAGs 6 h hit the 20,000-item page cap
-#: Log reads per poll: a burst of failures must not turn one poll into hundreds of requests.
+#: Log (and event-log) reads per poll: a burst of failures must not turn one poll into hundreds of requests.
 MAX_LOG_READS = 20
-#: Runs per batch task-instance request (their ids go in the request body).
-RUNS_PER_BATCH = 50
+#: Margin around a DAG's run dates when its runs' task instances are read in one query.
+RUN_DATE_MARGIN = timedelta(seconds=1)
 #: Remembered (try → error, traceback): enough for every failure seen within the overlap.
 ERROR_CACHE_SIZE = 5000
 
@@ -95,6 +105,12 @@ class ApiVersion:
     @property
     def v2(self) -> bool:
         return self.name == "v2"
+
+    @property
+    def run_date(self) -> tuple[str, str]:
+        """(task-instance filter, DagRun field) of a run's date: v2 `run_after` (a manual run has no
+        logical date), v1 `execution_date` (every run has one)."""
+        return ("run_after", "run_after") if self.v2 else ("execution_date", "logical_date")
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,7 @@ class AirflowSource:
         token_provider: TokenProvider | None = None,
         clock: Callable[[], datetime] = utcnow,
         backoff: BackOff | None = None,
+        retries: Retries | None = None,
         initial_lookback: timedelta = INITIAL_LOOKBACK,
         max_log_reads: int = MAX_LOG_READS,
         open_recheck: timedelta = OPEN_VERSION_RECHECK,
@@ -132,7 +149,7 @@ class AirflowSource:
         self.max_log_reads = max_log_reads
         self._token_provider = token_provider
         self._client = AirflowClient(
-            settings.url, None, timeout=settings.timeout.total_seconds(), transport=transport, backoff=backoff
+            settings.url, None, timeout=settings.timeout.total_seconds(), transport=transport, backoff=backoff, retries=retries
         )
         self._api: ApiVersion | None = None
         self._errors: OrderedDict[tuple, tuple[str | None, str | None]] = OrderedDict()
@@ -141,6 +158,7 @@ class AirflowSource:
         self._dag_tasks = DagTaskCache(self.name, open_recheck=open_recheck, max_open_rereads=max_open_rereads)
         self._labels: dict[str, dict[str, str]] = {}
         self._import_errors: tuple[ImportErrorView, ...] = ()
+        self._event_log_readable = True  # False once Airflow said this role may not read it
 
     def close(self) -> None:
         self._client.close()
@@ -230,27 +248,44 @@ class AirflowSource:
                 runs[(dag_id, run_id)] = parse(DagRun, self._client.get(self._run_path(dag_id, run_id)), "dagRun")
             except AirflowNotFound:
                 log.info("run %s of %s was deleted while polling", run_id, dag_id)
-        instances = self._task_instances(list(runs))
+        instances = self._task_instances(runs)
         budget = [self.max_log_reads]
         return [self._snapshot(run, instances.get(key, []), budget) for key, run in sorted(runs.items())]
 
-    def _task_instances(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[TaskInstance]]:
-        """All task instances of these runs, through the batch endpoint, deduped by key."""
-        wanted = set(keys)
+    def _task_instances(self, runs: dict[tuple[str, str], DagRun]) -> dict[tuple[str, str], list[TaskInstance]]:
+        """All task instances of these runs, through GET lists (`_task_instance_queries`), deduped by key."""
         found: dict[tuple[str, str, str, int], TaskInstance] = {}
-        path = f"{self.api.prefix}/dags/~/dagRuns/~/taskInstances/list"
-        for start in range(0, len(keys), RUNS_PER_BATCH):
-            chunk = keys[start : start + RUNS_PER_BATCH]
-            body = {"dag_ids": sorted({d for d, _ in chunk}), "dag_run_ids": sorted({r for _, r in chunk})}
-            for item in self._client.paginate_post(path, "task_instances", body):
-                ti = parse(TaskInstance, item, "taskInstances/list")
-                if (ti.dag_id, ti.dag_run_id) in wanted:  # dag_ids × run_ids can match other pairs
+        for path, params in self._task_instance_queries(runs):
+            for item in self._client.paginate(path, "task_instances", params):
+                ti = parse(TaskInstance, item, "taskInstances")
+                if (ti.dag_id, ti.dag_run_id) in runs:  # a DAG's date window may hold other runs
                     found[ti.key] = ti
                     self._dag_tasks.ran(ti, self.clock())
         out: dict[tuple[str, str], list[TaskInstance]] = {}
         for ti in found.values():
             out.setdefault((ti.dag_id, ti.dag_run_id), []).append(ti)
         return out
+
+    def _task_instance_queries(self, runs: dict[tuple[str, str], DagRun]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(path, params) of the GETs that list these runs' task instances: one run's own list, or,
+        for a DAG with several of these runs, its task instances between the first and the last
+        run's date — one query per DAG instead of one per run (a first poll sees many runs of a
+        frequent DAG). Not the batch `POST …/taskInstances/list`: Airflow 3 writes an audit row
+        for each call of it, and API v1/v2 cannot filter a GET by a list of run ids."""
+        by_dag: dict[str, list[DagRun]] = {}
+        for (dag_id, _), run in sorted(runs.items()):
+            by_dag.setdefault(dag_id, []).append(run)
+        name, field = self.api.run_date
+        for dag_id, group in by_dag.items():
+            dates = [getattr(run, field) for run in group]
+            if len(group) > 1 and None not in dates:
+                first, last = min(dates) - RUN_DATE_MARGIN, max(dates) + RUN_DATE_MARGIN
+                yield (
+                    f"{self.api.prefix}/dags/{quoted(dag_id)}/dagRuns/~/taskInstances",
+                    {f"{name}_gte": aware(first).astimezone(UTC).isoformat(), f"{name}_lte": aware(last).astimezone(UTC).isoformat()},
+                )
+            else:
+                yield from ((f"{self._run_path(dag_id, run.dag_run_id)}/taskInstances", {}) for run in group)
 
     def _snapshot(self, run: DagRun, instances: list[TaskInstance], budget: list[int]) -> RunSnapshot:
         tasks = []
@@ -274,27 +309,59 @@ class AirflowSource:
         )
 
     def _failure(self, ti: TaskInstance, budget: list[int]) -> tuple[str | None, str | None]:
-        """Error and traceback of this failed try, from its log: read once per try, within budget."""
+        """Error and traceback of this failed try: read once per try, within the poll's budget."""
         key = (*ti.key, ti.try_number)
         if key in self._errors:
             self._errors.move_to_end(key)
             return self._errors[key]
         if budget[0] <= 0:
             return None, None  # read on a later poll (the stored task run gets the text then)
-        budget[0] -= 1
         try:
-            found = self._read_error(ti.dag_id, ti.dag_run_id, ti.task_id, ti.try_number, ti.map_index)
+            found, complete = self._read_failure(ti, budget)
         except SourceUnavailable as exc:
             budget[0] = 0  # the API is struggling: no more log reads this poll
             log.warning("could not read the log of %s: %s", key, exc)
             return None, None
-        except AirflowError as exc:
-            log.info("no log for %s: %s", key, exc)
-            found = (None, None)
-        self._errors[key] = found
-        while len(self._errors) > ERROR_CACHE_SIZE:
-            self._errors.popitem(last=False)
+        if complete:
+            self._errors[key] = found
+            while len(self._errors) > ERROR_CACHE_SIZE:
+                self._errors.popitem(last=False)
         return found
+
+    def _read_failure(self, ti: TaskInstance, budget: list[int]) -> tuple[tuple[str | None, str | None], bool]:
+        """(error, traceback) and whether it is final: the exception in the try's log; when the task
+        raised none, Airflow's reason for failing it (not final when the budget ran out first)."""
+        budget[0] -= 1
+        try:
+            error, traceback = self._read_error(ti.dag_id, ti.dag_run_id, ti.task_id, ti.try_number, ti.map_index)
+        except AirflowError as exc:
+            log.info("no log for %s/%s/%s try %d: %s", ti.dag_id, ti.dag_run_id, ti.task_id, ti.try_number, exc)
+            error = traceback = None
+        if traceback is not None:
+            return (error, traceback), True
+        reason, complete = self._airflow_reason(ti, budget)
+        return ((reason, None) if reason else (error, traceback)), complete
+
+    def _airflow_reason(self, ti: TaskInstance, budget: list[int]) -> tuple[str | None, bool]:
+        """Why Airflow failed a try that raised nothing, from its event log: the task's own events,
+        then its run's (a run marked failed fails its running tasks). (reason, final)."""
+        if not self._event_log_readable:
+            return airflow_reasons.failure_reason((), ti), True
+        for scope in ({"task_id": ti.task_id}, {}):
+            if budget[0] <= 0:
+                return None, False
+            budget[0] -= 1
+            params = {"dag_id": ti.dag_id, "run_id": ti.dag_run_id, **scope, "order_by": "-event_log_id", "limit": PAGE_LIMIT}
+            try:
+                data = self._client.get(f"{self.api.prefix}/eventLogs", params, permission_optional=True)
+            except AirflowError as exc:  # a role without the audit log: the note is all there is
+                log.warning("source %s: cannot read Airflow's event log, so no reasons for failures Airflow made: %s", self.name, exc)
+                self._event_log_readable = False
+                return airflow_reasons.failure_reason((), ti), True
+            reason = airflow_reasons.failure_reason((parse(EventLogEntry, e, "eventLogs") for e in _items(data, "event_logs")), ti)
+            if reason:
+                return reason, True
+        return None, True
 
     def _read_error(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int) -> tuple[str | None, str | None]:
         content = self._log_content(dag_id, run_id, task_id, try_number, map_index)

@@ -97,6 +97,7 @@ class TaskInstance(_Api):
     start_date: datetime | None = None
     end_date: datetime | None = None
     queued_when: datetime | None = Field(None, validation_alias=AliasChoices("queued_when", "queued_dttm"))
+    note: str | None = None  # a user's note (v1 since 2.5, v2); a reason when Airflow failed the task
     dag_version: DagVersion | None = None  # v2: the DAG version this instance runs (v1: absent)
 
     @field_validator("dag_version", mode="before")
@@ -111,6 +112,22 @@ class TaskInstance(_Api):
     @property
     def key(self) -> tuple[str, str, str, int]:
         return (self.dag_id, self.dag_run_id, self.task_id, self.map_index)
+
+
+class EventLogEntry(_Api):
+    """One row of Airflow's event log (`GET /eventLogs`), the same shape in v1 and v2. `extra` is
+    text: JSON of the request for API actions, a sentence for the scheduler's events."""
+
+    event_log_id: int | None = None
+    when: datetime | None = None
+    dag_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    map_index: int | None = None
+    try_number: int | None = None
+    event: str = ""
+    owner: str | None = None
+    extra: Any = None
 
 
 class Tag(_Api):

@@ -1,4 +1,4 @@
-"""Airflow's REST API over HTTP: auth headers, error translation, back-off, pagination.
+"""Airflow's REST API over HTTP: auth headers, error translation, retries, back-off, pagination.
 
     SourceUnavailable (monitor.sources.base)   outage: unreachable, 5xx, 429, garbage, backing off
     └── AirflowAuthError                       401/403 (credentials or permissions)
@@ -8,15 +8,22 @@
 
 Every foreign exception (httpx, JSON) is translated here, and nothing else in the source sees a
 status code. The transport is passed in, so tests use `httpx.MockTransport`.
+
+Two layers against failures: a read (GET, idempotent) that meets a blip — 5xx, 429, a dropped
+connection, a read timeout — is retried a bounded number of times within the request (`Retries`),
+so one blip does not fail a poll; only a request that still fails after its retries counts as a
+failure of the source and starts the shared `BackOff`. Writes (clear, mark failed) are never
+retried here: the caller decides.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -76,6 +83,38 @@ class BackOff:
         self.failures, self.not_before, self.last_error = 0, 0.0, ""
 
 
+@dataclass
+class Retries:
+    """How a read that met a blip is retried: `attempts` in all (the first and two retries), waits
+    of `base`, 2×`base`, … capped at `cap`, each scaled by a random factor in [0.5, 1.5) so many
+    dagwatch processes do not retry in step. A server's Retry-After is honoured when it is at most
+    `max_retry_after`; a longer one means "not now" and is left to the `BackOff`. `sleep` and
+    `rng` are parameters so tests neither sleep nor depend on chance."""
+
+    attempts: int = 3
+    base: float = 0.25
+    cap: float = 2.0
+    max_retry_after: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def wait_before(self, retry: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before retry number `retry` (1, 2, …), or None: do not retry."""
+        if retry >= self.attempts:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        return min(self.cap, self.base * 2 ** (retry - 1)) * (0.5 + self.rng.random())
+
+
+@dataclass(frozen=True)
+class Blip:
+    """Why one attempt failed in a way worth retrying; `retry_after` is the server's, if it sent one."""
+
+    reason: str
+    retry_after: float | None = None
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """`Retry-After: 120` or an HTTP date → seconds from now (None when absent or unreadable)."""
     if not value:
@@ -99,10 +138,12 @@ class AirflowClient:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         backoff: BackOff | None = None,
+        retries: Retries | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
         self.backoff = backoff or BackOff()
+        self.retries = retries or Retries()
         self.http = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
             headers={"Accept": "application/json", "User-Agent": "dagwatch"},
@@ -111,8 +152,10 @@ class AirflowClient:
     def close(self) -> None:
         self.http.close()
 
-    def get(self, path: str, params: dict[str, Any] | None = None, *, authenticated: bool = True) -> Any:
-        return self.request("GET", path, params=params, authenticated=authenticated)
+    def get(self, path: str, params: dict[str, Any] | None = None, *, authenticated: bool = True, permission_optional: bool = False) -> Any:
+        """`permission_optional`: a 403 means this role may not read this one thing (AirflowRejected),
+        not that dagwatch's credentials are wrong — for reads a poll can do without."""
+        return self.request("GET", path, params=params, authenticated=authenticated, permission_optional=permission_optional)
 
     def get_text(self, path: str, params: dict[str, Any] | None = None) -> str:
         """A plain-text answer (Airflow 2's logs: its JSON form is a stringified list of tuples)."""
@@ -126,38 +169,57 @@ class AirflowClient:
 
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
-        authenticated: bool = True, accept: str | None = None,
+        authenticated: bool = True, accept: str | None = None, permission_optional: bool = False,
     ) -> Any:
+        """One API call. GETs are retried after a blip (see `Retries`); the request's final
+        failure is what the `BackOff` counts and what the caller sees as SourceUnavailable."""
         self.backoff.check()
-        response = self._send(method, path, params, json, authenticated, accept)
-        if response.status_code == 401 and authenticated and not isinstance(self.credentials, BasicCredentials) and self.credentials:
-            self.credentials.invalidate()  # an expired or rotated token: fetch a new one, once
-            response = self._send(method, path, params, json, authenticated, accept)
-        return self._read(method, path, response, as_text=accept == "text/plain")
+        retry = 0
+        while True:
+            outcome = self._attempt(method, path, params, json, authenticated, accept)
+            if not isinstance(outcome, Blip):
+                return self._read(method, path, outcome, as_text=accept == "text/plain", permission_optional=permission_optional)
+            retry += 1
+            wait = self.retries.wait_before(retry, outcome.retry_after) if method == "GET" else None
+            if wait is None:
+                delay = self.backoff.failed(outcome.reason, outcome.retry_after)
+                raise SourceUnavailable(outcome.reason, retry_after=outcome.retry_after if outcome.retry_after is not None else delay)
+            log.info("retrying %s %s in %.2fs (retry %d): %s", method, path, wait, retry, outcome.reason)
+            self.retries.sleep(wait)
 
-    def _send(self, method: str, path: str, params: Any, json: Any, authenticated: bool, accept: str | None) -> httpx.Response:
-        headers = {"Accept": accept} if accept else {}
+    def _attempt(self, method: str, path: str, params: Any, json: Any, authenticated: bool, accept: str | None) -> httpx.Response | Blip:
+        """Send once (and once more with a fresh token after a 401); a blip is returned, not raised."""
         try:
-            if authenticated and self.credentials is not None:
-                headers["Authorization"] = (
-                    self.credentials.header() if isinstance(self.credentials, BasicCredentials)
-                    else "Bearer " + self.credentials.token(self.http)
-                )
-            return self.http.request(method, path, params=params, json=json, headers=headers)
+            response = self._send(method, path, params, json, authenticated, accept)
+            if response.status_code == 401 and authenticated and not isinstance(self.credentials, BasicCredentials) and self.credentials:
+                self.credentials.invalidate()  # an expired or rotated token: fetch a new one, once
+                response = self._send(method, path, params, json, authenticated, accept)
         except AirflowAuthError as exc:
             self.backoff.failed(str(exc))
             raise
-        except SourceUnavailable as exc:
-            self.backoff.failed(str(exc), exc.retry_after)
-            raise
-        except httpx.HTTPError as exc:
-            reason = f"cannot reach Airflow at {self.base_url}: {type(exc).__name__}: {exc}"
-            self.backoff.failed(reason)
-            raise SourceUnavailable(reason) from None
+        except SourceUnavailable as exc:  # the token endpoint could not be asked
+            return Blip(str(exc), exc.retry_after)
+        except httpx.HTTPError as exc:  # refused, reset, timed out
+            return Blip(f"cannot reach Airflow at {self.base_url}: {type(exc).__name__}: {exc}")
+        if response.status_code == 429 or response.status_code >= 500:
+            return Blip(f"Airflow answered HTTP {response.status_code} on {method} {path}", retry_after_seconds(response.headers.get("Retry-After")))
+        return response
 
-    def _read(self, method: str, path: str, response: httpx.Response, *, as_text: bool = False) -> Any:
+    def _send(self, method: str, path: str, params: Any, json: Any, authenticated: bool, accept: str | None) -> httpx.Response:
+        headers = {"Accept": accept} if accept else {}
+        if authenticated and self.credentials is not None:
+            headers["Authorization"] = (
+                self.credentials.header() if isinstance(self.credentials, BasicCredentials)
+                else "Bearer " + self.credentials.token(self.http)
+            )
+        return self.http.request(method, path, params=params, json=json, headers=headers)
+
+    def _read(self, method: str, path: str, response: httpx.Response, *, as_text: bool = False, permission_optional: bool = False) -> Any:
         status = response.status_code
         where = f"{method} {path}"
+        if status == 403 and permission_optional:
+            self.backoff.succeeded()
+            raise AirflowRejected(f"Airflow denied {where} to dagwatch's role: HTTP 403", status)
         if status in (401, 403):
             what = (
                 "refused dagwatch's credentials" if status == 401
@@ -169,11 +231,6 @@ class AirflowClient:
         if status == 404:
             self.backoff.succeeded()
             raise AirflowNotFound(f"not found: {where}", status)
-        if status == 429 or status >= 500:
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-            reason = f"Airflow answered HTTP {status} on {where}"
-            delay = self.backoff.failed(reason, retry_after)
-            raise SourceUnavailable(reason, retry_after=retry_after if retry_after is not None else delay)
         if status >= 400:
             self.backoff.succeeded()
             raise AirflowRejected(f"Airflow rejected {where}: HTTP {status}: {_detail(response)}", status)
@@ -190,18 +247,12 @@ class AirflowClient:
         return data
 
     def paginate(self, path: str, key: str, params: dict[str, Any] | None = None, *, max_pages: int = 200) -> Iterator[dict]:
-        """Every item of a list endpoint, `limit`/`offset` pages of 100, stopping at a short page,
-        at `total_entries`, or (logged) at `max_pages` — so a poll is always bounded."""
-        yield from self._pages(lambda offset: self.get(path, {**(params or {}), "limit": PAGE_LIMIT, "offset": offset}), key, path, max_pages)
-
-    def paginate_post(self, path: str, key: str, body: dict[str, Any], *, max_pages: int = 200) -> Iterator[dict]:
-        """The same for the batch endpoints (`…/list`), which page with `page_limit`/`page_offset`."""
-        yield from self._pages(lambda offset: self.post(path, {**body, "page_limit": PAGE_LIMIT, "page_offset": offset}), key, path, max_pages)
-
-    def _pages(self, fetch: Callable[[int], Any], key: str, path: str, max_pages: int) -> Iterator[dict]:
+        """Every item of a list endpoint (GET: reads leave no audit row), `limit`/`offset` pages of
+        100, stopping at a short page, at `total_entries`, or (logged) at `max_pages` — so a poll is
+        always bounded."""
         offset = 0
         for _ in range(max_pages):
-            page = fetch(offset)
+            page = self.get(path, {**(params or {}), "limit": PAGE_LIMIT, "offset": offset})
             items = page.get(key) if isinstance(page, dict) else None
             if not isinstance(items, list):
                 reason = f"Airflow's {path} answered without a `{key}` list"

@@ -57,10 +57,10 @@ def error_from_events(events: list[Any]) -> tuple[str | None, str | None]:
         if isinstance(item, dict) and item.get("error_detail"):
             detail = item["error_detail"]
             first = detail[0] if isinstance(detail, list) and detail and isinstance(detail[0], dict) else {}
-            return _clip(_exc_line(first), MAX_ERROR), _tail(format_error_detail(detail), MAX_TRACEBACK)
+            return clip(_exc_line(first), MAX_ERROR), _tail(format_error_detail(detail), MAX_TRACEBACK)
     for item in reversed(events):  # no structured error: the last error-level message, if any
         if isinstance(item, dict) and str(item.get("level", "")).lower() in ("error", "critical") and item.get("event"):
-            return _clip(str(item["event"]), MAX_ERROR), None
+            return clip(str(item["event"]), MAX_ERROR), None
     return None, None
 
 
@@ -74,7 +74,7 @@ def error_from_text(text: str) -> tuple[str | None, str | None]:
     if start < 0:
         for line in reversed(text.splitlines()):
             if " ERROR - " in line:
-                return _clip(line.split(" ERROR - ", 1)[1].strip(), MAX_ERROR), None
+                return clip(line.split(" ERROR - ", 1)[1].strip(), MAX_ERROR), None
         return None, None
     block: list[str] = []
     for line in text[start:].splitlines():
@@ -84,10 +84,10 @@ def error_from_text(text: str) -> tuple[str | None, str | None]:
     while block and not block[-1].strip():
         block.pop()
     error = next((line.strip() for line in reversed(block) if line.strip() and not line.startswith((" ", "\t"))), None)
-    return _clip(error, MAX_ERROR), _tail("\n".join(block), MAX_TRACEBACK)
+    return clip(error, MAX_ERROR), _tail("\n".join(block), MAX_TRACEBACK)
 
 
-def _clip(value: str | None, limit: int) -> str | None:
+def clip(value: str | None, limit: int) -> str | None:
     if value is None or len(value) <= limit:
         return value
     return value[: limit - 1] + "…"

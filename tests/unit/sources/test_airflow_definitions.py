@@ -124,10 +124,9 @@ class FakeAirflow3:
             return self._page(versions, "dag_versions", limit, offset)
         if parts == ["dags", "~", "dagRuns"]:
             return self._page([], "dag_runs", limit, offset)
-        if parts == ["dags", "~", "dagRuns", "~", "taskInstances"]:
-            return self._page(self.tis, "task_instances", limit, offset)
-        if parts == ["dags", "~", "dagRuns", "~", "taskInstances", "list"]:
-            return self._page(self.tis, "task_instances", 100, 0)
+        if len(parts) == 5 and parts[0] == "dags" and parts[2] == "dagRuns" and parts[4] == "taskInstances":
+            tis = [t for t in self.tis if parts[1] in ("~", t["dag_id"]) and parts[3] in ("~", t["dag_run_id"])]
+            return self._page(tis, "task_instances", limit, offset)
         if len(parts) == 4 and parts[2] == "dagRuns":
             return httpx.Response(200, json={"dag_id": parts[1], "dag_run_id": parts[3], "state": "running"})
         return httpx.Response(404, json={"detail": f"no route {path}"})
