@@ -16,6 +16,7 @@ from monitor.sources.prefect import PrefectSource
 from monitor.store import alerts as alert_store
 from monitor.store.db import Store
 from monitor.tracking.collector import Collector
+from tests.integration.prefect.driver import PrefectDriver
 from tests.servers.prefect.server import PrefectServer, install
 
 POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http://127.0.0.1:8000")
@@ -90,3 +91,11 @@ def watch(prefect_server: PrefectServer, store: Store) -> Callable[..., Watch]:
     yield make
     for w in made:
         w.source.close()
+
+
+@pytest.fixture
+def driver(prefect_server: PrefectServer) -> PrefectDriver:
+    """Puts runs and deployments into the states a test needs, through the real server's API."""
+    made = PrefectDriver(prefect_server.api_url)
+    yield made
+    made.close()

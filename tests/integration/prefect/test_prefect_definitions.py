@@ -7,18 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from monitor.config import PrefectSourceSettings
 from monitor.sources.prefect import PrefectSource
-from tests.integration.prefect.driver import PrefectDriver
-
-
-@pytest.fixture
-def driver(prefect_server):
-    made = PrefectDriver(prefect_server.api_url)
-    yield made
-    made.close()
 
 
 def _definitions(source: PrefectSource) -> dict[str, tuple[bool, str | None]]:

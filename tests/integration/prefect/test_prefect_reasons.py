@@ -10,16 +10,8 @@ import pytest
 
 from monitor.model import Alert, AlertKind, RunView
 from monitor.store import runs
-from tests.integration.prefect.driver import PrefectDriver
 
 REASON_FLOWS = Path(__file__).with_name("reason_flows.py")
-
-
-@pytest.fixture
-def driver(prefect_server):
-    made = PrefectDriver(prefect_server.api_url)
-    yield made
-    made.close()
 
 
 def _only(alerts: list[Alert], kind: AlertKind) -> Alert:
