@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
@@ -110,13 +112,21 @@ def airflow(request, airflow_servers) -> AirflowServer:
     return airflow_servers.get(request.param)
 
 
-def source_for(server: AirflowServer, include: list[str] | None = None, **auth) -> AirflowSource:
+def source_for(server: AirflowServer, include: list[str] | None = None, *, url: str | None = None, timeout: float = 10, **auth) -> AirflowSource:
+    """dagwatch's source for this server (or for `url`, a proxy in front of it), admin unless told."""
     settings = AirflowSourceSettings(
-        kind="airflow", name=f"airflow{server.major}", url=server.url,
+        kind="airflow", name=f"airflow{server.major}", url=url or server.url,
         auth=auth or {"username": ADMIN[0], "password": ADMIN[1]}, include=include or [],
-        definitions_interval=0,
+        definitions_interval=0, timeout=timedelta(seconds=timeout),
     )
     return AirflowSource(settings)
+
+
+def audit_rows(server: AirflowServer, owner: str) -> int:
+    """Rows of Airflow's event log (the audit table) written on behalf of `owner`, counted in its
+    metadata DB opened read-only: `GET /eventLogs` hides rows whose dag_id is `~`."""
+    with sqlite3.connect(f"file:{server.home / 'airflow.db'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM log WHERE owner = ?", (owner,)).fetchone()[0]
 
 
 def collector_for(server: AirflowServer, store, include: list[str]) -> Collector:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from monitor.model import AlertKind, AlertStatus, Event, State
 from monitor.sources.airflow_auth import AirflowAuthError
 from monitor.sources.airflow_http import AirflowNotFound
 from monitor.store import alerts as alert_store
-from tests.integration.airflow.conftest import collector_for, source_for
+from monitor.tracking.collector import Collector
+from tests.integration.airflow.conftest import POLICY, audit_rows, collector_for, source_for
 from tests.servers.airflow.server import VIEWER
 
 
@@ -66,6 +68,26 @@ def test_mark_failed_a_long_task(airflow3, api3, store):
         source.clear_failed("no_such_dag", run_id, None, dry_run=True)
 
 
+def test_a_task_airflow_failed_alerts_with_the_reason_from_its_event_log(airflow3, api3, store):
+    """A running task marked failed by a user has no exception in its log ("Task killed!" at
+    most): the alert names who failed it and how, from Airflow's event log — and reading that log
+    writes nothing into it."""
+    run_id = api3.trigger("dw_long")
+    api3.wait_task("dw_long", run_id, "sleep", ("running",))
+    patched = api3.http.patch(f"/api/v2/dags/dw_long/dagRuns/{quote(run_id, safe='')}/taskInstances/sleep", json={"new_state": "failed"})
+    assert patched.status_code == 200
+    api3.wait_task("dw_long", run_id, "sleep", ("failed",), timeout=30)
+    viewer = source_for(airflow3, include=["^dw_long$"], username=VIEWER[0], password=VIEWER[1])
+    collector = Collector(viewer, store, POLICY)
+    before = audit_rows(airflow3, VIEWER[0])
+    collector.poll_once()
+    with store.session() as s:
+        [alert] = [a for a in alert_store.list_alerts(s) if a.kind is AlertKind.TASK_FAILED and a.run_id == run_id]
+    assert alert.details["error"] == "the task was marked failed by admin through Airflow's API (patch_task_instance)"
+    assert "marked failed by admin" in alert.summary
+    assert audit_rows(airflow3, VIEWER[0]) == before
+
+
 def test_missed_schedule_shows_as_next_run_in_the_past(airflow3):
     """dw_late runs every 30 s but max_active_runs=1 and its first run sleeps: the next run
     is due and never created, which is what dagwatch's freshness check must call missed."""
@@ -100,22 +122,30 @@ def test_import_errors_are_exposed(airflow3, airflow_servers):
 
 
 def test_scheduler_down_is_source_down_then_recovers(airflow3, store):
-    """Runs last in this module: it stops the scheduler and starts it again."""
+    """Runs last in this module: it stops the scheduler and starts it again. Source health has
+    hysteresis (down after several failed polls in a row, up after several healthy ones), so the
+    collector polls until the alert fires, then until it resolves."""
     collector = collector_for(airflow3, store, include=["^dw_ok$"])
     assert collector.poll_once().ok
     airflow3.stop_component("scheduler")
     try:
-        deadline = time.monotonic() + 60
-        while collector.poll_once().ok:
-            assert time.monotonic() < deadline, "scheduler never reported unhealthy"
-            time.sleep(1)
-        with store.session() as s:
-            [down] = [a for a in alert_store.list_alerts(s) if a.kind is AlertKind.SOURCE_DOWN]
-        assert down.status is AlertStatus.FIRING and "scheduler is unhealthy" in down.summary
+        down = poll_until(collector, store, AlertStatus.FIRING, "scheduler never reported unhealthy")
+        assert "scheduler is unhealthy" in down.summary
     finally:
         airflow3.start_component("scheduler")
     airflow3.wait_healthy(90)
-    assert collector.poll_once().ok
-    with store.session() as s:
-        [down] = [a for a in alert_store.list_alerts(s) if a.kind is AlertKind.SOURCE_DOWN]
-    assert down.status is AlertStatus.RESOLVED
+    poll_until(collector, store, AlertStatus.RESOLVED, "source_down never resolved")
+
+
+def poll_until(collector, store, status: AlertStatus, failure: str, within: float = 90):
+    """Poll every second until the one source_down alert has `status`; return it."""
+    deadline = time.monotonic() + within
+    while True:
+        collector.poll_once()
+        with store.session() as s:
+            found = [a for a in alert_store.list_alerts(s) if a.kind is AlertKind.SOURCE_DOWN]
+        if found and found[0].status is status:
+            [alert] = found
+            return alert
+        assert time.monotonic() < deadline, failure
+        time.sleep(1)
