@@ -6,7 +6,9 @@
     ├── PipelineNotFound       a pipeline reference does not resolve
     ├── TaskTimeout            a task attempt ran past its timeout
     ├── StoreError             the database cannot be opened or migrated
-    └── NotFound               an API object does not exist (404)
+    ├── NotFound               an API object does not exist (404)
+    ├── Conflict               the object is in a state that forbids the request (409)
+    └── InvalidRequest         the request is well-formed but cannot be done as asked (422)
 
 Foreign exceptions are translated where they enter (`raise ConfigError(...) from exc`).
 """
@@ -42,4 +44,12 @@ class StoreError(DagwatchError):
 
 
 class NotFound(DagwatchError):
+    pass
+
+
+class Conflict(DagwatchError):
+    pass
+
+
+class InvalidRequest(DagwatchError):
     pass

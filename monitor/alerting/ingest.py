@@ -11,7 +11,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.alerting import groups, lifecycle, routing
+from monitor.alerting import groups, lifecycle, routing, verbs
 from monitor.config import AlertingSettings, RouteSettings, Settings
 from monitor.model import KINDS, AlertKind, AlertStatus, Event, EventKind, Scope, Tier, utcnow
 from monitor.store import Store
@@ -189,7 +189,7 @@ class _Batch:
                 self.history.append((alert, "resolve_held", event_id, "flapping: held firing until quiet"))
                 pending.held.append(alert)
             else:
-                _mark_resolved(alert, self.now, at=event.occurred_at)
+                verbs.mark_resolved(alert, self.now, at=event.occurred_at)
                 self._unindex(alert)
                 self.resolved.append(alert)
                 self.history.append((alert, "resolved", event_id, event.summary))
@@ -231,24 +231,11 @@ class _Batch:
             groups.touch(self.session, [a.id for a in self.resolved], self.now)
 
 
-def _mark_resolved(alert: AlertRow, now: datetime, *, at: datetime | None = None) -> None:
-    alert.status = AlertStatus.RESOLVED.value
-    alert.resolved_at = at or now
-    alert.resolve_held_until = None
-    alert.updated_at = now
-
-
-def resolve(session: Session, alert: AlertRow, now: datetime, *, event_id: int | None, note: str | None, at: datetime | None = None) -> None:
-    _mark_resolved(alert, now, at=at)
-    alert_store.add_history(session, alert_id=alert.id, at=now, change="resolved", event_id=event_id, note=note)
-    groups.touch(session, [alert.id], now)
-
-
 def release_held(session: Session, now: datetime) -> int:
     """Flapping alerts that stayed quiet long enough resolve now."""
     count = 0
     for alert in alert_store.held_until(session, now=now):
-        resolve(session, alert, now, event_id=None, note="quiet after flapping")
+        verbs.resolve(session, alert, now, event_id=None, note="quiet after flapping")
         count += 1
     return count
 

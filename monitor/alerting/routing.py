@@ -44,6 +44,8 @@ def matches(matchers: Mapping[str, str], attrs: Mapping[str, str]) -> bool:
             ok = re.fullmatch(expected[1:], actual) is not None
         elif expected.startswith("!"):
             ok = actual != expected[1:]
+        elif expected.startswith("="):  # literal: a value that starts with ~ or ! itself
+            ok = actual == expected[1:]
         else:
             ok = actual == expected
         if not ok:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from monitor.alerting import groups
+from monitor.alerting import verbs
 from monitor.api.auth import Operator, operator
 from monitor.api.deps import session
 from monitor.model import Alert, AlertKind, AlertStatus, Tier, utcnow
@@ -42,12 +42,5 @@ class AckIn(BaseModel):
 @router.post("/{alert_id}/ack", response_model=Alert)
 def ack_alert(alert_id: int, request: Request, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
     """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
-    row = alert_store.get(db, alert_id=alert_id)
-    if row.status != AlertStatus.FIRING.value:
-        raise HTTPException(409, f"alert {alert_id} is {row.status}; only firing alerts can be acknowledged")
-    if row.acked_at is None:
-        now = utcnow()
-        row.acked_at, row.acked_by, row.updated_at = now, who.name, now
-        alert_store.add_history(db, alert_id=row.id, at=now, change="acknowledged", event_id=None, note=f"by {who.name}" + (f": {body.comment}" if body and body.comment else ""))
-        groups.touch(db, [row.id], now)
+    row = verbs.ack(db, alert_id=alert_id, who=who.name, now=utcnow(), comment=body.comment if body else "")
     return alert_store.to_models(db, [row], base_url=request.app.state.policy.base_url)[0]

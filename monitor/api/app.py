@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.api import alerts, check_results, events, health, pages, runs, silences, slack
-from monitor.errors import NotFound
+from monitor.errors import Conflict, InvalidRequest, NotFound
 from monitor.store.db import Store
 
 
@@ -51,6 +51,14 @@ def create_app(
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid(_request: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     for module in (health, alerts, events, check_results, silences, runs, slack, pages):
         app.include_router(module.router)

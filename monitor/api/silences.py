@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
-from monitor.alerting import groups
+from monitor.alerting import verbs
 from monitor.api.auth import Operator, operator
 from monitor.api.deps import session
-from monitor.config import RouteSettings
+from monitor.config import RouteSettings, parse_duration
 from monitor.model import utcnow
 from monitor.store import silences as silence_store
 from monitor.store.tables import SilenceRow
@@ -62,27 +62,18 @@ def list_silences(include_expired: bool = False, db: Session = Depends(session))
 
 
 @router.post("", response_model=SilenceOut, status_code=201)
-def create_silence(body: SilenceIn, request: Request, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
-    from monitor.config import parse_duration
-
+def create_silence(body: SilenceIn, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
     now = utcnow()
     starts = body.starts_at or now
     try:
         ends = body.ends_at or starts + parse_duration(body.duration)
     except ValueError as exc:
         raise HTTPException(422, f"duration: {exc}") from None
-    if ends <= starts:
-        raise HTTPException(422, "ends_at must be after starts_at")
-    if ends - starts > timedelta(days=90):
-        raise HTTPException(422, "a silence lasts at most 90 days; maintenance longer than that is a config change")
-    row = silence_store.create(db, matchers=body.matchers, starts_at=starts, ends_at=ends, created_by=who.name, comment=body.comment, now=now)
-    groups.recheck_muted(db, now)
+    row = verbs.silence(db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=who.name, comment=body.comment, now=now)
     return _out(row, now)
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut)
 def expire_silence(silence_id: int, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
     now = utcnow()
-    row = silence_store.expire(db, silence_id=silence_id, now=now)
-    groups.recheck_muted(db, now)
-    return _out(row, now)
+    return _out(verbs.expire(db, silence_id=silence_id, now=now), now)

@@ -15,11 +15,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from monitor.alerting import groups
+from monitor.alerting import verbs
 from monitor.alerting.notifiers.slack import SlackRequestRejected, parse_action_value, verify_slack_request
-from monitor.model import AlertStatus, utcnow
+from monitor.errors import Conflict, NotFound
+from monitor.model import utcnow
 from monitor.store import alerts as alert_store
-from monitor.store import silences as silence_store
 
 router = APIRouter(tags=["slack"])
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _verified(request: Request, body: bytes) -> bool:
             return True
         except SlackRequestRejected as exc:
             last = exc
-            if exc.args and "replayed" in str(exc):
+            if exc.replayed:
                 break
     log.warning("rejected a Slack request: %s", last or "no slack receiver has a signing_secret")
     return False
@@ -66,23 +66,15 @@ def _act(request: Request, action: dict, who: str) -> str:
     except ValueError:
         return "That button is not one of dagwatch's."
     now = utcnow()
-    with request.app.state.store.session() as db:
-        try:
+    try:
+        with request.app.state.store.session() as db:
+            if action_id == "dagwatch_ack":
+                alert = verbs.ack(db, alert_id=alert_id, who=who, now=now, comment="from Slack")
+                return f"Alert #{alert_id} acknowledged by {alert.acked_by}."
+            silence = verbs.silence_alert(db, alert_id=alert_id, who=who, now=now, duration=SILENCE_FOR, comment=f"from Slack on alert #{alert_id}")
             alert = alert_store.get(db, alert_id=alert_id)
-        except Exception:
-            return f"Alert {alert_id} no longer exists."
-        if action_id == "dagwatch_ack":
-            if alert.status != AlertStatus.FIRING.value:
-                return f"Alert #{alert_id} is already {alert.status}."
-            if alert.acked_at is None:
-                alert.acked_at, alert.acked_by, alert.updated_at = now, who, now
-                alert_store.add_history(db, alert_id=alert.id, at=now, change="acknowledged", event_id=None, note=f"by {who} from Slack")
-                groups.touch(db, [alert.id], now)
-            return f"Alert #{alert_id} acknowledged by {alert.acked_by}."
-        matchers = {"source": alert.source, "kind": alert.kind}
-        if alert.pipeline:
-            matchers["pipeline"] = alert.pipeline
-        silence = silence_store.create(db, matchers=matchers, starts_at=now, ends_at=now + SILENCE_FOR, created_by=who,
-                                       comment=f"from Slack on alert #{alert_id}", now=now)
-        groups.recheck_muted(db, now)
-        return f"Silenced {alert.kind} of {alert.pipeline or alert.source} for 1 hour (silence #{silence.id})."
+            return f"Silenced {alert.kind} of {alert.pipeline or alert.source} for 1 hour (silence #{silence.id})."
+    except NotFound:
+        return f"Alert #{alert_id} no longer exists."
+    except Conflict as exc:
+        return f"Not done: {exc}."

@@ -265,3 +265,17 @@ def test_retrying_task_does_not_page_until_it_has_retried_too_long(store, clock)
     dispatch.tick(store, {"pager": pager}, pol, clock=clock)
     [sent] = pager.sent
     assert sent.alerts[0].tier is Tier.P1 and "still retrying after" in sent.alerts[0].summary
+
+
+def test_a_silence_from_an_alerts_own_values_matches_them_literally(store, clock):
+    """A pipeline named `~.*` (event data) must not become a pattern that silences everything."""
+    from monitor.alerting import verbs
+
+    pol = policy()
+    hostile = push(store, task_failed("t", pipeline="~.*"), pol, clock).fired[0]
+    other = push(store, task_failed("t", pipeline="prod_train"), pol, clock).fired[0]
+    with store.session() as s:
+        verbs.silence_alert(s, alert_id=hostile, who="op", now=clock(), duration=timedelta(hours=1))
+    with store.session() as s:
+        assert alert_store.get(s, alert_id=hostile).muted_by is not None
+        assert alert_store.get(s, alert_id=other).muted_by is None

@@ -90,4 +90,4 @@ def test_ack_and_silence_buttons(setup):
     answer = httpx.post(f"{proc.url}/slack/actions", content=body, headers=signed(body))
     assert "Silenced run_failed of train for 1 hour" in answer.json()["text"]
     [silence] = httpx.get(f"{proc.url}/api/v1/silences").json()
-    assert silence["created_by"] == "slack:bob" and silence["matchers"] == {"source": "af", "kind": "run_failed", "pipeline": "train"}
+    assert silence["created_by"] == "slack:bob" and silence["matchers"] == {"source": "=af", "kind": "=run_failed", "pipeline": "=train"}

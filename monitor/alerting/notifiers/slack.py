@@ -255,9 +255,10 @@ class SlackNotifier:
 class SlackRequestRejected(DagwatchError):
     """A request claiming to come from Slack failed verification; `reason` says which check."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, replayed: bool = False) -> None:
         super().__init__(f"Slack request rejected: {reason}")
         self.reason = reason
+        self.replayed = replayed  # signed correctly, seen before: no other secret can make it pass
 
 
 @dataclass
@@ -331,4 +332,4 @@ def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: 
         raise SlackRequestRejected("bad signature")
     keys = [f"sig:{signature}"] + ([f"trigger:{t}"] if (t := _trigger_id(body)) else [])
     if not (guard or _PROCESS_GUARD).first_time(keys, now):
-        raise SlackRequestRejected("replayed request")
+        raise SlackRequestRejected("replayed request", replayed=True)
