@@ -137,14 +137,17 @@ class SickSource(BrokenSource):
 
 
 def test_unhealthy_orchestrator_is_source_down_with_the_reason(store):
+    """Three unhealthy polls (the default `health.down_after_failures`) page; two healthy resolve."""
     source = SickSource()
     collector = Collector(source, store, POLICY)
-    assert not collector.poll_once().ok
+    for _ in range(3):
+        assert not collector.poll_once().ok
     with store.session() as s:
         [alert] = alert_store.list_alerts(s)
     assert alert.kind is AlertKind.SOURCE_DOWN and "scheduler is unhealthy" in alert.summary
     source.down = False
-    collector.poll_once()
+    for _ in range(2):
+        collector.poll_once()
     with store.session() as s:
         assert alert_store.list_alerts(s)[0].status is AlertStatus.RESOLVED
 
@@ -152,14 +155,19 @@ def test_unhealthy_orchestrator_is_source_down_with_the_reason(store):
 def test_source_down_fires_once_and_resolves_on_recovery(store):
     source = BrokenSource()
     collector = Collector(source, store, POLICY)
-    assert not collector.poll_once().ok
-    assert not collector.poll_once().ok
+    for _ in range(2):
+        assert not collector.poll_once().ok
+    with store.session() as s:
+        assert alert_store.list_alerts(s) == []  # two failed polls are not an outage yet
+    for _ in range(3):
+        assert not collector.poll_once().ok
     with store.session() as s:
         [alert] = alert_store.list_alerts(s)
     assert (alert.kind, alert.tier, alert.status) == (AlertKind.SOURCE_DOWN, Tier.P1, AlertStatus.FIRING)
     assert "connection refused" in alert.summary
     source.down = False
-    assert collector.poll_once().ok
+    for _ in range(2):
+        assert collector.poll_once().ok
     with store.session() as s:
         [alert] = alert_store.list_alerts(s)
     assert alert.status is AlertStatus.RESOLVED
