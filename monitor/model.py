@@ -225,7 +225,7 @@ class NotificationView(BaseModel):
 
 
 class Alert(BaseModel):
-    """The alert as users and other tools see it (DESIGN.md, "Alert (JSON)")."""
+    """The alert as users and other tools see it (ARCHITECTURE.md, "Alert (JSON)")."""
 
     id: int
     fingerprint: str

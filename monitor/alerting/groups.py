@@ -103,7 +103,7 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list
 
 
 def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, silences: list[ActiveSilence], down: dict[str, int]) -> dict[str, str]:
-    """What the receiver should believe of each alert after this flush (DESIGN, the rules of truth).
+    """What the receiver should believe of each alert after this flush (ARCHITECTURE.md, the rules of truth).
 
     A muted firing alert is "held": the receiver keeps its last word (firing, acked) or, if it
     was never told, hears nothing; muting is never a resolution. Resolved alerts the receiver

@@ -1,7 +1,7 @@
 """Which receivers an alert goes to, with which grouping, and at which tier.
 
 Pure, table-tested: the routing tree of `dagwatch.yaml` (Alertmanager's semantics) over the
-defaults of DESIGN.md's tiers table: P1 → every pagerduty and slack receiver, P2 → every email
+defaults of ARCHITECTURE.md's tiers table: P1 → every pagerduty and slack receiver, P2 → every email
 receiver, P3 → the dashboard only. Console receivers (the default when none is configured)
 print P1 and P2.
 """

@@ -1,7 +1,7 @@
 """Who is asking: bearer tokens for the API (roles viewer < operator < admin).
 
 Reads stay open on the loopback default; everything that changes state requires an operator,
-as DESIGN.md promises. A failed check says what to do, never echoes the token.
+as ARCHITECTURE.md promises. A failed check says what to do, never echoes the token.
 """
 
 from __future__ import annotations

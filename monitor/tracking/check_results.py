@@ -1,4 +1,4 @@
-"""Check results → events: the checks half of the one-way flow (DESIGN: checks ──results──▶ router).
+"""Check results → events: the checks half of the one-way flow (ARCHITECTURE.md: checks ──results──▶ router).
 
 A failing check raises the alert of its kind (quality and integrity → quality_failed P2, output →
 output_failed P2, convergence → convergence_failed P1, drift → drift_detected P3); a passing one

@@ -1,4 +1,4 @@
-"""DESIGN.md "Scale": several dagwatch processes share one PostgreSQL; each notification is claimed
+"""ARCHITECTURE.md "Scale": several dagwatch processes share one PostgreSQL; each notification is claimed
 by one sender (FOR UPDATE SKIP LOCKED), so nothing is paged twice and nothing is lost.
 
 Each sender here has its own Store (engine, pool, connections), as separate processes would; one
