@@ -17,6 +17,7 @@ RUN_DURATION = Histogram(
 )
 EVENTS = Counter("dagwatch_events_total", "Events ingested (pushed or derived).", ["kind"])
 NOTIFICATIONS = Counter("dagwatch_notifications_total", "Notification delivery attempts by result.", ["receiver", "status"])
+RUNBOOK_EXECUTIONS = Counter("dagwatch_runbook_executions_total", "Runbook executions that ended, by result.", ["runbook", "result"])
 POLLS = Counter("dagwatch_source_polls_total", "Source polls by result.", ["source", "result"])
 
 

@@ -326,3 +326,56 @@ class PipelineDefinition(_Frozen):
     owners: tuple[str, ...] = ()
     tasks: tuple[TaskDefinition, ...] = ()
     url: str | None = None
+
+
+class ExecutionStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # dagwatch stopped mid-run; never resumed silently
+
+    @property
+    def finished(self) -> bool:
+        return self not in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
+
+
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # ran; its finding may still say ok=false (a sick scheduler is a finding)
+    FAILED = "failed"  # raised, or timed out
+    SKIPPED = "skipped"  # `when:` did not match, an earlier step failed, or changing things is not allowed
+    PREVIEWED = "previewed"  # a mutating step in a dry run: it said what it would do and did nothing
+    INTERRUPTED = "interrupted"
+
+
+class RunbookStep(BaseModel):
+    position: int
+    name: str
+    action: str
+    mutating: bool
+    status: StepStatus
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    summary: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunbookExecution(BaseModel):
+    """One run of a runbook for one alert, as the API and pages show it."""
+
+    id: int
+    runbook: str
+    alert_id: int | None
+    attempt: int
+    source: str
+    pipeline: str | None = None
+    dry_run: bool
+    status: ExecutionStatus
+    started_by: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime
+    ended_at: datetime | None = None
+    result: str | None = None
+    steps: list[RunbookStep] = Field(default_factory=list)

@@ -248,12 +248,8 @@ def promote_retrying(session: Session, policy: AlertPolicy, now: datetime) -> in
         return 0
     count = 0
     for alert in alert_store.retrying_since(session, before=now - after):
-        alert.tier = Tier.P1.value
-        alert.updated_at = now
         alert.summary = f"still retrying after {after}: {alert.summary}"[:4000]
-        alert_store.add_history(session, alert_id=alert.id, at=now, change="promoted", event_id=None, note=f"retrying longer than {after}: P1")
-        attrs = routing.alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
-        groups.assign(session, [(alert, routing.route(Tier.P1, attrs, policy.routes, policy.alerting, policy.receivers))], now)
+        verbs.raise_tier(session, alert, Tier.P1, policy, now, note=f"retrying longer than {after}: P1")
         count += 1
     return count
 

@@ -9,18 +9,22 @@ receivers hear about it through the normal flush (ARCHITECTURE.md, the rules of 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from sqlalchemy.orm import Session
 
-from monitor.alerting import groups
+from monitor.alerting import groups, routing
 from monitor.errors import Conflict, InvalidRequest
-from monitor.model import AlertStatus
+from monitor.model import AlertStatus, Tier
 from monitor.store import alerts as alert_store
 from monitor.store import silences as silence_store
 from monitor.store.tables import AlertRow, SilenceRow
 
+if TYPE_CHECKING:
+    from monitor.alerting.ingest import AlertPolicy
+
 MAX_SILENCE = timedelta(days=90)
+_RANK = {Tier.P1: 0, Tier.P2: 1, Tier.P3: 2}
 
 
 def ack(session: Session, *, alert_id: int, who: str, now: datetime, comment: str = "") -> AlertRow:
@@ -85,3 +89,29 @@ def mark_resolved(alert: AlertRow, now: datetime, *, at: datetime | None = None)
     alert.resolved_at = at or now
     alert.resolve_held_until = None
     alert.updated_at = now
+
+
+def raise_tier(session: Session, alert: AlertRow, tier: Tier, policy: AlertPolicy, now: datetime, *, note: str) -> None:
+    """Make an alert more urgent and route it afresh, so the receivers of its new tier hear of it."""
+    alert.tier, alert.updated_at = tier.value, now
+    alert_store.add_history(session, alert_id=alert.id, at=now, change="promoted", event_id=None, note=note)
+    groups.assign(session, [(alert, routing.route(tier, groups.attrs_of(alert), policy.routes, policy.alerting, policy.receivers))], now)
+
+
+def escalate(session: Session, *, alert_id: int, tier: str, note: str, policy: AlertPolicy, now: datetime) -> str:
+    """Someone (a runbook) says this needs people now: raise the tier if it is lower, else send
+    it to `alerting.escalate_to`. Returns what was done, in words."""
+    alert = alert_store.get(session, alert_id=alert_id)
+    if alert.status != AlertStatus.FIRING.value:
+        raise Conflict(f"alert {alert_id} is {alert.status}; only firing alerts are escalated")
+    wanted = Tier(tier)
+    if _RANK[wanted] < _RANK[Tier(alert.tier)]:
+        raise_tier(session, alert, wanted, policy, now, note=f"escalated: {note}")
+        return f"alert {alert_id} raised to {wanted.value} and routed to its receivers: {note}"
+    receivers = policy.alerting.escalate_to
+    if not receivers:
+        return f"alert {alert_id} already pages as {alert.tier}; no alerting.escalate_to receivers to add"
+    alert.escalated_at = now
+    alert_store.add_history(session, alert_id=alert.id, at=now, change="escalated", event_id=None, note=f"{', '.join(receivers)}: {note}")
+    alert_store.add_notifications(session, alert_id=alert.id, receivers=receivers, action="firing", now=now)
+    return f"alert {alert_id} sent to {', '.join(receivers)}: {note}"

@@ -251,13 +251,22 @@ def _tasks_of(session: Session, run_pks: list[int]) -> dict[int, list[TaskRunRow
     return out
 
 
+def get(session: Session, *, source: str, pipeline: str, run_id: str) -> RunView | None:
+    """One run as last saved by its collector (or the embedded runner), or None if unseen."""
+    views = _views(session, session.scalars(select(RunRow).where(RunRow.source == source, RunRow.pipeline == pipeline, RunRow.run_id == run_id)).all())
+    return views[0] if views else None
+
+
 def recent(session: Session, *, pipeline: str | None = None, source: str | None = None, limit: int = 50) -> list[RunView]:
     query = select(RunRow)
     if pipeline:
         query = query.where(RunRow.pipeline == pipeline)
     if source:
         query = query.where(RunRow.source == source)
-    rows = session.scalars(query.order_by(RunRow.id.desc()).limit(limit)).all()
+    return _views(session, session.scalars(query.order_by(RunRow.id.desc()).limit(limit)).all())
+
+
+def _views(session: Session, rows: Sequence[RunRow]) -> list[RunView]:
     tasks = _tasks_of(session, [r.id for r in rows])
     return [
         RunView(

@@ -242,3 +242,49 @@ class SourceStatusRow(Base):
     # pages early nor forgets a half-recovered source.
     first_failure_at: Mapped[datetime | None]
     consecutive_successes: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+
+
+class RunbookExecutionRow(Base):
+    """One run of a runbook for one alert. `attempt` makes the run-once rule a database fact:
+    (runbook, alert, attempt) is unique for real executions, so two processes, a Slack replay or
+    a double click starting the same runbook for the same alert create one execution; `force`
+    takes the next attempt. Dry runs change nothing and are not counted."""
+
+    __tablename__ = "runbook_executions"
+    __table_args__ = (
+        Index("uq_runbook_executions_attempt", "runbook", "alert_id", "attempt", unique=True,
+              sqlite_where=text("dry_run = 0"), postgresql_where=text("dry_run = false")),
+        Index("ix_runbook_executions_status", "status"),
+        Index("ix_runbook_executions_pipeline_started", "source", "pipeline", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    runbook: Mapped[str] = mapped_column(String(200))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    attempt: Mapped[int] = mapped_column(default=1)
+    source: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str | None] = mapped_column(String(500))
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    started_by: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    steps: Mapped[list["RunbookStepRow"]] = relationship(order_by="RunbookStepRow.position", cascade="all, delete-orphan", lazy="selectin")
+
+
+class RunbookStepRow(Base):
+    __tablename__ = "runbook_steps"
+    __table_args__ = (PrimaryKeyConstraint("execution_id", "position"),)
+
+    execution_id: Mapped[int] = mapped_column(ForeignKey("runbook_executions.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(200))
+    mutating: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    summary: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,19 @@
+"""The one place that maps an action name in a runbook file to its implementation: import the
+module, add its action to `_ALL`."""
+
+from __future__ import annotations
+
+from monitor.remediation.actions.base import Action
+from monitor.remediation.actions.clear_failed import ClearFailed
+from monitor.remediation.actions.escalate import Escalate
+from monitor.remediation.actions.follow_run import FollowRun
+from monitor.remediation.actions.orchestrator_health import OrchestratorHealth
+
+_ALL: tuple[Action, ...] = (
+    OrchestratorHealth(),
+    ClearFailed(),
+    FollowRun(),
+    Escalate(),
+)
+
+ACTIONS: dict[str, Action] = {action.name: action for action in _ALL}

@@ -1,0 +1,51 @@
+"""`clear_failed`: re-run only the failed tasks of the alert's run, and what depends on them.
+
+Never the whole pipeline: Airflow clears the failed task instances (it lists them in a dry run
+first), Prefect retries the flow run, the embedded runner re-runs the failed tasks in place with
+the run's other results reused. At most `max_per_run` clears per run, counted in the store
+across executions and processes, so a persistent failure misclassified as transient cannot loop.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
+from monitor.sources.base import SourceUnavailable
+from monitor.store import runbooks as execution_store
+
+
+class ClearArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_per_run: int = Field(2, ge=1, le=20, description="Clears of one run, over all executions, before this step refuses.")
+
+
+class ClearFailed:
+    name: ClassVar[str] = "clear_failed"
+    mutating: ClassVar[bool] = True
+    Args: ClassVar[type[ClearArgs]] = ClearArgs
+
+    def run(self, ctx: StepContext, args: ClearArgs) -> Finding:
+        alert, source = ctx.alert, ctx.require_source()
+        if not alert.pipeline or not alert.run_id:
+            raise ActionFailed(f"alert {alert.id} names no pipeline run to clear")
+        clear = getattr(source, "clear_failed", None)
+        if clear is None:
+            raise ActionFailed(f"source {source.name} cannot re-run tasks (it has no clear_failed)")
+        if not ctx.dry_run:
+            with ctx.services["store"].session() as session:
+                done = execution_store.clears_for_run(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id)
+            if done >= args.max_per_run:
+                raise ActionFailed(f"run {alert.run_id} was already cleared {done} time(s) (max_per_run {args.max_per_run}); not clearing again")
+        started = ctx.clock()
+        try:
+            result = clear(alert.pipeline, alert.run_id, None, dry_run=ctx.dry_run)
+        except SourceUnavailable as exc:
+            raise ActionFailed(f"{source.name} refused or could not be reached: {exc}") from exc
+        verb = "would re-run" if ctx.dry_run else "re-running"
+        summary = f"{verb} {len(result.tasks)} task(s) of {alert.pipeline} run {alert.run_id}: {', '.join(result.tasks) or 'none'}"
+        return Finding(ok=bool(result.tasks), summary=summary + (f" ({result.message})" if result.message else ""),
+                       data={"tasks": list(result.tasks), "dry_run": ctx.dry_run, "cleared_at": started.isoformat(), "run_id": alert.run_id})
