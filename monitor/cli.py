@@ -22,6 +22,8 @@ token_app = typer.Typer(help="Operators' API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 alerts_app = typer.Typer(help="Alerts and receivers.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+runbook_app = typer.Typer(help="Runbooks: list them, run one for an alert.", no_args_is_help=True)
+app.add_typer(runbook_app, name="runbook")
 check_app = typer.Typer(help="Run a validation check: exit 0 pass, 1 fail, 2 bad input.", no_args_is_help=True)
 app.add_typer(check_app, name="check")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -156,7 +158,33 @@ def config_validate(file: Annotated[Path, typer.Argument(help="The config file t
                 load(entry.ref)
             except DagwatchError as exc:
                 _fail(f"{file}: sources[{source.name}].pipelines ref {entry.ref!r}: {exc}")
-    typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s))")
+    runbooks = _runbooks(settings)
+    missing = [p.runbook for p in settings.runbooks.policies if p.runbook not in runbooks]
+    if missing:
+        _fail(f"{file}: runbooks.policies: no runbook named {missing[0]!r}; known: {', '.join(sorted(runbooks))}")
+    typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s), {len(runbooks)} runbook(s))")
+
+
+def _runbooks(settings: Settings) -> dict:
+    from monitor.remediation.runbook import load_all
+
+    try:
+        return load_all(settings.runbooks.folder)
+    except DagwatchError as exc:
+        _fail(str(exc))
+        raise
+
+
+@runbook_app.command("list")
+def runbook_list(config: ConfigOption = None) -> None:
+    """The runbooks dagwatch knows (shipped and from runbooks.folder), with their steps."""
+    for runbook in sorted(_runbooks(_settings(config)).values(), key=lambda r: r.name):
+        changes = " (changes things)" if runbook.mutating else ""
+        typer.echo(f"{runbook.name}{changes}: {runbook.description.strip()}")
+        typer.echo(f"  applies to: {runbook.match or 'any alert'}")
+        for step in runbook.steps:
+            when = f"  when {step.when}" if step.when else ""
+            typer.echo(f"  - {step.name}: {step.action}{' (mutating)' if step.mutating else ''}{when}")
 
 
 def _check(run: Callable[[], object], as_json: bool) -> None:

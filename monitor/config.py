@@ -379,6 +379,30 @@ class FolderSettings(_Section):
     folder: str
 
 
+class RateLimitSettings(_Section):
+    count: int = Field(5, ge=1, le=1000, description="Real runbook executions allowed per pipeline within `per`.")
+    per: Duration = Field(timedelta(hours=1))
+
+
+class RunbookPolicySettings(_Section):
+    """Start a runbook by itself when a matching alert fires (off unless listed)."""
+
+    runbook: str = Field(min_length=1)
+    match: dict[str, str] = Field(default_factory=dict, description="Route matchers on the alert (tier, kind, pipeline, labels…).")
+    allow_mutating: bool = Field(False, description="Let the runbook's changing steps (clear, trigger) run; otherwise it only diagnoses.")
+
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, match: dict[str, str]) -> dict[str, str]:
+        return RouteSettings(match=match).match
+
+
+class RunbookSettings(_Section):
+    folder: Path | None = Field(None, description="More runbooks (YAML); one named like a shipped runbook replaces it.")
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    policies: list[RunbookPolicySettings] = Field(default_factory=list)
+
+
 def default_sources() -> list[EmbeddedSourceSettings]:
     """The demo: dagwatch's own ML pipeline every 20 s, cycling through healthy and failing runs."""
     return [
@@ -410,7 +434,7 @@ class Settings(BaseSettings):
     receivers: list[ReceiverSettings] = Field(default_factory=list)
     routes: list[RouteSettings] = Field(default_factory=list)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
-    runbooks: FolderSettings | None = None
+    runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
     checks: FolderSettings | None = None
 
     @classmethod

@@ -9,8 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
-from monitor.api import alerts, check_results, events, health, pages, runs, silences, slack
+from monitor.api import alerts, check_results, events, health, pages, runbooks, runs, silences, slack
 from monitor.errors import Conflict, InvalidRequest, NotFound
+from monitor.remediation.engine import Engine, RateLimited
+from monitor.sources.registry import Sources
 from monitor.store.db import Store
 
 
@@ -25,8 +27,11 @@ class Lifecycle(Protocol):
 
 
 def create_app(
-    store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None
+    store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None,
+    sources: Sources | None = None,
 ) -> FastAPI:
+    """`sources` are the service's built sources (`Service.sources`), which handlers that act on
+    an orchestrator reach through `deps.sources`; none given, there are none to act on."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:
@@ -46,6 +51,8 @@ def create_app(
     app.state.store = store
     app.state.policy = policy
     app.state.slack_signing_secrets = slack_signing_secrets or []
+    app.state.runbook_engine = runbook_engine
+    app.state.sources = sources if sources is not None else Sources(())
     app.state.ready = (lambda: lifecycle.ready) if lifecycle is not None else (lambda: True)
 
     @app.exception_handler(NotFound)
@@ -56,10 +63,14 @@ def create_app(
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429)
+
     @app.exception_handler(InvalidRequest)
     async def invalid(_request: Request, exc: InvalidRequest) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    for module in (health, alerts, events, check_results, silences, runs, slack, pages):
+    for module in (health, alerts, events, check_results, silences, runs, runbooks, slack, pages):
         app.include_router(module.router)
     return app

@@ -51,6 +51,12 @@ def firing_for(
     return list(found.values())
 
 
+def firing_after(session: Session, *, after_id: int, limit: int) -> list[AlertRow]:
+    """Firing alerts with ids above `after_id`, oldest first (new alerts since a watermark)."""
+    return list(session.scalars(select(AlertRow).where(AlertRow.id > after_id, AlertRow.status == AlertStatus.FIRING.value)
+                                .order_by(AlertRow.id).limit(limit)))
+
+
 def held_until(session: Session, *, now: datetime) -> list[AlertRow]:
     """Firing alerts held by flap damping whose quiet period is over (claimed: one process each)."""
     return list(session.scalars(claim(session, select(AlertRow).where(

@@ -13,7 +13,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
-from monitor.sources.base import SourceUnavailable
+from monitor.sources.base import ActionUnsupported, Retryable, SourceUnavailable
 from monitor.store import runbooks as execution_store
 
 
@@ -32,9 +32,8 @@ class ClearFailed:
         alert, source = ctx.alert, ctx.require_source()
         if not alert.pipeline or not alert.run_id:
             raise ActionFailed(f"alert {alert.id} names no pipeline run to clear")
-        clear = getattr(source, "clear_failed", None)
-        if clear is None:
-            raise ActionFailed(f"source {source.name} cannot re-run tasks (it has no clear_failed)")
+        if not isinstance(source, Retryable):
+            raise ActionFailed(f"source {source.name} cannot re-run tasks (it is not Retryable)")
         if not ctx.dry_run:
             with ctx.services["store"].session() as session:
                 done = execution_store.clears_for_run(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id)
@@ -42,8 +41,8 @@ class ClearFailed:
                 raise ActionFailed(f"run {alert.run_id} was already cleared {done} time(s) (max_per_run {args.max_per_run}); not clearing again")
         started = ctx.clock()
         try:
-            result = clear(alert.pipeline, alert.run_id, None, dry_run=ctx.dry_run)
-        except SourceUnavailable as exc:
+            result = source.clear_failed(alert.pipeline, alert.run_id, None, dry_run=ctx.dry_run)
+        except (SourceUnavailable, ActionUnsupported) as exc:
             raise ActionFailed(f"{source.name} refused or could not be reached: {exc}") from exc
         verb = "would re-run" if ctx.dry_run else "re-running"
         summary = f"{verb} {len(result.tasks)} task(s) of {alert.pipeline} run {alert.run_id}: {', '.join(result.tasks) or 'none'}"
