@@ -4,13 +4,17 @@ module, add its action to `_ALL`."""
 from __future__ import annotations
 
 from monitor.remediation.actions.base import Action
+from monitor.remediation.actions.classify_failure import ClassifyFailure
 from monitor.remediation.actions.clear_failed import ClearFailed
 from monitor.remediation.actions.escalate import Escalate
 from monitor.remediation.actions.follow_run import FollowRun
 from monitor.remediation.actions.orchestrator_health import OrchestratorHealth
+from monitor.remediation.actions.task_logs import TaskLogs
 
 _ALL: tuple[Action, ...] = (
     OrchestratorHealth(),
+    TaskLogs(),
+    ClassifyFailure(),
     ClearFailed(),
     FollowRun(),
     Escalate(),
