@@ -23,6 +23,7 @@ from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Set
 from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
 from monitor.sources import registry
+from monitor.sources.registry import Sources
 from monitor.store import alerts as alert_store
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store, open_store
@@ -56,33 +57,44 @@ class Service:
             if isinstance(r, SlackReceiverSettings) and r.signing_secret is not None
         ]
         self.runners: dict[str, Runner] = {}
-        self.collectors: list[Collector] = []
         self.pipelines: list[ScheduledPipeline] = []
-        for source in settings.sources:
-            self._build_source(source)
+        self.sources: Sources = self._build_sources()
+        self.collectors: list[Collector] = [self._collector(source) for source in settings.sources]
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dagwatch-dispatcher", daemon=True)
         metrics.register_store_collector(self.read_gauges)
 
-    def _build_source(self, source: SourceSettings) -> None:
-        if isinstance(source, EmbeddedSourceSettings):
-            runner = Runner(
+    def _build_sources(self) -> Sources:
+        """Each configured source once, for the collectors, the API and the runbook engine alike.
+        An embedded source gets its runner and every pipeline configured under it (it retries
+        their failed runs); only the watched ones are scheduled."""
+        loaded: dict[str, list[Pipeline]] = {}
+        for source in self.settings.sources:
+            if not isinstance(source, EmbeddedSourceSettings):
+                continue
+            self.runners[source.name] = Runner(
                 data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers,
                 check_reporter=store_reporter(self.store, self.policy, source.name),
             )
-            self.runners[source.name] = runner
+            loaded[source.name] = []
             for entry in source.pipelines:
                 pipeline = load(entry.ref)
+                loaded[source.name].append(pipeline)
                 if source.watches(pipeline.name):
                     self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
-        built = registry.build(source, store=self.store, log_root=self.settings.data_dir / "logs")
+        return registry.build_all(
+            self.settings.sources, store=self.store, log_root=self.settings.data_dir / "logs", runners=self.runners, pipelines=loaded,
+        )
+
+    def _collector(self, source: SourceSettings) -> Collector:
+        built = self.sources.get(source.name)
         watcher = Watcher(
             built, source, self.store, self.policy, ml_tags=getattr(source, "tags_as_ml", ("ml",)),
             definitions_every=getattr(source, "definitions_interval", timedelta(minutes=5)),
         )
-        self.collectors.append(Collector(built, self.store, self.policy, output_tasks=source.output_tasks, watcher=watcher))
+        return Collector(built, self.store, self.policy, output_tasks=source.output_tasks, watcher=watcher)
 
     def start(self) -> None:
         now = datetime.now(timezone.utc)

@@ -1,4 +1,4 @@
-"""Request-scoped access to the store the app was built with."""
+"""Request-scoped access to what the app was built with: the store and the sources."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Iterator
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from monitor.sources.registry import Sources
 from monitor.store.db import Store
 
 
@@ -17,3 +18,8 @@ def store(request: Request) -> Store:
 def session(request: Request) -> Iterator[Session]:
     with request.app.state.store.session() as db:
         yield db
+
+
+def sources(request: Request) -> Sources:
+    """The service's sources, to act on one (`Depends(deps.sources)`, then `.get(name)`)."""
+    return request.app.state.sources

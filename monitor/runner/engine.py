@@ -3,6 +3,11 @@ turns outcomes into retries, timeouts, cache hits and recorded states.
 
 Everything stateful about one run lives in `_RunLoop`, driven from a single thread; workers only
 hand outcomes back through a queue, so no lock guards the run's bookkeeping.
+
+A failed run can be retried in place (`Runner.plan_retry`, then `Runner.start_retry`): the same
+loop runs only the failed tasks and what depends on them, under the same run id, with the
+upstream results that run produced and try numbers that continue where the run left off, so the
+store and the tracker see the same tasks go FAILED → SUCCESS and the run FAILED → SUCCESS.
 """
 
 from __future__ import annotations
@@ -10,24 +15,32 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import logging
 import queue
 import random
+import threading
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TextIO
 
+from monitor.errors import Conflict, DagwatchError, InvalidRequest
 from monitor.model import RunSnapshot, State, TaskSnapshot, utcnow
 from monitor.runner import logs
-from monitor.runner.cache import MISS, ResultStore, Uncacheable, cache_key
+from monitor.runner.cache import KEEP_RUNS, MISS, ResultStore, RunRecord, Uncacheable, cache_key
 from monitor.runner.context import TaskContext
 from monitor.runner.dag import Pipeline, TaskSpec
 from monitor.runner.executors import Attempt, Outcome, TaskExecutor
 from monitor.runner.scheduler import Key, Node, Scheduler
 
 TAIL_LINES = 15
+#: Task states a retry in place re-runs (with everything downstream of them).
+RETRY_STATES = (State.FAILED, State.UPSTREAM_FAILED)
+
+log = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
@@ -52,8 +65,33 @@ class NullRecorder:
         pass
 
 
-class RunError(Exception):
+class RunError(DagwatchError):
     """A run cannot start (e.g. `--task` with no cached upstream result)."""
+
+
+class RetryImpossible(RunError, Conflict):
+    """A failed run cannot be retried in place (its upstream results are no longer kept, or a
+    task to re-run needs one that did not succeed); the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What a retry in place of one failed run will do; `tasks` is empty when nothing is to
+    re-run. `reused` names the upstream tasks whose results of that run the re-run tasks take."""
+
+    pipeline: Pipeline
+    run_id: str
+    tasks: tuple[str, ...]
+    reused: tuple[str, ...]
+    params: dict[str, Any]
+    run_number: int
+    started_at: datetime | None
+    #: Per task to re-run, the last try it had in the run: its new tries continue after it.
+    last_try: dict[str, int]
+    #: The run's kept results of the tasks not re-run (the reused ones among them).
+    preset: dict[str, Any] = field(repr=False)
+    #: The tasks not re-run as the run left them, so the retry's RunResult shows the whole run.
+    kept_tasks: tuple[TaskSnapshot, ...] = field(default=(), repr=False)
 
 
 @dataclass
@@ -91,10 +129,11 @@ class Runner:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         check_reporter: Callable[[TaskContext, Any], None] | None = None,
+        keep_runs: int = KEEP_RUNS,
     ) -> None:
         self.source = source
         self.recorder: Recorder = recorder or NullRecorder()
-        self.results = ResultStore(Path(data_dir) / "results")
+        self.results = ResultStore(Path(data_dir) / "results", keep_runs=keep_runs)
         self.log_root = Path(data_dir) / "logs"
         self.checkpoint_root = Path(data_dir) / "checkpoints"
         self.max_workers = max_workers
@@ -135,12 +174,113 @@ class Runner:
             nodes=nodes,
             preset=preset,
             tee=tee,
+            keep_run=only_task is None,
         )
         result = loop.execute()
         fresh = {name: value for name, value in result.results.items() if name not in preset}
         if fresh:
             self.results.put_latest(pipeline.name, fresh)
         return result
+
+    def plan_retry(self, pipeline: Pipeline, run: RunSnapshot, task_ids: Sequence[str] | None = None) -> RetryPlan:
+        """Which tasks a retry in place of `run` (as recorded in the store) would re-run: its
+        FAILED and UPSTREAM_FAILED tasks — only those named in `task_ids` when given — and every
+        task downstream of them. Changes nothing; raises `RetryImpossible` when a task to re-run
+        needs an upstream result that run did not leave (the retry would fail on a KeyError)."""
+        unknown = sorted(set(task_ids or ()) - set(pipeline.tasks))
+        if unknown:
+            raise InvalidRequest(f"pipeline {pipeline.name!r} has no task(s) {unknown}; its tasks: {list(pipeline.tasks)}")
+        by_name: dict[str, list[TaskSnapshot]] = {}
+        for task in run.tasks:
+            by_name.setdefault(task.task_id, []).append(task)
+        failed = {name for name, rows in by_name.items() if any(t.state in RETRY_STATES for t in rows)}
+        seeds = failed & set(task_ids) if task_ids else failed
+        rerun = _with_downstream(pipeline, seeds) if run.state is State.FAILED else set()
+        tasks = tuple(name for name in pipeline.order() if name in rerun)
+        needed = sorted({dep for name in tasks for dep in pipeline.tasks[name].upstream if dep not in rerun})
+        not_done = [dep for dep in needed if not any(t.state is State.SUCCESS for t in by_name.get(dep, ()))]
+        if not_done:
+            raise RetryImpossible(
+                f"run {run.run_id} of {pipeline.name}: task(s) {not_done} did not succeed, and {sorted(seeds)} need them; "
+                "include them in task_ids, or leave task_ids empty to retry every failed task"
+            )
+        record = self.results.run(pipeline.name, run.run_id) if tasks else None
+        if tasks and record is None:
+            raise RetryImpossible(
+                f"the results of run {run.run_id} of {pipeline.name} are no longer kept (the last {self.results.keep_runs} "
+                "runs of each pipeline are), so its failed tasks cannot be re-run in place; start a new run of the pipeline"
+            )
+        # Only results a task takes (as an argument, or the list it maps over) must be kept.
+        consumed = sorted({
+            dep for name in tasks for dep in (*pipeline.tasks[name].inputs, pipeline.tasks[name].map_over) if dep in needed
+        })
+        missing = [dep for dep in consumed if record is not None and dep not in record.results]
+        if missing:
+            raise RetryImpossible(
+                f"run {run.run_id} of {pipeline.name} kept no result of {missing} (not picklable?), which {list(tasks)} "
+                "need; start a new run of the pipeline, or make those tasks return picklable values"
+            )
+        return RetryPlan(
+            pipeline=pipeline,
+            run_id=run.run_id,
+            tasks=tasks,
+            reused=tuple(consumed),
+            params=dict(record.params) if record else dict(run.params),
+            run_number=record.run_number if record else 0,
+            started_at=run.started_at,
+            last_try={name: _last_try(by_name.get(name, ())) for name in tasks},
+            # The run's other results too, so the record rewritten after the retry still holds
+            # what a later retry of another of its tasks needs.
+            preset={name: value for name, value in record.results.items() if name not in rerun} if record else {},
+            kept_tasks=tuple(t for t in run.tasks if t.task_id not in rerun),
+        )
+
+    def start_retry(self, plan: RetryPlan, *, tee: TextIO | None = None) -> "Future[RunResult]":
+        """Re-run `plan.tasks` of the planned run in a background thread and return at once.
+
+        Before returning, the run and the tasks to re-run are recorded as RUNNING/SCHEDULED and
+        flushed to the store, so whoever follows the run through the store (the runbook engine,
+        the API) never reads the old FAILED state as the retry's outcome. The future gives the
+        result, or the exception if the loop itself broke (task failures are a FAILED result)."""
+        if not plan.tasks:
+            raise InvalidRequest(f"run {plan.run_id} of {plan.pipeline.name} has no failed task to retry")
+        logs.install()
+        loop = _RunLoop(
+            runner=self,
+            recorder=self.recorder,
+            pipeline=plan.pipeline,
+            params=plan.params,
+            run_id=plan.run_id,
+            run_number=plan.run_number,
+            nodes={
+                name: Node(tuple(d for d in plan.pipeline.tasks[name].upstream if d in plan.tasks), plan.pipeline.tasks[name].priority)
+                for name in plan.tasks
+            },
+            preset=plan.preset,
+            tee=tee,
+            keep_run=True,
+            try_offset=plan.last_try,
+            started_at=plan.started_at,
+            kept_tasks=plan.kept_tasks,
+        )
+        try:
+            loop.begin()
+            self.recorder.flush()
+        except BaseException:
+            loop.executor.shutdown()
+            raise
+        future: Future[RunResult] = Future()
+        future.set_running_or_notify_cancel()
+
+        def finish() -> None:
+            try:
+                future.set_result(loop.finish())
+            except BaseException as exc:  # the caller left long ago: log it, and hand it to the future
+                log.exception("retry of run %s of %s broke", plan.run_id, plan.pipeline.name)
+                future.set_exception(exc)
+
+        threading.Thread(target=finish, name=f"dagwatch-retry-{plan.pipeline.name}-{plan.run_id}", daemon=True).start()
+        return future
 
     def _upstream_results(self, pipeline: Pipeline, task: str) -> dict[str, Any]:
         latest = self.results.latest(pipeline.name)
@@ -185,6 +325,10 @@ class _RunLoop:
         nodes: dict[str, Node],
         preset: dict[str, Any],
         tee: TextIO | None,
+        keep_run: bool = False,
+        try_offset: dict[str, int] | None = None,
+        started_at: datetime | None = None,
+        kept_tasks: Sequence[TaskSnapshot] = (),
     ) -> None:
         self.r = runner
         self.recorder = recorder
@@ -205,7 +349,12 @@ class _RunLoop:
         self.waiting_retries = 0
         self.outcomes: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()
         self.executor = TaskExecutor(runner.max_workers)
-        self.started_at = runner.clock()
+        self.started_at = started_at or runner.clock()
+        # keep_run: leave the run's params and results for a later retry in place.
+        self.keep_run = keep_run
+        # A retry in place continues each task's try numbers after its last try in the run.
+        self.try_offset = try_offset or {}
+        self.kept_tasks = {(t.task_id, t.map_index): t for t in kept_tasks}
         self.recorded_upstream_failed: set[Key] = set()
         # Snapshots are frozen, so the run's RUNNING snapshot (the same for every task change)
         # is built once, and a task's last recorded snapshot is reused for the RunResult while
@@ -229,12 +378,14 @@ class _RunLoop:
     def _task_snapshot(self, key: Key) -> TaskSnapshot:
         t = self.tasks[key]
         spec = self.pipeline.tasks[key[0]]
+        offset = self.try_offset.get(key[0], 0)
         return TaskSnapshot(
             task_id=key[0],
             map_index=key[1],
             state=t.state,
-            try_number=max(t.try_number, 1),
-            max_tries=spec.max_tries,
+            # Before its first try a task shows the try it is waiting for.
+            try_number=max(t.try_number, offset + 1),
+            max_tries=spec.max_tries + offset,
             started_at=t.started_at,
             ended_at=t.ended_at,
             error=t.error,
@@ -259,7 +410,14 @@ class _RunLoop:
     # -- the loop --------------------------------------------------------------------------
 
     def execute(self) -> RunResult:
+        self.begin()
+        return self.finish()
+
+    def begin(self) -> None:
+        """Record the run as RUNNING with every task it will run waiting."""
         self.recorder.record(self._running_snapshot(), [self._task_snapshot(k) for k in self.tasks])
+
+    def finish(self) -> RunResult:
         try:
             while True:
                 self._submit_ready()
@@ -268,15 +426,19 @@ class _RunLoop:
                 self._wait()
         finally:
             self.executor.shutdown()
-        failed = any(t.state in (State.FAILED, State.UPSTREAM_FAILED) for t in self.tasks.values())
+        # A retry narrowed by task_ids leaves other failed tasks as they were: the run stays failed.
+        failed = any(t.state in RETRY_STATES for t in (*self.tasks.values(), *self.kept_tasks.values()))
         state = State.FAILED if failed else State.SUCCESS
+        if self.keep_run:
+            # Kept before the final state is recorded: whoever sees the run FAILED may retry it.
+            self.r.results.put_run(self.pipeline.name, self.run_id, RunRecord(self.params, self.run_number, self.results))
         self.recorder.record(self._run_snapshot(state, self.r.clock()), [])
         self.recorder.flush()
         return RunResult(
             pipeline=self.pipeline.name,
             run_id=self.run_id,
             state=state,
-            tasks={k: self._snapshots[k] if k in self._snapshots else self._task_snapshot(k) for k in self.tasks},
+            tasks={**self.kept_tasks, **{k: self._snapshots[k] if k in self._snapshots else self._task_snapshot(k) for k in self.tasks}},
             results=self.results,
         )
 
@@ -293,7 +455,7 @@ class _RunLoop:
             if spec.map_over is not None and key[1] < 0:
                 self._expand(spec)
             elif not self._from_cache(key, spec):
-                self._start(key, 1)
+                self._start(key, self.try_offset.get(key[0], 0) + 1)
 
     def _expand(self, spec: TaskSpec) -> None:
         items = self.results[spec.map_over]  # type: ignore[index]
@@ -301,7 +463,7 @@ class _RunLoop:
             self._set((spec.name, -1), State.RUNNING, started_at=self.r.clock())
             self._final_failure(
                 (spec.name, -1),
-                1,
+                self.try_offset.get(spec.name, 0) + 1,
                 TypeError(f"task {spec.name!r} maps over {spec.map_over!r}, whose result is a {type(items).__name__}, not a list"),
                 None,
             )
@@ -353,7 +515,7 @@ class _RunLoop:
             task_id=name,
             map_index=index,
             try_number=try_number,
-            max_tries=spec.max_tries,
+            max_tries=spec.max_tries + self.try_offset.get(name, 0),
             params=self.params,
             run_number=self.run_number,
             checkpoint_root=self.r.checkpoint_root,
@@ -455,8 +617,9 @@ class _RunLoop:
     ) -> None:
         spec = self.pipeline.tasks[flight.key[0]]
         summary = f"{error_type}: {error}" if error_type and not error.startswith(error_type) else error
-        if flight.try_number < spec.max_tries:
-            delay = spec.retry.delay_after(flight.try_number, self.r.rng)
+        offset = self.try_offset.get(flight.key[0], 0)
+        if flight.try_number < spec.max_tries + offset:
+            delay = spec.retry.delay_after(flight.try_number - offset, self.r.rng)
             self._set(flight.key, State.RETRYING, ended_at=self.r.clock(), error=summary, traceback=_tail(tb))
             self.waiting_retries += 1
             heapq.heappush(
@@ -493,6 +656,24 @@ class _RunLoop:
             if key not in self.recorded_upstream_failed:
                 self.recorded_upstream_failed.add(key)
                 self._set(key, State.UPSTREAM_FAILED, ended_at=self.r.clock())
+
+
+def _with_downstream(pipeline: Pipeline, names: set[str]) -> set[str]:
+    downstream = pipeline.downstream()
+    out: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name not in out:
+            out.add(name)
+            stack.extend(downstream[name])
+    return out
+
+
+def _last_try(rows: Sequence[TaskSnapshot]) -> int:
+    """The last try a task (all its mapped instances) had; 0 when it never ran: an upstream_failed
+    task shows try 1 in the store although it never started, and its retry is its first try."""
+    return max((t.try_number for t in rows if t.state is not State.UPSTREAM_FAILED), default=0)
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:

@@ -3,13 +3,26 @@
 A source only translates: the orchestrator's API in, dagwatch's model out (`RunSnapshot`,
 `PipelineDefinition`, normalized `State`). Diffing, alerting and storage happen downstream, the
 same for every orchestrator.
+
+Acting on an orchestrator is optional, one protocol per kind of action, so the runbook engine
+asks `isinstance(source, Retryable)` before it offers or runs a step instead of finding out from
+an AttributeError mid-runbook:
+
+    protocol     method          airflow  prefect  embedded
+    Retryable    clear_failed    yes      yes      yes
+    Markable     mark_failed     yes      no       no
+
+Prefect is not `Markable`: a task run's state is set by the flow run's engine as it executes;
+forcing one to FAILED from outside stops no code and does not end the flow run, so giving up on
+a Prefect run is cancelling its flow run, a different action. The embedded runner has no per-task
+kill either: a stuck thread task cannot be stopped from outside, only timed out by its `timeout`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 from monitor.errors import DagwatchError
 from monitor.model import PipelineDefinition, RunSnapshot
@@ -23,6 +36,11 @@ class SourceUnavailable(DagwatchError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ActionUnsupported(DagwatchError):
+    """The source cannot do the asked action: its orchestrator has no such call (see the table
+    above), or it was built without what the action needs."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +80,25 @@ class Source(Protocol):
         """The log text of one task try."""
 
 
+@runtime_checkable
 class Retryable(Protocol):
-    """Sources whose failed tasks dagwatch can re-run (the runbooks' clear-and-retry step)."""
+    """Sources whose failed tasks dagwatch can re-run (the runbooks' clear-and-retry step).
+
+    The call returns once the orchestrator has taken the retry on, not when the re-run ends
+    (Airflow's scheduler, Prefect's worker and the embedded runner's background thread run it);
+    the caller follows the run through polling, where the run's success resolves its alerts."""
 
     def clear_failed(self, pipeline: str, run_id: str, task_ids: Sequence[str] | None, *, dry_run: bool) -> ClearResult:
-        """Clear (Airflow) or retry (Prefect, embedded) the failed tasks of a run — only those."""
+        """Clear (Airflow) or retry (Prefect, embedded) the failed tasks of a run — only those,
+        with what depends on them; `task_ids` narrows which failed tasks. `dry_run` lists the
+        tasks and changes nothing. A run with nothing to retry gives `tasks=()` and says why."""
+
+
+@runtime_checkable
+class Markable(Protocol):
+    """Sources on which dagwatch can fail one task instance by hand (a runbook giving up on a
+    stuck task, so its run ends and its downstream stops waiting)."""
+
+    def mark_failed(self, pipeline: str, run_id: str, task_id: str, *, map_index: int = -1, dry_run: bool = False) -> ClearResult:
+        """Set one task instance (one mapped instance with `map_index` >= 0) to failed; `dry_run`
+        lists what would change and changes nothing."""
