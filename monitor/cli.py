@@ -84,7 +84,9 @@ def up(
     gc.freeze()
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
-    uvicorn.run(create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets), host=settings.server.host, port=settings.server.port, log_level="warning")
+    app = create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets,
+                     sources=service.sources, runbook_engine=service.runbooks)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
 
 
 def _parse_params(pairs: list[str]) -> dict[str, object]:
@@ -173,6 +175,46 @@ def _runbooks(settings: Settings) -> dict:
     except DagwatchError as exc:
         _fail(str(exc))
         raise
+
+
+@runbook_app.command("run")
+def runbook_run(
+    name: Annotated[str, typer.Argument(help="The runbook (see `dagwatch runbook list`).")],
+    alert: Annotated[int, typer.Option("--alert", help="The alert id it runs for.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what it would do; change nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run again although it already ran for this alert.")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a runbook for an alert here and now, printing each step. Exit 1 if it failed."""
+    import getpass
+
+    from monitor.service import Service
+
+    settings = _settings(config)
+    try:
+        service = Service(settings)
+    except DagwatchError as exc:
+        _fail(str(exc))
+    try:
+        from monitor.remediation.engine import StartRequest
+
+        started = service.runbooks.run_now(StartRequest(name, alert, started_by=f"cli:{getpass.getuser()}", dry_run=dry_run, force=force))
+    except DagwatchError as exc:
+        _fail(str(exc))
+    finally:
+        service.stop()
+    execution = started.execution
+    if as_json:
+        typer.echo(execution.model_dump_json(indent=2))
+    else:
+        joined = " (already ran: showing that execution; --force to run again)" if started.joined else ""
+        typer.echo(f"runbook {execution.runbook} for alert {alert}: {execution.status.value}{joined}")
+        for step in execution.steps:
+            typer.echo(f"  {step.name:<12} {step.status.value:<11} {step.summary}")
+        if execution.result:
+            typer.echo(f"result: {execution.result}")
+    raise typer.Exit(0 if execution.status.value == "succeeded" else 1)
 
 
 @runbook_app.command("list")

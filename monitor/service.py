@@ -20,6 +20,8 @@ from monitor import metrics
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers import Notifier, build
 from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings, SlackReceiverSettings, SourceSettings
+from monitor.remediation import policies
+from monitor.remediation.engine import Engine
 from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
 from monitor.sources import registry
@@ -34,6 +36,7 @@ from monitor.tracking.watch import Watcher
 
 log = logging.getLogger(__name__)
 DISPATCH_INTERVAL = timedelta(seconds=1)
+POLICY_EVERY = timedelta(seconds=2)
 MIN_TICK_GAP = 0.05  # seconds
 
 
@@ -60,6 +63,8 @@ class Service:
         self.pipelines: list[ScheduledPipeline] = []
         self.sources: Sources = self._build_sources()
         self.collectors: list[Collector] = [self._collector(source) for source in settings.sources]
+        self.runbooks = Engine.from_settings(settings.runbooks, self.store, self.sources.find, services={"policy": self.policy})
+        self._policy_watermark = 0
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self._started = threading.Event()
         self._stopping = threading.Event()
@@ -118,6 +123,10 @@ class Service:
                 collector.run, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
                 id=f"poll:{collector.source.name}", next_run_time=now + timedelta(seconds=0.2 * index),
             )
+        if self.settings.runbooks.policies:
+            self.scheduler.add_job(self.start_policy_runbooks, IntervalTrigger(seconds=POLICY_EVERY.total_seconds()), id="runbook-policies",
+                                   next_run_time=now + POLICY_EVERY)
+        self.runbooks.recover()
         self.scheduler.start()
         self._dispatcher.start()
         self._started.set()
@@ -132,6 +141,13 @@ class Service:
             log.info("run %s of %s finished: %s", result.run_id, item.pipeline.name, result.state.value)
         except Exception:
             log.exception("run of %s could not complete", item.pipeline.name)
+
+    def start_policy_runbooks(self) -> None:
+        """The `runbooks.policies` job: start runbooks for new firing alerts they match."""
+        try:
+            _, self._policy_watermark = policies.start_due(self.runbooks, self.settings.runbooks.policies, self._policy_watermark)
+        except Exception:  # a bad pass must not stop the next one
+            log.exception("runbook policies pass failed")
 
     def _dispatch_loop(self) -> None:
         """Deliver as soon as an alert change is committed (the store signals it), else at least
@@ -166,6 +182,7 @@ class Service:
             self._dispatcher.join(timeout=10)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.runbooks.shutdown()
         self.recorder.close()
         for notifier in self.notifiers.values():
             close = getattr(notifier, "close", None)

@@ -28,10 +28,11 @@ class Lifecycle(Protocol):
 
 def create_app(
     store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None,
-    sources: Sources | None = None,
+    sources: Sources | None = None, runbook_engine: Engine | None = None,
 ) -> FastAPI:
     """`sources` are the service's built sources (`Service.sources`), which handlers that act on
-    an orchestrator reach through `deps.sources`; none given, there are none to act on."""
+    an orchestrator reach through `deps.sources`; none given, there are none to act on.
+    `runbook_engine` runs runbooks (`Service.runbooks`); without it the runbook API answers 503."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:

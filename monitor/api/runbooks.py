@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.api.auth import Operator, operator
@@ -67,6 +67,12 @@ def start_execution(name: str, body: StartIn, response: Response, who: Operator 
     if started.joined:
         response.status_code = status.HTTP_200_OK
     return started.execution
+
+
+@router.get("/executions", response_model=list[RunbookExecution])
+def list_executions(alert_id: int = Query(ge=1, le=2**31 - 1), runbooks: Engine = Depends(engine)) -> list[RunbookExecution]:
+    """The executions for one alert, newest first."""
+    return runbooks.for_alert(alert_id)
 
 
 @router.get("/executions/{execution_id}", response_model=RunbookExecution)

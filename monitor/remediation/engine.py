@@ -111,6 +111,10 @@ class Engine:
         with self.store.session() as session:
             return execution_store.to_model(execution_store.get(session, execution_id=execution_id))
 
+    def for_alert(self, alert_id: int) -> list[RunbookExecution]:
+        with self.store.session() as session:
+            return [execution_store.to_model(row) for row in execution_store.for_alert(session, alert_id=alert_id)]
+
     def recover(self) -> list[int]:
         """At service start: what a stopped process left running is marked interrupted."""
         with self.store.session() as session:
