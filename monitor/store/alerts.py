@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Collection, Sequence
+from typing import Any, Collection, Iterable, Protocol, Sequence
 
 from sqlalchemy import and_, func, insert, select, tuple_
 from sqlalchemy.orm import Session
@@ -12,6 +12,14 @@ from monitor.errors import NotFound
 from monitor.model import Alert, AlertKind, AlertStatus, NotificationStatus, NotificationView, Tier
 from monitor.store.dialect import claim
 from monitor.store.tables import AlertHistoryRow, AlertRow, NotificationAlertRow, NotificationRow
+
+
+class Applies(Protocol):
+    """A runbook as `to_models` sees it (`monitor.remediation.runbook.Runbook`)."""
+
+    name: str
+
+    def applies_to(self, alert: Alert) -> bool: ...
 
 
 def get(session: Session, *, alert_id: int) -> AlertRow:
@@ -141,18 +149,22 @@ def list_alerts(
     return to_models(session, rows, base_url=base_url)
 
 
-def to_models(session: Session, rows: Sequence[AlertRow], *, base_url: str | None = None, deliveries: bool = True) -> list[Alert]:
+def to_models(
+    session: Session, rows: Sequence[AlertRow], *, base_url: str | None = None, deliveries: bool = True, runbooks: Iterable[Applies] = (),
+) -> list[Alert]:
     """API models of alert rows; with `base_url`, links include the alert's dashboard page
-    (built here rather than stored, so firing an alert needs no second write). `deliveries`:
-    list each alert's notifications (pages and API; a notification to a receiver does not
-    carry them, and for a big group they are most of the reading)."""
+    (built here rather than stored, so firing an alert needs no second write) and, given the
+    runbooks (`Engine.runbooks.values()`), `runbook`: the start page of the first one that
+    applies to the alert, which shows what it would run and runs it only on confirmation.
+    `deliveries`: list each alert's notifications (pages and API; a notification to a receiver
+    does not carry them, and for a big group they are most of the reading)."""
     notes: dict[int, list[NotificationView]] = {}
     if rows and deliveries:
         for alert_id, receiver, status, attempts, action, last_error in notifications_of(session, alert_ids={r.id for r in rows}):
             notes.setdefault(alert_id, []).append(
                 NotificationView(receiver=receiver, status=NotificationStatus(status), attempts=attempts, action=action, last_error=last_error)
             )
-    return [
+    alerts = [
         Alert(
             id=r.id, fingerprint=r.fingerprint, tier=Tier(r.tier), status=AlertStatus(r.status), kind=AlertKind(r.kind),
             source=r.source, pipeline=r.pipeline, run_id=r.run_id, task_id=r.task_id, try_number=r.try_number,
@@ -163,6 +175,12 @@ def to_models(session: Session, rows: Sequence[AlertRow], *, base_url: str | Non
         )
         for r in rows
     ]
+    candidates = list(runbooks) if base_url else []
+    for alert in alerts:
+        first = next((runbook.name for runbook in candidates if runbook.applies_to(alert)), None)
+        if first is not None:
+            alert.links.setdefault("runbook", f"{base_url}/runbooks/{first}/start?alert_id={alert.id}")
+    return alerts
 
 
 def notifications_of(session: Session, *, alert_ids: set[int]) -> list[tuple[int, str, str, int, str, str | None]]:
