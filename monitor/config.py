@@ -275,6 +275,11 @@ class SlackReceiverSettings(_Section):
     webhook_url: SecretStr | None = Field(None, description="Incoming-webhook mode instead of token + channel.")
     signing_secret: SecretStr | None = Field(None, description="Verifies interactivity requests (buttons).")
     timeout: Duration = Field(timedelta(seconds=10))
+    operators: dict[str, str] = Field(
+        default_factory=dict,
+        description="Slack user id → dagwatch operator name (`{U024BE7LH: alice}`): only these users' clicks "
+                    "(Ack, Silence, Run runbook, Retry) act, recorded as `slack:NAME`.",
+    )
 
     @model_validator(mode="after")
     def _mode(self) -> "SlackReceiverSettings":

@@ -1,80 +1,171 @@
-"""POST /slack/actions: Slack interactivity (the Ack and Silence buttons of our messages).
+"""POST /slack/actions: Slack interactivity (the buttons of our alert messages).
 
-Signature-checked with the receivers' signing secrets and replay-guarded before anything is
-read; the answer goes back within Slack's 3 seconds, and the message itself is updated by the
-normal notification path (the ack or silence marks the alert's group due).
+Signature-checked with the receivers' signing secrets and replay-guarded (per app) before
+anything is read. Only a Slack user mapped to an operator in the signing receiver's `operators`
+may act — Ack and Silence as much as Run runbook and Retry failed tasks: the mapping is the
+boundary, not the ability to click. The answer (ephemeral, to the clicking user only) goes back
+at once: Ack and Silence are a write each, and the message itself is updated by the normal
+notification path; a runbook is only *started* here (`Engine.start`), its steps run in the
+engine's workers, and a background thread posts "started" and then the result into the alert
+message's thread, bounded by the runbook's own step timeouts.
+
+Running once does not rest on the replay guard (it lives in memory, so another process or a
+restart has not seen the click): a replayed click that starts the same runbook for the same
+alert joins the execution the first one created, by the engine's run-once rule in the database.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
+from concurrent.futures import CancelledError
 from datetime import timedelta
-from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from monitor.alerting import verbs
-from monitor.alerting.notifiers.slack import SlackRequestRejected, parse_action_value, verify_slack_request
-from monitor.errors import Conflict, NotFound
-from monitor.model import utcnow
+from monitor.alerting.notifiers import slack
+from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.errors import Conflict, InvalidRequest, NotFound
+from monitor.model import RunbookExecution, utcnow
+from monitor.remediation.engine import Engine, RateLimited, StartRequest
 from monitor.store import alerts as alert_store
+from monitor.store import groups as group_store
 
 router = APIRouter(tags=["slack"])
 log = logging.getLogger(__name__)
 SILENCE_FOR = timedelta(hours=1)
+#: The thread report waits for the runbook's step timeouts plus this, then says how far it got.
+FOLLOW_MARGIN = timedelta(minutes=1)
+RUNS = (slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY)
+OURS = (*RUNS, slack.ACTION_ACK, slack.ACTION_SILENCE)
 
 
-def _verified(request: Request, body: bytes) -> bool:
+def _replay_guard(app: FastAPI) -> slack.ReplayGuard:
+    """One guard per app (a process's memory): what it has not seen, run-once still stops."""
+    guard = getattr(app.state, "slack_replay_guard", None)
+    if guard is None:
+        guard = app.state.slack_replay_guard = slack.ReplayGuard()
+    return guard
+
+
+def _verified(request: Request, body: bytes) -> str | None:
+    """The signing secret that verifies this request, or None (logged without the secret)."""
     secrets: list[str] = request.app.state.slack_signing_secrets
-    last: SlackRequestRejected | None = None
+    last: slack.SlackRequestRejected | None = None
     for secret in secrets:
         try:
-            verify_slack_request(secret, request.headers, body)
-            return True
-        except SlackRequestRejected as exc:
+            slack.verify_slack_request(secret, request.headers, body, guard=_replay_guard(request.app))
+            return secret
+        except slack.SlackRequestRejected as exc:
             last = exc
             if exc.replayed:
                 break
     log.warning("rejected a Slack request: %s", last or "no slack receiver has a signing_secret")
-    return False
+    return None
 
 
 @router.post("/slack/actions", include_in_schema=True)
-async def slack_actions(request: Request) -> JSONResponse:
+async def slack_actions(request: Request) -> Response:
     body = await request.body()
-    if not _verified(request, body):
+    secret = _verified(request, body)
+    if secret is None:
         return JSONResponse({"error": "request not signed by Slack"}, status_code=401)
     try:
-        payload = json.loads(parse_qs(body.decode())["payload"][0])
-        user = payload.get("user") or {}
-        who = f"slack:{user.get('username') or user.get('name') or user.get('id', 'unknown')}"
-        actions = payload.get("actions") or []
-    except (KeyError, IndexError, ValueError, UnicodeDecodeError):
-        return JSONResponse({"error": "expected a form field `payload` with Slack's block_actions JSON"}, status_code=400)
-    replies = [_act(request, action, who) for action in actions]
-    return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": " ".join(r for r in replies if r)})
+        click = slack.parse_click(body)
+    except ValueError as exc:
+        return JSONResponse({"error": f"expected a form field `payload` with Slack's block_actions JSON ({exc})"}, status_code=400)
+    text = await run_in_threadpool(_answer, request.app, secret, click)
+    if not text:
+        return Response(status_code=200)  # link buttons (runbook page, dashboard) need nothing from us
+    return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text})
 
 
-def _act(request: Request, action: dict, who: str) -> str:
-    action_id = action.get("action_id", "")
-    if action_id not in ("dagwatch_ack", "dagwatch_silence"):
-        return ""  # link buttons (runbook, dashboard) need nothing from us
+def _answer(app: FastAPI, secret: str, click: slack.Click) -> str:
+    ours = [(action_id, value) for action_id, value in click.actions if action_id in OURS]
+    if not ours:
+        return ""
+    receivers = [n for n in slack.interactive() if n.signed_with(secret)]
+    operator = next((n.operators[click.user_id] for n in receivers if click.user_id in n.operators), None)
+    if operator is None:
+        where = ", ".join(n.name for n in receivers) or "…"
+        return (f"You are not mapped to a dagwatch operator (ask an admin to add your Slack id {slack.escape(click.user_id)} "
+                f"to receivers[{where}].operators); nothing was done.")
+    return " ".join(_act(app, action_id, value, f"slack:{operator}") for action_id, value in ours)
+
+
+def _act(app: FastAPI, action_id: str, raw_value: str, who: str) -> str:
     try:
-        alert_id, _group = parse_action_value(action.get("value", ""))
+        value = slack.parse_action_value(raw_value)
     except ValueError:
         return "That button is not one of dagwatch's."
+    if action_id in RUNS:
+        return _run(app, value, who)
     now = utcnow()
     try:
-        with request.app.state.store.session() as db:
-            if action_id == "dagwatch_ack":
-                alert = verbs.ack(db, alert_id=alert_id, who=who, now=now, comment="from Slack")
-                return f"Alert #{alert_id} acknowledged by {alert.acked_by}."
-            silence = verbs.silence_alert(db, alert_id=alert_id, who=who, now=now, duration=SILENCE_FOR, comment=f"from Slack on alert #{alert_id}")
-            alert = alert_store.get(db, alert_id=alert_id)
+        with app.state.store.session() as db:
+            if action_id == slack.ACTION_ACK:
+                alert = verbs.ack(db, alert_id=value.alert_id, who=who, now=now, comment="from Slack")
+                return f"Alert #{value.alert_id} acknowledged by {alert.acked_by}."
+            silence = verbs.silence_alert(db, alert_id=value.alert_id, who=who, now=now, duration=SILENCE_FOR,
+                                          comment=f"from Slack on alert #{value.alert_id}")
+            alert = alert_store.get(db, alert_id=value.alert_id)
             return f"Silenced {alert.kind} of {alert.pipeline or alert.source} for 1 hour (silence #{silence.id})."
     except NotFound:
-        return f"Alert #{alert_id} no longer exists."
+        return f"Alert #{value.alert_id} no longer exists."
     except Conflict as exc:
         return f"Not done: {exc}."
+
+
+def _run(app: FastAPI, value: slack.ActionValue, who: str) -> str:
+    """Start (or join) the button's runbook; the steps run in the engine's workers."""
+    engine: Engine | None = app.state.runbook_engine
+    if engine is None:
+        return "Runbooks are not enabled in this dagwatch process; nothing was started."
+    if not value.runbook:
+        return "That button is not one of dagwatch's."
+    try:
+        started = engine.start(StartRequest(value.runbook, value.alert_id, started_by=who))
+    except (NotFound, InvalidRequest, RateLimited) as exc:
+        return f"Not started: {exc}"
+    execution = started.execution
+    if started.joined:
+        state = f"already ran ({execution.status.value})" if execution.status.finished else "is already running"
+        return (f"{execution.runbook} {state} for alert #{value.alert_id}: execution #{execution.id}, "
+                f"started by {execution.started_by}; nothing new was started.")
+    followed = _follow_in_thread(app, engine, execution, value.group_key)
+    where = "its result will be posted in this alert's thread" if followed else "follow it on dagwatch"
+    return f"Started runbook {execution.runbook} for alert #{value.alert_id} (execution #{execution.id}); {where}."
+
+
+def _follow_in_thread(app: FastAPI, engine: Engine, execution: RunbookExecution, group_key: str) -> bool:
+    """Post "started" and, when it ends, the execution's result in the alert message's thread,
+    from a background thread; False when there is no thread to post in (webhook mode, the
+    message not sent yet, its receiver not interactive in this process)."""
+    with app.state.store.session() as db:
+        groups = group_store.groups_of(db, alert_ids=[execution.alert_id]) if execution.alert_id else []
+        thread = next(((g.receiver, dict(g.receipt)) for g in groups if g.group_key == group_key and g.receipt), None)
+    notifier = next(iter(slack.interactive(thread[0])), None) if thread else None
+    if thread is None or notifier is None:
+        log.info("runbook execution %d: no Slack thread to report to", execution.id)
+        return False
+    runbook = engine.runbooks[execution.runbook]
+    bound = sum((step.timeout for step in runbook.steps), FOLLOW_MARGIN).total_seconds()
+    link = f"{app.state.policy.base_url}/api/v1/runbooks/executions/{execution.id}"
+    threading.Thread(target=_report, args=(engine, execution, notifier, thread[1], bound, link),
+                     name=f"dagwatch-slack-execution-{execution.id}", daemon=True).start()
+    return True
+
+
+def _report(engine: Engine, execution: RunbookExecution, notifier: slack.SlackNotifier, receipt: Receipt, bound: float, link: str) -> None:
+    try:
+        notifier.post_in_thread(receipt, slack.execution_started(execution))
+        try:
+            done = engine.wait(execution.id, timeout=bound)
+        except (TimeoutError, CancelledError):  # still running past its steps' timeouts, or the engine stopped
+            done = engine.get(execution.id)
+        notifier.post_in_thread(receipt, slack.execution_report(done, link=link))
+    except DeliveryError as exc:
+        log.warning("runbook execution %d: could not post to the Slack thread: %s", execution.id, exc)

@@ -7,15 +7,22 @@ refused call is HTTP 200 with `{"ok": false, "error": …}` (`invalid_auth`, `ch
 (channel id, ts), so a test reads what a channel would show after updates and thread replies.
 Incoming webhooks: `POST /services/<secret path>` answers `ok`, or 404 `no_service` /
 400 `invalid_payload`, as hooks.slack.com does.
+
+The other direction, Slack calling dagwatch when a button is clicked: `click_body` builds the
+`block_actions` form body Slack posts to the app's interactivity URL, from a button of a message
+this server holds, and `signed` adds Slack's `X-Slack-Signature` headers to it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from tests.fakes.httpserver import FakeHTTPServer, Recorded, Reply
 
@@ -150,6 +157,21 @@ class FakeSlack(FakeHTTPServer):
             return Reply(400, "invalid_blocks")
         self.calls.append(("webhook", body))
         return Reply(200, "ok")
+
+
+def signed(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's signature headers for a request body: v0=HMAC-SHA256(secret, "v0:{ts}:{body}")."""
+    ts = str(timestamp or int(time.time()))
+    signature = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+
+
+def click_body(message_blocks: list[dict[str, Any]], action_id: str, user_id: str, trigger: str, username: str = "someone") -> bytes:
+    """The form body Slack posts when `user_id` clicks the button `action_id` of a message."""
+    button = next(e for b in message_blocks if b["type"] == "actions" for e in b["elements"] if e.get("action_id") == action_id)
+    payload = {"type": "block_actions", "user": {"id": user_id, "username": username, "team_id": "T0"}, "trigger_id": trigger,
+               "response_url": "http://127.0.0.1:9/unused", "actions": [{"action_id": action_id, "value": button["value"], "type": "button"}]}
+    return urlencode({"payload": json.dumps(payload)}).encode()
 
 
 def _args(request: Recorded) -> dict[str, Any]:

@@ -8,9 +8,16 @@ history. A follow-up for "firing again" is also broadcast to the channel (`reply
 since a repeat of a page must be seen; if the message is gone, a new one is posted.
 Incoming-webhook mode (`webhook_url`) can only post, so every notification is a new message.
 
-Buttons carry `action_id` (`dagwatch_runbook`, `dagwatch_ack`, `dagwatch_silence`) and a `value`
-naming the alert and its group; `POST /slack/actions` checks the request with
-`verify_slack_request` before acting on it.
+Buttons carry `action_id` (`dagwatch_runbook`, a link to the runbook's start page;
+`dagwatch_run_runbook` and `dagwatch_retry`, which start a runbook; `dagwatch_ack`,
+`dagwatch_silence`) and a `value` naming the alert, its group and, for the buttons that run
+something, the runbook; `POST /slack/actions` checks the request with `verify_slack_request`
+before acting on it, and acts only for Slack users mapped to an operator (`operators`). The
+buttons that run or mute something ask for confirmation in Slack first.
+
+A notifier with a `signing_secret` is interactive: it is registered by receiver name
+(`interactive`), so the click handler of the same process finds the operators of the receiver
+that signed the click and the Web API client that posts a runbook's result in the thread.
 
 slack_sdk's own retries are switched off: the outbox owns the one retry policy, and a notifier
 only says whether a failure is retryable.
@@ -18,32 +25,40 @@ only says whether a failure is retryable.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable, NamedTuple, Protocol, TypeVar
 from urllib.error import URLError
 from urllib.parse import parse_qs
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from monitor.alerting.notifiers import render
 from monitor.alerting.notifiers.base import DeliveryError, Receipt
 from monitor.config import SlackReceiverSettings
 from monitor.errors import DagwatchError
-from monitor.model import Alert, Notification, NotificationAction
+from monitor.model import Alert, AlertKind, Notification, NotificationAction, RunbookExecution
 
 log = logging.getLogger(__name__)
 
 ACTION_RUNBOOK = "dagwatch_runbook"
 ACTION_ACK = "dagwatch_ack"
 ACTION_SILENCE = "dagwatch_silence"
+ACTION_RUN_RUNBOOK = "dagwatch_run_runbook"
+ACTION_RETRY = "dagwatch_retry"
+#: What "Retry failed tasks" runs, and the alerts it is offered for (the others have no failed tasks).
+RETRY_RUNBOOK = "retry-failed"
+RETRY_KINDS = frozenset({AlertKind.TASK_FAILED, AlertKind.RUN_FAILED})
+#: The alert is still firing: a runbook may help (not for a resolved or test message).
+RUNNABLE = frozenset({NotificationAction.FIRING, NotificationAction.ACKNOWLEDGED})
 
 #: Slack's errors that no retry will fix: the token, the channel or the payload is wrong.
 PERMANENT_ERRORS = frozenset({
@@ -72,17 +87,43 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def action_value(alert: Alert, group_key: str) -> str:
-    """The button `value` (≤2000 chars): which alert and group a click is about."""
-    return json.dumps({"alert_id": alert.id, "group_key": group_key[:1000]}, separators=(",", ":"))
+class ActionValue(NamedTuple):
+    alert_id: int
+    group_key: str
+    runbook: str | None = None  # the buttons that run one name it: the click runs what the message showed
 
 
-def parse_action_value(value: str) -> tuple[int, str]:
-    """(alert id, group key) from a button value; ValueError if it is not one of ours."""
+class Applicable(Protocol):
+    """A runbook as the message needs it (`monitor.remediation.runbook.Runbook`)."""
+
+    name: str
+
+    def applies_to(self, alert: Alert) -> bool: ...
+
+
+def action_value(alert: Alert, group_key: str, runbook: str | None = None) -> str:
+    """The button `value` (≤2000 chars): which alert and group a click is about, and what it runs."""
+    data: dict[str, Any] = {"alert_id": alert.id, "group_key": group_key[:1000]}
+    if runbook:
+        data["runbook"] = runbook[:200]
+    return json.dumps(data, separators=(",", ":"))
+
+
+def parse_action_value(value: str) -> ActionValue:
+    """The alert, group and runbook of a button value; ValueError if it is not one of ours."""
     data = json.loads(value)
-    if not isinstance(data, dict) or not isinstance(data.get("alert_id"), int):
+    if not isinstance(data, dict) or not isinstance(data.get("alert_id"), int) or not isinstance(data.get("runbook", ""), str):
         raise ValueError("not a dagwatch action value")
-    return data["alert_id"], str(data.get("group_key", ""))
+    return ActionValue(data["alert_id"], str(data.get("group_key", "")), data.get("runbook") or None)
+
+
+def runnable(runbooks: Iterable[Applicable], alert: Alert) -> tuple[str | None, str | None]:
+    """(what "Run runbook" runs: the first runbook that applies, other than retry-failed;
+    whether "Retry failed tasks" is offered: retry-failed, if it applies to a failed task or run)."""
+    candidates = [r for r in runbooks if r.applies_to(alert)]
+    first = next((r.name for r in candidates if r.name != RETRY_RUNBOOK), None)
+    retry = RETRY_RUNBOOK if alert.kind in RETRY_KINDS and any(r.name == RETRY_RUNBOOK for r in candidates) else None
+    return first, retry
 
 
 def _facts(alert: Alert) -> dict[str, Any]:
@@ -97,28 +138,41 @@ def _links_line(notification: Notification, alert: Alert) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": render.truncate(text, SECTION_LIMIT)}]}
 
 
-def _buttons(notification: Notification, alert: Alert) -> dict[str, Any]:
+def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:
+    """Slack's own "are you sure?" dialog, shown before the click is sent."""
+    return {"title": {"type": "plain_text", "text": title}, "text": {"type": "plain_text", "text": render.truncate(text, 300)},
+            "confirm": {"type": "plain_text", "text": confirm}, "deny": {"type": "plain_text", "text": "Cancel"}}
+
+
+def _button(action_id: str, label: str, value: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "button", "action_id": action_id, "value": value, "text": {"type": "plain_text", "text": label}, **extra}
+
+
+def _buttons(notification: Notification, alert: Alert, runbooks: Iterable[Applicable]) -> dict[str, Any]:
     value = action_value(alert, notification.group_key)
     buttons: list[dict[str, Any]] = []
     if alert.links.get("runbook"):
-        buttons.append({"type": "button", "action_id": ACTION_RUNBOOK, "value": value, "url": alert.links["runbook"],
-                        "text": {"type": "plain_text", "text": "Runbook"}})
+        buttons.append(_button(ACTION_RUNBOOK, "Runbook", value, url=alert.links["runbook"]))
+    first, retry = runnable(runbooks, alert) if notification.action in RUNNABLE else (None, None)
+    if first:
+        buttons.append(_button(ACTION_RUN_RUNBOOK, "Run runbook", action_value(alert, notification.group_key, first), confirm=_confirm(
+            "Run the runbook?", f"Runs {first} for alert #{alert.id} now; it may clear and re-run failed tasks.", "Run")))
+    if retry:
+        buttons.append(_button(ACTION_RETRY, "Retry failed tasks", action_value(alert, notification.group_key, retry), confirm=_confirm(
+            "Retry the failed tasks?", f"Clears the failed tasks of run {alert.run_id or '?'} of {alert.pipeline or alert.source} "
+            "and follows the re-run.", "Retry")))
     if notification.action is NotificationAction.FIRING:
-        buttons.append({"type": "button", "action_id": ACTION_ACK, "value": value, "style": "primary",
-                        "text": {"type": "plain_text", "text": "Acknowledge"}})
-    buttons.append({
-        "type": "button", "action_id": ACTION_SILENCE, "value": value, "text": {"type": "plain_text", "text": "Silence 1h"},
-        "confirm": {"title": {"type": "plain_text", "text": "Silence this alert?"},
-                    "text": {"type": "plain_text", "text": "No new notifications for this group for 1 hour."},
-                    "confirm": {"type": "plain_text", "text": "Silence"}, "deny": {"type": "plain_text", "text": "Cancel"}},
-    })
+        buttons.append(_button(ACTION_ACK, "Acknowledge", value, style="primary"))
+    buttons.append(_button(ACTION_SILENCE, "Silence 1h", value, confirm=_confirm(
+        "Silence this alert?", "No new notifications for this group for 1 hour.", "Silence")))
     return {"type": "actions", "block_id": f"dagwatch_actions_{alert.id}", "elements": buttons}
 
 
-def blocks(notification: Notification) -> list[dict[str, Any]]:
+def blocks(notification: Notification, runbooks: Iterable[Applicable] = ()) -> list[dict[str, Any]]:
     """The message: headline, facts of the first alert, its error, links, the rest of the group, buttons.
 
-    Resolved messages keep no buttons: nothing is left to ack, silence or run.
+    Resolved messages keep no buttons: nothing is left to ack, silence or run. "Run runbook" and
+    "Retry failed tasks" appear only while the alert fires and one of `runbooks` applies to it.
     """
     first = notification.alerts[0]
     header = f"{ICON[notification.action]} {render.headline(notification)}"
@@ -133,7 +187,7 @@ def blocks(notification: Notification) -> list[dict[str, Any]]:
     if len(notification.alerts) > 1:
         out.append({"type": "section", "text": {"type": "mrkdwn", "text": _group_list(notification)}})
     if notification.action is not NotificationAction.RESOLVED:
-        out.append(_buttons(notification, first))
+        out.append(_buttons(notification, first, runbooks))
     return out
 
 
@@ -158,16 +212,47 @@ def thread_reply(notification: Notification) -> str:
     return f"{ICON[notification.action]} {verb}: {ids}"
 
 
+EXECUTION_ICON = {"succeeded": "✅", "failed": "❌", "interrupted": "⚠️", "pending": "⏳", "running": "⏳"}
+
+
+def execution_started(execution: RunbookExecution) -> str:
+    """The thread's note that someone started a runbook from this message."""
+    return f"▶️ {escape(execution.started_by)} started runbook *{escape(execution.runbook)}* for alert #{execution.alert_id} (execution #{execution.id})"
+
+
+def execution_report(execution: RunbookExecution, *, link: str | None = None) -> str:
+    """An execution's result for the alert's thread: status, result, and one line per step."""
+    icon = EXECUTION_ICON.get(execution.status.value, "•")
+    head = f"{icon} runbook *{escape(execution.runbook)}* (execution #{execution.id}, started by {escape(execution.started_by)}) {execution.status.value}"
+    if execution.result:
+        head += f": {escape(render.one_line(execution.result))}"
+    lines = [render.truncate(head, 500)]
+    lines += [render.truncate(f"• {escape(step.name)} — {step.status.value}" + (f": {escape(render.one_line(step.summary))}" if step.summary else ""), 300)
+              for step in execution.steps]
+    if link:
+        lines.append(f"<{link}|execution #{execution.id}>")
+    return render.truncate("\n".join(lines), SECTION_LIMIT)
+
+
 # --- delivery ---------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
 class SlackNotifier:
-    """Web API or incoming-webhook delivery, chosen by which settings are given."""
+    """Web API or incoming-webhook delivery, chosen by which settings are given.
+
+    `runbooks` decide which messages offer "Run runbook" / "Retry failed tasks" (the engine's:
+    shipped plus `runbooks.folder`); not given, the shipped ones."""
 
     kind = "slack"
 
-    def __init__(self, settings: SlackReceiverSettings) -> None:
+    def __init__(self, settings: SlackReceiverSettings, runbooks: Iterable[Applicable] | None = None) -> None:
         self.name = settings.name
+        self.operators: dict[str, str] = dict(settings.operators)
+        self._signing_secret = settings.signing_secret
+        self._runbooks = list(runbooks) if runbooks is not None else _shipped_runbooks()
         self._channel = settings.channel
         self._secrets = render.secret_values(settings.token, settings.signing_secret,
                                              *render.url_secrets(settings.webhook_url))
@@ -182,12 +267,30 @@ class SlackNotifier:
             assert settings.webhook_url is not None  # config guarantees one mode
             self._hook = WebhookClient(settings.webhook_url.get_secret_value(), timeout=timeout,
                                        logger=sdk_log, retry_handlers=[])
+        if settings.signing_secret is not None:
+            _INTERACTIVE[self.name] = self
 
     def notify(self, notification: Notification) -> Receipt | None:
+        if self._hook is not None:
+            return self._delivering(lambda: self._send_webhook(notification))
+        return self._delivering(lambda: self._send_web(notification))
+
+    def signed_with(self, secret: str) -> bool:
+        """Whether clicks signed with `secret` come from this receiver's Slack app."""
+        return self._signing_secret is not None and hmac.compare_digest(self._signing_secret.get_secret_value(), secret)
+
+    def post_in_thread(self, receipt: Receipt, text: str) -> None:
+        """A reply in the thread of the message `receipt` names (its channel and ts).
+        Raises DeliveryError (secrets redacted) when Slack refuses or cannot be reached."""
+        if self._web is None:
+            raise DeliveryError(f"receiver {self.name} posts through an incoming webhook and has no threads", retryable=False)
+        web = self._web
+        self._delivering(lambda: web.chat_postMessage(channel=receipt["channel"], thread_ts=receipt["ts"], text=text))
+
+    def _delivering(self, call: Callable[[], T]) -> T:
+        """Run a Slack call; its failures become DeliveryError saying whether a retry can help."""
         try:
-            if self._hook is not None:
-                return self._send_webhook(notification)
-            return self._send_web(notification)
+            return call()
         except SlackApiError as exc:
             raise self._api_failure(exc) from None
         except (URLError, OSError) as exc:  # refused, reset, DNS, socket timeout
@@ -202,10 +305,11 @@ class SlackNotifier:
     def _send_web(self, notification: Notification) -> Receipt:
         assert self._web is not None
         previous = notification.previous_receipt or {}
+        message = blocks(notification, self._runbooks)
         if notification.action is not NotificationAction.TEST and previous.get("channel") and previous.get("ts"):
             try:
                 self._web.chat_update(channel=previous["channel"], ts=previous["ts"],
-                                      text=fallback_text(notification), blocks=blocks(notification))
+                                      text=fallback_text(notification), blocks=message)
             except SlackApiError as exc:
                 if exc.response.get("error") not in UPDATE_GONE:
                     raise
@@ -216,13 +320,12 @@ class SlackNotifier:
                                            text=thread_reply(notification),
                                            reply_broadcast=notification.action is NotificationAction.FIRING)
                 return {"channel": previous["channel"], "ts": previous["ts"]}
-        response = self._web.chat_postMessage(channel=self._channel, text=fallback_text(notification),
-                                              blocks=blocks(notification))
+        response = self._web.chat_postMessage(channel=self._channel, text=fallback_text(notification), blocks=message)
         return {"channel": response["channel"], "ts": response["ts"]}
 
     def _send_webhook(self, notification: Notification) -> None:
         assert self._hook is not None
-        response = self._hook.send(text=fallback_text(notification), blocks=blocks(notification))
+        response = self._hook.send(text=fallback_text(notification), blocks=blocks(notification, self._runbooks))
         if response.status_code != 200:
             raise render.http_failure("Slack webhook", response.status_code, response.body or "",
                                       response.headers.get("Retry-After") or response.headers.get("retry-after"),
@@ -249,6 +352,22 @@ class SlackNotifier:
                              retry_after=render.parse_retry_after(retry_after) if retryable else None)
 
 
+#: Interactive receivers (those with a signing_secret) by name, as this process built them.
+_INTERACTIVE: dict[str, SlackNotifier] = {}
+
+
+def interactive(name: str | None = None) -> list[SlackNotifier]:
+    """The interactive Slack receivers built in this process (the one named `name`, if given)."""
+    return [n for n in _INTERACTIVE.values() if name is None or n.name == name]
+
+
+def _shipped_runbooks() -> list[Applicable]:
+    # Imported here: alerting does not depend on remediation, except for this default.
+    from monitor.remediation.runbook import load_all
+
+    return list(load_all().values())
+
+
 # --- interactivity: verifying what Slack sends to POST /slack/actions -------------------------
 
 
@@ -265,7 +384,7 @@ class SlackRequestRejected(DagwatchError):
 class ReplayGuard:
     """Signatures and trigger_ids seen in the last `window` seconds.
 
-    slack_sdk's SignatureVerifier accepts the same signed request as often as it is sent within
+    Slack's signature check accepts the same signed request as often as it is sent within
     ±5 minutes; a captured click replayed would run a runbook again. Past the window the
     timestamp check rejects the request anyway, so this memory never needs to be longer.
     """
@@ -290,22 +409,44 @@ class ReplayGuard:
 _PROCESS_GUARD = ReplayGuard()
 
 
-class _FixedClock:
-    def __init__(self, now: float) -> None:
-        self._now = now
+@dataclass(frozen=True)
+class Click:
+    """What a `block_actions` payload says: who clicked, which buttons (action_id, value)."""
 
-    def now(self) -> float:
-        return self._now
+    user_id: str
+    actions: tuple[tuple[str, str], ...]
+    trigger_id: str | None = None
+    response_url: str | None = None
+
+
+def parse_click(body: bytes) -> Click:
+    """The interactivity payload (form field `payload`, JSON); ValueError if it is not one."""
+    try:
+        payload = json.loads(parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0])
+    except (UnicodeDecodeError, KeyError, IndexError, RecursionError) as exc:
+        raise ValueError(f"no form field `payload` with JSON: {type(exc).__name__}") from None
+    if not isinstance(payload, dict):
+        raise ValueError("`payload` is not a JSON object")
+    user, actions = payload.get("user"), payload.get("actions", [])
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not isinstance(actions, list):
+        raise ValueError("`payload` is not Slack's block_actions JSON (user.id, actions)")
+    if not all(isinstance(a, dict) for a in actions):
+        raise ValueError("`actions` must be a list of objects")
+    pairs = tuple((str(a.get("action_id", "")), str(a.get("value", ""))) for a in actions)
+    return Click(user["id"], pairs, _text(payload, "trigger_id"), _text(payload, "response_url"))
+
+
+def _text(payload: dict[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    return value if isinstance(value, str) else None
 
 
 def _trigger_id(body: bytes) -> str | None:
-    """`trigger_id` of an interactivity payload (form field `payload`, JSON), if there is one."""
+    """`trigger_id` of an interactivity payload, if there is one."""
     try:
-        payload = parse_qs(body.decode("utf-8")).get("payload", [None])[0]
-        value = json.loads(payload).get("trigger_id") if payload else None
-    except (UnicodeDecodeError, ValueError, AttributeError):
+        return parse_click(body).trigger_id
+    except ValueError:
         return None
-    return value if isinstance(value, str) else None
 
 
 def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None,
@@ -327,8 +468,10 @@ def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: 
         raise SlackRequestRejected("malformed timestamp") from None
     if age > 300:
         raise SlackRequestRejected("stale timestamp")
-    verifier = SignatureVerifier(signing_secret, clock=_FixedClock(now))
-    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
+    # Slack's v0 scheme over the raw bytes (slack_sdk's SignatureVerifier decodes the body as
+    # UTF-8 first and raises on anything else: a signed non-UTF-8 body must be a 400, not a 500).
+    expected = "v0=" + hmac.new(signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise SlackRequestRejected("bad signature")
     keys = [f"sig:{signature}"] + ([f"trigger:{t}"] if (t := _trigger_id(body)) else [])
     if not (guard or _PROCESS_GUARD).first_time(keys, now):

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 
 from monitor.alerting.notifiers import slack
-from monitor.model import NotificationAction
-from tests.fakes.alerts import alert, notification
+from monitor.model import AlertKind, ExecutionStatus, NotificationAction, RunbookExecution, RunbookStep, StepStatus
+from monitor.remediation.runbook import load_all
+from tests.fakes.alerts import STARTED, alert, notification
 from tests.fakes.slack import validate_blocks
+
+
+SHIPPED = list(load_all().values())
 
 
 def _actions(blocks):
     return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
 
 
-def test_firing_message_has_facts_error_links_and_three_buttons():
+def test_firing_message_has_facts_error_links_and_its_buttons():
     blocks = slack.blocks(notification())
     assert validate_blocks(blocks) is None
     assert blocks[0]["type"] == "header" and "[P1] FIRING" in blocks[0]["text"]["text"]
@@ -27,13 +31,47 @@ def test_firing_message_has_facts_error_links_and_three_buttons():
     buttons = _actions(blocks)
     assert [b["action_id"] for b in buttons] == [slack.ACTION_RUNBOOK, slack.ACTION_ACK, slack.ACTION_SILENCE]
     assert buttons[0]["url"].startswith("http://dagwatch.test/runbooks/")
-    assert all(slack.parse_action_value(b["value"]) == (1, "train_ranker/fit_model") for b in buttons)
+    assert all(slack.parse_action_value(b["value"]) == (1, "train_ranker/fit_model", None) for b in buttons)
 
 
-def test_resolved_message_has_no_buttons_and_acked_has_no_ack():
-    assert _actions(slack.blocks(notification(NotificationAction.RESOLVED))) == []
-    acked = [b["action_id"] for b in _actions(slack.blocks(notification(NotificationAction.ACKNOWLEDGED)))]
-    assert slack.ACTION_ACK not in acked and slack.ACTION_SILENCE in acked
+def test_run_buttons_for_a_failed_task_name_their_runbook_and_ask_first():
+    buttons = {b["action_id"]: b for b in _actions(slack.blocks(notification(), SHIPPED))}
+    assert list(buttons) == [slack.ACTION_RUNBOOK, slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY, slack.ACTION_ACK, slack.ACTION_SILENCE]
+    assert slack.parse_action_value(buttons[slack.ACTION_RUN_RUNBOOK]["value"]) == (1, "train_ranker/fit_model", "pipeline-failure")
+    assert slack.parse_action_value(buttons[slack.ACTION_RETRY]["value"]).runbook == "retry-failed"
+    for action_id in (slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY, slack.ACTION_SILENCE):
+        assert {"title", "text", "confirm", "deny"} <= set(buttons[action_id]["confirm"])
+    assert "confirm" not in buttons[slack.ACTION_ACK]
+
+
+def test_run_buttons_only_where_a_runbook_applies_and_the_alert_fires():
+    def ids(note, runbooks=SHIPPED):
+        return [b["action_id"] for b in _actions(slack.blocks(note, runbooks))]
+
+    failed = alert(links={})  # links.runbook is not needed for the buttons that run one
+    assert ids(notification(alerts=[failed])) == [slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY, slack.ACTION_ACK, slack.ACTION_SILENCE]
+    assert ids(notification(alerts=[alert(kind=AlertKind.TASK_STUCK, links={})])) == [slack.ACTION_ACK, slack.ACTION_SILENCE]
+    assert ids(notification(NotificationAction.ACKNOWLEDGED, alerts=[failed])) == [slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY, slack.ACTION_SILENCE]
+    assert ids(notification(NotificationAction.RESOLVED)) == []
+    # Retry runs retry-failed: without that runbook there is no Retry button, and Run runbook never runs it.
+    assert ids(notification(alerts=[failed]), [r for r in SHIPPED if r.name != "retry-failed"]) == [slack.ACTION_RUN_RUNBOOK, slack.ACTION_ACK, slack.ACTION_SILENCE]
+    assert ids(notification(alerts=[failed]), [r for r in SHIPPED if r.name == "retry-failed"]) == [slack.ACTION_RETRY, slack.ACTION_ACK, slack.ACTION_SILENCE]
+
+
+def test_execution_report_lists_every_step_in_one_line_each():
+    execution = RunbookExecution(
+        id=12, runbook="pipeline-failure", alert_id=1, attempt=1, source="embedded", dry_run=False,
+        status=ExecutionStatus.FAILED, started_by="slack:alice", started_at=STARTED, result="step logs failed",
+        steps=[RunbookStep(position=0, name="health", action="orchestrator_health", mutating=False, status=StepStatus.SUCCEEDED,
+                           summary="healthy\n(2 workers)"),
+               RunbookStep(position=1, name="logs", action="task_logs", mutating=False, status=StepStatus.FAILED, summary="<!channel> gone"),
+               RunbookStep(position=2, name="clear", action="clear_failed", mutating=True, status=StepStatus.SKIPPED)],
+    )
+    text = slack.execution_report(execution, link="http://dagwatch.test/api/v1/runbooks/executions/12")
+    lines = text.splitlines()
+    assert lines[0].startswith("❌ runbook *pipeline-failure* (execution #12, started by slack:alice) failed: step logs failed")
+    assert lines[1:4] == ["• health — succeeded: healthy (2 workers)", "• logs — failed: &lt;!channel&gt; gone", "• clear — skipped"]
+    assert lines[4] == "<http://dagwatch.test/api/v1/runbooks/executions/12|execution #12>"
 
 
 def test_untrusted_text_is_escaped():
