@@ -112,12 +112,14 @@ def airflow(request, airflow_servers) -> AirflowServer:
     return airflow_servers.get(request.param)
 
 
-def source_for(server: AirflowServer, include: list[str] | None = None, *, url: str | None = None, timeout: float = 10, **auth) -> AirflowSource:
-    """dagwatch's source for this server (or for `url`, a proxy in front of it), admin unless told."""
+def source_for(server: AirflowServer, include: list[str] | None = None, *, url: str | None = None, timeout: float = 10,
+               health: dict | None = None, **auth) -> AirflowSource:
+    """dagwatch's source for this server (or for `url`, a proxy in front of it), admin unless told;
+    `health` is the source's `health:` settings (when polls make it down)."""
     settings = AirflowSourceSettings(
         kind="airflow", name=f"airflow{server.major}", url=url or server.url,
         auth=auth or {"username": ADMIN[0], "password": ADMIN[1]}, include=include or [],
-        definitions_interval=0, timeout=timedelta(seconds=timeout),
+        definitions_interval=0, timeout=timedelta(seconds=timeout), **({"health": health} if health else {}),
     )
     return AirflowSource(settings)
 
@@ -146,11 +148,21 @@ class Api:
         else:
             self.http.auth = ADMIN
 
-    def trigger(self, dag_id: str) -> str:
-        body = {"logical_date": None} if self.server.major == 3 else {}
+    def trigger(self, dag_id: str, run_id: str | None = None, conf: dict | None = None) -> str:
+        """A manual run (its id `run_id` when given, Airflow's otherwise) with this conf."""
+        body: dict = {"logical_date": None} if self.server.major == 3 else {}
+        if run_id:
+            body["dag_run_id"] = run_id
+        if conf:
+            body["conf"] = conf
         response = self.http.post(f"{self.prefix}/dags/{dag_id}/dagRuns", json=body)
         response.raise_for_status()
         return response.json()["dag_run_id"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        response = self.http.patch(f"{self.prefix}/dags/{dag_id}", json={"is_paused": paused})
+        response.raise_for_status()
+        assert response.json()["is_paused"] is paused
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self.http.get(f"{self.prefix}/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}").json()
