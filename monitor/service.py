@@ -22,6 +22,7 @@ from monitor.alerting.notifiers import Notifier, build
 from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings, SlackReceiverSettings, SourceSettings
 from monitor.remediation import policies
 from monitor.remediation.engine import Engine
+from monitor.remediation.runbook import load_all
 from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
 from monitor.sources import registry
@@ -53,8 +54,9 @@ class Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(settings.store_url)
         self.recorder = StoreRecorder(self.store)
-        self.notifiers: dict[str, Notifier] = build(settings.receivers)
-        self.policy = ingest.AlertPolicy.from_settings(settings)
+        runbooks = load_all(settings.runbooks.folder)
+        self.notifiers: dict[str, Notifier] = build(settings.receivers, runbooks.values())
+        self.policy = ingest.AlertPolicy.from_settings(settings, runbooks=tuple(runbooks.values()))
         self.slack_signing_secrets = [
             r.signing_secret.get_secret_value() for r in settings.receivers
             if isinstance(r, SlackReceiverSettings) and r.signing_secret is not None
@@ -63,7 +65,8 @@ class Service:
         self.pipelines: list[ScheduledPipeline] = []
         self.sources: Sources = self._build_sources()
         self.collectors: list[Collector] = [self._collector(source) for source in settings.sources]
-        self.runbooks = Engine.from_settings(settings.runbooks, self.store, self.sources.find, services={"policy": self.policy})
+        self.runbooks = Engine.from_settings(settings.runbooks, runbooks, self.store, self.sources.find,
+                                             services={"policy": self.policy, "notifiers": self.notifiers})
         self._policy_watermark = 0
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self._started = threading.Event()

@@ -27,13 +27,14 @@ def receiver_source(name: str) -> str:
     return f"receiver/{name}"
 
 
-def build_notification(session, row: NotificationRow, base_url: str) -> Notification:
-    alerts = alert_store.to_models(session, alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]), base_url=base_url, deliveries=False)
+def build_notification(session, row: NotificationRow, policy: ingest.AlertPolicy) -> Notification:
+    alerts = alert_store.to_models(session, alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]),
+                                   base_url=policy.base_url, deliveries=False, runbooks=policy.runbooks)
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
     return Notification(
         id=row.id, receiver=row.receiver, action=NotificationAction(row.action),
         group_key=group.group_key if group else f"alert-{alerts[0].fingerprint}",
-        alerts=alerts, idempotency_key=f"dagwatch-notification-{row.id}", base_url=base_url,
+        alerts=alerts, idempotency_key=f"dagwatch-notification-{row.id}", base_url=policy.base_url,
         previous_receipt=group.receipt if group else None,
     )
 
@@ -98,7 +99,7 @@ def _deliver_one(store: Store, notifier: Notifier | None, notification_id: int, 
             outbox.mark_failed(row, now=clock(), error=f"receiver {row.receiver!r} is not configured", retryable=False, max_attempts=policy.alerting.max_attempts)
             metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
             return 0
-        notification = build_notification(session, row, policy.base_url)
+        notification = build_notification(session, row, policy)
     receipt: Receipt | None = None
     error: DeliveryError | None = None
     try:

@@ -41,17 +41,19 @@ class Outcome(Generic[T]):
 
 @dataclass(frozen=True)
 class AlertPolicy:
-    """What the ingest step needs from config: receivers (name, kind), routes, defaults, base URL."""
+    """What the alerting stages need from config: receivers (name, kind), routes, defaults, base
+    URL, and the runbooks (for each alert's `links.runbook`, built when it is read or sent)."""
 
     receivers: Sequence[tuple[str, str]]
     base_url: str
     routes: Sequence[RouteSettings] = ()
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    runbooks: Sequence[alert_store.Applies] = ()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "AlertPolicy":
+    def from_settings(cls, settings: Settings, runbooks: Sequence[alert_store.Applies] = ()) -> "AlertPolicy":
         receivers = [(r.name, r.kind) for r in settings.receivers] or [("console", "console")]
-        return cls(receivers=receivers, base_url=settings.server.base_url, routes=settings.routes, alerting=settings.alerting)
+        return cls(receivers=receivers, base_url=settings.server.base_url, routes=settings.routes, alerting=settings.alerting, runbooks=runbooks)
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:

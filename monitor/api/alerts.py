@@ -27,12 +27,15 @@ def list_alerts(
     request: Request = None,  # type: ignore[assignment]
 ) -> list[Alert]:
     """Newest first; filter by status, tier, pipeline and kind."""
-    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, limit=limit, offset=offset, base_url=request.app.state.policy.base_url)
+    policy = request.app.state.policy
+    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, limit=limit, offset=offset,
+                                   base_url=policy.base_url, runbooks=policy.runbooks)
 
 
 @router.get("/{alert_id}", response_model=Alert)
 def get_alert(alert_id: int, request: Request, db: Session = Depends(session)) -> Alert:
-    return alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)], base_url=request.app.state.policy.base_url)[0]
+    policy = request.app.state.policy
+    return alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)], base_url=policy.base_url, runbooks=policy.runbooks)[0]
 
 
 class AckIn(BaseModel):
@@ -43,4 +46,5 @@ class AckIn(BaseModel):
 def ack_alert(alert_id: int, request: Request, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
     """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
     row = verbs.ack(db, alert_id=alert_id, who=who.name, now=utcnow(), comment=body.comment if body else "")
-    return alert_store.to_models(db, [row], base_url=request.app.state.policy.base_url)[0]
+    policy = request.app.state.policy
+    return alert_store.to_models(db, [row], base_url=policy.base_url, runbooks=policy.runbooks)[0]

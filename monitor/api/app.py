@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Mapping, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
+from monitor.alerting.notifiers import Notifier
 from monitor.api import alerts, check_results, events, health, pages, runbooks, runs, silences, slack
 from monitor.errors import Conflict, InvalidRequest, NotFound
 from monitor.remediation.engine import Engine, RateLimited
@@ -28,11 +29,12 @@ class Lifecycle(Protocol):
 
 def create_app(
     store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None,
-    sources: Sources | None = None, runbook_engine: Engine | None = None,
+    sources: Sources | None = None, runbook_engine: Engine | None = None, notifiers: Mapping[str, Notifier] | None = None,
 ) -> FastAPI:
     """`sources` are the service's built sources (`Service.sources`), which handlers that act on
     an orchestrator reach through `deps.sources`; none given, there are none to act on.
-    `runbook_engine` runs runbooks (`Service.runbooks`); without it the runbook API answers 503."""
+    `runbook_engine` runs runbooks (`Service.runbooks`); without it the runbook API answers 503.
+    `notifiers` are the service's (`Service.notifiers`): Slack clicks are checked against them."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:
@@ -53,6 +55,7 @@ def create_app(
     app.state.policy = policy
     app.state.slack_signing_secrets = slack_signing_secrets or []
     app.state.runbook_engine = runbook_engine
+    app.state.notifiers = dict(notifiers or {})
     app.state.sources = sources if sources is not None else Sources(())
     app.state.ready = (lambda: lifecycle.ready) if lifecycle is not None else (lambda: True)
 

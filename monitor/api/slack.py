@@ -83,11 +83,16 @@ async def slack_actions(request: Request) -> Response:
     return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text})
 
 
+def interactive(app: FastAPI) -> list[slack.SlackNotifier]:
+    """The Slack receivers this app's service built (`create_app(notifiers=…)`)."""
+    return [n for n in app.state.notifiers.values() if isinstance(n, slack.SlackNotifier)]
+
+
 def _answer(app: FastAPI, secret: str, click: slack.Click) -> str:
     ours = [(action_id, value) for action_id, value in click.actions if action_id in OURS]
     if not ours:
         return ""
-    receivers = [n for n in slack.interactive() if n.signed_with(secret)]
+    receivers = [n for n in interactive(app) if n.signed_with(secret)]
     operator = next((n.operators[click.user_id] for n in receivers if click.user_id in n.operators), None)
     if operator is None:
         where = ", ".join(n.name for n in receivers) or "…"
@@ -147,7 +152,7 @@ def _follow_in_thread(app: FastAPI, engine: Engine, execution: RunbookExecution,
     with app.state.store.session() as db:
         groups = group_store.groups_of(db, alert_ids=[execution.alert_id]) if execution.alert_id else []
         thread = next(((g.receiver, dict(g.receipt)) for g in groups if g.group_key == group_key and g.receipt), None)
-    notifier = next(iter(slack.interactive(thread[0])), None) if thread else None
+    notifier = next((n for n in interactive(app) if n.name == thread[0]), None) if thread else None
     if thread is None or notifier is None:
         log.info("runbook execution %d: no Slack thread to report to", execution.id)
         return False

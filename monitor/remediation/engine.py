@@ -27,7 +27,7 @@ from monitor.model import Alert, ExecutionStatus, RunbookExecution, StepStatus, 
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
 from monitor.config import RunbookSettings
-from monitor.remediation.runbook import Runbook, Step, load_all, should_run
+from monitor.remediation.runbook import Runbook, Step, should_run
 from monitor.sources.base import Source
 from monitor.store import alerts as alert_store
 from monitor.store import runbooks as execution_store
@@ -76,12 +76,10 @@ class Engine:
         self._allow: dict[int, bool] = {}
 
     @classmethod
-    def from_settings(cls, settings: RunbookSettings, store: Store, sources: Callable[[str], Source | None], *,
+    def from_settings(cls, settings: RunbookSettings, runbooks: Mapping[str, Runbook], store: Store, sources: Callable[[str], Source | None], *,
                       services: Mapping[str, Any] | None = None) -> "Engine":
-        """The engine `dagwatch up` and `dagwatch runbook run` use: shipped and configured
-        runbooks, the configured rate limit. Raises ConfigError for a broken runbook."""
-        limit = RateLimit(settings.rate_limit.count, settings.rate_limit.per)
-        return cls(store, load_all(settings.folder), sources, services=services, rate_limit=limit)
+        """The engine `dagwatch up` and `dagwatch runbook run` use (runbooks from `load_all`)."""
+        return cls(store, runbooks, sources, services=services, rate_limit=RateLimit(settings.rate_limit.count, settings.rate_limit.per))
 
     # ---- starting ------------------------------------------------------------------------
     def start(self, request: StartRequest) -> Started:

@@ -135,6 +135,7 @@ def list_alerts(
     limit: int = 100,
     offset: int = 0,
     base_url: str | None = None,
+    runbooks: Iterable[Applies] = (),
 ) -> list[Alert]:
     query = select(AlertRow)
     if status:
@@ -146,7 +147,7 @@ def list_alerts(
     if kind:
         query = query.where(AlertRow.kind == kind.value)
     rows = list(session.scalars(query.order_by(AlertRow.id.desc()).limit(limit).offset(offset)))
-    return to_models(session, rows, base_url=base_url)
+    return to_models(session, rows, base_url=base_url, runbooks=runbooks)
 
 
 def to_models(

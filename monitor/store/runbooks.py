@@ -56,13 +56,15 @@ def started_since(session: Session, *, source: str, pipeline: str | None, since:
     )) or 0
 
 
-def clears_for_run(session: Session, *, source: str, pipeline: str, run_id: str) -> int:
-    """Real `clear_failed` steps that ran for alerts of this run, over every execution."""
-    return session.scalar(
-        select(func.count()).select_from(RunbookStepRow).join(RunbookExecutionRow).join(AlertRow, AlertRow.id == RunbookExecutionRow.alert_id)
+def clears_for_run(session: Session, *, source: str, pipeline: str, run_id: str) -> tuple[int, datetime | None]:
+    """How often this run was really cleared (over every execution), and when last."""
+    count, last = session.execute(
+        select(func.count(), func.max(RunbookStepRow.ended_at)).select_from(RunbookStepRow).join(RunbookExecutionRow)
+        .join(AlertRow, AlertRow.id == RunbookExecutionRow.alert_id)
         .where(RunbookStepRow.action == "clear_failed", RunbookStepRow.status == StepStatus.SUCCEEDED.value,
                RunbookExecutionRow.dry_run.is_(False), AlertRow.source == source, AlertRow.pipeline == pipeline, AlertRow.run_id == run_id)
-    ) or 0
+    ).one()
+    return count or 0, last
 
 
 def for_alert(session: Session, *, alert_id: int) -> list[RunbookExecutionRow]:

@@ -25,6 +25,7 @@ from monitor.api.app import create_app
 from monitor.config import load_settings
 from monitor.model import ExecutionStatus, State
 from monitor.remediation.engine import Engine
+from monitor.remediation.runbook import load_all
 from monitor.runner import Pipeline, Runner
 from monitor.sources import registry
 from monitor.store import open_store
@@ -102,10 +103,10 @@ def instance(world: World) -> Iterator[Instance]:
     store = open_store(settings.store_url)
     sources = registry.build_all(settings.sources, store=store, log_root=settings.data_dir / "logs",
                                  runners={"embedded": world.runner}, pipelines={"embedded": [world.pipeline]})
-    engine = Engine.from_settings(settings.runbooks, store, sources.find)
+    engine = Engine.from_settings(settings.runbooks, load_all(settings.runbooks.folder), store, sources.find)
     policy = ingest.AlertPolicy.from_settings(settings)
-    SlackNotifier(settings.receivers[0], runbooks=engine.runbooks.values())  # interactive: the app finds it by name
-    app = create_app(store, policy, slack_signing_secrets=[SIGNING], sources=sources, runbook_engine=engine)
+    notifiers = {"chat": SlackNotifier(settings.receivers[0], runbooks=engine.runbooks.values())}
+    app = create_app(store, policy, slack_signing_secrets=[SIGNING], sources=sources, runbook_engine=engine, notifiers=notifiers)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
@@ -129,7 +130,7 @@ def fail_and_post(world: World) -> tuple[str, Message]:
         sources = registry.build_all(world.settings.sources, store=store, log_root=world.settings.data_dir / "logs")
         policy = ingest.AlertPolicy.from_settings(world.settings)
         Collector(sources.get("embedded"), store, policy).poll_once()
-        notifiers = {"chat": SlackNotifier(world.settings.receivers[0])}
+        notifiers = {"chat": SlackNotifier(world.settings.receivers[0], runbooks=load_all().values())}
         state = dispatch.TickState()
         [message] = wait_for(lambda: dispatch.tick(store, notifiers, policy, state=state) >= 0 and list(world.slack.messages.values()))
         return failed.run_id, message

@@ -15,9 +15,9 @@ something, the runbook; `POST /slack/actions` checks the request with `verify_sl
 before acting on it, and acts only for Slack users mapped to an operator (`operators`). The
 buttons that run or mute something ask for confirmation in Slack first.
 
-A notifier with a `signing_secret` is interactive: it is registered by receiver name
-(`interactive`), so the click handler of the same process finds the operators of the receiver
-that signed the click and the Web API client that posts a runbook's result in the thread.
+A notifier with a `signing_secret` is interactive: the app gets the service's notifiers
+(`create_app(notifiers=…)`), so the click handler finds the operators of the receiver that signed
+the click and the Web API client that posts a runbook's result in the thread.
 
 slack_sdk's own retries are switched off: the outbox owns the one retry policy, and a notifier
 only says whether a failure is retryable.
@@ -244,7 +244,7 @@ class SlackNotifier:
     """Web API or incoming-webhook delivery, chosen by which settings are given.
 
     `runbooks` decide which messages offer "Run runbook" / "Retry failed tasks" (the engine's:
-    shipped plus `runbooks.folder`); not given, the shipped ones."""
+    shipped plus `runbooks.folder`); none given, messages offer no runbook buttons."""
 
     kind = "slack"
 
@@ -252,7 +252,7 @@ class SlackNotifier:
         self.name = settings.name
         self.operators: dict[str, str] = dict(settings.operators)
         self._signing_secret = settings.signing_secret
-        self._runbooks = list(runbooks) if runbooks is not None else _shipped_runbooks()
+        self._runbooks = list(runbooks or ())
         self._channel = settings.channel
         self._secrets = render.secret_values(settings.token, settings.signing_secret,
                                              *render.url_secrets(settings.webhook_url))
@@ -267,8 +267,6 @@ class SlackNotifier:
             assert settings.webhook_url is not None  # config guarantees one mode
             self._hook = WebhookClient(settings.webhook_url.get_secret_value(), timeout=timeout,
                                        logger=sdk_log, retry_handlers=[])
-        if settings.signing_secret is not None:
-            _INTERACTIVE[self.name] = self
 
     def notify(self, notification: Notification) -> Receipt | None:
         if self._hook is not None:
@@ -353,19 +351,6 @@ class SlackNotifier:
 
 
 #: Interactive receivers (those with a signing_secret) by name, as this process built them.
-_INTERACTIVE: dict[str, SlackNotifier] = {}
-
-
-def interactive(name: str | None = None) -> list[SlackNotifier]:
-    """The interactive Slack receivers built in this process (the one named `name`, if given)."""
-    return [n for n in _INTERACTIVE.values() if name is None or n.name == name]
-
-
-def _shipped_runbooks() -> list[Applicable]:
-    # Imported here: alerting does not depend on remediation, except for this default.
-    from monitor.remediation.runbook import load_all
-
-    return list(load_all().values())
 
 
 # --- interactivity: verifying what Slack sends to POST /slack/actions -------------------------

@@ -3,15 +3,18 @@
 Never the whole pipeline: Airflow clears the failed task instances (it lists them in a dry run
 first), Prefect retries the flow run, the embedded runner re-runs the failed tasks in place with
 the run's other results reused. At most `max_per_run` clears per run, counted in the store
-across executions and processes, so a persistent failure misclassified as transient cannot loop.
+across executions and processes, and each further clear waits `backoff` × 2^(n-1) after the
+last, so a persistent failure misclassified as transient cannot loop or hammer the orchestrator.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.config import Duration
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
 from monitor.sources.base import ActionUnsupported, Retryable, SourceUnavailable
 from monitor.store import runbooks as execution_store
@@ -21,6 +24,7 @@ class ClearArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_per_run: int = Field(2, ge=1, le=20, description="Clears of one run, over all executions, before this step refuses.")
+    backoff: Duration = Field(timedelta(minutes=2), description="Least time after the run's last clear, doubling with each clear.")
 
 
 class ClearFailed:
@@ -36,9 +40,11 @@ class ClearFailed:
             raise ActionFailed(f"source {source.name} cannot re-run tasks (it is not Retryable)")
         if not ctx.dry_run:
             with ctx.services["store"].session() as session:
-                done = execution_store.clears_for_run(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id)
+                done, last = execution_store.clears_for_run(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id)
             if done >= args.max_per_run:
                 raise ActionFailed(f"run {alert.run_id} was already cleared {done} time(s) (max_per_run {args.max_per_run}); not clearing again")
+            if last is not None and (wait_until := last + args.backoff * 2 ** (done - 1)) > ctx.clock():
+                raise ActionFailed(f"run {alert.run_id} was cleared at {last:%H:%M:%S}; the next clear is allowed from {wait_until:%H:%M:%S} UTC (backoff)")
         started = ctx.clock()
         try:
             result = source.clear_failed(alert.pipeline, alert.run_id, None, dry_run=ctx.dry_run)
