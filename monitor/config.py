@@ -402,10 +402,34 @@ class RunbookPolicySettings(_Section):
         return RouteSettings(match=match).match
 
 
+class RunbookInputSettings(_Section):
+    """One input file of a pipeline's runs, checked by the `verify_inputs` runbook step."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    path: str = Field(min_length=1, description="CSV or Parquet; `{pipeline}`, `{run_id}`, `{task}`, `{source}`, `{label.NAME}` come from the alert.")
+    suite: str | None = Field(None, description="Great Expectations suite file (JSON), or a shipped suite's name (`demo_schema`).")
+    min_rows: int | None = Field(None, ge=0, description="Fewer rows than this fails.")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="The file's expected sha256 (hex).")
+    schema_: dict[str, str] | None = Field(None, alias="schema", description="Column → pandas dtype (`checks.integrity.schema_of`); added, removed or retyped columns fail.")
+
+
 class RunbookSettings(_Section):
     folder: Path | None = Field(None, description="More runbooks (YAML); one named like a shipped runbook replaces it.")
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     policies: list[RunbookPolicySettings] = Field(default_factory=list)
+    inputs: dict[str, list[RunbookInputSettings]] = Field(
+        default_factory=dict,
+        description="Pipeline (Airflow DAG id, Prefect flow name, embedded pipeline name) → the input files its runs read, for `verify_inputs`.",
+    )
+    prometheus_url: str | None = Field(None, pattern=r"^https?://", description="Prometheus API base URL `resource_snapshot` queries around a failure.")
+    prometheus_selector: str = Field(
+        "", description='Label matchers put in every query\'s `$selector`, filled like input paths: `instance=~"{label.host}(:.*)?"`.'
+    )
+    prometheus_queries: dict[str, str] = Field(
+        default_factory=dict, description="Name → PromQL with `$selector`: adds to the shipped cpu_busy, memory_used, gpu_util, gpu_memory_used; same name replaces, '' removes.",
+    )
+    prometheus_timeout: Duration = Field(timedelta(seconds=5), description="Per-request timeout for Prometheus.")
 
 
 def default_sources() -> list[EmbeddedSourceSettings]:

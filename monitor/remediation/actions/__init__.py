@@ -9,12 +9,16 @@ from monitor.remediation.actions.clear_failed import ClearFailed
 from monitor.remediation.actions.escalate import Escalate
 from monitor.remediation.actions.follow_run import FollowRun
 from monitor.remediation.actions.orchestrator_health import OrchestratorHealth
+from monitor.remediation.actions.resource_snapshot import ResourceSnapshot
 from monitor.remediation.actions.task_logs import TaskLogs
+from monitor.remediation.actions.verify_inputs import VerifyInputs
 
 _ALL: tuple[Action, ...] = (
     OrchestratorHealth(),
     TaskLogs(),
     ClassifyFailure(),
+    VerifyInputs(),
+    ResourceSnapshot(),
     ClearFailed(),
     FollowRun(),
     Escalate(),
