@@ -78,8 +78,10 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: RunbookSettings, runbooks: Mapping[str, Runbook], store: Store, sources: Callable[[str], Source | None], *,
                       services: Mapping[str, Any] | None = None) -> "Engine":
-        """The engine `dagwatch up` and `dagwatch runbook run` use (runbooks from `load_all`)."""
-        return cls(store, runbooks, sources, services=services, rate_limit=RateLimit(settings.rate_limit.count, settings.rate_limit.per))
+        """The engine `dagwatch up` and `dagwatch runbook run` use (runbooks from `load_all`);
+        actions find the `runbooks:` settings (inputs, Prometheus) in their services."""
+        return cls(store, runbooks, sources, services={"runbook_settings": settings, **(services or {})},
+                   rate_limit=RateLimit(settings.rate_limit.count, settings.rate_limit.per))
 
     # ---- starting ------------------------------------------------------------------------
     def start(self, request: StartRequest) -> Started:

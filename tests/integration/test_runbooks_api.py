@@ -65,7 +65,7 @@ def test_listing_shows_shipped_and_configured_runbooks(server):
     listed = {r["name"]: r for r in httpx.get(f"{proc.url}/api/v1/runbooks").json()}
     assert {"pipeline-failure", "retry-failed", "diagnose"} <= set(listed)
     clear = next(s for s in listed["pipeline-failure"]["steps"] if s["name"] == "clear")
-    assert clear["mutating"] and clear["when"] == {"classify.category": "transient", "health.healthy": "true"}
+    assert clear["mutating"] and clear["when"] == {"classify.category": "transient", "health.healthy": "true", "inputs.ok": "true"}
 
 
 def test_starting_needs_an_operator_runs_in_the_background_and_runs_once(server):
