@@ -11,7 +11,7 @@ Airflow's event log (`airflow_reasons`).
 
 Polling only reads, through GET: the batch `POST …/list` endpoints would write an audit row into
 Airflow's event log at every poll (Airflow 3's `taskInstances/list` does). The only writes are the
-actions: `clearTaskInstances` and mark-failed (PATCH).
+actions: `clearTaskInstances`, mark-failed (PATCH) and triggering a DAG run (POST `dagRuns`).
 
 Definitions (DAGs and their tasks) are cached per DAG and re-read only when a DAG may have changed:
 on Airflow 3 when its DAG version changed (one listing of recent versions across all DAGs), on
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ import httpx
 from pydantic import ValidationError
 
 from monitor.config import AirflowSourceSettings
+from monitor.errors import PipelineNotFound
 from monitor.model import (
     PipelineDefinition,
     RunSnapshot,
@@ -79,7 +80,13 @@ from monitor.sources.airflow_http import (
     quoted,
 )
 from monitor.sources.airflow_states import run_state, task_state
-from monitor.sources.base import ClearResult, Health, SourceUnavailable
+from monitor.sources.base import (
+    ClearResult,
+    Health,
+    PipelinePaused,
+    SourceUnavailable,
+    TriggerResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +130,7 @@ class ImportErrorView:
 
 
 class AirflowSource:
-    """`Source` and `Retryable` for Airflow. The transport, token provider, clock and back-off are
+    """`Source`, `Retryable`, `Markable` and `Triggerable` for Airflow. The transport, token provider, clock and back-off are
     parameters so tests run it against `httpx.MockTransport` or a real Airflow alike."""
 
     stores_runs = False
@@ -481,6 +488,29 @@ class AirflowSource:
         changed = tuple(sorted({str(t.get("task_id")) for t in _items(data, "task_instances")})) or (task_id,)
         verb = "would mark" if dry_run else "marked"
         return ClearResult(tasks=changed, dry_run=dry_run, message=f"{verb} {task_id} of {pipeline} run {run_id} failed")
+
+    def trigger(self, pipeline: str, params: Mapping[str, Any], *, dry_run: bool) -> TriggerResult:
+        """A new run of DAG `pipeline` with `params` as its conf (v2: `logical_date: null`, a
+        manual run; v1: logical date now). A paused DAG is refused, not unpaused: its run would
+        sit queued until someone unpaused it, and the pause was someone's decision."""
+        api = self.api
+        try:
+            dag = parse(Dag, self._client.get(f"{api.prefix}/dags/{quoted(pipeline)}"), "dag")
+        except AirflowNotFound:
+            raise PipelineNotFound(f"Airflow at {self.settings.url} has no DAG {pipeline!r}") from None
+        if dag.is_paused:
+            raise PipelinePaused(
+                f"DAG {pipeline} is paused in Airflow, so a new run would wait queued until it is unpaused; dagwatch does not "
+                f"unpause DAGs: unpause it ({self.dag_url(pipeline)}) and run the step again"
+            )
+        if dry_run:
+            return TriggerResult(run_id=None, dry_run=True, message=f"would trigger a run of DAG {pipeline} with conf {dict(params)}")
+        body: dict[str, Any] = {"conf": dict(params)}
+        if api.v2:
+            body["logical_date"] = None
+        run = parse(DagRun, self._client.post(f"{api.prefix}/dags/{quoted(pipeline)}/dagRuns", body), "dagRun")
+        return TriggerResult(run_id=run.dag_run_id, dry_run=False,
+                             message=f"triggered run {run.dag_run_id} of DAG {pipeline} ({self.run_url(pipeline, run.dag_run_id)})")
 
     # -- links --------------------------------------------------------------------------------
 

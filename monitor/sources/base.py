@@ -11,6 +11,7 @@ an AttributeError mid-runbook:
     protocol     method          airflow  prefect  embedded
     Retryable    clear_failed    yes      yes      yes
     Markable     mark_failed     yes      no       no
+    Triggerable  trigger         yes      yes      yes
 
 Prefect is not `Markable`: a task run's state is set by the flow run's engine as it executes;
 forcing one to FAILED from outside stops no code and does not end the flow run, so giving up on
@@ -20,9 +21,10 @@ kill either: a stuck thread task cannot be stopped from outside, only timed out 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from monitor.errors import DagwatchError
 from monitor.model import PipelineDefinition, RunSnapshot
@@ -57,6 +59,20 @@ class ClearResult:
     """What a clear/retry action did (or, with dry_run, would do)."""
 
     tasks: tuple[str, ...]
+    dry_run: bool
+    message: str = ""
+
+
+class PipelinePaused(ActionUnsupported):
+    """The pipeline is paused in its orchestrator, so a new run of it would only wait there.
+    dagwatch never unpauses one on its own: whoever paused it had a reason."""
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    """What a trigger did: the new run's id (None in a dry run, which starts nothing)."""
+
+    run_id: str | None
     dry_run: bool
     message: str = ""
 
@@ -102,3 +118,16 @@ class Markable(Protocol):
     def mark_failed(self, pipeline: str, run_id: str, task_id: str, *, map_index: int = -1, dry_run: bool = False) -> ClearResult:
         """Set one task instance (one mapped instance with `map_index` >= 0) to failed; `dry_run`
         lists what would change and changes nothing."""
+
+
+@runtime_checkable
+class Triggerable(Protocol):
+    """Sources on which dagwatch can start a new run of a pipeline with parameters (a runbook's
+    retrain, or a rollback that is the user's own deployment pipeline)."""
+
+    def trigger(self, pipeline: str, params: Mapping[str, Any], *, dry_run: bool) -> TriggerResult:
+        """Start a new run of `pipeline` (Airflow DAG id, Prefect `flow/deployment`, embedded
+        pipeline name) with `params` (Airflow conf, Prefect parameters, embedded params) and
+        return once the orchestrator has taken it, with its run id; the run is followed through
+        polling like any other. A paused pipeline raises `PipelinePaused` (it is never unpaused
+        silently); `dry_run` checks the pipeline can be started and starts nothing."""

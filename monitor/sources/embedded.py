@@ -4,15 +4,19 @@ they travel the same path (snapshot → tracker → events) as Airflow's or Pref
 It is also `Retryable`: `clear_failed` retries a failed run in place through the service's own
 `Runner`, which records the re-run into the same store under the same run id, so the next poll
 sees the failed tasks and the run succeed and their alerts resolve like any other source's.
+And `Triggerable`: `trigger` starts a new run of a configured pipeline on that runner.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -20,19 +24,21 @@ from monitor.errors import Conflict, NotFound, PipelineNotFound
 from monitor.model import PipelineDefinition, RunSnapshot, State, TaskSnapshot
 from monitor.runner import Pipeline, Runner, RunResult
 from monitor.runner.logs import log_path
-from monitor.sources.base import ActionUnsupported, ClearResult, Health
+from monitor.sources.base import ActionUnsupported, ClearResult, Health, TriggerResult
 from monitor.store import runs
 from monitor.store.db import Store
 from monitor.store.tables import RunRow, TaskRunRow
 
+log = logging.getLogger(__name__)
+
 
 class EmbeddedSource:
-    """`Source` and `Retryable` for the embedded runner; not `Markable` (a thread task cannot be
-    stopped from outside, only by its own `timeout`).
+    """`Source`, `Retryable` and `Triggerable` for the embedded runner; not `Markable` (a thread
+    task cannot be stopped from outside, only by its own `timeout`).
 
-    `clear_failed` needs the service's `runner` (the one that records into `store` under this
-    source's name) and the configured `pipelines` (the code to re-run); without them the source
-    still polls, and `clear_failed` says it cannot retry."""
+    `clear_failed` and `trigger` need the service's `runner` (the one that records into `store`
+    under this source's name) and the configured `pipelines` (the code to run); without them the
+    source still polls, and both say they cannot run anything."""
 
     stores_runs = True
 
@@ -78,7 +84,7 @@ class EmbeddedSource:
         orchestrator, so a caller on a request thread (API, Slack) is never held for the length
         of a training task, and the runbook engine follows every source's re-run the same way:
         through the store (the run's state, and the run_succeeded event that resolves its alerts)."""
-        runner, target = self._retry_parts(pipeline)
+        runner, target = self._parts(pipeline, "retry runs", "re-run its tasks")
         key = (pipeline, run_id)
         with self._lock:
             if key in self._retrying:
@@ -103,17 +109,39 @@ class EmbeddedSource:
         with self._lock:
             self._retrying.pop(key, None)
 
-    def _retry_parts(self, pipeline: str) -> tuple[Runner, Pipeline]:
+    def trigger(self, pipeline: str, params: Mapping[str, Any], *, dry_run: bool) -> TriggerResult:
+        """A new run of the configured `pipeline` with `params` over its own, on the service's
+        runner in a background thread; returns its run id at once. The runner records the run
+        into the store under that id as it starts and ends, where the runbook engine and the
+        collector follow it like any run of this source."""
+        runner, target = self._parts(pipeline, "start runs", "start it")
+        merged = {**target.params, **params}
+        if dry_run:
+            return TriggerResult(run_id=None, dry_run=True, message=f"would start a run of {pipeline} with params {merged}")
+        run_id = f"{runner.clock():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+        def run() -> None:
+            try:
+                runner.run(target, dict(params), run_id=run_id)
+            except Exception:  # the caller left long ago: the log is where this can be seen
+                log.exception("triggered run %s of %s could not run", run_id, pipeline)
+
+        threading.Thread(target=run, name=f"dagwatch-trigger-{pipeline}-{run_id}", daemon=True).start()
+        return TriggerResult(run_id=run_id, dry_run=False, message=f"started run {run_id} of {pipeline} with params {merged} in the background")
+
+    def _parts(self, pipeline: str, cannot: str, to: str) -> tuple[Runner, Pipeline]:
+        """The runner and the configured pipeline an action runs; the errors say what is missing
+        (`cannot`: what the source cannot do without its runner; `to`: what it cannot do to the pipeline)."""
         if self._runner is None:
             raise ActionUnsupported(
-                f"source {self.name!r} was built without its runner, so it cannot retry runs; build it with "
+                f"source {self.name!r} was built without its runner, so it cannot {cannot}; build it with "
                 "monitor.sources.registry.build(…, runner=…, pipelines=…) as the service does"
             )
         target = self._pipelines.get(pipeline)
         if target is None:
             raise PipelineNotFound(
                 f"source {self.name!r} has no pipeline {pipeline!r} configured (it has {sorted(self._pipelines)}), so it cannot "
-                f"re-run its tasks; add it under the source's `pipelines:` in dagwatch.yaml"
+                f"{to}; add it under the source's `pipelines:` in dagwatch.yaml"
             )
         return self._runner, target
 

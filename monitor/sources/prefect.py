@@ -29,16 +29,22 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 
 from monitor.config import PrefectSourceSettings
-from monitor.errors import DagwatchError
+from monitor.errors import DagwatchError, PipelineNotFound
 from monitor.model import PipelineDefinition, RunSnapshot, State, utcnow
-from monitor.sources.base import ClearResult, Health, SourceUnavailable
+from monitor.sources.base import (
+    ActionUnsupported,
+    ClearResult,
+    Health,
+    SourceUnavailable,
+    TriggerResult,
+)
 from monitor.sources.prefect_api import (
     Deployment,
     FlowRun,
@@ -163,6 +169,30 @@ class PrefectSource:
             raise RetryRefused(f"Prefect did not retry flow run {run_id}: {result.status}: {reason}")
         self._follow[run_id] = None
         return ClearResult(tasks=wanted, dry_run=False, message=f"flow run {run_id} set to AwaitingRetry; {where} will run it again")
+
+    def trigger(self, pipeline: str, params: Mapping[str, Any], *, dry_run: bool) -> TriggerResult:
+        """A new flow run of deployment `pipeline`, named as this source names pipelines
+        (`flow/deployment`), with `params` as its parameters; its work pool's worker (or `serve`
+        process) runs it. An ad-hoc flow (no deployment) has nothing on the server to start.
+        Pausing a Prefect deployment stops its schedule, not runs created by hand (Prefect 3.9
+        neither refuses them nor holds them back), so a paused deployment is not refused here."""
+        flow, _, name = pipeline.partition("/")
+        if not name:
+            raise ActionUnsupported(
+                f"{pipeline!r} is not a deployment (`flow/deployment`): Prefect can only start runs of deployments"
+            )
+        found = self._guard(lambda: self.api.deployments(
+            {"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}, max_items=1))
+        if not found:
+            raise PipelineNotFound(f"Prefect at {self.api.base_url} has no deployment {pipeline!r}")
+        deployment = found[0]
+        if dry_run:
+            return TriggerResult(run_id=None, dry_run=True, message=f"would create a flow run of deployment {pipeline} with parameters {dict(params)}")
+        run = self._guard(lambda: self.api.parsed(
+            FlowRun, "POST", f"deployments/{deployment.id}/create_flow_run", {"parameters": dict(params)}))
+        self._follow[run.id] = None
+        return TriggerResult(run_id=run.id, dry_run=False,
+                             message=f"created flow run {run.id} of deployment {pipeline} ({ui_url(self.api.base_url, run.id)})")
 
     # -- polling ---------------------------------------------------------------------------------
     def _poll(self, since: datetime | None) -> list[RunSnapshot]:
