@@ -66,7 +66,7 @@ class Service:
         self.sources: Sources = self._build_sources()
         self.collectors: list[Collector] = [self._collector(source) for source in settings.sources]
         self.runbooks = Engine.from_settings(settings.runbooks, runbooks, self.store, self.sources.find,
-                                             services={"policy": self.policy, "notifiers": self.notifiers})
+                                             services={"policy": self.policy, "notifiers": self.notifiers, "sources": self.sources.find})
         self._policy_watermark = 0
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
         self._started = threading.Event()
