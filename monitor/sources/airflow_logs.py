@@ -65,11 +65,15 @@ def error_from_events(events: list[Any]) -> tuple[str | None, str | None]:
 
 
 _TRACEBACK_START = "Traceback (most recent call last):"
-_LOG_RECORD = re.compile(r"^\[\d{4}-\d\d-\d\d[ T]")  # "[2026-11-26T10:00:00.000+0000] {file.py:1} INFO - …"
+# A log record's first line ends a traceback: Airflow 2's "[2026-11-26T10:00:00.000+0000] {file.py:1} INFO - …",
+# Airflow 3's events as `events_text` writes them, "2026-11-26T10:00:00.000000Z [info] …", or Prefect's
+# lines as its source writes them, "2026-11-26T10:00:00.000000+00:00 ERROR …".
+_LOG_RECORD = re.compile(r"^(?:\[\d{4}-\d\d-\d\d[ T]|\d{4}-\d\d-\d\dT\S+ (?:\[\w+\]|[A-Z]+) )")
 
 
 def error_from_text(text: str) -> tuple[str | None, str | None]:
-    """Airflow 2: the last traceback in the log and its final `Type: message` line."""
+    """The last traceback in a log's text and its final `Type: message` line: Airflow 2's log,
+    Airflow 3's events rendered by `events_text`, Prefect's log lines (what `task_log()` returns)."""
     start = text.rfind(_TRACEBACK_START)
     if start < 0:
         for line in reversed(text.splitlines()):

@@ -8,7 +8,6 @@ shares the store."""
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Iterator
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 
 from monitor.alerting import dispatch, ingest
@@ -33,7 +31,7 @@ from monitor.store import runs
 from monitor.store.recorder import StoreRecorder
 from monitor.tracking.collector import Collector
 from tests.fakes.slack import FakeSlack, Message, click_body, signed
-from tests.integration.server import free_port, wait_for
+from tests.integration.server import serve_app, wait_for
 
 TOKEN = "xoxb-runbook-token"
 SIGNING = "runbook-signing-secret"
@@ -107,16 +105,10 @@ def instance(world: World) -> Iterator[Instance]:
     policy = ingest.AlertPolicy.from_settings(settings)
     notifiers = {"chat": SlackNotifier(settings.receivers[0], runbooks=engine.runbooks.values())}
     app = create_app(store, policy, slack_signing_secrets=[SIGNING], sources=sources, runbook_engine=engine, notifiers=notifiers)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, limit=30)
     try:
-        yield Instance(f"http://127.0.0.1:{port}", engine)
+        with serve_app(app) as url:
+            yield Instance(url, engine)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.shutdown()
         store.close()
 

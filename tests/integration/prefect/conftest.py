@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from monitor.alerting import ingest
@@ -46,10 +47,11 @@ class Watch:
     `baseline()` polls once and remembers every run already on the (shared) server, so a test
     looks only at alerts about runs it caused."""
 
-    def __init__(self, server: PrefectServer, store: Store, include: list[str], name: str = "prefect") -> None:
+    def __init__(self, server: PrefectServer, store: Store, include: list[str], name: str = "prefect",
+                 policy: ingest.AlertPolicy = POLICY) -> None:
         self.settings = PrefectSourceSettings(kind="prefect", name=name, url=server.api_url, include=include, poll_interval=timedelta(seconds=1))
         self.source = PrefectSource(self.settings)
-        self.collector = Collector(self.source, store, POLICY)
+        self.collector = Collector(self.source, store, policy)
         self.store = store
         self.old_runs: set[str] = set()
 
@@ -83,8 +85,8 @@ class Watch:
 def watch(prefect_server: PrefectServer, store: Store) -> Callable[..., Watch]:
     made: list[Watch] = []
 
-    def make(include: list[str], name: str = "prefect") -> Watch:
-        w = Watch(prefect_server, store, include, name)
+    def make(include: list[str], name: str = "prefect", policy: ingest.AlertPolicy = POLICY) -> Watch:
+        w = Watch(prefect_server, store, include, name, policy)
         made.append(w)
         return w
 
@@ -99,3 +101,27 @@ def driver(prefect_server: PrefectServer) -> PrefectDriver:
     made = PrefectDriver(prefect_server.api_url)
     yield made
     made.close()
+
+
+def deployment_id(api: str, flow: str, name: str, timeout: float = 60) -> str:
+    """The id of deployment `flow/name`, once a `serve` process has registered it (bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}).json()
+        if found:
+            return found[0]["id"]
+        time.sleep(0.5)
+    raise TimeoutError(f"deployment {flow}/{name} not registered")
+
+
+def start_run(api: str, deployment_id: str, parameters: dict | None = None) -> str:
+    """A new run of a deployment (with `parameters`), as a user starts one. Bounded retries: right
+    after `serve` registers, the server can answer an error while the deployment is still being
+    written (seen once under load on 2 cores)."""
+    for _ in range(10):
+        response = httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters or {}}, timeout=30)
+        if response.status_code == 201:
+            return response.json()["id"]
+        last = f"HTTP {response.status_code}: {response.text[:300]}"
+        time.sleep(1)
+    raise AssertionError(f"create_flow_run kept failing: {last}")

@@ -5,6 +5,7 @@ orchestrator-made outcome in a second instead of staging one with processes and 
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -49,3 +50,21 @@ class PrefectDriver:
     def deployment(self, flow: str, name: str, **fields: Any) -> str:
         flow_id = self.call("POST", "flows/", {"name": flow})["id"]
         return self.call("POST", "deployments/", {"name": name, "flow_id": flow_id, **fields})["id"]
+
+    def task_runs(self, flow_run_id: str) -> list[tuple[str, int, str, int]]:
+        """What Prefect has for each task run of a flow run, for "what ran again?": sorted
+        (task key without its suffix — `fetch` for `fetch-1a2b` —, the flow run's run count it
+        ran in, state name, the task run's own run count)."""
+        found = self.call("POST", "task_runs/filter", {"task_runs": {"flow_run_id": {"any_": [flow_run_id]}}})
+        return sorted((t["task_key"].rsplit("-", 1)[0], t["flow_run_run_count"], t["state_name"], t["run_count"]) for t in found)
+
+    def wait_flow_run(self, flow_run_id: str, states: tuple[str, ...], timeout: float = 90) -> tuple[str, int]:
+        """(state name, run count) of the flow run once its state is one of `states` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.call("GET", f"flow_runs/{flow_run_id}")
+            if run["state_name"] in states:
+                return run["state_name"], run["run_count"]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"flow run {flow_run_id} not in {states} after {timeout}s: {run['state_name']}")
+            time.sleep(0.5)

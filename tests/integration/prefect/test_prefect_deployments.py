@@ -14,35 +14,14 @@ from monitor.config import PrefectSourceSettings
 from monitor.model import AlertKind, AlertStatus, State, Tier
 from monitor.sources.base import SourceUnavailable
 from monitor.sources.prefect import PrefectSource, RetryRefused
-
-
-def _deployment_id(api: str, flow: str, name: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}).json()
-        if found:
-            return found[0]["id"]
-        time.sleep(0.5)
-    raise TimeoutError(f"deployment {flow}/{name} not registered")
-
-
-def _start_run(api: str, deployment_id: str) -> str:
-    """Bounded retries: right after `serve` registers, the server can answer an error while the
-    deployment is still being written (seen once under load on 2 cores)."""
-    for _ in range(10):
-        response = httpx.post(f"{api}/deployments/{deployment_id}/create_flow_run", json={}, timeout=30)
-        if response.status_code == 201:
-            return response.json()["id"]
-        last = f"HTTP {response.status_code}: {response.text[:300]}"
-        time.sleep(1)
-    raise AssertionError(f"create_flow_run kept failing: {last}")
+from tests.integration.prefect.conftest import deployment_id, start_run
 
 
 @pytest.fixture(scope="module")
 def served(prefect_server):
     proc = prefect_server.start_flow("serve")
     api = prefect_server.api_url
-    ids = {name: _deployment_id(api, flow, name) for flow, name in [("dw-retryable", "api-retry"), ("dw-crash", "crash")]}
+    ids = {name: deployment_id(api, flow, name) for flow, name in [("dw-retryable", "api-retry"), ("dw-crash", "crash")]}
     yield ids
     prefect_server.stop_child(proc)
 
@@ -50,7 +29,7 @@ def served(prefect_server):
 def test_crash_is_run_failed_once_and_open_task_runs_do_not_alert(prefect_server, served, watch):
     w = watch(["^dw-crash/crash$"])
     w.baseline()
-    run_id = _start_run(prefect_server.api_url, served["crash"])
+    run_id = start_run(prefect_server.api_url, served["crash"])
     alerts = w.poll_until(lambda a: any(x.kind is AlertKind.RUN_FAILED for x in a), timeout=90)
     # On a loaded machine the serve process may pick the run up after Prefect marked it Late:
     # that is a (P3) run_late alert of its own, resolved when the run starts, not a failure alert.
@@ -76,7 +55,7 @@ def test_crash_is_run_failed_once_and_open_task_runs_do_not_alert(prefect_server
 def test_clear_failed_retries_a_deployment_run_and_the_alert_resolves(prefect_server, served, watch):
     w = watch(["^dw-retryable/api-retry$"])
     w.baseline()
-    run_id = _start_run(prefect_server.api_url, served["api-retry"])
+    run_id = start_run(prefect_server.api_url, served["api-retry"])
     w.poll_until(lambda a: any(x.kind is AlertKind.RUN_FAILED and x.run_id == run_id for x in a), timeout=90)
 
     dry = w.source.clear_failed("dw-retryable/api-retry", run_id, None, dry_run=True)

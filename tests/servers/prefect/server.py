@@ -100,9 +100,10 @@ class PrefectServer:
             capture_output=True, text=True, timeout=timeout, check=False,
         )
 
-    def start_flow(self, scenario: str, *args: str) -> subprocess.Popen:
-        """Start a scenario without waiting (long runs, many runs at once); stopped with stop()."""
-        proc = subprocess.Popen([str(PYTHON), str(FLOWS), scenario, *args], env=self.env, cwd=self.home,
+    def start_flow(self, scenario: str, *args: str, script: Path = FLOWS) -> subprocess.Popen:
+        """Start a scenario (of `script`, as for run_flow) without waiting (long runs, many runs
+        at once, `serve` processes); stopped with stop_child() or stop()."""
+        proc = subprocess.Popen([str(PYTHON), str(script), scenario, *args], env=self.env, cwd=self.home,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._children.append(proc)
         return proc

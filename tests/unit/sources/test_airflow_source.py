@@ -295,6 +295,20 @@ def test_v1_log_text_gives_the_last_traceback():
     assert error == "ValueError: boom" and tb.startswith("Traceback") and tb.endswith("ValueError: boom")
 
 
+def test_v2_log_as_task_log_renders_it_gives_the_error_not_the_last_line():
+    """Airflow 3's events as `task_log()` renders them (what the runbook's task_logs step reads):
+    the traceback ends where the next event begins, as on Airflow 2."""
+    events = [
+        {"timestamp": "2026-12-02T01:15:36.100000Z", "level": "error", "event": "Task failed with exception",
+         "error_detail": [{"exc_type": "ConnectionResetError", "exc_value": "[Errno 104] Connection reset by peer",
+                           "frames": [{"filename": "/dags/x.py", "lineno": 7, "name": "_fetch"}]}]},
+        {"timestamp": "2026-12-02T01:15:36.444421Z", "level": "info", "event": "::endgroup::"},
+    ]
+    error, tb = airflow_logs.error_from_text(airflow_logs.events_text(events))
+    assert (error, tb) == airflow_logs.error_from_events(events)
+    assert error == "ConnectionResetError: [Errno 104] Connection reset by peer" and "endgroup" not in tb
+
+
 # -- reads only through GET ----------------------------------------------------------------------
 
 
