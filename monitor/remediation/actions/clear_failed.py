@@ -1,22 +1,23 @@
 """`clear_failed`: re-run only the failed tasks of the alert's run, and what depends on them.
 
-Never the whole pipeline: Airflow clears the failed task instances (it lists them in a dry run
-first), Prefect retries the flow run, the embedded runner re-runs the failed tasks in place with
-the run's other results reused. At most `max_per_run` clears per run, counted in the store
+Never the whole pipeline: the source is asked for a dry run first (its listing is the finding's
+`planned`, next to what was really cleared), and nothing is cleared when it lists nothing; then
+Airflow clears the failed task instances, Prefect retries the flow run, the embedded runner
+re-runs the failed tasks in place with the run's other results reused. At most `max_per_run` clears per run, counted in the store
 across executions and processes, and each further clear waits `backoff` × 2^(n-1) after the
 last, so a persistent failure misclassified as transient cannot loop or hammer the orchestrator.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import Duration
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
-from monitor.sources.base import ActionUnsupported, Retryable, SourceUnavailable
+from monitor.sources.base import ActionUnsupported, ClearResult, Retryable, SourceUnavailable
 from monitor.store import runbooks as execution_store
 
 
@@ -46,11 +47,22 @@ class ClearFailed:
             if last is not None and (wait_until := last + args.backoff * 2 ** (done - 1)) > ctx.clock():
                 raise ActionFailed(f"run {alert.run_id} was cleared at {last:%H:%M:%S}; the next clear is allowed from {wait_until:%H:%M:%S} UTC (backoff)")
         started = ctx.clock()
+        planned = self._clear(source, alert.pipeline, alert.run_id, dry_run=True)
+        if ctx.dry_run or not planned.tasks:
+            return _finding(alert.pipeline, alert.run_id, planned, planned, started)
+        return _finding(alert.pipeline, alert.run_id, planned, self._clear(source, alert.pipeline, alert.run_id, dry_run=False), started)
+
+    @staticmethod
+    def _clear(source: Retryable, pipeline: str, run_id: str, *, dry_run: bool) -> ClearResult:
         try:
-            result = source.clear_failed(alert.pipeline, alert.run_id, None, dry_run=ctx.dry_run)
+            return source.clear_failed(pipeline, run_id, None, dry_run=dry_run)
         except (SourceUnavailable, ActionUnsupported) as exc:
-            raise ActionFailed(f"{source.name} refused or could not be reached: {exc}") from exc
-        verb = "would re-run" if ctx.dry_run else "re-running"
-        summary = f"{verb} {len(result.tasks)} task(s) of {alert.pipeline} run {alert.run_id}: {', '.join(result.tasks) or 'none'}"
-        return Finding(ok=bool(result.tasks), summary=summary + (f" ({result.message})" if result.message else ""),
-                       data={"tasks": list(result.tasks), "dry_run": ctx.dry_run, "cleared_at": started.isoformat(), "run_id": alert.run_id})
+            raise ActionFailed(f"{getattr(source, 'name', 'the source')} refused or could not be reached: {exc}") from exc
+
+
+def _finding(pipeline: str, run_id: str, planned: ClearResult, result: ClearResult, started: datetime) -> Finding:
+    verb = "would re-run" if result.dry_run else "re-running"
+    summary = f"{verb} {len(result.tasks)} task(s) of {pipeline} run {run_id}: {', '.join(result.tasks) or 'none'}"
+    return Finding(ok=bool(result.tasks), summary=summary + (f" ({result.message})" if result.message else ""),
+                   data={"tasks": list(result.tasks), "planned": list(planned.tasks), "dry_run": result.dry_run,
+                         "cleared_at": started.isoformat(), "run_id": run_id})
