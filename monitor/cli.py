@@ -168,9 +168,10 @@ def config_validate(file: Annotated[Path, typer.Argument(help="The config file t
 
 
 def _runbooks(settings: Settings) -> dict:
-    from monitor.remediation.runbook import load_all
+    from monitor.remediation.runbook import failure_patterns, load_all
 
     try:
+        failure_patterns(settings.runbooks.patterns)
         return load_all(settings.runbooks.folder)
     except DagwatchError as exc:
         _fail(str(exc))

@@ -430,6 +430,11 @@ class RunbookSettings(_Section):
         default_factory=dict, description="Name → PromQL with `$selector`: adds to the shipped cpu_busy, memory_used, gpu_util, gpu_memory_used; same name replaces, '' removes.",
     )
     prometheus_timeout: Duration = Field(timedelta(seconds=5), description="Per-request timeout for Prometheus.")
+    patterns: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="More failure patterns for classify_failure, tried before the shipped ones: {name, category: transient|persistent, "
+                    "regex, flags}; checked (regex, no nested quantifiers) when the runbooks load.",
+    )
 
 
 def default_sources() -> list[EmbeddedSourceSettings]:

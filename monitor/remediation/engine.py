@@ -27,7 +27,7 @@ from monitor.model import Alert, ExecutionStatus, RunbookExecution, StepStatus, 
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
 from monitor.config import RunbookSettings
-from monitor.remediation.runbook import Runbook, Step, should_run
+from monitor.remediation.runbook import Runbook, Step, failure_patterns, should_run
 from monitor.sources.base import Source
 from monitor.store import alerts as alert_store
 from monitor.store import runbooks as execution_store
@@ -80,7 +80,8 @@ class Engine:
                       services: Mapping[str, Any] | None = None) -> "Engine":
         """The engine `dagwatch up` and `dagwatch runbook run` use (runbooks from `load_all`);
         actions find the `runbooks:` settings (inputs, Prometheus) in their services."""
-        return cls(store, runbooks, sources, services={"runbook_settings": settings, **(services or {})},
+        services = {"runbook_settings": settings, "patterns": failure_patterns(settings.patterns), **(services or {})}
+        return cls(store, runbooks, sources, services=services,
                    rate_limit=RateLimit(settings.rate_limit.count, settings.rate_limit.per))
 
     # ---- starting ------------------------------------------------------------------------

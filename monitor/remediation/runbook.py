@@ -24,6 +24,7 @@ from monitor.errors import ConfigError
 from monitor.model import Alert
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import Finding
+from monitor.remediation.classify import Pattern
 
 NAME = r"^[a-z][a-z0-9_-]*$"
 
@@ -142,6 +143,18 @@ def load_file(path: Path | importlib.resources.abc.Traversable) -> Runbook:
 def shipped() -> list[importlib.resources.abc.Traversable]:
     """The runbooks that come with dagwatch (the top-level `runbooks/` folder, a package)."""
     return sorted((f for f in importlib.resources.files("runbooks").iterdir() if f.name.endswith((".yaml", ".yml"))), key=lambda f: f.name)
+
+
+def failure_patterns(documents: Iterable[Mapping[str, Any]]) -> list[Pattern]:
+    """`runbooks.patterns` of config as classifier patterns; ConfigError names the entry."""
+    patterns = []
+    for index, document in enumerate(documents):
+        try:
+            patterns.append(Pattern.model_validate(document))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(None, f"runbooks.patterns[{index}].{'.'.join(map(str, first['loc']))}", first["msg"]) from None
+    return patterns
 
 
 def load_all(folder: Path | None = None) -> dict[str, Runbook]:

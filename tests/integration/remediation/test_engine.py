@@ -222,3 +222,24 @@ def test_the_configured_folder_adds_and_replaces_shipped_runbooks(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         runbooks.load_all(tmp_path)
+
+
+def test_configured_failure_patterns_are_checked_when_loaded_and_reach_the_classifier(store, tmp_path):
+    from monitor.config import RunbookSettings
+
+    with pytest.raises(ConfigError) as caught:
+        runbooks.failure_patterns([{"name": "ok", "category": "transient", "regex": "x"}, {"name": "slow", "category": "transient", "regex": "(a+)+"}])
+    assert caught.value.key == "runbooks.patterns[1].regex" and "nested quantifiers" in caught.value.reason
+    settings = RunbookSettings(patterns=[{"name": "vendor_flake", "category": "transient", "regex": "VendorAPI busy"}])
+    engine = Engine.from_settings(settings, {"diagnose": DIAGNOSE}, store, lambda name: EmbeddedSource(name, store, tmp_path))
+    try:
+        classify = ACTIONS["classify_failure"]
+        alert_id = failed_alert(store)
+        with store.session() as s:
+            alert = alert_store.to_models(s, [alert_store.get(s, alert_id=alert_id)], deliveries=False)[0]
+        alert = alert.model_copy(update={"details": {"error": "RuntimeError: VendorAPI busy, try later"}})
+        ctx = StepContext(alert=alert, source=None, params={}, results={}, dry_run=False, clock=engine.clock, services=engine.services)
+        finding = classify.run(ctx, classify.Args())
+        assert (finding.data["category"], finding.data["rule"]) == ("transient", "vendor_flake")
+    finally:
+        engine.shutdown()
