@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -176,6 +176,11 @@ class TaskSnapshot(_Frozen):
     queued_at: datetime | None = None
     error: str | None = None
     traceback: str | None = None
+    # What the try used, known only for the embedded runner's tries that returned. The memory of
+    # a thread task is its whole process's (memory_scope "process"), of a process task its own ("task").
+    cpu_seconds: float | None = None
+    max_rss_bytes: int | None = None
+    memory_scope: Literal["task", "process"] | None = None
 
 
 class RunSnapshot(_Frozen):

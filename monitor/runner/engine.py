@@ -33,7 +33,7 @@ from monitor.runner import logs
 from monitor.runner.cache import KEEP_RUNS, MISS, ResultStore, RunRecord, Uncacheable, cache_key
 from monitor.runner.context import TaskContext
 from monitor.runner.dag import Pipeline, TaskSpec
-from monitor.runner.executors import Attempt, Outcome, TaskExecutor
+from monitor.runner.executors import Attempt, Outcome, TaskExecutor, Usage
 from monitor.runner.scheduler import Key, Node, Scheduler
 
 TAIL_LINES = 15
@@ -114,6 +114,7 @@ class _TaskState:
     ended_at: datetime | None = None
     error: str | None = None
     traceback: str | None = None
+    usage: Usage | None = None  # of the current try once it returned; None while running or if killed
 
 
 class Runner:
@@ -390,6 +391,9 @@ class _RunLoop:
             ended_at=t.ended_at,
             error=t.error,
             traceback=t.traceback,
+            cpu_seconds=t.usage.cpu_seconds if t.usage else None,
+            max_rss_bytes=t.usage.max_rss_bytes if t.usage else None,
+            memory_scope=t.usage.memory_scope if t.usage else None,
         )
 
     def _running_snapshot(self) -> RunSnapshot:
@@ -536,7 +540,7 @@ class _RunLoop:
             process_target=(spec.fn, kwargs) if spec.executor == "process" else None,
         )
         self.in_flight[id(attempt)] = _InFlight(key, try_number, ctx, attempt)
-        self._set(key, State.RUNNING, try_number=try_number, started_at=self.r.clock(), ended_at=None)
+        self._set(key, State.RUNNING, try_number=try_number, started_at=self.r.clock(), ended_at=None, usage=None)
         if spec.timeout is not None:
             due = time.monotonic() + spec.timeout.total_seconds()
             heapq.heappush(self.timers, _Timer(due, next(self.seq), "timeout", key, try_number, attempt))
@@ -568,6 +572,8 @@ class _RunLoop:
         flight = self.in_flight.pop(id(attempt), None)
         if flight is None:
             return  # timed out earlier; its late outcome no longer counts
+        # Recorded with the state this outcome leads to (success, retrying or failed).
+        self.tasks[flight.key].usage = outcome.usage
         if outcome.ok:
             self._set(flight.key, State.SUCCESS, ended_at=self.r.clock(), error=None, traceback=None)
             spec = self.pipeline.tasks[flight.key[0]]

@@ -4,6 +4,16 @@ A thread cannot be killed, so a timed-out thread attempt gets an exception injec
 Python bytecode (`PyThreadState_SetAsyncExc`); code blocked inside C (a long `sleep`, a socket
 read) sees it only when it returns, and until then the thread stays busy. Process attempts are
 killed outright, which is why CPU-heavy or hang-prone tasks should use `executor="process"`.
+
+Each attempt that returns (ok or not) reports what it used (`Usage`), measured where it ran: a
+thread attempt's CPU time with `time.thread_time()` in its own worker thread (other tasks' threads
+do not count), a process attempt's CPU time and peak RSS by `getrusage(RUSAGE_SELF)` in the child
+just before it reports. Not `RUSAGE_CHILDREN` in dagwatch: the children are forked by the
+forkserver, not by dagwatch, so they are not its children at all, and even if they were, that
+figure sums every reaped child (concurrent attempts would blur together) and its `ru_maxrss` is
+the largest child ever, not this one. A thread attempt shares dagwatch's memory, so the only
+honest memory figure is the process's peak, labelled `memory_scope="process"`. Killed attempts
+(timeout, crash) report nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +22,10 @@ import ctypes
 import multiprocessing
 import pickle
 import queue
+import resource
+import sys
 import threading
+import time
 import traceback
 import weakref
 from dataclasses import dataclass, field
@@ -27,6 +40,28 @@ class Interrupted(BaseException):
     user code does not swallow it."""
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What one attempt used. `memory_scope` says whose memory `max_rss_bytes` is: "task" (the
+    attempt's own process) or "process" (dagwatch's, which a thread attempt shares)."""
+
+    cpu_seconds: float
+    max_rss_bytes: int | None = None
+    memory_scope: str | None = None
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size; `ru_maxrss` is KiB on Linux, bytes on macOS."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _own_process_usage() -> Usage:
+    """Called in a process attempt's child after the task: its CPU (user + system) and peak RSS."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return Usage(cpu_seconds=ru.ru_utime + ru.ru_stime, max_rss_bytes=peak_rss_bytes(), memory_scope="task")
+
+
 @dataclass
 class Outcome:
     ok: bool
@@ -35,6 +70,7 @@ class Outcome:
     error: str = ""
     traceback: str = ""
     exception: BaseException | None = None
+    usage: Usage | None = None
 
     @classmethod
     def failure(cls, exc: BaseException, skip_frames: int = 0) -> "Outcome":
@@ -170,6 +206,7 @@ class TaskExecutor:
         ident = threading.get_ident()
         outcome: Outcome
         token = logs.activate(attempt.sink)
+        cpu_started = time.thread_time()
         try:
             try:
                 with attempt.lock:
@@ -191,6 +228,7 @@ class TaskExecutor:
         finally:
             logs.deactivate(token)
             attempt.sink.close()
+        outcome.usage = Usage(time.thread_time() - cpu_started, peak_rss_bytes(), "process")
         attempt.done(attempt, outcome)
 
     def _run_process(self, attempt: Attempt) -> None:
@@ -207,8 +245,8 @@ class TaskExecutor:
             attempt.process = process
         sender.close()
         try:
-            kind, payload = receiver.recv()
-            outcome = Outcome(ok=True, value=payload) if kind == "ok" else Outcome(ok=False, **payload)
+            kind, payload, usage = receiver.recv()
+            outcome = Outcome(ok=True, value=payload, usage=usage) if kind == "ok" else Outcome(ok=False, usage=usage, **payload)
         except EOFError:
             process.join()
             outcome = Outcome(
@@ -221,7 +259,8 @@ class TaskExecutor:
 
 
 def _process_main(fn: Callable[..., Any], kwargs: dict[str, Any], log_file: str, conn: Any) -> None:
-    """Entry point of a process attempt: logs to the try's file, sends back the result or error."""
+    """Entry point of a process attempt: logs to the try's file, sends back the result or error
+    with the child's own `Usage` (read last, so it covers pickling the result too)."""
     import logging
     import sys
 
@@ -240,5 +279,5 @@ def _process_main(fn: Callable[..., Any], kwargs: dict[str, Any], log_file: str,
                 "err",
                 {"error_type": failure.error_type, "error": failure.error, "traceback": failure.traceback},
             )
-        conn.send(message)
+        conn.send((*message, _own_process_usage()))
         conn.close()

@@ -16,7 +16,8 @@ from monitor.store.dialect import upsert
 
 RunKey = tuple[str, str, str]  # (source, pipeline, run_id)
 _RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at")
-_TASK_UPDATE = ("state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback", "updated_at")
+_USAGE = ("cpu_seconds", "max_rss_bytes", "memory_scope")  # what a try used; TaskSnapshot and TaskRunRow spell them alike
+_TASK_UPDATE = ("state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback", *_USAGE, "updated_at")
 
 
 def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapshot]]], now: datetime) -> None:
@@ -70,6 +71,7 @@ def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapsh
                 "queued_at": t.queued_at,
                 "error": t.error,
                 "traceback": t.traceback,
+                **{name: getattr(t, name) for name in _USAGE},
                 "updated_at": now,
             }
             for run_key, tasks in latest_tasks.items()
@@ -101,7 +103,8 @@ _SQLITE_RUN_UPSERT = _sqlite_upsert(
 )
 _SQLITE_TASK_UPSERT = _sqlite_upsert(
     TaskRunRow.__tablename__,
-    ("run_pk", "task_id", "map_index", "state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback", "updated_at"),
+    ("run_pk", "task_id", "map_index", "state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback",
+     *_USAGE, "updated_at"),
     ("run_pk", "task_id", "map_index"),
     _TASK_UPDATE,
 )
@@ -163,6 +166,9 @@ def _save_sqlite(
                 _sqlite_datetime(t.queued_at),
                 t.error,
                 t.traceback,
+                t.cpu_seconds,
+                t.max_rss_bytes,
+                t.memory_scope,
                 stamp,
             )
             for run_key, tasks in latest_tasks.items()
@@ -233,6 +239,8 @@ def snapshots_since(session: Session, *, source: str, since: datetime | None, li
                     queued_at=t.queued_at,
                     error=t.error,
                     traceback=t.traceback,
+                    # carried, or the collector's re-save of an embedded run would blank them
+                    **{name: getattr(t, name) for name in _USAGE},
                 )
                 for t in tasks.get(r.id, [])
             ),
@@ -312,6 +320,18 @@ def _open_tasks(session: Session, source: str, state: State, since: Any) -> list
                TaskRunRow.state == state.value, since.is_not(None))
     )
     return [(p, r, t, at) for p, r, t, at in rows]
+
+
+def task_usage(session: Session, *, source: str, pipeline: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any] | None:
+    """What the task's latest try used as stored (`_USAGE`, each None when unknown), or None if
+    the store has no such task run."""
+    row = session.execute(
+        select(*(getattr(TaskRunRow, name) for name in _USAGE))
+        .join(RunRow, TaskRunRow.run_pk == RunRow.id)
+        .where(RunRow.source == source, RunRow.pipeline == pipeline, RunRow.run_id == run_id,
+               TaskRunRow.task_id == task_id, TaskRunRow.map_index == map_index)
+    ).first()
+    return dict(zip(_USAGE, row)) if row is not None else None
 
 
 def recent_durations(session: Session, *, source: str, pipeline: str, task_id: str, limit: int) -> list[float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from monitor.store.types import UTCDateTime
@@ -50,6 +50,11 @@ class TaskRunRow(Base):
     queued_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
+    # What the latest try used, as the embedded runner measured it (other sources: NULL);
+    # memory_scope "task" or "process" says whose memory max_rss_bytes is.
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    max_rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    memory_scope: Mapped[str | None] = mapped_column(String(16))
     updated_at: Mapped[datetime]
 
 

@@ -8,8 +8,11 @@ was the task starved, out of memory, or on a saturated GPU?
   alert's `started_at`, the `occurred_at` of its first failure event.
 - `nvidia-smi` on dagwatch's own host when installed (where embedded-runner tasks run): what the
   GPUs show now, not at the failure — `sampled_at` says when.
-- The embedded runner records no per-task CPU or memory figures (only states, tries and times),
-  so there is nothing of its own to report; the finding says so.
+- The task try's own figures, as stored with the task run (`data["task"]`): the embedded runner
+  measures each try that returns — CPU seconds, and peak RSS with `memory_scope` saying whose
+  memory it is ("task" for a process task's own child, "process" for a thread task, which shares
+  dagwatch's). Other sources record none, and a try killed by its timeout has none; the finding
+  says so rather than guessing.
 
 Prometheus unreachable, or a query it rejects, is a finding (ok false, the reason), never a crash.
 """
@@ -25,8 +28,8 @@ from monitor.config import Duration, RunbookSettings
 from monitor.remediation import gpu, placeholders
 from monitor.remediation import prometheus_query as prom
 from monitor.remediation.actions.base import Finding, StepContext
-
-RUNNER_STATS = "the embedded runner records no per-task CPU or memory figures"
+from monitor.remediation.actions.task_logs import map_index_of
+from monitor.store import runs
 
 
 class ResourceArgs(BaseModel):
@@ -54,10 +57,11 @@ class ResourceSnapshot:
         prometheus = _prometheus(ctx, settings, args, window)
         gpus = gpu.query(timeout=args.nvidia_smi_timeout.total_seconds()) if args.nvidia_smi else {"available": False, "reason": "not asked (args.nvidia_smi)"}
         gpus["sampled_at"] = ctx.clock()
+        task = _task_usage(ctx)
         ok = prometheus.get("ok", True)
-        parts = [_prometheus_summary(prometheus), f"nvidia-smi: {_gpu_summary(gpus)}", f"runner: {RUNNER_STATS}"]
+        parts = [_prometheus_summary(prometheus), f"nvidia-smi: {_gpu_summary(gpus)}", f"task: {_task_summary(task)}"]
         data = {"window": window, "prometheus_reachable": prometheus.get("reachable"), "prometheus": prometheus,
-                "nvidia_smi": gpus, "runner": {"recorded": False, "reason": RUNNER_STATS}}
+                "nvidia_smi": gpus, "task": task}
         if not ok:
             data["reason"] = prometheus["reason"]
         return Finding(ok=ok, summary="; ".join(parts), data=data)
@@ -81,6 +85,30 @@ def _prometheus(ctx: StepContext, settings: RunbookSettings, args: ResourceArgs,
     if rejected:
         found["reason"] = "Prometheus rejected " + "; ".join(f"{name}: {error}" for name, error in rejected.items())
     return found
+
+
+def _task_usage(ctx: StepContext) -> dict[str, Any]:
+    """What the alert's task try used, from the store (where the embedded runner's recorder put it)."""
+    alert, store = ctx.alert, ctx.services.get("store")
+    if not (alert.pipeline and alert.run_id and alert.task_id):
+        return {"recorded": False, "reason": "the alert names no task run"}
+    if store is None:
+        return {"recorded": False, "reason": "no store to read the task run from"}
+    with store.session() as session:
+        usage = runs.task_usage(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id,
+                                task_id=alert.task_id, map_index=map_index_of(alert))
+    if usage is None:
+        return {"recorded": False, "reason": f"the store has no task run {alert.task_id} of run {alert.run_id}"}
+    if usage["cpu_seconds"] is None:
+        return {"recorded": False, "reason": "no figures for this try (only the embedded runner measures them, and not for a try it killed)"}
+    return {"recorded": True, **usage}
+
+
+def _task_summary(found: dict[str, Any]) -> str:
+    if not found["recorded"]:
+        return found["reason"]
+    memory = "" if found["max_rss_bytes"] is None else f", peak RSS {found['max_rss_bytes'] / 2**20:.0f} MiB ({found['memory_scope']})"
+    return f"{found['cpu_seconds']:.2f} CPU s{memory}"
 
 
 def _prometheus_summary(found: dict[str, Any]) -> str:

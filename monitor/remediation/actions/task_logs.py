@@ -34,7 +34,7 @@ class TaskLogs:
         try_number = ctx.alert.try_number or 1
         source = ctx.require_source()
         try:
-            text = source.task_log(pipeline, run_id, task_id, try_number, _map_index(ctx.alert))
+            text = source.task_log(pipeline, run_id, task_id, try_number, map_index_of(ctx.alert))
         except SourceUnavailable as exc:
             raise ActionFailed(f"{source.name} could not give the log of {task_id} try {try_number}: {exc}") from exc
         error_line, traceback = error_from_text(text)
@@ -51,7 +51,8 @@ def _task_of(alert: Alert) -> tuple[str, str, str]:
     return alert.pipeline, alert.run_id, alert.task_id
 
 
-def _map_index(alert: Alert) -> int:
+def map_index_of(alert: Alert) -> int:
+    """The mapped instance the alert is about (its event details carry it), -1 for a plain task."""
     value = alert.details.get("map_index")
     return value if isinstance(value, int) else -1
 

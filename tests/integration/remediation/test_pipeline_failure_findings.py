@@ -89,7 +89,8 @@ def test_pipeline_failure_records_the_inputs_and_resources_findings(store, data_
     assert resources.data["prometheus_reachable"] is True
     memory = resources.data["prometheus"]["queries"]["memory_used"]["series"]
     assert {s["labels"]["host"]: s["at_failure"] for s in memory} == {"trainer-1": 0.9375, "idle-1": 0.25}
-    assert resources.data["runner"]["recorded"] is False
+    task = resources.data["task"]  # score, a thread task, measured by the runner and read back from the store
+    assert task["recorded"] is True and task["cpu_seconds"] > 0 and task["memory_scope"] == "process" and task["max_rss_bytes"] > 0
 
     assert steps["classify"].data["category"] == "persistent"  # KeyError: 'user_id'
     assert steps["clear"].status is StepStatus.SKIPPED and steps["escalate"].status is StepStatus.SUCCEEDED

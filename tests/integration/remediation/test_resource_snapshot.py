@@ -56,7 +56,7 @@ def test_shipped_queries_on_the_alerts_machine(scraped):  # noqa: F811
     assert cpu["at_failure"] == pytest.approx(TRAINER.cpu_busy, abs=0.05)
     assert 'node_cpu_seconds_total{mode="idle",host="trainer-1"}' in queries["cpu_busy"]["query"]
     assert "memory_used peak 0.94" in finding.summary and "gpu_util peak 0.97" in finding.summary
-    assert finding.data["runner"] == {"recorded": False, "reason": "the embedded runner records no per-task CPU or memory figures"}
+    assert finding.data["task"] == {"recorded": False, "reason": "no store to read the task run from"}
     window = finding.data["window"]
     assert window["start"] == window["failure_at"] - timedelta(minutes=10) and window["end"] >= window["failure_at"]
 

@@ -15,3 +15,9 @@ def hang(ctx):
 
 def boom(ctx):
     raise ValueError("process task exploded")
+
+
+def allocate_then_fail(ctx, mib: int = 50):
+    """Touches `mib` MiB (bytes multiplication writes every page, so they are resident), then fails."""
+    block = b"x" * (mib * 2**20)
+    raise RuntimeError(f"over budget after {len(block) // 2**20} MiB")
