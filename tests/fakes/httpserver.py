@@ -78,6 +78,11 @@ class FakeHTTPServer:
         with self._lock:
             self._failures.extend(Reply(status, body, dict(headers or {})) for _ in range(count))
 
+    def heal(self) -> None:
+        """Forget the failures `fail_next` queued and not yet answered: the server is back."""
+        with self._lock:
+            self._failures.clear()
+
     def refuse_connections(self) -> str:
         """A URL on a port where nothing listens (connection refused)."""
         with socket.socket() as s:

@@ -25,6 +25,7 @@ from monitor.tracking.watch import Watcher
 from tests.fakes.clock import Clock
 from tests.fakes.flaky_proxy import FlakyProxy
 from tests.integration.airflow.conftest import POLICY, Api, collector_for, source_for
+from tests.integration.server import wait_for
 from tests.integration.test_alert_truth import Receiver, truth_policy
 from tests.servers.airflow.server import AirflowServer
 
@@ -51,6 +52,9 @@ class Listening:
     def poll_and_settle(self) -> None:
         """One poll, then group_wait and group_interval pass: every receiver has heard what it will."""
         assert self.collector.poll_once().ok
+        self.settle()
+
+    def settle(self) -> None:
         for _ in range(3):
             self.clock.advance(timedelta(seconds=61))
             dispatch.tick(self.store, self.receivers, self.policy, clock=self.clock)
@@ -187,3 +191,36 @@ def test_a_first_start_pages_only_for_what_is_still_failing(airflow3, api3, stor
         for alert in recorded:
             assert [h.change for h in alert_store.history(s, alert_id=alert.id)] == ["fired", "resolved"]
     assert {name: r.words for name, r in listening.receivers.items()} == {"pager": {}, "chat": {}}
+
+
+def test_a_paged_failure_muted_by_an_outage_is_never_announced_resolved(airflow3, api3, store):
+    """Case 1: a task failure is paged; Airflow's API then dies (source_down after two failed
+    polls, which mutes the source's alerts) and a group interval passes; the API comes back.
+    No receiver is ever told "resolved" of the still-failing task, and it still fires after."""
+    run_id = api3.trigger("dw_fail_always")
+    assert api3.wait_run("dw_fail_always", run_id)["state"] == "failed"
+    health = {"down_after_failures": 2, "down_after": None, "up_after_successes": 1}
+    with FlakyProxy(airflow3.url, seed=1, every=10**9) as proxy:  # faults only when told: fail_next
+        listening = Listening.on(airflow3, store, ["^dw_fail_always$"])
+        source = source_for(airflow3, ["^dw_fail_always$"], url=proxy.url, timeout=3, health=health)
+        listening.collector = Collector(source, store, listening.policy, clock=listening.clock, health=source.settings.health)
+        listening.poll_and_settle()
+        [failed] = [a for a in alerts_of(store, "dw_fail_always", run_id) if a.kind is AlertKind.TASK_FAILED]
+        assert listening.words(failed.id) == {"pager": ["firing"], "chat": ["firing"]}
+
+        proxy.fail_next(10_000, status=500)  # the API is dead
+        for _ in range(2):
+            assert not listening.collector.poll_once().ok
+        listening.settle()  # group intervals pass while the source is down
+        with store.session() as s:
+            [down] = alert_store.list_alerts(s, kind=AlertKind.SOURCE_DOWN)
+            assert alert_store.get(s, alert_id=failed.id).muted_by == f"inhibited:{down.id}"
+        assert listening.words(failed.id) == {"pager": ["firing"], "chat": ["firing"]}  # held back, not "resolved"
+
+        proxy.heal()  # the API is back (the client may still be backing off for a second or two)
+        wait_for(lambda: listening.collector.poll_once().ok, limit=30, step=0.5)
+        listening.settle()
+    with store.session() as s:
+        assert alert_store.get(s, alert_id=failed.id).status == AlertStatus.FIRING.value
+        assert alert_store.get(s, alert_id=down.id).status == AlertStatus.RESOLVED.value
+    assert all(words[-1] == "firing" and "resolved" not in words for words in listening.words(failed.id).values())
