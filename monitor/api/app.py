@@ -10,9 +10,8 @@ from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
-from monitor.api import alerts, check_results, events, health, pages, runbooks, runs, silences, slack
-from monitor.errors import Conflict, InvalidRequest, NotFound
-from monitor.remediation.engine import Engine, RateLimited
+from monitor.api import alerts, check_results, errors, events, health, pages, runbooks, runs, silences, slack
+from monitor.remediation.engine import Engine
 from monitor.sources.registry import Sources
 from monitor.store.db import Store
 
@@ -59,21 +58,11 @@ def create_app(
     app.state.sources = sources if sources is not None else Sources(())
     app.state.ready = (lambda: lifecycle.ready) if lifecycle is not None else (lambda: True)
 
-    @app.exception_handler(NotFound)
-    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    async def typed_error(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=errors.status_of(exc))  # type: ignore[arg-type]
 
-    @app.exception_handler(Conflict)
-    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(RateLimited)
-    async def rate_limited(_request: Request, exc: RateLimited) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429)
-
-    @app.exception_handler(InvalidRequest)
-    async def invalid(_request: Request, exc: InvalidRequest) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    for error in errors.STATUS:
+        app.add_exception_handler(error, typed_error)
 
     for module in (health, alerts, events, check_results, silences, runs, runbooks, slack, pages):
         app.include_router(module.router)

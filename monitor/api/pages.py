@@ -21,12 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerting import verbs
-from monitor.api import web_session
+from monitor.api import errors, web_session
 from monitor.api.deps import session
 from monitor.api.web_session import PageUser, Refused
-from monitor.errors import Conflict, InvalidRequest, NotFound
+from monitor.errors import InvalidRequest, NotFound
 from monitor.model import Alert, AlertStatus, utcnow
-from monitor.remediation.engine import RateLimited, StartRequest
+from monitor.remediation.engine import StartRequest
 from monitor.remediation.runbook import Runbook
 from monitor.store import alerts as alert_store
 from monitor.store import runbooks as execution_store
@@ -37,7 +37,6 @@ from monitor.store.tables import AlertRow
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(include_in_schema=False)
 SILENCE = timedelta(hours=1)
-_ERRORS: dict[type[Exception], int] = {NotFound: 404, Conflict: 409, InvalidRequest: 422, RateLimited: 429}
 _ID = Query(None, ge=1, le=2**31 - 1)
 Action = Callable[[PageUser, dict[str, str]], Response]  # what a page POST does once it is allowed
 
@@ -194,8 +193,8 @@ async def _post(request: Request, act: Action) -> Response:
         return await run_in_threadpool(_authorized, request, fields, act)
     except Refused as exc:
         return _message(request, exc.status, "Refused" if exc.status != 401 else "Log in first", exc.message, login=exc.status == 401)
-    except tuple(_ERRORS) as exc:
-        return _message(request, _ERRORS[type(exc)], "Not done", str(exc))
+    except tuple(errors.STATUS) as exc:
+        return _message(request, errors.status_of(exc), "Not done", str(exc))
 
 
 def _authorized(request: Request, fields: dict[str, str], act: Action) -> Response:
