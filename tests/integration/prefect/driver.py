@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 
 
+_RETRY_STATUSES = frozenset({429, 502, 503})
+_RETRIES = 5
+
+
 class PrefectDriver:
     def __init__(self, api_url: str) -> None:
         self.client = httpx.Client(base_url=api_url.rstrip("/") + "/", timeout=30)
@@ -20,8 +24,16 @@ class PrefectDriver:
         self.client.close()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        """One API call that must succeed; the JSON answer (None when empty)."""
-        response = self.client.request(method, path.lstrip("/"), json=body)
+        """One API call that must succeed; the JSON answer (None when empty).
+
+        Retried on 429/502/503 as Prefect's own client does (`PREFECT_CLIENT_MAX_RETRIES`): the
+        server answers 503 when its SQLite database is locked by its own services for a moment,
+        and the request's transaction was rolled back, so sending it again is safe."""
+        for attempt in range(_RETRIES + 1):
+            response = self.client.request(method, path.lstrip("/"), json=body)
+            if response.status_code not in _RETRY_STATUSES or attempt == _RETRIES:
+                break
+            time.sleep(0.2 * 2**attempt)
         response.raise_for_status()
         return response.json() if response.content else None
 
