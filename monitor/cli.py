@@ -85,7 +85,8 @@ def up(
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
     app = create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets,
-                     sources=service.sources, runbook_engine=service.runbooks, notifiers=service.notifiers)
+                     sources=service.sources, runbook_engine=service.runbooks, notifiers=service.notifiers,
+                     max_body_bytes=settings.server.max_body_bytes)
     uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
 
 

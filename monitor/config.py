@@ -41,12 +41,18 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        try:
+            return timedelta(seconds=value)
+        except (OverflowError, ValueError):
+            raise ValueError(f"duration {value!r} is too long (or not a number)") from None
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _DURATION.findall(text)
         if parts and "".join(n + u for n, u in parts) == text:
-            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+            try:
+                return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+            except OverflowError:
+                raise ValueError(f"duration {value!r} is too long") from None
     raise ValueError(f"invalid duration {value!r} (write e.g. 30s, 5m, 1h30m or a number of seconds)")
 
 
@@ -60,6 +66,8 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to listen on; loopback by default.")
     port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(10 * 2**20, ge=2**16, le=2**30, description=(
+        "Largest JSON API request body; bigger ones get 413 before they are parsed (a batch of events: split it)."))
     public_url: str | None = Field(
         None, description="Base URL used in links sent out (Slack, e-mail); defaults to http://host:port."
     )

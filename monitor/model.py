@@ -8,15 +8,81 @@ their source module. Nothing here does I/O and nothing here imports the rest of 
 from __future__ import annotations
 
 import enum
+import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# ---- bounds on what comes in --------------------------------------------------------------------
+# Pushed events, check results and runbook parameters are written by anyone holding a token and
+# are then read by every page, notifier and API client: one bad value must be refused at the door
+# with a reason, never stored to break a later reader (a NaN the PagerDuty encoder refuses, an
+# object nested 900 deep that fails every `GET /api/v1/alerts`, a NUL PostgreSQL cannot store).
+MAX_INT = 2**31 - 1  # ids, counts and try numbers fit PostgreSQL's `integer`
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 16
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL (\\x00) characters")
+    return text
+
+
+def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Walked without recursion, so a hostile depth fails here and not in a reader's stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            for key, child in item.items():
+                _no_nul(str(key))
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        elif isinstance(item, str):
+            _no_nul(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > 2**53:
+            raise ValueError("integers must lie within ±2**53 (what JSON readers keep exactly)")
+    size = len(json.dumps(value, default=str))
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; at most {MAX_JSON_BYTES} are kept, put the rest behind a URL")
+    return value
+
+
+def _in_range(moment: datetime) -> datetime:
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return utc
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+"""A free-form object from outside: finite numbers, depth and size bounded, no NUL."""
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""A moment from outside, with its zone, within 1970..2200, given back in UTC."""
+Text = Annotated[str, AfterValidator(_no_nul)]
+Labels = Annotated[dict[Annotated[Text, Field(min_length=1, max_length=100)], Annotated[Text, Field(max_length=1000)]],
+                   Field(max_length=64)]
 
 
 class State(enum.StrEnum):
@@ -206,16 +272,16 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: EventKind
-    source: str = Field(min_length=1, max_length=200)
-    pipeline: str | None = Field(default=None, max_length=500)
-    run_id: str | None = Field(default=None, max_length=500)
-    task_id: str | None = Field(default=None, max_length=500)
-    try_number: int | None = Field(default=None, ge=0)
-    occurred_at: AwareDatetime = Field(default_factory=utcnow)
-    summary: str = Field(default="", max_length=4000)
-    details: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
-    dedup_key: str | None = Field(default=None, max_length=255)
+    source: Text = Field(min_length=1, max_length=200)
+    pipeline: Text | None = Field(default=None, max_length=500)
+    run_id: Text | None = Field(default=None, max_length=500)
+    task_id: Text | None = Field(default=None, max_length=500)
+    try_number: int | None = Field(default=None, ge=0, le=MAX_INT)
+    occurred_at: Timestamp = Field(default_factory=utcnow)
+    summary: Text = Field(default="", max_length=4000)
+    details: JsonObject = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    dedup_key: Text | None = Field(default=None, max_length=255)
     resolved: bool = Field(
         default=False, description="The problem named by `kind` is over: resolve its alert (same fingerprint)."
     )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from monitor.alerting import verbs
 from monitor.api.auth import Operator, operator
-from monitor.api.deps import session
-from monitor.model import Alert, AlertKind, AlertStatus, Tier, utcnow
+from monitor.api.deps import Offset, RowId, session
+from monitor.model import Alert, AlertKind, AlertStatus, Text, Tier, utcnow
 from monitor.store import alerts as alert_store
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -22,7 +22,7 @@ def list_alerts(
     pipeline: str | None = None,
     kind: AlertKind | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     db: Session = Depends(session),
     request: Request = None,  # type: ignore[assignment]
 ) -> list[Alert]:
@@ -33,17 +33,19 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=Alert)
-def get_alert(alert_id: int, request: Request, db: Session = Depends(session)) -> Alert:
+def get_alert(alert_id: RowId, request: Request, db: Session = Depends(session)) -> Alert:
     policy = request.app.state.policy
     return alert_store.to_models(db, [alert_store.get(db, alert_id=alert_id)], base_url=policy.base_url, runbooks=policy.runbooks)[0]
 
 
 class AckIn(BaseModel):
-    comment: str = Field("", max_length=2000)
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Text = Field("", max_length=2000)
 
 
 @router.post("/{alert_id}/ack", response_model=Alert)
-def ack_alert(alert_id: int, request: Request, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
+def ack_alert(alert_id: RowId, request: Request, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
     """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
     row = verbs.ack(db, alert_id=alert_id, who=who.name, now=utcnow(), comment=body.comment if body else "")
     policy = request.app.state.policy

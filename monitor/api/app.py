@@ -6,14 +6,19 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Mapping, Protocol
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
 from monitor.api import alerts, check_results, errors, events, health, pages, runbooks, runs, silences, slack
+from monitor.api.body_limit import BodyLimit, Limits
+from monitor.config import ServerSettings
 from monitor.remediation.engine import Engine
 from monitor.sources.registry import Sources
 from monitor.store.db import Store
+
+DEFAULT_MAX_BODY = ServerSettings().max_body_bytes
 
 
 class Lifecycle(Protocol):
@@ -29,11 +34,13 @@ class Lifecycle(Protocol):
 def create_app(
     store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None,
     sources: Sources | None = None, runbook_engine: Engine | None = None, notifiers: Mapping[str, Notifier] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
     """`sources` are the service's built sources (`Service.sources`), which handlers that act on
     an orchestrator reach through `deps.sources`; none given, there are none to act on.
     `runbook_engine` runs runbooks (`Service.runbooks`); without it the runbook API answers 503.
-    `notifiers` are the service's (`Service.notifiers`): Slack clicks are checked against them."""
+    `notifiers` are the service's (`Service.notifiers`): Slack clicks are checked against them.
+    `max_body_bytes` bounds a JSON API request's body (`server.max_body_bytes`; body_limit.py)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:
@@ -61,9 +68,14 @@ def create_app(
     async def typed_error(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=errors.status_of(exc))  # type: ignore[arg-type]
 
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": errors.invalid_fields(exc.errors())}, status_code=422)
+
     for error in errors.STATUS:
         app.add_exception_handler(error, typed_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 
     for module in (health, alerts, events, check_results, silences, runs, runbooks, slack, pages):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limits=Limits(api=max_body_bytes))
     return app

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Annotated, Iterator
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from sqlalchemy.orm import Session
 
+from monitor.model import MAX_INT
 from monitor.sources.registry import Sources
 from monitor.store.db import Store
+
+RowId = Annotated[int, Path(ge=1, le=MAX_INT, description="A row id (fits the database's integer).")]
+"""Every id in a path: a value past the column's range is a 422, not a database overflow (500)."""
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]
 
 
 def store(request: Request) -> Store:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.api.auth import Operator, operator
-from monitor.model import RunbookExecution
+from monitor.api.deps import RowId
+from monitor.model import MAX_INT, JsonObject, RunbookExecution
 from monitor.remediation.engine import Engine, StartRequest
 
 router = APIRouter(prefix="/api/v1/runbooks", tags=["runbooks"])
@@ -37,10 +38,10 @@ class RunbookOut(BaseModel):
 class StartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    alert_id: int = Field(ge=1, le=2**31 - 1)
+    alert_id: int = Field(ge=1, le=MAX_INT)
     dry_run: bool = False
     force: bool = Field(False, description="Run again although this runbook already ran for this alert (never two at once).")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JsonObject = Field(default_factory=dict)
 
 
 def engine(request: Request) -> Engine:
@@ -70,11 +71,11 @@ def start_execution(name: str, body: StartIn, response: Response, who: Operator 
 
 
 @router.get("/executions", response_model=list[RunbookExecution])
-def list_executions(alert_id: int = Query(ge=1, le=2**31 - 1), runbooks: Engine = Depends(engine)) -> list[RunbookExecution]:
+def list_executions(alert_id: int = Query(ge=1, le=MAX_INT), runbooks: Engine = Depends(engine)) -> list[RunbookExecution]:
     """The executions for one alert, newest first."""
     return runbooks.for_alert(alert_id)
 
 
 @router.get("/executions/{execution_id}", response_model=RunbookExecution)
-def get_execution(execution_id: int = Path(ge=1, le=2**31 - 1), runbooks: Engine = Depends(engine)) -> RunbookExecution:
+def get_execution(execution_id: RowId, runbooks: Engine = Depends(engine)) -> RunbookExecution:
     return runbooks.get(execution_id)

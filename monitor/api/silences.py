@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, HTTPException
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
 from monitor.alerting import verbs
 from monitor.api.auth import Operator, operator
-from monitor.api.deps import session
+from monitor.api.deps import RowId, session
 from monitor.config import RouteSettings, parse_duration
-from monitor.model import utcnow
+from monitor.model import Text, Timestamp, utcnow
 from monitor.store import silences as silence_store
 from monitor.store.tables import SilenceRow
 
@@ -20,22 +20,38 @@ router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
 
 
 class SilenceIn(BaseModel):
-    matchers: dict[str, str] = Field(min_length=1, description="As in routes: 'x', '!x', '~regex', '!~regex' on tier, kind, source, pipeline, task, labels.")
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    duration: str | None = Field(None, description="Instead of ends_at: e.g. 2h, 30m.")
-    comment: str = Field("", max_length=2000)
+    """Unknown keys are refused: a misspelt `ends_at` must not become a silence of another length."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: dict[str, str] = Field(min_length=1, max_length=32,
+                                     description="As in routes: 'x', '=x', '!x', '~regex', '!~regex' on tier, kind, source, pipeline, task, labels.")
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    duration: str | None = Field(None, max_length=50, description=f"Instead of ends_at: e.g. 2h, 30m; at most {verbs.MAX_SILENCE.days} days.")
+    comment: Text = Field("", max_length=2000)
 
     @field_validator("matchers")
     @classmethod
     def _valid(cls, matchers: dict[str, str]) -> dict[str, str]:
         return RouteSettings(match=matchers).match
 
+    @field_validator("duration")
+    @classmethod
+    def _bounded(cls, duration: str | None) -> str | None:
+        if duration is not None and parse_duration(duration) > verbs.MAX_SILENCE:
+            raise ValueError(f"a silence lasts at most {verbs.MAX_SILENCE.days} days")
+        return duration
+
     @model_validator(mode="after")
     def _window(self) -> "SilenceIn":
         if (self.ends_at is None) == (self.duration is None):
             raise ValueError("give exactly one of ends_at or duration")
         return self
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        starts = self.starts_at or now
+        return starts, self.ends_at or starts + parse_duration(self.duration)
 
 
 class SilenceOut(BaseModel):
@@ -64,16 +80,12 @@ def list_silences(include_expired: bool = False, db: Session = Depends(session))
 @router.post("", response_model=SilenceOut, status_code=201)
 def create_silence(body: SilenceIn, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
     now = utcnow()
-    starts = body.starts_at or now
-    try:
-        ends = body.ends_at or starts + parse_duration(body.duration)
-    except ValueError as exc:
-        raise HTTPException(422, f"duration: {exc}") from None
+    starts, ends = body.window(now)
     row = verbs.silence(db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=who.name, comment=body.comment, now=now)
     return _out(row, now)
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut)
-def expire_silence(silence_id: int, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
+def expire_silence(silence_id: RowId, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
     now = utcnow()
     return _out(verbs.expire(db, silence_id=silence_id, now=now), now)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.model import Event, EventKind, utcnow
+from monitor.model import Event, EventKind, JsonObject, Labels, Text, Timestamp, utcnow
 
 if TYPE_CHECKING:
     from monitor.alerting.ingest import AlertPolicy
@@ -33,17 +33,17 @@ class CheckReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(pattern="^(quality|integrity|convergence|output|drift)$")
-    name: str = Field(min_length=1, max_length=500)
+    name: Text = Field(min_length=1, max_length=500)
     status: str = Field(pattern="^(passed|failed|error|warning)$")
-    summary: str = Field("", max_length=4000)
-    items: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
-    details: dict[str, Any] = Field(default_factory=dict)
-    source: str = Field("checks", min_length=1, max_length=200)
-    pipeline: str | None = Field(None, max_length=500)
-    run_id: str | None = Field(None, max_length=500)
-    task_id: str | None = Field(None, max_length=500)
-    labels: dict[str, str] = Field(default_factory=dict)
-    reported_at: AwareDatetime | None = None
+    summary: Text = Field("", max_length=4000)
+    items: list[JsonObject] = Field(default_factory=list, max_length=10_000)
+    details: JsonObject = Field(default_factory=dict)
+    source: Text = Field("checks", min_length=1, max_length=200)
+    pipeline: Text | None = Field(None, max_length=500)
+    run_id: Text | None = Field(None, max_length=500)
+    task_id: Text | None = Field(None, max_length=500)
+    labels: Labels = Field(default_factory=dict)
+    reported_at: Timestamp | None = None
 
 
 def to_event(report: CheckReport, now: datetime | None = None) -> Event:
@@ -66,6 +66,7 @@ def to_event(report: CheckReport, now: datetime | None = None) -> Event:
 def store_reporter(store: Store, policy: AlertPolicy, source: str) -> Callable[[Any, Any], None]:
     """The embedded runner's check reporter: a task's check verdict goes straight into the store
     as an event, in the same shape a remote pipeline POSTs to /api/v1/check-results."""
+    from monitor import metrics
     from monitor.alerting import ingest
 
     def report(ctx: Any, result: Any) -> None:
@@ -73,5 +74,6 @@ def store_reporter(store: Store, policy: AlertPolicy, source: str) -> Callable[[
             **result.model_dump(mode="json"), source=source, pipeline=ctx.pipeline, run_id=ctx.run_id, task_id=ctx.task_id,
         )
         ingest.submit(store, [to_event(body)], policy)
+        metrics.check_verdict(body.kind, body.status)
 
     return report
