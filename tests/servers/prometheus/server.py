@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -28,11 +29,12 @@ class PrometheusUnavailable(RuntimeError):
     """No `prometheus` binary on this machine."""
 
 
-def find_binary() -> str:
-    """DAGWATCH_PROMETHEUS, else `prometheus` on PATH (Debian installs /usr/bin/prometheus)."""
-    found = os.environ.get("DAGWATCH_PROMETHEUS") or shutil.which("prometheus")
+def find_binary(name: str = "prometheus") -> str:
+    """DAGWATCH_PROMETHEUS (DAGWATCH_PROMTOOL for `promtool`), else the binary on PATH (Debian's
+    `prometheus` package installs both in /usr/bin)."""
+    found = os.environ.get(f"DAGWATCH_{name.upper()}") or shutil.which(name)
     if not found:
-        raise PrometheusUnavailable("the `prometheus` binary is not installed; `apt-get install -y prometheus` (CI does)")
+        raise PrometheusUnavailable(f"the `{name}` binary is not installed; `apt-get install -y prometheus` (CI does)")
     return found
 
 
@@ -48,9 +50,12 @@ def scrape_config(targets: dict[str, dict[str, str]], interval: str = "1s") -> d
 
 
 class PrometheusServer:
-    def __init__(self, config: dict, *, binary: str | None = None) -> None:
+    def __init__(self, config: dict, *, binary: str | None = None, files: Mapping[str, Path] | None = None) -> None:
+        """`files`: what to copy next to the config before starting (path relative to it → a file
+        or folder), so a config that names its rule files by relative path works unchanged."""
         self.binary = binary or find_binary()
         self.config = config
+        self.files = dict(files or {})
         self.root: Path | None = None
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
@@ -62,6 +67,13 @@ class PrometheusServer:
     def start(self, timeout: float = 60) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="dagwatch-prom-"))
         (self.root / "prometheus.yml").write_text(yaml.safe_dump(self.config))
+        for relative, source in self.files.items():
+            target = self.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copyfile(source, target)
         atexit.register(self.stop)
         last = ""
         for _ in range(3):  # a free port can be taken between our probe and the bind: retry on another
