@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor import linear_regex
 from monitor.errors import ConfigError
 
 CONFIG_ENV = "DAGWATCH_CONFIG"
@@ -360,9 +361,9 @@ class RouteSettings(_Section):
             pattern = value[2:] if value.startswith("!~") else value[1:] if value.startswith("~") else None
             if pattern is not None:
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"matcher {key}: invalid regex {pattern!r}: {exc}") from None
+                    linear_regex.compile_pattern(pattern)
+                except linear_regex.PatternError as exc:
+                    raise ValueError(f"matcher {key}: {exc}") from None
         return match
 
 

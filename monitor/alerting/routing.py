@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Mapping, Sequence
 
+from monitor import linear_regex
 from monitor.config import AlertingSettings, RouteSettings
 from monitor.model import Tier
 
@@ -39,9 +39,9 @@ def matches(matchers: Mapping[str, str], attrs: Mapping[str, str]) -> bool:
     for key, expected in matchers.items():
         actual = attrs.get(key, attrs.get(f"labels.{key}", ""))
         if expected.startswith("!~"):
-            ok = re.fullmatch(expected[2:], actual) is None
+            ok = not linear_regex.fullmatch(expected[2:], actual)
         elif expected.startswith("~"):
-            ok = re.fullmatch(expected[1:], actual) is not None
+            ok = linear_regex.fullmatch(expected[1:], actual)
         elif expected.startswith("!"):
             ok = actual != expected[1:]
         elif expected.startswith("="):  # literal: a value that starts with ~ or ! itself

@@ -163,3 +163,16 @@ def test_a_valid_batch_just_under_the_limit_is_taken(server):
     assert len(json.dumps(events)) < MB
     answer = httpx.post(f"{proc.url}/api/v1/events", json=events, headers=auth)
     assert answer.status_code == 200 and answer.json()["accepted"] == 15
+
+
+def test_a_catastrophic_silence_pattern_costs_nothing_at_post_or_dispatch(server):
+    """`~(a+)+` against a 40-letter name: ~2**40 steps on a backtracking engine, once at the
+    POST and again in the dispatcher; on RE2 the request is answered like any other."""
+    proc, auth = server
+    silence = httpx.post(f"{proc.url}/api/v1/silences", json={"matchers": {"pipeline": "~(a+)+"}, "duration": "1h"}, headers=auth)
+    assert silence.status_code == 201
+    answer = httpx.post(f"{proc.url}/api/v1/events", json={**GOOD, "pipeline": "a" * 40 + "!"}, headers=auth, timeout=30)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    lookahead = httpx.post(f"{proc.url}/api/v1/silences", json={"matchers": {"pipeline": "~(?=a)a"}, "duration": "1h"}, headers=auth)
+    assert lookahead.status_code == 422 and "RE2 syntax" in lookahead.text
+    assert httpx.delete(f"{proc.url}/api/v1/silences/{silence.json()['id']}", headers=auth).status_code == 200
