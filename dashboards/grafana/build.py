@@ -239,24 +239,22 @@ def pipelines_overview() -> dashboard.Dashboard:
         ))
         .with_row(dashboard.Row("Slow and late"))
         .with_panel(
-            table.Panel().title("Slowest vs p95 baseline").datasource(PROMETHEUS).with_target(prom_table(
-                "topk(10,"
-                f" (sum by (source, pipeline) (increase(dagwatch_run_duration_seconds_sum{{{sel}}}[$__range]))"
-                f" / sum by (source, pipeline) (increase(dagwatch_run_duration_seconds_count{{{sel}}}[$__range])))"
-                " / on (source, pipeline)"
-                f' max by (source, pipeline) (dagwatch_pipeline_duration_baseline_seconds{{{sel}, quantile="0.95"}})'
-                ")"))
-            .description("Mean run duration in the time range divided by the p95 of the last successful runs: above 1 is slower than usual.")
+            table.Panel().title("Slowest vs p95 baseline").datasource(PROMETHEUS)
+            .with_target(prom_table(f"topk(10, source_pipeline:dagwatch_run_duration_vs_p95_baseline:ratio{{{sel}}})"))
+            .description("Mean duration of the last hour's successful runs over the p95 of the pipeline's last successful "
+                         "runs (recording rule; the alert DagwatchRunSlowerThanBaseline fires above 1.25).")
             .data_links(pipeline_links).unit("x").decimals(2).height(9).span(12)
         )
         .with_panel(
-            table.Panel().title("Late or missing (time since last success, past the expected interval)").datasource(PROMETHEUS)
-            .with_target(prom_table(
-                f"(time() - max by (source, pipeline) (dagwatch_pipeline_last_success_timestamp_seconds{{{sel}}}))"
-                " > on (source, pipeline)"
-                f" max by (source, pipeline) (dagwatch_pipeline_expected_interval_seconds{{{sel}}})"))
-            .description("Scheduled, unpaused pipelines whose newest success is older than one schedule interval.")
-            .data_links(pipeline_links).unit("s").height(9).span(12)
+            merged(table.Panel().title("Late or missing").datasource(PROMETHEUS)
+                   .with_target(prom_table(f"source_pipeline:dagwatch_pipeline_since_success_intervals:ratio{{{sel}}} > 1", "A"))
+                   .with_target(prom_table(
+                       f"source_pipeline:dagwatch_pipeline_last_success_age_seconds:max{{{sel}}}"
+                       f" and on (source, pipeline) source_pipeline:dagwatch_pipeline_since_success_intervals:ratio{{{sel}}} > 1", "B")))
+            .description("Scheduled, unpaused pipelines whose newest success is older than one schedule interval: "
+                         "how many intervals (A) and how long (B).")
+            .override_by_name("Value #B", [DynamicConfigValue(id_val="unit", value="s")])
+            .data_links(pipeline_links).decimals(1).height(9).span(12)
         )
     )
 
