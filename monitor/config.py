@@ -446,6 +446,21 @@ class RunbookSettings(_Section):
     )
 
 
+class MetricsSettings(_Section):
+    """What /metrics exposes (monitor/metrics.py). The cap is the label budget: every series with
+    a `pipeline` label shares it, so a deployment with thousands of pipelines cannot blow up
+    Prometheus; pipelines past it are summed into pipeline="_other"."""
+
+    pipeline_cap: int = Field(
+        500, ge=1, le=100_000,
+        description='Pipelines that keep their own `pipeline` label (first seen first; at start the most recently active); later ones are folded into pipeline="_other".',
+    )
+    compat: bool = Field(
+        False, description="Also emit the airflow-exporter (airflow_dag_*, airflow_task_status) and prometheus-prefect-exporter (prefect_*) series for Airflow and Prefect sources.",
+    )
+    baseline_runs: int = Field(20, ge=3, le=1000, description="Successful runs whose p50/p95 duration is a pipeline's baseline gauge.")
+
+
 def default_sources() -> list[EmbeddedSourceSettings]:
     """The demo: dagwatch's own ML pipeline every 20 s, cycling through healthy and failing runs."""
     return [
@@ -479,6 +494,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
     checks: FolderSettings | None = None
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -624,6 +640,7 @@ __all__ = [
     "Duration",
     "EmbeddedPipelineSettings",
     "EmbeddedSourceSettings",
+    "MetricsSettings",
     "ScheduleSettings",
     "SecretStr",
     "Settings",

@@ -19,7 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import metrics
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers import Notifier, build
-from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, Settings, SlackReceiverSettings, SourceSettings
+from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, ScheduleSettings, Settings, SlackReceiverSettings, SourceSettings
 from monitor.remediation import policies
 from monitor.remediation.engine import Engine
 from monitor.remediation.runbook import load_all
@@ -27,8 +27,7 @@ from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
 from monitor.sources import registry
 from monitor.sources.registry import Sources
-from monitor.store import alerts as alert_store
-from monitor.store import tracking as tracking_store
+from monitor.store import gauges
 from monitor.store.db import Store, open_store
 from monitor.store.recorder import StoreRecorder
 from monitor.tracking.check_results import store_reporter
@@ -72,7 +71,9 @@ class Service:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dagwatch-dispatcher", daemon=True)
-        metrics.register_store_collector(self.read_gauges)
+        with self.store.session() as session:
+            known = gauges.known_pipelines(session)
+        metrics.register_store_collector(self.read_gauges, settings.metrics, seed=known)
 
     def _build_sources(self) -> Sources:
         """Each configured source once, for the collectors, the API and the runbook engine alike.
@@ -169,14 +170,19 @@ class Service:
                 log.exception("dispatcher tick failed")
             self.store.alerts_changed.wait(timeout=DISPATCH_INTERVAL.total_seconds())
 
-    def read_gauges(self) -> tuple[dict[str, int], list[tuple[str, bool, float | None]]]:
+    def read_gauges(self) -> gauges.Reading:
+        """What /metrics reads at scrape time: the store, plus the definitions the watchers hold
+        (remote sources' schedules) and the embedded pipelines' configured schedules."""
+        definitions = [d for c in self.collectors if c.watcher is not None for d in c.watcher.definitions]
+        schedules = [(d.source, d.pipeline, d.schedule, d.paused) for d in definitions] + [
+            (item.source, item.pipeline.name, _schedule_text(item.settings.schedule), False)
+            for item in self.pipelines if item.settings.schedule is not None
+        ]
+        compat = {s.name: s.kind for s in self.settings.sources if s.kind in ("airflow", "prefect")} if self.settings.metrics.compat else None
         with self.store.session() as session:
-            firing = alert_store.count_firing_by_tier(session)
-            statuses = [
-                (s.source, s.up, s.last_success_at.timestamp() if s.last_success_at else None)
-                for s in tracking_store.all_source_status(session)
-            ]
-        return firing, statuses
+            return gauges.read(session, now=datetime.now(timezone.utc), baseline_runs=self.settings.metrics.baseline_runs,
+                               schedules=schedules, receivers=[name for name, _ in self.policy.receivers],
+                               compat_kinds=compat, definitions=definitions)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -192,3 +198,8 @@ class Service:
             if close is not None:
                 close()
         self.store.close()
+
+
+def _schedule_text(schedule: ScheduleSettings) -> str:
+    """An embedded pipeline's schedule as the sources write theirs (`every 20s`, or the cron)."""
+    return schedule.cron if schedule.cron else f"every {schedule.every.total_seconds():g}s"  # type: ignore[union-attr]

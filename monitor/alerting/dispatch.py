@@ -115,6 +115,7 @@ def _deliver_one(store: Store, notifier: Notifier | None, notification_id: int, 
         if error is None:
             outbox.mark_sent(session, row, now=now, receipt=receipt)
             metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="sent").inc()
+            metrics.NOTIFICATION_LATENCY.labels(receiver=row.receiver).observe(max(0.0, (now - row.created_at).total_seconds()))
             _receiver_recovered(session, row.receiver, policy, now)
             return 1
         outbox.mark_failed(row, now=now, error=str(error), retryable=error.retryable, max_attempts=policy.alerting.max_attempts, retry_after=error.retry_after)

@@ -11,6 +11,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from monitor import metrics
 from monitor.alerting import groups, lifecycle, routing, verbs
 from monitor.config import AlertingSettings, RouteSettings, Settings
 from monitor.model import KINDS, AlertKind, AlertStatus, Event, EventKind, Scope, Tier, utcnow
@@ -83,6 +84,8 @@ def apply_batch(session: Session, events: Sequence[Event], policy: AlertPolicy, 
     order = sorted(range(len(events)), key=lambda i: events[i].occurred_at)
     in_time = [events[i] for i in order]
     outcomes = _apply_in_order(session, in_time, policy, now)
+    for event in in_time:  # counted here, once, whoever produced it (API, collector, watch rules, dispatcher)
+        metrics.EVENTS.labels(kind=event.kind.value).inc()
     given: list[Outcome] = [None] * len(events)  # type: ignore[list-item]
     for position, outcome in zip(order, outcomes):
         given[position] = outcome

@@ -17,5 +17,5 @@ def post_check_result(report: CheckReport, request: Request, who: Operator = Dep
     """A failing check raises its tier's alert; a passing one resolves it."""
     event = to_event(report)
     [outcome] = ingest.submit(request.app.state.store, [event], request.app.state.policy)
-    metrics.EVENTS.labels(kind=event.kind.value).inc()
+    metrics.check_verdict(report.kind, report.status)
     return {"event_id": outcome.event_id, "kind": event.kind.value, "fired": outcome.fired, "resolved": outcome.resolved}

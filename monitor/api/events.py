@@ -9,7 +9,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from monitor import metrics
 from monitor.alerting import ingest
 from monitor.api.auth import Operator, operator
 from monitor.model import AlertKind, Event, utcnow
@@ -54,7 +53,6 @@ def _ingest(request: Request, items: list[Event | list[str]]) -> IngestResult:
     outcomes = ingest.submit(request.app.state.store, [e for _, e in events], policy)  # all accepted, or a 5xx and none
     results = [ItemResult(index=index, status="rejected", errors=item) for index, item in enumerate(items) if not isinstance(item, Event)]
     for (index, event), outcome in zip(events, outcomes):
-        metrics.EVENTS.labels(kind=event.kind.value).inc()
         results.append(ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved))
     results.sort(key=lambda r: r.index)
     accepted = sum(r.status == "accepted" for r in results)

@@ -21,6 +21,7 @@ kill either: a stuck thread task cannot be stopped from outside, only timed out 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,42 @@ class SourceUnavailable(DagwatchError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+_HTTP_STATUS = re.compile(r"HTTP (\d{3})")
+_AUTH = re.compile(r"credentials|auth", re.IGNORECASE)
+_TIMEOUT = re.compile(r"timed out|timeout", re.IGNORECASE)
+_CONNECT = re.compile(r"cannot reach|unreachable|connect|refused|reset", re.IGNORECASE)
+
+
+def api_error_kind(exc: SourceUnavailable) -> str | None:
+    """The kind of failed orchestrator API call behind `exc`, for dagwatch_source_api_errors_total:
+    timeout, connect, auth, http_4xx, http_5xx or invalid_response; None while backing off (no
+    call was made). Read from the exception chain and the message the HTTP layers write (they
+    drop foreign exceptions on purpose, so no credentials leak into it)."""
+    text = str(exc)
+    if text.startswith("backing off"):
+        return None
+    cause: BaseException | None = exc
+    while cause is not None:
+        name = type(cause).__name__
+        if "Timeout" in name:
+            return "timeout"
+        if name in ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError", "NetworkError", "TransportError"):
+            return "connect"
+        cause = cause.__cause__
+    status = _HTTP_STATUS.search(text)
+    if type(exc).__name__ == "AirflowAuthError" or (status is not None and status.group(1) in ("401", "403")):
+        return "auth"
+    if status is not None:
+        return "http_5xx" if status.group(1) >= "500" else "http_4xx"
+    if _TIMEOUT.search(text):
+        return "timeout"
+    if _CONNECT.search(text):
+        return "connect"
+    if _AUTH.search(text):
+        return "auth"
+    return "invalid_response"
 
 
 class ActionUnsupported(DagwatchError):

@@ -7,6 +7,7 @@ changes, their notifications, the tracker's memory and the watermark move togeth
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
@@ -14,14 +15,14 @@ from typing import Callable, Sequence
 from monitor import metrics
 from monitor.alerting import ingest
 from monitor.config import SourceHealthSettings
-from monitor.model import Event, EventKind, RunSnapshot, State, utcnow
-from monitor.sources.base import Source, SourceUnavailable
+from monitor.model import Event, EventKind, RunSnapshot, utcnow
+from monitor.sources.base import Source, SourceUnavailable, api_error_kind
 from monitor.store import runs
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store
 from monitor.store.tables import SourceStatusRow
 from monitor.tracking import rules
-from monitor.tracking.transitions import Seen, diff
+from monitor.tracking.transitions import Seen, diff, task_key
 from monitor.tracking.watch import Watcher
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,13 @@ class Collector:
                 log.exception("watch rules of %s failed", self.source.name)
 
     def poll_once(self) -> PollResult:
+        began = time.monotonic()
+        try:
+            return self._poll()
+        finally:
+            metrics.POLL_DURATION.labels(source=self.source.name).observe(time.monotonic() - began)
+
+    def _poll(self) -> PollResult:
         started = self.clock()
         with self.store.session() as session:
             status = tracking_store.source_status(session, source=self.source.name)
@@ -68,6 +76,8 @@ class Collector:
             health = self.source.health()
             snapshots = self.source.poll(since)
         except SourceUnavailable as exc:
+            if (kind := api_error_kind(exc)) is not None:
+                metrics.SOURCE_API_ERRORS.labels(source=self.source.name, kind=kind).inc()
             return self._down(str(exc))
         now = self.clock()
         with self.store.session() as session:
@@ -139,21 +149,16 @@ class Collector:
 
     def _apply(self, session, events: list[Event], now: datetime) -> None:
         ingest.apply_batch(session, events, self.policy, now)
-        for event in events:
-            metrics.EVENTS.labels(kind=event.kind.value).inc()
 
     def _observe(self, snap: RunSnapshot, previous: Seen | None, now_seen: Seen) -> None:
         """Counters move once per transition, so they stay true counters across polls."""
         before = previous.tasks if previous else {}
-        for key, (state, tries) in now_seen.tasks.items():
-            if before.get(key) != (state, tries) and state in (State.SUCCESS, State.FAILED, State.RETRYING, State.UPSTREAM_FAILED):
-                metrics.TASKS.labels(source=snap.source, pipeline=snap.pipeline, state=state.value).inc()
+        for task in snap.tasks:
+            key = task_key(task)
+            if before.get(key) != now_seen.tasks.get(key) and task.state in metrics.TASK_COUNTED:
+                metrics.task_finished(snap.source, snap.pipeline, task.state, _seconds(task.started_at, task.ended_at))
         if snap.state.terminal and (previous is None or previous.state != snap.state):
-            metrics.RUNS.labels(source=snap.source, pipeline=snap.pipeline, state=snap.state.value).inc()
-            if snap.started_at and snap.ended_at:
-                metrics.RUN_DURATION.labels(source=snap.source, pipeline=snap.pipeline).observe(
-                    max(0.0, (snap.ended_at - snap.started_at).total_seconds())
-                )
+            metrics.run_finished(snap.source, snap.pipeline, snap.state, _seconds(snap.started_at, snap.ended_at))
 
     def _down(self, reason: str) -> PollResult:
         metrics.POLLS.labels(source=self.source.name, result="error").inc()
@@ -163,3 +168,7 @@ class Collector:
             self._apply(session, events, now)
         log.warning("polling %s failed: %s", self.source.name, reason)
         return PollResult(snapshots=0, events=len(events), ok=False)
+
+
+def _seconds(started: datetime | None, ended: datetime | None) -> float | None:
+    return (ended - started).total_seconds() if started and ended else None
