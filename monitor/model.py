@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 
 def utcnow() -> datetime:
@@ -74,6 +74,22 @@ def _in_range(moment: datetime) -> datetime:
     if not EARLIEST <= utc < LATEST:
         raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return utc
+
+
+def web_url(value: object) -> str | None:
+    """`value` if it is an absolute http(s) URL that is safe to put behind a link, else None.
+
+    Links on alerts come from event data (`details.url`): a `javascript:` or `data:` URL would
+    run in the browser of whoever clicks it on the alert page or in an e-mail, and whitespace,
+    quotes or angle brackets could break out of the markup around a link (Slack's `<url|text>`)."""
+    if not isinstance(value, str) or len(value) > 2000:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+        return None
+    if any(c.isspace() or c in '<>"\'`|' or ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return value
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
@@ -311,7 +327,7 @@ class Alert(BaseModel):
     summary: str
     details: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
-    links: dict[str, str] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict, description="Only absolute http(s) URLs; others are dropped (model.web_url).")
     started_at: datetime
     updated_at: datetime
     resolved_at: datetime | None = None
@@ -320,6 +336,11 @@ class Alert(BaseModel):
     acked_by: str | None = None
     muted_by: str | None = Field(None, description="`silence:ID` or `inhibited:ALERT_ID` while muted.")
     notifications: list[NotificationView] = Field(default_factory=list)
+
+    @field_validator("links")
+    @classmethod
+    def _web_links_only(cls, links: dict[str, str]) -> dict[str, str]:
+        return {name: url for name, url in links.items() if web_url(url) is not None}
 
 
 class TaskRunView(BaseModel):

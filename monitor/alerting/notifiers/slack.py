@@ -133,8 +133,13 @@ def _facts(alert: Alert) -> dict[str, Any]:
     return {"type": "section", "fields": fields[:10]}
 
 
+def mrkdwn_link(url: str, label: str) -> str:
+    """A mrkdwn link whose URL cannot end the `<url|text>` markup early and whose label is text."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
+
+
 def _links_line(notification: Notification, alert: Alert) -> dict[str, Any]:
-    text = " · ".join(f"<{url}|{label}>" for label, url in render.links(notification, alert))
+    text = " · ".join(mrkdwn_link(url, label) for label, url in render.links(notification, alert))
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": render.truncate(text, SECTION_LIMIT)}]}
 
 
@@ -192,7 +197,7 @@ def blocks(notification: Notification, runbooks: Iterable[Applicable] = ()) -> l
 
 
 def _group_list(notification: Notification) -> str:
-    lines = [f"• <{render.alert_page(notification, a)}|#{a.id}> [{a.tier.value}] {escape(render.truncate(render.one_line(a.summary), 150))}"
+    lines = [f"• {mrkdwn_link(render.alert_page(notification, a), f'#{a.id}')} [{a.tier.value}] {escape(render.truncate(render.one_line(a.summary), 150))}"
              for a in notification.alerts[:MAX_LISTED_ALERTS]]
     left = len(notification.alerts) - MAX_LISTED_ALERTS
     if left > 0:
@@ -201,8 +206,9 @@ def _group_list(notification: Notification) -> str:
 
 
 def fallback_text(notification: Notification) -> str:
-    """Plain text for notifications (phone lock screens) and clients that cannot show blocks."""
-    return render.truncate(render.headline(notification), 3000)
+    """Plain text for notifications (phone lock screens) and clients that cannot show blocks.
+    Slack reads it as mrkdwn too: a summary's `<!channel>` would page the whole channel."""
+    return render.truncate(escape(render.headline(notification)), 3000)
 
 
 def thread_reply(notification: Notification) -> str:
@@ -230,7 +236,7 @@ def execution_report(execution: RunbookExecution, *, link: str | None = None) ->
     lines += [render.truncate(f"• {escape(step.name)} — {step.status.value}" + (f": {escape(render.one_line(step.summary))}" if step.summary else ""), 300)
               for step in execution.steps]
     if link:
-        lines.append(f"<{link}|execution #{execution.id}>")
+        lines.append(mrkdwn_link(link, f"execution #{execution.id}"))
     return render.truncate("\n".join(lines), SECTION_LIMIT)
 
 

@@ -101,3 +101,35 @@ def test_action_value_round_trip_and_rejects_foreign_values():
 
 def test_thread_reply_names_the_alerts():
     assert slack.thread_reply(notification(NotificationAction.RESOLVED, alerts=[alert(1), alert(2)])) == "✅ Resolved: #1, #2"
+
+
+def test_event_data_cannot_mention_the_channel_or_disguise_a_link():
+    """Issue 11: `<!channel>` in a summary reached the top-level `text` (read as mrkdwn), and a URL
+    from details.url could end Slack's `<url|text>` early to show one address and open another."""
+    evil = alert(summary="<!channel> <@U024BE7LH> disk full <https://evil.example|https://airflow.test>",
+                 links={"orchestrator": "https://airflow.test/x|Orchestrator> <https://evil.example", "dashboard": "http://dagwatch.test/alerts/1"})
+    note = notification(alerts=[evil, alert(2, summary="<!here> too")])
+    text = slack.fallback_text(note)
+    assert "<!channel>" not in text and "<@U024BE7LH>" not in text and "&lt;!channel&gt;" in text
+    mrkdwn = json.dumps(_mrkdwn(slack.blocks(note)))  # plain_text (the header) is never parsed by Slack
+    for forged in ("<!channel>", "<!here>", "<@U024BE7LH>", "<https://evil.example"):
+        assert forged not in mrkdwn
+    assert "|Orchestrator>" not in mrkdwn  # that URL was no web URL: no link at all
+    assert slack.mrkdwn_link("https://a.test/x|y>z", "a <b>") == "<https://a.test/x%7Cy&gt;z|a &lt;b&gt;>"
+
+
+def _mrkdwn(value):
+    if isinstance(value, dict):
+        found = [value["text"]] if value.get("type") == "mrkdwn" else []
+        return found + [t for v in value.values() for t in _mrkdwn(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _mrkdwn(v)]
+    return []
+
+
+def test_only_web_links_are_kept_on_an_alert():
+    """A `javascript:` URL in details.url would run in the browser of whoever clicks the link."""
+    for bad in ("javascript:alert(document.cookie)", "JaVaScRiPt://x/%0aalert(1)", "data:text/html,<script>x</script>",
+                "http://a.test/x y", "https://", "//evil.example/x", "http://a.test/\"onmouseover=x"):
+        assert "orchestrator" not in alert(links={"orchestrator": bad}).links, bad
+    assert alert(links={"orchestrator": "https://airflow.test/dags/x/grid?run_id=a%20b"}).links["orchestrator"].startswith("https://")
