@@ -296,7 +296,7 @@ def pipeline_detail() -> dashboard.Dashboard:
             "{{state}}"), unit="s"))
         .with_row(dashboard.Row("Alerts, checks and drift"))
         .with_panel(alerts_table(
-            "Firing alerts of this pipeline", Alerts(pipeline="$pipeline"),
+            "Firing alerts of this pipeline", Alerts(pipeline="${pipeline}"),
             [runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
              runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
             "From dagwatch's API. A runbook link opens its start page for that run and task; nothing runs until an operator confirms.",
@@ -305,7 +305,7 @@ def pipeline_detail() -> dashboard.Dashboard:
             "sum by (kind, result) (increase(dagwatch_checks_total[$__rate_interval]))", "{{kind}} {{result}}"), bars=True)
             .description("Check verdicts carry no pipeline label; the drift alerts beside it are this pipeline's."))
         .with_panel(alerts_table(
-            "Drift alerts of this pipeline", Alerts(pipeline="$pipeline", kind="drift_detected"),
+            "Drift alerts of this pipeline", Alerts(pipeline="${pipeline}", kind="drift_detected"),
             [runbook_link("drift-retrain", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
             "Firing drift alerts; drift-retrain verifies the new data, then triggers the configured training pipeline.",
         ).span(12))
