@@ -9,6 +9,7 @@ space, which an unencoded link would cut or turn into other parameters.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -94,7 +95,8 @@ def test_alert_table_links_open_the_start_page_of_the_rows_alert(store: Store, s
                             if "/runbooks/" in url:
                                 page = client.get(url)
                                 assert page.status_code == 200, f"{path.name} {panel['title']!r} {link['title']!r}: {url}\n{page.text}"
-                                assert f"for alert #{row['id']}<" in page.text, url
+                                assert f'href="/alerts/{row["id"]}">#{row["id"]}</a>' in page.text, url
+                                assert f'class="summary">{html.escape(row["summary"])}<' in page.text, url
                                 opened += 1
                             elif row["summary"] == "fit failed: tricky" and "orchestrator_url" in link["url"]:
                                 assert url == RUN_PAGE
