@@ -2,7 +2,9 @@
 
 The body is the notification itself (action, group key, the alerts as in the API), so a receiver
 needs no other call to act. With a `secret`, `X-Dagwatch-Signature: sha256=<hex>` is the
-HMAC-SHA256 of the exact bytes sent, and a receiver verifies it before parsing. The outbox
+HMAC-SHA256 of `<X-Dagwatch-Timestamp>.` followed by the exact bytes sent (as Slack signs its
+requests): a receiver verifies it before parsing and refuses a timestamp older than a few minutes,
+so a captured request cannot be replayed later. The outbox
 retries after a timeout even if the first attempt arrived, so `Idempotency-Key` is the same on
 every attempt of one delivery: a receiver that remembers it acts once.
 """
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -25,6 +28,8 @@ from monitor.model import Notification
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Dagwatch-Signature"
+TIMESTAMP_HEADER = "X-Dagwatch-Timestamp"
+TOLERANCE_SECONDS = 300
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 VERSION = "1"
 
@@ -44,21 +49,30 @@ def body(notification: Notification) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def signature(secret: str, raw: bytes) -> str:
-    """`sha256=<hex>` of the raw body, the value of X-Dagwatch-Signature."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: int, raw: bytes) -> str:
+    """`sha256=<hex>` over `<timestamp>.<raw body>`, the value of X-Dagwatch-Signature."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, raw: bytes, header: str | None) -> bool:
-    """For receivers (and tests): does the header match this body? Constant-time."""
-    return header is not None and hmac.compare_digest(signature(secret, raw), header)
+def verify_signature(secret: str, raw: bytes, header: str | None, timestamp: str | None, now: float | None = None,
+                     tolerance: float = TOLERANCE_SECONDS) -> bool:
+    """For receivers (and tests): was this body signed with `secret` at `timestamp` (the
+    X-Dagwatch-Timestamp header), and is that recent? Constant-time."""
+    if header is None or timestamp is None or not timestamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
+        return False
+    return hmac.compare_digest(signature(secret, int(timestamp), raw), header)
 
 
-def headers(notification: Notification, raw: bytes, secret: str | None) -> dict[str, str]:
+def headers(notification: Notification, raw: bytes, secret: str | None, now: float | None = None) -> dict[str, str]:
+    """Signed afresh for each attempt: a retry hours later carries that hour's timestamp."""
     out = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: notification.idempotency_key,
            "User-Agent": "dagwatch-webhook/" + VERSION}
     if secret:
-        out[SIGNATURE_HEADER] = signature(secret, raw)
+        stamp = int(time.time() if now is None else now)
+        out[TIMESTAMP_HEADER] = str(stamp)
+        out[SIGNATURE_HEADER] = signature(secret, stamp, raw)
     return out
 
 

@@ -19,7 +19,7 @@ def notifier(server, secret: str | None = WEBHOOK_SECRET, path: str = "/hook") -
 def test_receiver_verifies_the_signature_and_reads_the_alerts(recording_server):
     notifier(recording_server).notify(notification(alerts=[alert(1), alert(2)]))
     [request] = recording_server.requests
-    assert verify_signature(WEBHOOK_SECRET, request.body, request.header("X-Dagwatch-Signature"))
+    assert verify_signature(WEBHOOK_SECRET, request.body, request.header("X-Dagwatch-Signature"), request.header("X-Dagwatch-Timestamp"))
     assert request.header("Idempotency-Key") == "dagwatch-7"
     document = request.json()
     assert document["action"] == "firing" and [Alert.model_validate(a).id for a in document["alerts"]] == [1, 2]

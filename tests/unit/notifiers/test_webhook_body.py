@@ -17,18 +17,31 @@ def test_body_is_the_notification_with_alerts_as_alert_json():
     assert [Alert.model_validate(a) for a in document["alerts"]] == n.alerts
 
 
-def test_signature_is_hmac_sha256_of_the_exact_bytes():
+def test_signature_is_hmac_sha256_of_the_timestamp_and_the_exact_bytes():
     raw = webhook.body(notification())
-    header = webhook.signature("k", raw)
+    header = webhook.signature("k", 1_800_000_000, raw)
     assert header.startswith("sha256=") and len(header) == 7 + 64
-    assert webhook.verify_signature("k", raw, header)
-    assert not webhook.verify_signature("k", raw + b" ", header)
-    assert not webhook.verify_signature("other", raw, header)
-    assert not webhook.verify_signature("k", raw, None)
+    now = 1_800_000_000 + 10
+    assert webhook.verify_signature("k", raw, header, "1800000000", now=now)
+    assert not webhook.verify_signature("k", raw + b" ", header, "1800000000", now=now)
+    assert not webhook.verify_signature("other", raw, header, "1800000000", now=now)
+    assert not webhook.verify_signature("k", raw, None, "1800000000", now=now)
+    assert not webhook.verify_signature("k", raw, header, "1800000001", now=now)  # the timestamp is signed
+    assert not webhook.verify_signature("k", raw, header, None, now=now)
+
+
+def test_a_captured_request_replayed_later_is_refused():
+    raw = webhook.body(notification())
+    sent = webhook.headers(notification(), raw, "k", now=1_800_000_000)
+    stamp, header = sent["X-Dagwatch-Timestamp"], sent["X-Dagwatch-Signature"]
+    assert webhook.verify_signature("k", raw, header, stamp, now=1_800_000_000 + 299)
+    assert not webhook.verify_signature("k", raw, header, stamp, now=1_800_000_000 + 301)
 
 
 def test_headers_carry_idempotency_key_and_signature_only_with_a_secret():
     raw = webhook.body(notification())
     assert webhook.headers(notification(), raw, None)["Idempotency-Key"] == "dagwatch-7"
     assert "X-Dagwatch-Signature" not in webhook.headers(notification(), raw, None)
-    assert webhook.headers(notification(), raw, "k")["X-Dagwatch-Signature"] == webhook.signature("k", raw)
+    signed = webhook.headers(notification(), raw, "k", now=1_800_000_000)
+    assert signed["X-Dagwatch-Timestamp"] == "1800000000"
+    assert signed["X-Dagwatch-Signature"] == webhook.signature("k", 1_800_000_000, raw)
