@@ -50,7 +50,7 @@ def test_demo_failure_fires_and_resolves_across_the_whole_service(config, tmp_pa
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'dagwatch_runs_total{pipeline="demo_ml",source="embedded",state="failed"}' in metrics
         assert 'dagwatch_source_up{source="embedded"} 1.0' in metrics
-        assert 'dagwatch_alerts_firing{tier="P1"}' in metrics
+        assert 'dagwatch_alerts_firing{kind="run_failed",tier="P1"}' in metrics
         assert "dagwatch_run_duration_seconds_bucket" in metrics
 
         page = httpx.get(f"{server.url}/")
