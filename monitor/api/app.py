@@ -77,5 +77,6 @@ def create_app(
 
     for module in (health, alerts, events, check_results, silences, runs, runbooks, slack, pages):
         app.include_router(module.router)
+    app.mount("/static", pages.static_files(), name="static")
     app.add_middleware(BodyLimit, limits=Limits(api=max_body_bytes))
     return app

@@ -132,6 +132,7 @@ def list_alerts(
     tier: Tier | None = None,
     pipeline: str | None = None,
     kind: AlertKind | None = None,
+    source: str | None = None,
     limit: int = 100,
     offset: int = 0,
     base_url: str | None = None,
@@ -146,6 +147,8 @@ def list_alerts(
         query = query.where(AlertRow.pipeline == pipeline)
     if kind:
         query = query.where(AlertRow.kind == kind.value)
+    if source:
+        query = query.where(AlertRow.source == source)
     rows = list(session.scalars(query.order_by(AlertRow.id.desc()).limit(limit).offset(offset)))
     return to_models(session, rows, base_url=base_url, runbooks=runbooks)
 
@@ -196,6 +199,26 @@ def notifications_of(session: Session, *, alert_ids: set[int]) -> list[tuple[int
             .order_by(NotificationRow.id)
         )
     )
+
+
+def newest_firing(session: Session, *, source: str, pipeline: str | None = None, run_id: str | None = None,
+                  task_id: str | None = None) -> int | None:
+    """The id of the newest firing alert with these fields (a Grafana panel's row knows them,
+    not the alert id); a field given as None is not compared."""
+    query = select(AlertRow.id).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.source == source)
+    for column, value in ((AlertRow.pipeline, pipeline), (AlertRow.run_id, run_id), (AlertRow.task_id, task_id)):
+        if value:
+            query = query.where(column == value)
+    return session.scalar(query.order_by(AlertRow.id.desc()).limit(1))
+
+
+def scopes(session: Session, *, limit: int) -> tuple[list[str], list[str]]:
+    """The sources and (up to `limit`) pipelines alerts were raised for, sorted: the choices a
+    filter form offers."""
+    sources = list(session.scalars(select(AlertRow.source).distinct().order_by(AlertRow.source)))
+    pipelines = list(session.scalars(select(AlertRow.pipeline).where(AlertRow.pipeline.is_not(None)).distinct()
+                                     .order_by(AlertRow.pipeline).limit(limit)))
+    return sources, pipelines
 
 
 def history(session: Session, *, alert_id: int) -> list[AlertHistoryRow]:

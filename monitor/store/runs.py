@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -272,6 +273,29 @@ def recent(session: Session, *, pipeline: str | None = None, source: str | None 
     if source:
         query = query.where(RunRow.source == source)
     return _views(session, session.scalars(query.order_by(RunRow.id.desc()).limit(limit)).all())
+
+
+@dataclass(frozen=True)
+class PipelineSummary:
+    source: str
+    pipeline: str
+    runs: int
+    last_state: State
+    last_started_at: datetime | None
+
+
+def pipelines(session: Session, *, source: str | None = None, contains: str | None = None, limit: int = 500) -> list[PipelineSummary]:
+    """Each pipeline with stored runs (at most `limit`, sorted by source and name): how many, and
+    its newest run's state and start. Two queries, however many pipelines."""
+    query = select(RunRow.source, RunRow.pipeline, func.count(), func.max(RunRow.id)).group_by(RunRow.source, RunRow.pipeline)
+    if source:
+        query = query.where(RunRow.source == source)
+    if contains:
+        query = query.where(RunRow.pipeline.contains(contains, autoescape=True))
+    groups = session.execute(query.order_by(RunRow.source, RunRow.pipeline).limit(limit)).all()
+    newest = {pk: (state, started) for pk, state, started in session.execute(
+        select(RunRow.id, RunRow.state, RunRow.started_at).where(RunRow.id.in_([g[3] for g in groups])))} if groups else {}
+    return [PipelineSummary(src, name, count, State(newest[pk][0]), newest[pk][1]) for src, name, count, pk in groups]
 
 
 def _views(session: Session, rows: Sequence[RunRow]) -> list[RunView]:

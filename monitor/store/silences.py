@@ -20,11 +20,19 @@ def create(session: Session, *, matchers: dict[str, str], starts_at: datetime, e
     return row
 
 
-def get_all(session: Session, *, include_expired: bool, now: datetime) -> list[SilenceRow]:
+def get_all(session: Session, *, include_expired: bool, now: datetime, limit: int | None = None) -> list[SilenceRow]:
+    """Newest first; `limit` bounds a list that keeps every expired silence."""
     query = select(SilenceRow).order_by(SilenceRow.id.desc())
     if not include_expired:
         query = query.where(SilenceRow.expired_at.is_(None), SilenceRow.ends_at > now)
-    return list(session.scalars(query))
+    return list(session.scalars(query.limit(limit)))
+
+
+def status(row: SilenceRow, now: datetime) -> str:
+    """`expired` (expired by someone, or its window ended), `active`, or `pending` (starts later)."""
+    if row.expired_at or row.ends_at <= now:
+        return "expired"
+    return "active" if row.starts_at <= now else "pending"
 
 
 def expire(session: Session, *, silence_id: int, now: datetime) -> SilenceRow:

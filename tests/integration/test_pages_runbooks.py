@@ -245,13 +245,14 @@ def test_logging_in_and_out(store, client):
 def test_the_alert_page_acks_silences_and_links_its_runbooks_and_executions(store, client, engine):
     alert_id = fire(store)
     anonymous = client.get(f"/alerts/{alert_id}")
-    assert 'id="ack"' not in anonymous.text and f'href="/runbooks/diagnose/start?alert_id={alert_id}"' in anonymous.text
+    assert 'id="ack" disabled' in anonymous.text and 'name="csrf"' not in anonymous.text  # shown, not usable
+    assert f'href="/runbooks/diagnose/start?alert_id={alert_id}"' in anonymous.text
     assert f"{BASE_URL}/runbooks/diagnose/start?alert_id={alert_id}" in anonymous.text  # links.runbook
     assert client.post(f"/alerts/{alert_id}/ack", data={"csrf": "x"}, headers=SITE).status_code == 401
 
     login(client, store)
     page = client.get(f"/alerts/{alert_id}").text
-    assert 'id="ack"' in page and 'id="silence"' in page
+    assert 'id="ack">' in page and 'id="silence">' in page and 'id="run-diagnose">' in page  # enabled
     assert client.post(f"/alerts/{alert_id}/ack", data={"csrf": "wrong"}, headers=SITE).status_code == 403
     acked = client.post(f"/alerts/{alert_id}/ack", data={"csrf": csrf(page)}, headers=SITE, follow_redirects=False)
     assert acked.status_code == 303 and acked.headers["location"] == f"/alerts/{alert_id}"
