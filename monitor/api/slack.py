@@ -1,7 +1,7 @@
 """POST /slack/actions: Slack interactivity (the buttons of our alert messages).
 
-Signature-checked with the receivers' signing secrets and replay-guarded (per app) before
-anything is read. Only a Slack user mapped to an operator in the signing receiver's `operators`
+Signature-checked with the receivers' signing secrets and replay-guarded (in the database,
+store/replays.py: across restarts and replicas) before anything is read. Only a Slack user mapped to an operator in the signing receiver's `operators`
 may act — Ack and Silence as much as Run runbook and Retry failed tasks: the mapping is the
 boundary, not the ability to click. The answer (ephemeral, to the clicking user only) goes back
 at once: Ack and Silence are a write each, and the message itself is updated by the normal
@@ -9,9 +9,9 @@ notification path; a runbook is only *started* here (`Engine.start`), its steps 
 engine's workers, and a background thread posts "started" and then the result into the alert
 message's thread, bounded by the runbook's own step timeouts.
 
-Running once does not rest on the replay guard (it lives in memory, so another process or a
-restart has not seen the click): a replayed click that starts the same runbook for the same
-alert joins the execution the first one created, by the engine's run-once rule in the database.
+Running once does not rest on the replay guard alone: a second click (a new signature) that
+starts the same runbook for the same alert joins the execution the first one created, by the
+engine's run-once rule in the database.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from monitor.model import RunbookExecution, utcnow
 from monitor.remediation.engine import Engine, RateLimited, StartRequest
 from monitor.store import alerts as alert_store
 from monitor.store import groups as group_store
+from monitor.store.replays import StoreReplayGuard
 
 router = APIRouter(tags=["slack"])
 log = logging.getLogger(__name__)
@@ -43,21 +44,13 @@ RUNS = (slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY)
 OURS = (*RUNS, slack.ACTION_ACK, slack.ACTION_SILENCE)
 
 
-def _replay_guard(app: FastAPI) -> slack.ReplayGuard:
-    """One guard per app (a process's memory): what it has not seen, run-once still stops."""
-    guard = getattr(app.state, "slack_replay_guard", None)
-    if guard is None:
-        guard = app.state.slack_replay_guard = slack.ReplayGuard()
-    return guard
-
-
 def _verified(request: Request, body: bytes) -> str | None:
     """The signing secret that verifies this request, or None (logged without the secret)."""
     secrets: list[str] = request.app.state.slack_signing_secrets
     last: slack.SlackRequestRejected | None = None
     for secret in secrets:
         try:
-            slack.verify_slack_request(secret, request.headers, body, guard=_replay_guard(request.app))
+            slack.verify_slack_request(secret, request.headers, body, guard=StoreReplayGuard(request.app.state.store))
             return secret
         except slack.SlackRequestRejected as exc:
             last = exc
@@ -70,7 +63,7 @@ def _verified(request: Request, body: bytes) -> str | None:
 @router.post("/slack/actions", include_in_schema=True)
 async def slack_actions(request: Request) -> Response:
     body = await request.body()
-    secret = _verified(request, body)
+    secret = await run_in_threadpool(_verified, request, body)  # the replay guard writes to the database
     if secret is None:
         return JSONResponse({"error": "request not signed by Slack"}, status_code=401)
     try:

@@ -293,3 +293,14 @@ class RunbookStepRow(Base):
     ended_at: Mapped[datetime | None]
     summary: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ReplayKeyRow(Base):
+    """A signed request seen (Slack's signature, its trigger_id), until a replay of it would fail
+    the timestamp check anyway. In the database, so a restart or another replica refuses it too."""
+
+    __tablename__ = "replay_keys"
+    __table_args__ = (Index("ix_replay_keys_expires_at", "expires_at"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime]

@@ -164,9 +164,11 @@ def test_run_runbook_click_runs_once_and_reports_in_the_thread(world):
             assert f"• {step.name} — {step.status.value}" in report
         assert TOKEN not in report and SIGNING not in report
 
-    # A restart (another instance, same store, an empty replay guard): the replayed click joins.
+    # A restart (another instance, same store): the replay guard lives in the database, so the
+    # replayed request is still refused; a new click (another trigger) joins by run-once.
     with instance(world) as second:
-        answer = httpx.post(f"{second.url}/slack/actions", content=body, headers=headers)
+        assert httpx.post(f"{second.url}/slack/actions", content=body, headers=headers).status_code == 401
+        _body, _headers, answer = press(second, message, "dagwatch_run_runbook", "trig-after-restart")
         assert answer.status_code == 200
         assert f"pipeline-failure already ran ({done.status.value}) for alert" in answer.json()["text"]
         assert f"execution #{execution_id}, started by slack:alice; nothing new was started" in answer.json()["text"]
@@ -175,13 +177,15 @@ def test_run_runbook_click_runs_once_and_reports_in_the_thread(world):
     assert len(thread_texts(world, message)) == 2  # and nothing new was posted
 
 
-def test_replay_to_another_instance_while_running_joins(world):
-    """Two instances up at once, sharing the store: the click goes to one, its replay to the
-    other, while the first execution may still be running; one execution, both answers name it."""
+def test_replay_to_another_instance_is_refused_and_a_second_click_joins(world):
+    """Two instances up at once, sharing the store: the click goes to one; its replay to the other
+    is refused (the guard is in the database); a second click there, while the first execution
+    may still be running, joins it: one execution, both answers name it."""
     _run_id, message = fail_and_post(world)
     with instance(world) as one, instance(world) as two:
         body, headers, first = press(one, message, "dagwatch_run_runbook", "trig-twice")
-        second = httpx.post(f"{two.url}/slack/actions", content=body, headers=headers)
+        assert httpx.post(f"{two.url}/slack/actions", content=body, headers=headers).status_code == 401
+        _body, _headers, second = press(two, message, "dagwatch_run_runbook", "trig-twice-again")
         assert first.status_code == second.status_code == 200
         execution = first.json()["text"].split("(execution #")[1].split(")")[0]
         assert "Started runbook" in first.json()["text"]

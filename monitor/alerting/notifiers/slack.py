@@ -29,10 +29,9 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Protocol, TypeVar
 from urllib.error import URLError
 from urllib.parse import parse_qs
@@ -356,9 +355,6 @@ class SlackNotifier:
                              retry_after=render.parse_retry_after(retry_after) if retryable else None)
 
 
-#: Interactive receivers (those with a signing_secret) by name, as this process built them.
-
-
 # --- interactivity: verifying what Slack sends to POST /slack/actions -------------------------
 
 
@@ -371,33 +367,13 @@ class SlackRequestRejected(DagwatchError):
         self.replayed = replayed  # signed correctly, seen before: no other secret can make it pass
 
 
-@dataclass
-class ReplayGuard:
-    """Signatures and trigger_ids seen in the last `window` seconds.
-
-    Slack's signature check accepts the same signed request as often as it is sent within
-    ±5 minutes; a captured click replayed would run a runbook again. Past the window the
-    timestamp check rejects the request anyway, so this memory never needs to be longer.
-    """
-
-    window: float = 300.0
-    _seen: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+class ReplayGuard(Protocol):
+    """Remembers signed requests for as long as their timestamp passes (store/replays.py keeps
+    them in the database, so a restart or another replica refuses a replay too)."""
 
     def first_time(self, keys: list[str], now: float) -> bool:
         """Remember `keys`; False if any of them was seen within the window."""
-        with self._lock:
-            for key, expires in list(self._seen.items()):
-                if expires <= now:
-                    del self._seen[key]
-            if any(key in self._seen for key in keys):
-                return False
-            for key in keys:
-                self._seen[key] = now + self.window
-            return True
-
-
-_PROCESS_GUARD = ReplayGuard()
+        ...
 
 
 @dataclass(frozen=True)
@@ -441,12 +417,10 @@ def _trigger_id(body: bytes) -> str | None:
 
 
 def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None,
-                         *, guard: ReplayGuard | None = None) -> None:
-    """Accept a request only if Slack signed it in the last 5 minutes and it was not seen before.
+                         *, guard: ReplayGuard) -> None:
+    """Accept a request only if Slack signed it in the last 5 minutes and `guard` has not seen it.
 
-    Raises SlackRequestRejected otherwise. `now` is epoch seconds (defaults to the clock);
-    `guard` defaults to one per process — with several dagwatch processes a replay could reach
-    another one, which the runbook engine's run-once rule still stops.
+    Raises SlackRequestRejected otherwise. `now` is epoch seconds (defaults to the clock).
     """
     now = time.time() if now is None else now
     lowered = {key.lower(): value for key, value in headers.items()}
@@ -465,5 +439,5 @@ def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: 
     if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise SlackRequestRejected("bad signature")
     keys = [f"sig:{signature}"] + ([f"trigger:{t}"] if (t := _trigger_id(body)) else [])
-    if not (guard or _PROCESS_GUARD).first_time(keys, now):
+    if not guard.first_time(keys, now):
         raise SlackRequestRejected("replayed request", replayed=True)
