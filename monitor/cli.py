@@ -84,6 +84,11 @@ def up(
     gc.freeze()
     typer.echo(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
                f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
+    if not settings.sources:
+        typer.echo("dagwatch: no sources configured: watching only what is pushed to POST /api/v1/events "
+                   "(`demo: true` adds the built-in demo pipeline)")
+    typer.echo("dagwatch: reads (GET, the pages) are open to anyone who can reach this address; "
+               "every change needs a token (`dagwatch token create`)")
     app = create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets,
                      sources=service.sources, runbook_engine=service.runbooks, notifiers=service.notifiers,
                      max_body_bytes=settings.server.max_body_bytes)

@@ -488,7 +488,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Database, task logs, result cache, checkpoints.")
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
-    sources: list[SourceSettings] = Field(default_factory=default_sources)
+    demo: bool = Field(False, description=(
+        "Also run the built-in demo pipeline (source `embedded`). On when no config file is given at all; "
+        "a config file without sources watches only what is pushed."))
+    sources: list[SourceSettings] = Field(default_factory=list)
     receivers: list[ReceiverSettings] = Field(default_factory=list)
     routes: list[RouteSettings] = Field(default_factory=list)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
@@ -518,6 +521,15 @@ class Settings(BaseSettings):
     def _unique_receiver_names(cls, receivers: list[Any]) -> list[Any]:
         _require_unique([r.name for r in receivers], "receiver")
         return receivers
+
+    @model_validator(mode="after")
+    def _with_demo(self) -> "Settings":
+        """The demo is asked for, never assumed: two replicas configured with only a store and
+        PagerDuty once paged for the demo's made-up failure because `sources:` was left out."""
+        if self.demo:
+            taken = {s.name for s in self.sources}
+            self.sources = [*self.sources, *(s for s in default_sources() if s.name not in taken)]
+        return self
 
     @model_validator(mode="after")
     def _known_receivers(self) -> "Settings":
@@ -552,22 +564,34 @@ def _require_unique(names: list[str], what: str) -> None:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand_env(value: Any, path: str, file: str | None) -> Any:
-    """Replace `${NAME}` in every string; a missing variable is an error naming the key."""
+def _expand_env(value: Any, path: str, file: str | None, used: dict[str, str]) -> Any:
+    """Replace `${NAME}` in every string; a missing variable is an error naming the key. `used`
+    collects each substituted value → its reference, so errors can name the reference instead."""
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), file) for k, v in value.items()}
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), file, used) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, f"{path}[{i}]", file) for i, v in enumerate(value)]
+        return [_expand_env(v, f"{path}[{i}]", file, used) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
                 raise ConfigError(file, path, f"environment variable {name} is not set (referenced as ${{{name}}})")
+            if os.environ[name]:
+                used[os.environ[name]] = match.group(0)
             return os.environ[name]
 
         return _ENV_REF.sub(substitute, value)
     return value
+
+
+def _unquote_env(text: str, used: dict[str, str]) -> str:
+    """`text` with every value that came from the environment replaced by its `${NAME}`: those
+    are mostly secrets, and a validation message quotes the value it refused."""
+    for value in sorted(used, key=len, reverse=True):
+        for quoted in (repr(value), f'"{value}"', *((value,) if len(value) >= 8 else ())):
+            text = text.replace(quoted, used[value])
+    return text
 
 
 _UNION_TAGS = {"embedded", "airflow", "prefect", "console", "pagerduty", "slack", "email", "webhook"}
@@ -596,9 +620,9 @@ def _reason(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _config_error(exc: ValidationError, file: str | None) -> ConfigError:
+def _config_error(exc: ValidationError, file: str | None, used: dict[str, str]) -> ConfigError:
     """Every problem at once, one per line, so a user fixes the file in one pass."""
-    problems = [(_key_path(tuple(e["loc"])), _reason(e)) for e in exc.errors()]
+    problems = [(_key_path(tuple(e["loc"])), _unquote_env(_reason(e), used)) for e in exc.errors()]
     key, reason = problems[0]
     for other_key, other_reason in problems[1:]:
         reason += f"\n{file}: {other_key}: {other_reason}"
@@ -608,7 +632,8 @@ def _config_error(exc: ValidationError, file: str | None) -> ConfigError:
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load the config file (explicit path, else $DAGWATCH_CONFIG, else defaults)."""
     path = path or os.environ.get(CONFIG_ENV) or None
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {} if path else {"demo": True}  # no file at all: `make run`, bare `dagwatch up`
+    used: dict[str, str] = {}
     file = str(path) if path else None
     if path:
         try:
@@ -627,11 +652,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(file, None, "the top level must be a mapping of sections (server, store, sources, …)")
-        data = _expand_env(loaded, "", file)
+        data = _expand_env(loaded, "", file, used)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise _config_error(exc, file or "environment") from None
+        raise _config_error(exc, file or "environment", used) from None
 
 
 __all__ = [

@@ -76,6 +76,7 @@ def serve_app(app) -> Iterator[str]:
 class DagwatchProcess:
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log
         self._log = log.open("ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("DAGWATCH_CONFIG", None)

@@ -176,3 +176,10 @@ def test_a_catastrophic_silence_pattern_costs_nothing_at_post_or_dispatch(server
     lookahead = httpx.post(f"{proc.url}/api/v1/silences", json={"matchers": {"pipeline": "~(?=a)a"}, "duration": "1h"}, headers=auth)
     assert lookahead.status_code == 422 and "RE2 syntax" in lookahead.text
     assert httpx.delete(f"{proc.url}/api/v1/silences/{silence.json()['id']}", headers=auth).status_code == 200
+
+
+def test_start_up_says_what_is_watched_and_that_reads_are_open(server):
+    proc, _ = server
+    log = proc.log_path.read_text()
+    assert "no sources configured: watching only what is pushed" in log
+    assert "reads (GET, the pages) are open to anyone who can reach this address" in log

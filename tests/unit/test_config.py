@@ -83,7 +83,7 @@ def test_env_reference_expands_and_env_overrides_file(tmp_path, monkeypatch):
     assert settings.server.port == 8123
 
 
-def test_defaults_are_the_demo_on_loopback(monkeypatch):
+def test_no_config_file_at_all_is_the_demo_on_loopback(monkeypatch):
     monkeypatch.delenv("DAGWATCH_CONFIG", raising=False)
     settings = load_settings(None)
     assert settings.server.host == "127.0.0.1" and settings.server.port == 8000
@@ -118,3 +118,24 @@ def test_config_validate_command(tmp_path):
     missing_ref.write_text("sources: [{name: e, kind: embedded, pipelines: [{ref: 'no_such_module:p'}]}]")
     result = CliRunner().invoke(app, ["config", "validate", str(missing_ref)])
     assert result.exit_code == 2 and "cannot import 'no_such_module'" in result.output
+
+
+def test_a_config_file_without_sources_watches_nothing_but_what_is_pushed(tmp_path, monkeypatch):
+    """Issue 11: two replicas configured with only a store and PagerDuty paged for the demo."""
+    monkeypatch.delenv("DAGWATCH_DEMO", raising=False)
+    assert load_settings(write(tmp_path, "receivers: [{name: pd, kind: pagerduty, routing_key: k}]")).sources == []
+    asked = load_settings(write(tmp_path, "demo: true\nsources: [{name: other, kind: embedded}]"))
+    assert [s.name for s in asked.sources] == ["other", "embedded"]
+    assert asked.sources[1].pipelines[0].ref == "monitor.demo.pipeline:pipeline"
+
+
+def test_errors_name_the_environment_reference_not_its_value(tmp_path, monkeypatch):
+    """A value from the environment is mostly a secret; the message shows `${NAME}` instead."""
+    monkeypatch.setenv("POLL_EVERY", "s3cr3t-Passw0rd!")
+    monkeypatch.setenv("SHORT", "pw1")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, "sources: [{name: a, kind: embedded, poll_interval: '${POLL_EVERY}'},"
+                                      " {name: b, kind: embedded, poll_interval: '${SHORT}'}]"))
+    message = str(caught.value)
+    assert "s3cr3t-Passw0rd!" not in message and "${POLL_EVERY}" in message
+    assert "'pw1'" not in message and "${SHORT}" in message
