@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
 import httpx
 import pytest
+
+from monitor.api.page_render import runs_url
 
 from tests.integration.server import DEMO_CONFIG, DagwatchProcess, free_port, wait_for
 
@@ -48,5 +51,14 @@ def test_alerts_page_and_alert_page_render_in_a_browser(tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real rendered page, not a blank one
         detail = chromium(tmp_path, "--dump-dom", f"{server.url}/alerts/{alert['id']}")
         assert "Traceback (last lines)" in detail and "resolved" in detail
+
+        # the embedded runner's real runs, from the pipelines index to one pipeline's runs
+        run = httpx.get(f"{server.url}/api/v1/runs", params={"limit": 1}).json()[0]
+        index = chromium(tmp_path, "--dump-dom", f"{server.url}/pipelines")
+        link = runs_url(run["source"], run["pipeline"])
+        assert f'href="{link.replace("&", "&amp;")}"' in index
+        runs = chromium(tmp_path, "--dump-dom", f"{server.url}{link}")
+        assert f'data-run="{run["run_id"]}"' in runs and 'class="task state state-' in runs
+        assert re.search(r'data-state="failed" data-duration="\d', runs) and 'data-state="upstream_failed"' in runs
     finally:
         server.stop()
