@@ -12,10 +12,11 @@ is the second wall: no inline script or style runs even if something slipped thr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Coroutine
-from urllib.parse import urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute

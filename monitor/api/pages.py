@@ -11,7 +11,8 @@ answered with JSON. Every response carries page_render.HEADERS (CSP, nosniff, re
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request

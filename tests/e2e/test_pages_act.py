@@ -13,6 +13,7 @@ import os
 import threading
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from monitor.api.page_render import runs_url
 from monitor.model import RunSnapshot, State, TaskSnapshot, utcnow
 from monitor.remediation import runbook as runbooks
 from monitor.remediation.engine import Engine, RateLimit
@@ -29,7 +31,12 @@ from monitor.store import runs as run_store
 from tests.e2e.test_runbook_pages import browser  # noqa: F401 - the shared Chromium fixture
 from tests.fakes.httpserver import RecordingServer
 from tests.integration.server import serve_app
-from tests.integration.test_pages_runbooks import DIAGNOSE, POLICY, diagnosing_app, token
+from tests.integration.test_pages_runbooks import (
+    DIAGNOSE,
+    POLICY,
+    diagnosing_app,
+    token,
+)
 
 HOSTILE = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
 
@@ -249,7 +256,7 @@ def test_links_lead_where_they_say_and_hostile_text_stays_text(store, site, brow
     browser.get(f"{site}/")
     for nav, heading in (("silences", "Silences"), ("pipelines", "Pipelines"), ("runbooks", "Runbooks"), ("alerts", "Alerts")):
         browser.find_element(By.ID, f"nav-{nav}").click()
-        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.TAG_NAME, "h1").text.startswith(heading))
+        WebDriverWait(browser, 30).until(lambda b, heading=heading: b.find_element(By.TAG_NAME, "h1").text.startswith(heading))
         assert "current" in browser.find_element(By.ID, f"nav-{nav}").get_attribute("class")
 
     browser.find_element(By.CSS_SELECTOR, f'a[href="/alerts/{alert_id}"]').click()
@@ -276,13 +283,11 @@ def test_links_lead_where_they_say_and_hostile_text_stays_text(store, site, brow
     browser.get(f"{site}/alerts/{hostile}")
     assert HOSTILE in browser.find_element(By.ID, "summary").text  # shown as the text it is
     assert not browser.find_elements(By.CSS_SELECTOR, 'tr[data-link="orchestrator"]')
-    browser.get(f"{site}/")
-    browser.get(f"{site}/pipelines")
-    for _ in range(2):
-        assert browser.execute_script("return window.__xss") is None
+    for path in ("/", f"/alerts/{hostile}", runs_url("embedded", HOSTILE), f"/?pipeline={quote(HOSTILE)}"):
+        browser.get(f"{site}{path}")
+        assert browser.execute_script("return window.__xss") is None, path
         with pytest.raises(NoAlertPresentException):
-            browser.switch_to.alert.text  # noqa: B018 - no dialog was opened by anything on the page
-        browser.get(f"{site}/alerts/{hostile}")
+            _ = browser.switch_to.alert  # no dialog was opened by anything on the page
 
 
 def test_the_execution_page_follows_the_runbook_while_it_runs(store, site, browser, gate):

@@ -19,7 +19,15 @@ from monitor.store import outbox
 from monitor.store import runs as run_store
 from monitor.store import silences as silence_store
 from monitor.store.tables import NotificationRow
-from tests.integration.test_pages_runbooks import SITE, csrf, diagnosing_app, fire, login, token
+from tests.integration.test_pages_runbooks import (
+    SITE,
+    csrf,
+    diagnosing_app,
+    diagnosing_engine,
+    fire,
+    login,
+    token,
+)
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -32,8 +40,6 @@ def client(store, engine):
 
 @pytest.fixture
 def engine(store, tmp_path):
-    from tests.integration.test_pages_runbooks import diagnosing_engine
-
     built = diagnosing_engine(store, tmp_path / "runbooks")
     yield built
     built.shutdown()
