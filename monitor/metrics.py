@@ -114,6 +114,18 @@ RUNBOOK_EXECUTIONS = Counter("dagwatch_runbook_executions_total", "Runbook execu
 CHECKS = Counter("dagwatch_checks_total", "Check verdicts by check kind and result: passed, failed.", ["kind", "result"])
 
 
+DELIVERY_STATUSES = ("sent", "retry", "dead")
+
+
+def receivers_known(names: Iterable[str]) -> None:
+    """Start each receiver's delivery counters at 0: Prometheus' increase() and rate() need a
+    sample before the first increment, or the first dead notification after a restart (a series
+    that appears already at 1) never fires an alert rule."""
+    for name in names:
+        for status in DELIVERY_STATUSES:
+            NOTIFICATIONS.labels(receiver=name, status=status)
+
+
 def run_finished(source: str, pipeline: str, state: State, seconds: float | None) -> None:
     label = BUDGET.pipeline(source, pipeline)
     RUNS.labels(source=source, pipeline=label, state=state.value).inc()

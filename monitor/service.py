@@ -74,6 +74,7 @@ class Service:
         with self.store.session() as session:
             known = gauges.known_pipelines(session)
         metrics.register_store_collector(self.read_gauges, settings.metrics, seed=known)
+        metrics.receivers_known(self.notifiers)
 
     def _build_sources(self) -> Sources:
         """Each configured source once, for the collectors, the API and the runbook engine alike.

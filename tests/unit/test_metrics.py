@@ -232,3 +232,12 @@ def test_airflow_auth_error_is_auth():
 ])
 def test_schedule_interval(schedule, seconds):
     assert interval_seconds(schedule) == seconds
+
+
+def test_delivery_counters_of_each_receiver_start_at_zero():
+    """So that increase() sees the first dead notification after a restart (a series born at 1
+    has no earlier sample to increase from)."""
+    metrics.receivers_known(["pager-zero", "chat-zero"])
+    for receiver in ("pager-zero", "chat-zero"):
+        for status in ("sent", "retry", "dead"):
+            assert REGISTRY.get_sample_value("dagwatch_notifications_total", {"receiver": receiver, "status": status}) == 0.0
