@@ -622,3 +622,36 @@ def test_stack_flow_fails_in_the_demo_ways_on_real_prefect_and_its_gates_page_da
     by_kind = {(a["kind"], a["tier"], a["run_id"]) for a in firing}
     assert ("quality_failed", "P2", results["bad_data"]["flow_run_id"]) in by_kind, firing
     assert ("convergence_failed", "P1", results["nan_loss"]["flow_run_id"]) in by_kind, firing
+
+
+def _published_target(service: str) -> set[int]:
+    return {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in SERVICES[service].get("ports", [])}
+
+
+def test_prometheus_and_grafana_provisioning_reach_the_stack_services():
+    """The files other parts ship are wired to this stack: Prometheus scrapes dagwatch by its
+    service name and port and its rule globs find files in the mounted folder; Grafana's
+    datasources point at services, its `${VAR}`s are in its environment, its dashboard provider
+    reads the folder the dashboards are mounted at."""
+    prometheus = SERVICES["prometheus"]
+    config = yaml.safe_load(host_path(prometheus, "/etc/prometheus/prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
+    assert "dagwatch:8000" in targets and 8000 in _published_target("dagwatch")
+    for target in targets:
+        host, port = target.rsplit(":", 1)
+        assert host in SERVICES or host in ("localhost", "127.0.0.1"), f"Prometheus scrapes {target}, not a service of the stack"
+    for pattern in config.get("rule_files", []):
+        assert list(host_path(prometheus, "/etc/prometheus").glob(pattern)), f"rule_files {pattern} matches nothing"
+
+    grafana = SERVICES["grafana"]
+    provisioning = host_path(grafana, "/etc/grafana/provisioning")
+    grafana_env = env_of(grafana)
+    for file in provisioning.rglob("*.y*ml"):
+        text = file.read_text()
+        for var in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", text):
+            assert var in grafana_env, f"{file.relative_to(ROOT)} reads ${var}, which the grafana service does not set"
+        doc = yaml.safe_load(text)
+        for source in doc.get("datasources", []):
+            assert httpx.URL(source["url"]).host in SERVICES, f"datasource {source['name']} points outside the stack"
+        for provider in doc.get("providers", []):
+            assert host_path(grafana, provider["options"]["path"]) == host_path(grafana, "/var/lib/grafana/dashboards")
