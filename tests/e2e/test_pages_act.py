@@ -9,6 +9,7 @@ the test's own folder."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from datetime import timedelta
@@ -17,7 +18,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -38,6 +42,7 @@ from tests.integration.test_pages_runbooks import (
     token,
 )
 
+_PUSHERS = itertools.count()  # token names are unique
 HOSTILE = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
 
 
@@ -88,7 +93,7 @@ def orchestrator():
 
 def push(site: str, store, *events: dict) -> list[int]:
     """Events through the real API with an operator's bearer token; the ids of the fired alerts."""
-    bearer = token(store, f"pusher-{utcnow().timestamp()}", "operator")
+    bearer = token(store, f"pusher-{next(_PUSHERS)}", "operator")
     answer = httpx.post(f"{site}/api/v1/events", json=list(events), headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
     assert answer.status_code in (200, 202), answer.text
     return [i for item in answer.json()["items"] for i in item["fired"]]
@@ -108,6 +113,12 @@ def log_in(browser, site: str, store, name: str, role: str, then: str) -> None:
     browser.find_element(By.ID, "token").send_keys(token(store, name, role))
     browser.find_element(By.ID, "login-form").submit()
     WebDriverWait(browser, 30).until(lambda b: name in b.find_element(By.CSS_SELECTOR, "header .who").text)
+
+
+def until(browser, predicate, timeout: float = 60):
+    """Wait for `predicate(browser)` on a page that may reload itself meanwhile (an element found
+    just before a reload is stale: look again)."""
+    return WebDriverWait(browser, timeout, poll_frequency=0.25, ignored_exceptions=(StaleElementReferenceException,)).until(predicate)
 
 
 def shown_ids(browser) -> set[int]:
@@ -145,7 +156,7 @@ def test_filters_and_auto_refresh_keep_what_was_chosen(store, site, browser, tmp
     WebDriverWait(browser, 30).until(lambda b: "refresh=10" in b.current_url)
     browser.execute_script("window.__before_reload = true")
     newer = push(site, store, failure(run_id="r4", kind="run_failed"))[0]  # appears on the next reload, filters kept
-    WebDriverWait(browser, 40, poll_frequency=0.5).until(lambda b: b.execute_script("return window.__before_reload") is None)
+    until(browser, lambda b: b.execute_script("return window.__before_reload") is None, 40)
     assert shown_ids(browser) == {paged, newer}
     assert Select(browser.find_element(By.ID, "f-tier")).first_selected_option.get_attribute("value") == "P1"
     assert browser.find_element(By.ID, "f-source").get_attribute("value") == "embedded"
@@ -202,7 +213,7 @@ def test_ack_silence_and_run_work_for_an_operator_and_are_refused_otherwise(stor
 
     browser.find_element(By.ID, "run-diagnose").click()
     WebDriverWait(browser, 30).until(lambda b: "/runbooks/executions/" in b.current_url)
-    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "status").text == "succeeded")
+    until(browser, lambda b: b.find_element(By.ID, "status").text == "succeeded")
     [execution] = api(site, f"/api/v1/runbooks/executions?alert_id={alert_id}")
     assert execution["started_by"] == "ops" and execution["status"] == "succeeded"
 
@@ -296,14 +307,13 @@ def test_the_execution_page_follows_the_runbook_while_it_runs(store, site, brows
     gate.clear()  # the health step will wait
     browser.find_element(By.ID, "run-diagnose").click()
     WebDriverWait(browser, 30).until(lambda b: "/runbooks/executions/" in b.current_url)
-    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.CSS_SELECTOR, 'tr.step[data-step="health"]').get_attribute("data-status") == "running")
-    assert browser.find_element(By.ID, "status").text == "running"
-    assert "0 of 3 done" in browser.find_element(By.ID, "progress").text
-    assert browser.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]')
+    until(browser, lambda b: b.find_element(By.CSS_SELECTOR, 'tr.step[data-step="health"]').get_attribute("data-status") == "running")
+    until(browser, lambda b: b.find_element(By.ID, "status").text == "running"  # and it keeps reloading while it runs
+          and "0 of 3 done" in b.find_element(By.ID, "progress").text and b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]'))
 
     gate.set()  # the page reloads itself and shows the steps end
-    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "status").text == "succeeded")
+    until(browser, lambda b: b.find_element(By.ID, "status").text == "succeeded")
+    until(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]'))  # ended: no more reloading
     steps = {row.get_attribute("data-step"): row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")}
     assert steps == {"health": "succeeded", "clear": "skipped", "escalate": "succeeded"}
     assert "3 of 3 done" in browser.find_element(By.ID, "progress").text
-    assert not browser.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]')  # ended: no more reloading

@@ -6,6 +6,7 @@ page answers with. The browser-driven side is tests/e2e/test_pages_act.py."""
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from datetime import timedelta
 
@@ -30,6 +31,7 @@ from tests.integration.test_pages_runbooks import (
 )
 
 HOSTILE = '<script>alert("x")</script>'
+_PUSHERS = itertools.count()  # token names are unique
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def engine(store, tmp_path):
 
 def push(client: TestClient, store, events: list[dict]) -> list[int]:
     """Events through the real API, as a pipeline or a collector pushes them; the fired ids."""
-    bearer = {"Authorization": f"Bearer {token(store, f'pusher{len(events)}{id(events)}', 'operator')}"}
+    bearer = {"Authorization": f"Bearer {token(store, f'pusher-{next(_PUSHERS)}', 'operator')}"}
     answer = client.post("/api/v1/events", json=events, headers=bearer)
     assert answer.status_code in (200, 202), answer.text
     return [i for item in answer.json()["items"] for i in item["fired"]]
