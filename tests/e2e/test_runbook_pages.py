@@ -21,6 +21,7 @@ if (CHROMEDRIVER is None or shutil.which("chromium") is None) and not os.environ
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402 - only where a browser is there to drive
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -85,7 +86,8 @@ def test_confirming_the_start_page_runs_the_runbook_and_shows_its_steps(store, s
     WebDriverWait(browser, 30).until(lambda b: "/runbooks/executions/" in b.current_url)
     assert executions(store) == 1
     # the page refreshes itself every 2 s while the execution runs; wait for it to show the end
-    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "status").text in ("succeeded", "failed"))
+    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(  # found just before a reload: look again
+        lambda b: b.find_element(By.ID, "status").text in ("succeeded", "failed") and not b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]'))
     assert browser.find_element(By.ID, "status").text == "succeeded"
     shown = {row.get_attribute("data-step"): row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")}
     assert shown == {"health": "succeeded", "clear": "skipped", "escalate": "succeeded"}
