@@ -78,5 +78,6 @@ def create_app(
     for module in (health, alerts, events, check_results, silences, runs, runbooks, slack, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
+    app.openapi = errors.with_typed_errors(app.openapi)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limits=Limits(api=max_body_bytes))
     return app

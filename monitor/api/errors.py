@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from monitor.errors import Conflict, DagwatchError, InvalidRequest, NotFound
 from monitor.remediation.engine import RateLimited
@@ -21,3 +21,21 @@ def invalid_fields(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     hand back a NaN no JSON encoder writes (a 500 instead of the 422), a megabyte of input, or a
     secret pasted into the wrong field."""
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
+def with_typed_errors(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Wrap `app.openapi` so its 422 schema says what a 422 really holds: FastAPI documents only
+    a validation error's list of fields, but a typed `InvalidRequest` (a silence ending before
+    it starts, a runbook that does not apply to the alert) answers one sentence, and a client
+    generated from the schema must accept both."""
+    def schema() -> dict[str, Any]:
+        built = openapi()
+        validation = built.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+        if validation is not None:
+            validation["properties"]["detail"] = {
+                "title": "Detail",
+                "anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}, {"type": "string"}],
+                "description": "Each invalid field (where and why), or one sentence saying what is wrong with the request.",
+            }
+        return built
+    return schema
