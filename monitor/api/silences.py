@@ -66,9 +66,8 @@ class SilenceOut(BaseModel):
 
 
 def _out(row: SilenceRow, now: datetime) -> SilenceOut:
-    status = "expired" if row.expired_at or row.ends_at <= now else ("active" if row.starts_at <= now else "pending")
     return SilenceOut(id=row.id, matchers=row.matchers, starts_at=row.starts_at, ends_at=row.ends_at, created_by=row.created_by,
-                      comment=row.comment, created_at=row.created_at, status=status)
+                      comment=row.comment, created_at=row.created_at, status=silence_store.status(row, now))
 
 
 @router.get("", response_model=list[SilenceOut])
