@@ -84,8 +84,12 @@ class Counting(httpx.BaseTransport):
             key = "logs"
         elif path.endswith("/taskInstances/list"):
             key = "POST taskInstances/list"
-        elif path.endswith("/dagRuns/~/taskInstances"):
+        elif path.endswith("/dags/~/dagRuns/~/taskInstances"):
             key = "GET taskInstances (updated)"
+        elif path.endswith("/dagRuns/~/taskInstances"):
+            key = "GET dags/{id}/taskInstances (run dates)"
+        elif path.endswith("/taskInstances"):
+            key = "GET one run's taskInstances"
         elif path.endswith("/dags/~/dagRuns"):
             key = "GET dagRuns (updated)"
         elif "/dagRuns/" in path:

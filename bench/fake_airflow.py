@@ -499,6 +499,13 @@ def make_handler(world: World):
                     tis = [t for t in world.tis if t.at(now) is not None]
                 if lte is not None:
                     tis = [t for t in tis if t.at(now) and t.at(now)[0] <= lte]
+                # One DAG's runs between two dates: how the source reads the task instances of
+                # the runs a poll touched (GET, no audit row), as Airflow filters them.
+                for name in ("run_after", "logical_date", "execution_date"):
+                    if f"{name}_gte" in q:
+                        tis = [t for t in tis if t.run.run_after >= parse_ts(q[f"{name}_gte"][0])]
+                    if f"{name}_lte" in q:
+                        tis = [t for t in tis if t.run.run_after <= parse_ts(q[f"{name}_lte"][0])]
                 tis = [t for t in tis if t.at(now) is not None
                        and (dag == "~" or t.run.dag_id == dag) and (run_id == "~" or t.run.run_id == run_id)]
                 if "state" in q:
