@@ -74,6 +74,7 @@ def up(
     _configure_logging()
     try:
         service = Service(settings)
+        service.hold_store()
     except DagwatchError as exc:
         _fail(str(exc))
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; ending with exit code 0 then

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from ipaddress import IPv4Network, IPv6Network
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -64,6 +65,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TrustedProxySettings(_Section):
+    """Behind an auth proxy (oauth2-proxy, an SSO gateway): the proxy names the user in a header.
+    Only a request whose TCP peer is one of `from` is believed; anyone else's header is ignored,
+    so dagwatch must not be reachable around the proxy from those addresses."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    header: str = Field("X-Forwarded-User", min_length=1, max_length=100, description="The header naming the user.")
+    role_header: str | None = Field(None, min_length=1, max_length=100, description=(
+        "The header naming the user's role (ingest, viewer, operator, admin); absent: default_role."))
+    default_role: Literal["ingest", "viewer", "operator", "admin"] = "viewer"
+    from_: list[IPv4Network | IPv6Network] = Field(alias="from", min_length=1, description=(
+        "The proxy's addresses (CIDR), e.g. [127.0.0.1/32, 10.0.0.0/8]."))
+
+
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to listen on; loopback by default.")
     port: int = Field(8000, ge=1, le=65535)
@@ -72,10 +88,18 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL used in links sent out (Slack, e-mail); defaults to http://host:port."
     )
+    read_auth: bool = Field(False, description=(
+        "Require at least a viewer token (or page session) for every read; off, reads are open to whoever reaches host:port."))
+    trusted_proxy: TrustedProxySettings | None = Field(None, description="Off unless given: believe an auth proxy's user header.")
 
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class AuditSettings(_Section):
+    keep: Duration = Field(timedelta(days=90), ge=timedelta(days=1), le=timedelta(days=3650),
+                           description="How long audit entries are kept; older ones are deleted as new ones are written.")
 
 
 class StoreSettings(_Section):
@@ -461,6 +485,18 @@ class MetricsSettings(_Section):
     baseline_runs: int = Field(20, ge=3, le=1000, description="Successful runs whose p50/p95 duration is a pipeline's baseline gauge.")
 
 
+class ClusterSettings(_Section):
+    """Replicas sharing one PostgreSQL: each source is polled by the one replica holding its
+    lease; a holder that dies stops renewing, and another takes its sources over once the lease
+    expired. Shorter means a faster takeover and more renewals (one UPDATE per replica every
+    third of it)."""
+
+    lease_ttl: Duration = Field(
+        timedelta(seconds=30), ge=timedelta(seconds=1), le=timedelta(hours=1),
+        description="How long a source's lease lasts unrenewed: the longest a dead replica's sources go unpolled before another replica takes them.",
+    )
+
+
 def default_sources() -> list[EmbeddedSourceSettings]:
     """The demo: dagwatch's own ML pipeline every 20 s, cycling through healthy and failing runs."""
     return [
@@ -487,6 +523,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Database, task logs, result cache, checkpoints.")
     server: ServerSettings = Field(default_factory=ServerSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     demo: bool = Field(False, description=(
         "Also run the built-in demo pipeline (source `embedded`). On when no config file is given at all; "
@@ -498,6 +535,7 @@ class Settings(BaseSettings):
     runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
     checks: FolderSettings | None = None
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -1,12 +1,16 @@
 """`dagwatch up`: builds every part from the settings and runs them on one scheduler.
 
 Jobs: each embedded pipeline on its schedule, each source's poll (never two of the same source
-at once), and the outbox dispatcher. The web app reads the same store.
+at once), the outbox dispatcher, and the heartbeat that shares the work with other replicas on
+the same PostgreSQL: a source is polled by the replica holding its lease, a schedule's fire time
+runs on the replica that claimed it, and every replica's dispatcher wakes on any replica's
+alert changes (the store's LISTEN/NOTIFY). On SQLite one `dagwatch up` owns the database file.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -27,8 +31,9 @@ from monitor.runner import Pipeline, Runner
 from monitor.runner.loader import load
 from monitor.sources import registry
 from monitor.sources.registry import Sources
-from monitor.store import gauges
+from monitor.store import gauges, leases
 from monitor.store.db import Store, open_store
+from monitor.store.exclusive import ExclusiveLock, lock_path
 from monitor.store.recorder import StoreRecorder
 from monitor.tracking.check_results import store_reporter
 from monitor.tracking.collector import Collector
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 DISPATCH_INTERVAL = timedelta(seconds=1)
 POLICY_EVERY = timedelta(seconds=2)
 MIN_TICK_GAP = 0.05  # seconds
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Service:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dagwatch-dispatcher", daemon=True)
+        self._exclusive: ExclusiveLock | None = None
         with self.store.session() as session:
             known = gauges.known_pipelines(session)
         metrics.register_store_collector(self.read_gauges, settings.metrics, seed=known)
@@ -104,9 +111,21 @@ class Service:
             built, source, self.store, self.policy, ml_tags=getattr(source, "tags_as_ml", ("ml",)),
             definitions_every=getattr(source, "definitions_interval", timedelta(minutes=5)),
         )
-        return Collector(built, self.store, self.policy, output_tasks=source.output_tasks, watcher=watcher)
+        lease = leases.Lease(self.store, leases.SOURCE + source.name, leases.replica_id(), self.settings.cluster.lease_ttl)
+        return Collector(built, self.store, self.policy, output_tasks=source.output_tasks, watcher=watcher, lease=lease)
+
+    def hold_store(self) -> None:
+        """On SQLite, own the database file for this process's life (an OS lock beside it): a
+        second `dagwatch up` on it would poll, schedule and send everything twice. Commands that
+        only read or write briefly do not take it. On PostgreSQL replicas share the work instead."""
+        path = lock_path(self.settings.store_url)
+        if path is not None and self._exclusive is None:
+            self._exclusive = ExclusiveLock.take(path, what="dagwatch up")
 
     def start(self) -> None:
+        self.hold_store()
+        self.store.listen()
+        alone = self._join_cluster()
         now = datetime.now(timezone.utc)
         for item in self.pipelines:
             schedule = item.settings.schedule
@@ -116,7 +135,9 @@ class Service:
                 trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone.utc)
                 first = None
             else:
-                trigger = IntervalTrigger(seconds=schedule.every.total_seconds(), timezone=timezone.utc)  # type: ignore[union-attr]
+                # Counted from one fixed instant, so every replica's trigger fires at the same
+                # times and they compete for the same fire time (`run_pipeline`).
+                trigger = IntervalTrigger(seconds=schedule.every.total_seconds(), start_date=EPOCH, timezone=timezone.utc)  # type: ignore[union-attr]
                 first = now if schedule.start_now else None
             self.scheduler.add_job(
                 self.run_pipeline, trigger, args=[item], id=f"run:{item.source}:{item.pipeline.name}",
@@ -128,10 +149,13 @@ class Service:
                 collector.run, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
                 id=f"poll:{collector.source.name}", next_run_time=now + timedelta(seconds=0.2 * index),
             )
+        heartbeat = max(0.2, self.settings.cluster.lease_ttl.total_seconds() / 3)
+        self.scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=heartbeat), id="cluster-heartbeat", next_run_time=now + timedelta(seconds=heartbeat))
         if self.settings.runbooks.policies:
             self.scheduler.add_job(self.start_policy_runbooks, IntervalTrigger(seconds=POLICY_EVERY.total_seconds()), id="runbook-policies",
                                    next_run_time=now + POLICY_EVERY)
-        self.runbooks.recover()
+        if alone:  # a replica starting beside running ones must not interrupt their executions
+            self.runbooks.recover()
         self.scheduler.start()
         self._dispatcher.start()
         self._started.set()
@@ -140,7 +164,65 @@ class Service:
     def ready(self) -> bool:
         return self._started.is_set() and self.scheduler.running
 
+    def _join_cluster(self) -> bool:
+        """Announce this replica and take its first share of the sources before the first poll;
+        True if no other replica is alive."""
+        self._share_work()
+        with self.store.session() as session:
+            return leases.live_replicas(session) <= 1
+
+    def heartbeat(self) -> None:
+        """Every third of the lease time: this replica is alive, keeps its leases, and takes
+        its share of the free or expired ones — polling a taken source at once, not a poll
+        interval later, so a dead replica's sources go unpolled at most about one lease time."""
+        try:
+            taken = self._share_work()
+        except Exception:  # the next beat tries again; the leases outlive one missed beat
+            log.exception("cluster heartbeat failed")
+            return
+        now = datetime.now(timezone.utc)
+        for name in taken:
+            self.scheduler.modify_job(f"poll:{name.removeprefix(leases.SOURCE)}", next_run_time=now)
+
+    def _share_work(self) -> list[str]:
+        """Renew what this replica holds; take free source leases up to a fair share
+        (sources ÷ live replicas, rounded up); hand one back per beat while holding more, so a
+        replica that joins gets work. Returns the leases taken now."""
+        me, ttl = leases.replica_id(), self.settings.cluster.lease_ttl
+        with self.store.session() as session:
+            leases.acquire(session, leases.REPLICA + me, me, ttl)
+        with self.store.session() as session:
+            mine = {name for name in leases.renew_all(session, me, ttl) if name.startswith(leases.SOURCE)}
+            live = leases.live_replicas(session)
+        names = [leases.SOURCE + c.source.name for c in self.collectors]
+        share = math.ceil(len(names) / max(live, 1))
+        taken: list[str] = []
+        for name in names:
+            if len(mine) >= share:
+                break
+            if name not in mine:
+                with self.store.session() as session:
+                    if leases.acquire(session, name, me, ttl):
+                        mine.add(name)
+                        taken.append(name)
+        if len(mine) > share:
+            with self.store.session() as session:
+                leases.release(session, max(mine), me)
+        return taken
+
     def run_pipeline(self, item: ScheduledPipeline) -> None:
+        """One fire of a schedule: every replica's trigger fires, the one that claims the fire
+        time in the store runs it."""
+        fire = fire_time(item.settings.schedule, datetime.now(timezone.utc))
+        try:
+            with self.store.session() as session:
+                claimed = leases.claim_fire(session, source=item.source, pipeline=item.pipeline.name, scheduled_for=fire, replica=leases.replica_id())
+        except Exception:
+            log.exception("could not claim the %s run of %s; skipped", fire, item.pipeline.name)
+            return
+        if not claimed:
+            log.debug("the %s run of %s runs on another replica", fire, item.pipeline.name)
+            return
         try:
             result = self.runners[item.source].run(item.pipeline, dict(item.settings.params))
             log.info("run %s of %s finished: %s", result.run_id, item.pipeline.name, result.state.value)
@@ -192,6 +274,12 @@ class Service:
             self._dispatcher.join(timeout=10)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self._started.is_set():
+            try:  # hand the sources over now rather than after the lease time
+                with self.store.session() as session:
+                    leases.release_all(session, leases.replica_id())
+            except Exception:
+                log.warning("could not release this replica's leases; they expire by themselves", exc_info=True)
         self.runbooks.shutdown()
         self.recorder.close()
         for notifier in self.notifiers.values():
@@ -199,6 +287,17 @@ class Service:
             if close is not None:
                 close()
         self.store.close()
+        if self._exclusive is not None:
+            self._exclusive.release()
+            self._exclusive = None
+
+
+def fire_time(schedule: ScheduleSettings, now: datetime) -> datetime:
+    """The fire time a trigger firing at `now` stands for: the last multiple of the interval
+    since the epoch (a cron fires on whole minutes). Triggers never fire early, and every
+    replica's fire for one time maps to the same value, which only one of them can claim."""
+    period = schedule.every.total_seconds() if schedule.every else 60.0
+    return EPOCH + timedelta(seconds=math.floor((now - EPOCH).total_seconds() / period) * period)
 
 
 def _schedule_text(schedule: ScheduleSettings) -> str:

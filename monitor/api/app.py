@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
-from monitor.api import alerts, check_results, errors, events, health, pages, runbooks, runs, silences, slack
+from monitor.api import alerts, check_results, cluster, errors, events, health, pages, runbooks, runs, silences, slack
 from monitor.api.body_limit import BodyLimit, Limits
 from monitor.config import ServerSettings
 from monitor.remediation.engine import Engine
@@ -75,7 +75,7 @@ def create_app(
         app.add_exception_handler(error, typed_error)
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 
-    for module in (health, alerts, events, check_results, silences, runs, runbooks, slack, pages):
+    for module in (health, alerts, events, check_results, silences, runs, runbooks, cluster, slack, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
     app.openapi = errors.with_typed_errors(app.openapi)  # type: ignore[method-assign]

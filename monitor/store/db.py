@@ -2,11 +2,16 @@
 
 SQLite (the default) gets WAL, NORMAL sync and a busy timeout so the web server, the collectors
 and the runner's writer can share one file; any other URL (PostgreSQL) is used as given.
+
+On PostgreSQL a commit that `signal`s a change also sends it with NOTIFY (in that transaction, so
+only once it commits), and `Store.listen` LISTENs on a connection of its own: the dispatcher of
+every replica wakes on every replica's alert changes.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,13 +19,16 @@ from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+CHANNEL = "dagwatch_changed"
+LISTEN_RETRY = 1.0  # seconds between reconnects of the listening connection
+log = logging.getLogger(__name__)
 
 
 class Changed(enum.Flag):
@@ -85,14 +93,47 @@ class Store:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.alerts_changed = threading.Event()
         self.muting_changed = threading.Event()
+        self._notify = engine.dialect.name == "postgresql"
+        self._listener: threading.Thread | None = None
+        self._closing = threading.Event()
+        event.listen(self._sessions, "before_commit", self._before_commit)
         event.listen(self._sessions, "after_commit", self._after_commit)
 
+    def _before_commit(self, session: Session) -> None:
+        changed = session.info.get(_CHANGED, Changed(0))
+        if changed and self._notify:
+            session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(changed.value)})
+
     def _after_commit(self, session: Session) -> None:
-        changed = session.info.pop(_CHANGED, Changed(0))
+        self._wake(session.info.pop(_CHANGED, Changed(0)))
+
+    def _wake(self, changed: Changed) -> None:
         if Changed.ALERTS in changed:
             self.alerts_changed.set()
         if Changed.MUTING in changed:
             self.muting_changed.set()
+
+    def listen(self) -> None:
+        """Also wake on other processes' commits (PostgreSQL; SQLite has one `dagwatch up`)."""
+        if self._notify and self._listener is None:
+            self._listener = threading.Thread(target=self._listen, name="dagwatch-listen", daemon=True)
+            self._listener.start()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self._wake(Changed.ALERTS | Changed.MUTING)  # whatever was missed while not listening
+                    while not self._closing.is_set():
+                        for note in connection.notifies(timeout=1.0):
+                            self._wake(_parse(note.payload))
+            except psycopg.Error as exc:  # PostgreSQL restarting: the periodic tick covers the gap
+                log.warning("listening for other replicas' changes failed (%s); reconnecting", type(exc).__name__)
+                self._closing.wait(LISTEN_RETRY)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -100,7 +141,17 @@ class Store:
             yield session
 
     def close(self) -> None:
+        self._closing.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
         self.engine.dispose()
+
+
+def _parse(payload: str) -> Changed:
+    try:
+        return Changed(int(payload))
+    except ValueError:  # not ours (someone NOTIFYing the channel by hand): wake for everything
+        return Changed.ALERTS | Changed.MUTING
 
 
 def open_store(url: str) -> Store:

@@ -43,8 +43,9 @@ def upsert_ignore(session: Session, table: Any, rows: Sequence[dict[str, Any]], 
 def insert_new(session: Session, table: Any, row: dict[str, Any], keys: Sequence[str]) -> bool:
     """Insert `row` unless its key exists; True if this call inserted it. Decided by the
     database's unique key, so two processes racing on one key get one True between them."""
-    result = session.execute(_insert(session)(table).on_conflict_do_nothing(index_elements=list(keys)), row)
-    return bool(result.rowcount)
+    # RETURNING, not rowcount: psycopg reports -1 (truthy) for an insert that did nothing.
+    statement = _insert(session)(table).on_conflict_do_nothing(index_elements=list(keys)).returning(*(table.c[key] for key in keys))
+    return session.execute(statement, row).first() is not None
 
 
 def upsert(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], update: Sequence[str]) -> None:

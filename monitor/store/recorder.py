@@ -14,7 +14,7 @@ import threading
 from typing import Callable, Sequence, Union
 
 from monitor.model import RunSnapshot, TaskSnapshot, utcnow
-from monitor.store import runs
+from monitor.store import leases, runs
 from monitor.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class StoreRecorder:
 
     def next_run_number(self, source: str, pipeline: str) -> int:
         with self._store.session() as session:
-            return runs.count(session, source=source, pipeline=pipeline)
+            return leases.next_run_number(session, source=source, pipeline=pipeline)
 
     def record(self, run: RunSnapshot, tasks: Sequence[TaskSnapshot]) -> None:
         self._pending.append((run, tasks))

@@ -194,6 +194,25 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class AuditRow(Base):
+    """One thing a person or a pipeline did or was refused (store/audit.py): who, through what,
+    to what, from where. Never a token or a secret: `actor` is a token's or a user's name."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_actor_at", "actor", "at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(500))
+    address: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(1000))
+    detail: Mapped[str] = mapped_column(String(1000))
+
+
 class NotificationRow(Base):
     """The outbox: written in the same transaction as the change it announces, sent by the
     dispatcher. A claim (`claimed_until`) that outlives a crashed sender simply expires."""
@@ -304,3 +323,41 @@ class ReplayKeyRow(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     expires_at: Mapped[datetime]
+
+
+class LeaseRow(Base):
+    """Work that one replica at a time may do (`source:NAME`: polling that source) or a
+    replica's presence (`replica:ID`, held by itself). Whoever holds an unexpired row does the
+    work; a holder that dies stops renewing, and another replica takes the row once it expired."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime]
+
+
+class ScheduleFireRow(Base):
+    """One fire time of an embedded pipeline's schedule, claimed by the replica that runs it:
+    the primary key lets exactly one replica claim it."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (PrimaryKeyConstraint("source", "pipeline", "scheduled_for"),)
+
+    source: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str] = mapped_column(String(500))
+    scheduled_for: Mapped[datetime]
+    replica: Mapped[str] = mapped_column(String(200))
+
+
+class RunNumberRow(Base):
+    """How many run numbers a pipeline has handed out: incremented in the database, so two
+    replicas starting runs of one pipeline at once never get the same number."""
+
+    __tablename__ = "run_numbers"
+    __table_args__ = (PrimaryKeyConstraint("source", "pipeline"),)
+
+    source: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str] = mapped_column(String(500))
+    taken: Mapped[int] = mapped_column(Integer)

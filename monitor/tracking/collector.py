@@ -2,6 +2,8 @@
 
 This is the I/O edge around the pure tracker: it owns the transaction so the events, the alert
 changes, their notifications, the tracker's memory and the watermark move together or not at all.
+With replicas, a source's lease says which of them polls it; the poll's transaction is fenced by
+the lease, so a replica that stalled past its lease commits nothing its successor also diffed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from monitor.config import SourceHealthSettings
 from monitor.model import Event, EventKind, RunSnapshot, utcnow
 from monitor.sources.base import Source, SourceUnavailable, api_error_kind
 from monitor.store import runs
+from monitor.store.leases import Lease, LeaseLost
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store
 from monitor.store.tables import SourceStatusRow
@@ -40,6 +43,7 @@ class Collector:
     def __init__(
         self, source: Source, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow,
         output_tasks: dict[str, str] | None = None, watcher: Watcher | None = None, health: SourceHealthSettings | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -50,10 +54,19 @@ class Collector:
         # The source's `health:` settings; the watcher carries the source's settings when the
         # caller (service.py) does not pass them, so the config applies either way.
         self.health = health or (watcher.settings.health if watcher is not None else SourceHealthSettings())
+        #: Without one (a single process, tests) every poll is this collector's to do.
+        self.lease = lease
 
     def run(self) -> None:
-        """The scheduled job: poll, then the slower watch rules (stuck, missing, policy)."""
-        self.poll_once()
+        """The scheduled job: poll, then the slower watch rules (stuck, missing, policy) — only
+        while this replica holds the source's lease."""
+        if self.lease is not None and not self.lease.held():
+            return
+        try:
+            self.poll_once()
+        except LeaseLost as exc:
+            log.info("poll of %s dropped: %s", self.source.name, exc)
+            return
         if self.watcher is not None:
             try:
                 self.watcher.maybe_run()
@@ -81,6 +94,7 @@ class Collector:
             return self._down(str(exc))
         now = self.clock()
         with self.store.session() as session:
+            self._fence(session)
             if not self.source.stores_runs:
                 runs.save(session, [(snap, snap.tasks) for snap in snapshots], now)
             status = tracking_store.source_status(session, source=self.source.name)
@@ -147,6 +161,12 @@ class Collector:
                           summary=f"source {self.source.name} is healthy again ({self.health.up_after_successes} healthy polls in a row)")]
         return []
 
+    def _fence(self, session) -> None:
+        """First in a poll's write transaction: raises `LeaseLost` (rolling it back) if another
+        replica holds the source now, else keeps it locked until the poll commits."""
+        if self.lease is not None:
+            self.lease.fence(session)
+
     def _apply(self, session, events: list[Event], now: datetime) -> None:
         ingest.apply_batch(session, events, self.policy, now)
 
@@ -164,6 +184,7 @@ class Collector:
         metrics.POLLS.labels(source=self.source.name, result="error").inc()
         now = self.clock()
         with self.store.session() as session:
+            self._fence(session)
             events = self._health(tracking_store.source_status(session, source=self.source.name), f"unreachable: {reason}", now)
             self._apply(session, events, now)
         log.warning("polling %s failed: %s", self.source.name, reason)
