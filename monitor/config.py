@@ -675,11 +675,13 @@ def load_settings(path: str | Path | None = None) -> Settings:
     file = str(path) if path else None
     if path:
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(file, None, "file not found") from None
         except OSError as exc:
             raise ConfigError(file, None, f"cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(file, None, f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}") from None
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:

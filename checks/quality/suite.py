@@ -57,8 +57,12 @@ def parse_suite_document(doc: Any, source: str) -> dict[str, Any]:
         kwargs = exp.get("kwargs", {})
         if not isinstance(kwargs, dict):
             raise SuiteLoadError(source, f"expectation #{i} ({exp['type']}): 'kwargs' must be an object")
+        if not isinstance(exp.get("meta") or {}, dict):
+            raise SuiteLoadError(source, f"expectation #{i} ({exp['type']}): 'meta' must be an object")
         meta = dict(exp.get("meta") or {})
         meta.setdefault("check_id", _check_id({"type": exp["type"], "kwargs": kwargs}, i))
+        if not isinstance(meta["check_id"], str) or not meta["check_id"]:
+            raise SuiteLoadError(source, f"expectation #{i} ({exp['type']}): 'meta.check_id' must be a non-empty string")
         if meta["check_id"] in seen:
             raise SuiteLoadError(source, f"expectation #{i}: duplicate check_id {meta['check_id']!r}")
         seen.add(meta["check_id"])

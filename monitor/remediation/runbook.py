@@ -44,7 +44,7 @@ class Step(BaseModel):
     @field_validator("when")
     @classmethod
     def _matchers(cls, when: dict[str, str]) -> dict[str, str]:
-        return RouteSettings(match={k: str(v) for k, v in when.items()}).match
+        return _route_matchers({k: str(v) for k, v in when.items()})
 
     @property
     def mutating(self) -> bool:
@@ -63,7 +63,7 @@ class Runbook(BaseModel):
     @field_validator("match")
     @classmethod
     def _matchers(cls, match: dict[str, str]) -> dict[str, str]:
-        return RouteSettings(match=match).match
+        return _route_matchers(match)
 
     def applies_to(self, alert: Alert) -> bool:
         return matches(self.match, alert_attributes(alert))
@@ -71,6 +71,19 @@ class Runbook(BaseModel):
     @property
     def mutating(self) -> bool:
         return any(step.mutating for step in self.steps)
+
+
+def _route_matchers(match: dict[str, str]) -> dict[str, str]:
+    """Matchers checked as a route's are; a problem is this field's own error, so the message
+    names `steps[1] (b).when`, not a `match.match` the file never wrote."""
+    try:
+        return RouteSettings(match=match).match
+    except ValidationError as exc:
+        raise ValueError(_message(exc.errors()[0])) from None
+
+
+def _message(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def alert_attributes(alert: Alert) -> dict[str, str]:
@@ -100,7 +113,7 @@ def parse(document: Any, origin: str) -> Runbook:
         runbook = Runbook.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(origin, _where(document, first["loc"]), first["msg"]) from None
+        raise ConfigError(origin, _where(document, first["loc"]), _message(first)) from None
     seen: set[str] = set()
     for index, step in enumerate(runbook.steps):
         where = f"steps[{index}] ({step.name})"
@@ -113,7 +126,7 @@ def parse(document: Any, origin: str) -> Runbook:
             action.Args.model_validate(step.args)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise ConfigError(origin, f"{where}.args.{'.'.join(map(str, first['loc']))}", first["msg"]) from None
+            raise ConfigError(origin, f"{where}.args.{'.'.join(map(str, first['loc']))}", _message(first)) from None
         for key in step.when:
             if key.split(".", 1)[0] not in seen:
                 raise ConfigError(origin, f"{where}.when", f"{key!r} names no earlier step (earlier: {', '.join(sorted(seen)) or 'none'})")
@@ -135,6 +148,8 @@ def _where(document: Any, loc: Iterable[Any]) -> str:
 def load_file(path: Path | importlib.resources.abc.Traversable) -> Runbook:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), None, f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), None, f"not valid YAML: {exc}") from None
     return parse(document, str(path))
