@@ -21,6 +21,7 @@ from checks.errors import (
     CheckInputError,
     ConfigError,
     DataReadError,
+    MissingDependency,
     SuiteLoadError,
     WorkerError,
 )
@@ -49,7 +50,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "CheckError", "CheckFailed", "CheckInputError", "CheckItem", "CheckResult", "ConfigError", "DataReadError",
-    "Kind", "Status", "SuiteLoadError", "WorkerError",
+    "Kind", "MissingDependency", "Status", "SuiteLoadError", "WorkerError",
     "QualityPool", "check_checksums", "check_drift", "check_output", "check_row_count", "check_schema",
     "exit_code", "gate", "render_text", "report", "run_convergence", "run_drift", "run_quality", "validate_frame",
 ]

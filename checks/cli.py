@@ -6,9 +6,11 @@ from Python. Contract:
 
 - ``run_quality(suite, data)``, ``run_convergence(metrics, rules)``,
   ``run_drift(reference, current)`` return a ``CheckResult``;
-- bad input raises ``CheckInputError`` (exit 2) with a message naming the file;
-- ``exit_code(result)``: 0 for passed / warning, 1 for failed / error (an item
-  that could not be evaluated, e.g. a missing column, fails the gate);
+- bad input raises ``CheckInputError`` (exit 2) with a message naming the file and,
+  when it is missing, the files of that kind next to it;
+- ``exit_code(result)``: 0 for passed / warning, 1 for failed, 2 for error: an item
+  that could not be evaluated (a missing column, a metric the log lacks) is absent
+  input, never a failed model, and its message says what the input does have;
 - ``render_text(result)`` for people, ``result.model_dump_json()`` for ``--json``.
 
 ``run_quality`` validates in this process (a CLI call is short-lived; the GX
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from checks.errors import DataReadError
+from checks.errors import SuiteLoadError
+from checks.present import missing_file
 from checks.result import CheckResult, Status
 
 _MARK = {Status.passed: "PASS", Status.failed: "FAIL", Status.error: "ERROR", Status.warning: "WARN"}
@@ -30,13 +33,13 @@ _MARK = {Status.passed: "PASS", Status.failed: "FAIL", Status.error: "ERROR", St
 
 def run_quality(suite_path: str | Path, data_path: str | Path) -> CheckResult:
     """Validate a CSV/Parquet file against a GX suite file."""
-    from checks.data_io import table_format
+    from checks.data_io import require_table
     from checks.quality.suite import load_suite_document
 
     # cheap checks first: a typo in a path should not cost the GX import
-    table_format(data_path)
-    if not Path(data_path).is_file():
-        raise DataReadError(f"{data_path}: data file not found", path=str(data_path))
+    require_table(data_path)
+    if not Path(suite_path).is_file():
+        raise SuiteLoadError(str(suite_path), missing_file(suite_path, "suite file", (".json",)))
     load_suite_document(suite_path)
     from checks.quality.validate import validate_file
 
@@ -89,8 +92,15 @@ def run_drift(ref_path: str | Path, cur_path: str | Path, *, features: Iterable[
 
 
 def exit_code(result: CheckResult) -> int:
-    """0 when the result lets a pipeline go on, 1 otherwise (2 is for ``CheckInputError``)."""
-    return 0 if result.ok else 1
+    """0 when the result lets a pipeline go on, 1 when it failed, 2 when it could not be evaluated.
+
+    2 is also what a ``CheckInputError`` exits with: an absent column or metric is the
+    same kind of problem as an absent file (fix the input or the configuration), and a
+    script must be able to tell it from a model that failed its checks.
+    """
+    if result.ok:
+        return 0
+    return 2 if result.status is Status.error else 1
 
 
 def render_text(result: CheckResult) -> str:

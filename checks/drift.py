@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from checks.present import listing
 from checks.result import CheckItem, CheckResult, Kind, Status
 
 EPS = 1e-4  # floor for empty bins: PSI is infinite otherwise
@@ -105,8 +106,10 @@ def feature_drift(name: str, reference: pd.Series, current: pd.Series, t: DriftT
             "missing_rate_current": float(current.isna().mean()) if len(current) else 0.0}
     ref, cur = reference.dropna(), current.dropna()
     if len(ref) == 0 or len(cur) == 0:
+        where, rows = ("reference", len(reference)) if len(ref) == 0 else ("current", len(current))
         return CheckItem(name=name, status=Status.error, details=miss,
-                         message=f"{name}: no non-missing values in {'reference' if len(ref) == 0 else 'current'}")
+                         message=f"{name}: no non-missing values in {where} ({rows} rows, all missing)"
+                         if rows else f"{name}: no non-missing values in {where} (it has no rows)")
     if is_categorical(reference, t.max_categories):
         cats, pr, pc = category_frequencies(ref, cur)
         value = psi(pr, pc)
@@ -141,7 +144,8 @@ def check_drift(
     """Drift of each feature of ``current`` against ``reference``; drifted features fail.
 
     ``features`` defaults to the reference's columns minus ``exclude`` (identifiers
-    always "drift"). A feature missing from ``current`` is an error item.
+    always "drift"). A feature missing from either frame, or with no values in it, is an
+    error item (could not evaluate) naming what that frame has.
     """
     t = thresholds or DriftThresholds()
     skip = set(exclude)
@@ -149,8 +153,9 @@ def check_drift(
     items = []
     for col in cols:
         if col not in reference.columns or col not in current.columns:
-            where = "reference" if col not in reference.columns else "current"
-            items.append(CheckItem(name=str(col), status=Status.error, message=f"{col}: column missing from {where}"))
+            where, frame = ("reference", reference) if col not in reference.columns else ("current", current)
+            items.append(CheckItem(name=str(col), status=Status.error,
+                                   message=f"{col}: column missing from {where}; it has: {listing(frame.columns)}"))
             continue
         items.append(feature_drift(str(col), reference[col], current[col], t))
     result = CheckResult.from_items(Kind.drift, name, items, {

@@ -10,7 +10,8 @@ check (exit 1) by class, never by parsing messages::
      │    ├── SuiteLoadError      a suite file does not load whole (unknown type, bad kwargs)
      │    └── ConfigError         a rules / thresholds file breaks its schema
      ├── CheckFailed             a gated check did not pass; carries the CheckResult
-     └── WorkerError             the quality worker pool could not run a validation
+     ├── WorkerError             the quality worker pool could not run a validation
+     └── MissingDependency       an optional package a check needs is not installed
 
 Foreign exceptions (pandas, pyarrow, GX, httpx, pydantic) are translated at the
 boundary with ``raise ... from exc``, so the cause stays in the traceback.
@@ -79,3 +80,16 @@ class CheckFailed(CheckError):
 
 class WorkerError(CheckError):
     """The quality worker pool could not run a validation (worker died, timed out, pool closed)."""
+
+
+class MissingDependency(CheckError):
+    """A check needs an optional package this environment lacks (``dagwatch-checks[quality]``).
+
+    Its own class because it is neither bad input nor a verdict: the environment must change.
+    """
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"this check needs {package}, which is not installed: "
+                         f"pip install 'dagwatch-checks[{extra}]' (or the dagwatch service, which includes it)")
+        self.package = package
+        self.extra = extra

@@ -20,6 +20,7 @@ from checks.convergence.rules import (
     RelativeDivergenceRule,
 )
 from checks.convergence.series import Metrics, Series
+from checks.present import listing
 from checks.result import CheckItem, CheckResult, Kind, Status, jsonable
 
 
@@ -169,30 +170,72 @@ _RULES = (
 )
 
 
+# What early stopping watches when nobody named a monitor and the default (val_loss) is not
+# logged: a run that logs only its training loss is judged on that, not failed for lacking one.
+FALLBACK_MONITORS = ("train_loss",)
+
+
+def _has(metrics: Metrics, metric: str) -> bool:
+    series = metrics.get(metric)
+    return series is not None and len(series) > 0
+
+
+def monitored(rule: EarlyStoppingRule, metrics: Metrics) -> tuple[EarlyStoppingRule, str | None]:
+    """The early-stopping rule to apply, and the metric it stood in for (None: as written).
+
+    A monitor the user named is kept even when absent: that is a configuration problem
+    for the user to fix, never guessed around.
+    """
+    if "monitor" in rule.model_fields_set or _has(metrics, rule.monitor):
+        return rule, None
+    for candidate in FALLBACK_MONITORS:
+        if _has(metrics, candidate):
+            return rule.model_copy(update={"monitor": candidate}), rule.monitor
+    return rule, None
+
+
+def _absent(section: str, metric: str, metrics: Metrics, hint: str) -> CheckItem:
+    return CheckItem(name=section, status=Status.error,
+                     message=f"metric {metric!r} not in the log; it has: {listing(metrics.names())}{hint}")
+
+
 def evaluate(metrics: Metrics, rules: ConvergenceRules | None = None, *, name: str = "convergence") -> CheckResult:
     """All enabled rules over ``metrics``.
 
-    A rule whose metric is missing is an *error* when its section was written in the
-    rules file, or for early stopping (Lightning's ``strict=True`` raises too);
-    otherwise it is listed under ``details.not_evaluated``.
+    Early stopping always runs (Lightning's ``strict=True`` raises on a missing monitor
+    too); with no monitor named and ``val_loss`` not logged it watches ``train_loss``
+    and says so. A metric the log lacks is an *error* item naming the metrics it has
+    (bad input, exit 2 in the CLI: never a failed model) when the rule's section was
+    written in the rules file or it is early stopping's; otherwise the rule is listed
+    under ``details.not_evaluated``.
     """
     rules = rules or ConvergenceRules()
     items: list[CheckItem] = []
     not_evaluated: list[str] = []
+    details: dict = {"source": metrics.source, "metrics": metrics.names()}
     for section, field, fn in _RULES:
         rule = getattr(rules, section)
         if not rule.enabled:
             continue
+        stood_in_for = None
+        if section == "early_stopping":
+            rule, stood_in_for = monitored(rule, metrics)
+            details["monitor"] = rule.monitor
         metric = getattr(rule, field)
-        series = metrics.get(metric)
-        if series is None or len(series) == 0:
-            if section == "early_stopping" or section in rules.model_fields_set:
-                items.append(CheckItem(
-                    name=section, status=Status.error,
-                    message=f"metric {metric!r} not in the log (have: {', '.join(metrics.names()) or 'none'})"))
+        if not _has(metrics, metric):
+            if section == "early_stopping":
+                items.append(_absent(section, metric, metrics, "; name the metric to watch in early_stopping.monitor"))
+            elif section in rules.model_fields_set:
+                items.append(_absent(section, metric, metrics, f"; set {section}.{field} or disable the section"))
             else:
                 not_evaluated.append(f"{section} ({metric} absent)")
             continue
-        items.append(fn(series, rule))
-    details = {"source": metrics.source, "metrics": metrics.names(), "not_evaluated": not_evaluated}
+        item = fn(metrics.get(metric), rule)
+        if stood_in_for is not None:
+            details["monitor_fallback"] = {"wanted": stood_in_for, "used": metric}
+            item = item.model_copy(update={
+                "message": f"watching {metric} ({stood_in_for} is not in the log and no monitor was named): {item.message}",
+                "details": {**item.details, "monitor_fallback": stood_in_for}})
+        items.append(item)
+    details["not_evaluated"] = not_evaluated
     return CheckResult.from_items(Kind.convergence, name, items, details)

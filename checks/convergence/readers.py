@@ -20,10 +20,12 @@ from pathlib import Path
 
 from checks.convergence.series import Metrics, canonical_name
 from checks.errors import DataReadError
+from checks.present import listing, missing_file
 
 _NOT_METRICS = {"step", "epoch", "split", "timestamp", "time", "wall_time", "global_step", "run_id"}
 # Hugging Face's end-of-training summary entry, not a point of the series.
 _HF_SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"}
+SUFFIXES = (".jsonl", ".ndjson", ".csv", ".json")  # what a missing file's folder listing shows
 
 
 def _number(value, where: str) -> float | None:
@@ -51,7 +53,16 @@ def _step(record: dict, fallback: int, where: str) -> int:
 
 def _require_file(path: Path) -> None:
     if not path.exists():
-        raise DataReadError(f"{path}: metrics file not found", path=str(path))
+        raise DataReadError(f"{path}: {missing_file(path, 'metrics file', SUFFIXES)}", path=str(path))
+
+
+def _no_metrics(path: Path, where: str, seen: set[str]) -> DataReadError:
+    """An empty log, or one without a single numeric value: say what it does hold."""
+    if path.is_file() and path.stat().st_size == 0:
+        held = "the file is empty (0 bytes)"
+    else:
+        held = f"keys seen: {listing(sorted(seen))}" if seen else "no keys at all"
+    return DataReadError(f"{path}: no metric values in {where} ({held})", path=str(path))
 
 
 def read_jsonl(path: str | Path) -> Metrics:
@@ -59,6 +70,7 @@ def read_jsonl(path: str | Path) -> Metrics:
     p = Path(path)
     _require_file(p)
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    seen: set[str] = set()
     with p.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -72,6 +84,7 @@ def read_jsonl(path: str | Path) -> Metrics:
                 raise DataReadError(f"{where}: each line must be a JSON object", path=str(p))
             step = _step(rec, lineno - 1, where)
             split = rec.get("split")
+            seen.update(rec)
             for key, value in rec.items():
                 if key in _NOT_METRICS:
                     continue
@@ -79,7 +92,7 @@ def read_jsonl(path: str | Path) -> Metrics:
                 if num is not None:
                     points[canonical_name(key, split if isinstance(split, str) else None)].append((step, num))
     if not points:
-        raise DataReadError(f"{p}: no metric values found", path=str(p))
+        raise _no_metrics(p, "the log", seen)
     return Metrics.from_points(points, str(p))
 
 
@@ -91,8 +104,11 @@ def read_lightning_csv(path: str | Path) -> Metrics:
     try:
         with p.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            if not reader.fieldnames or "step" not in reader.fieldnames:
-                raise DataReadError(f"{p}: not a Lightning metrics.csv (no 'step' column)", path=str(p))
+            if not reader.fieldnames:
+                raise _no_metrics(p, "the CSV", set())
+            if "step" not in reader.fieldnames:
+                raise DataReadError(f"{p}: not a Lightning metrics.csv (no 'step' column; it has: "
+                                    f"{listing(reader.fieldnames)})", path=str(p))
             for rowno, row in enumerate(reader, 2):
                 step = _step(row, rowno - 2, f"{p}:{rowno}")
                 for key, cell in row.items():
@@ -105,7 +121,7 @@ def read_lightning_csv(path: str | Path) -> Metrics:
     except (csv.Error, UnicodeDecodeError) as exc:
         raise DataReadError(f"{p}: cannot parse CSV: {exc}", path=str(p)) from exc
     if not points:
-        raise DataReadError(f"{p}: no metric values found", path=str(p))
+        raise _no_metrics(p, "the CSV rows", set(reader.fieldnames))
     return Metrics.from_points(points, str(p))
 
 
@@ -121,9 +137,11 @@ def read_hf_trainer_state(path: str | Path) -> Metrics:
     if not isinstance(history, list):
         raise DataReadError(f"{p}: no 'log_history' list (is this a trainer_state.json?)", path=str(p))
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    seen: set[str] = set()
     for i, rec in enumerate(history):
         if not isinstance(rec, dict) or _HF_SUMMARY_KEYS & rec.keys():
             continue
+        seen.update(rec)
         step = _step(rec, i, f"{p}: log_history[{i}]")
         for key, value in rec.items():
             if key in _NOT_METRICS:
@@ -132,7 +150,7 @@ def read_hf_trainer_state(path: str | Path) -> Metrics:
             if num is not None:
                 points[canonical_name(key)].append((step, num))
     if not points:
-        raise DataReadError(f"{p}: log_history holds no metric values", path=str(p))
+        raise _no_metrics(p, "log_history", seen)
     return Metrics.from_points(points, str(p))
 
 
@@ -169,7 +187,7 @@ def read_tensorboard(path: str | Path) -> Metrics:
             if arr.size == 1 and arr.dtype.kind in "fiu":
                 points[canonical_name(tag)].append((int(ev.step), float(arr.reshape(()))))
     if not points:
-        raise DataReadError(f"{p}: no scalar metrics in the TensorBoard events", path=str(p))
+        raise _no_metrics(p, "the TensorBoard events", {t for kind in tags.values() if isinstance(kind, list) for t in kind})
     return Metrics.from_points(points, str(p))
 
 
@@ -177,8 +195,7 @@ def read_metrics(path: str | Path) -> Metrics:
     """Pick the reader from the path: ``.jsonl``/``.ndjson``, ``.csv``, ``trainer_state.json``
     or any ``.json`` with ``log_history``, a TensorBoard event file or directory."""
     p = Path(path)
-    if not p.exists():
-        raise DataReadError(f"{p}: metrics file not found", path=str(p))
+    _require_file(p)
     if p.is_dir() or "tfevents" in p.name:
         return read_tensorboard(p)
     suffix = p.suffix.lower()

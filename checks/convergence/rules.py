@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from checks.errors import ConfigError
+from checks.present import missing_file
 
 
 class _Rule(BaseModel):
@@ -87,7 +88,7 @@ def load_rules(path: str | Path | None) -> ConvergenceRules:
         return ConvergenceRules()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: rules file not found", path=str(p))
+        raise ConfigError(f"{p}: {missing_file(p, 'rules file', ('.yaml', '.yml', '.json'))}", path=str(p))
     text = p.read_text(encoding="utf-8")
     try:
         if p.suffix.lower() in (".yaml", ".yml"):

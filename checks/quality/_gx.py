@@ -2,7 +2,8 @@
 
 GX starts a tqdm monitor thread and draws progress bars on stderr on the first
 validation, and has usage analytics; a service log or a CLI answer wants neither.
-Everything that needs GX calls ``gx()`` (imports once, silenced) and
+Everything that needs GX calls ``gx()`` (imports once, silenced; ``MissingDependency`` when
+``dagwatch-checks`` was installed without its ``quality`` extra) and
 ``new_context()`` (a fresh ephemeral context: GX is not thread-safe and a shared
 context gave silently wrong results under concurrency).
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from checks.errors import MissingDependency
+
 _gx: ModuleType | None = None
 
 
@@ -20,10 +23,15 @@ def gx() -> ModuleType:
     global _gx
     if _gx is None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-        import tqdm
+        try:
+            import tqdm  # GX's own dependency: absent too when GX is
 
-        tqdm.tqdm.monitor_interval = 0  # no tqdm_monitor thread
-        import great_expectations
+            tqdm.tqdm.monitor_interval = 0  # no tqdm_monitor thread
+            import great_expectations
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("tqdm", "great_expectations"):
+                raise  # GX is there but broken: its own error says more than ours would
+            raise MissingDependency("Great Expectations", "quality") from exc  # installed without the extra
 
         _gx = great_expectations
     return _gx

@@ -88,8 +88,8 @@ def _run(suite: str | dict[str, Any], data_path: str, name: str | None) -> Check
     from checks.quality.validate import validate_frame
 
     built, columns = _suite_for(suite)
-    df = read_needed(data_path, columns)  # only what the suite looks at; a missing column stays missing
-    result = validate_frame(df, built, name=name)
+    df, present = read_needed(data_path, columns)  # only what the suite looks at; a missing column stays missing
+    result = validate_frame(df, built, name=name, columns=present)
     result.details["data"] = data_path
     if isinstance(suite, str):
         result.details["suite_file"] = suite

@@ -5,7 +5,8 @@ change between versions; callers get a ``CheckResult`` with one item per
 expectation (pass / fail / error), its observed value, unexpected count and a
 few unexpected examples. A missing column makes GX answer ``success: false``
 with an empty result and the error in ``exception_info``: that is an *error*
-(the check could not run), not a failed expectation.
+(the check could not run), not a failed expectation, and its message names the
+columns the data does have.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from typing import Any
 import pandas as pd
 
 from checks.data_io import read_needed
+from checks.present import listing
+from checks.quality.suite import _COLUMN_KWARGS
 from checks.result import CheckItem, CheckResult, Kind, Status, jsonable
 
 MAX_EXAMPLES = 5
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
 
 
-def validate_frame(df: pd.DataFrame, suite: Any, *, name: str | None = None) -> CheckResult:
+def validate_frame(df: pd.DataFrame, suite: Any, *, name: str | None = None,
+                   columns: list[str] | None = None) -> CheckResult:
     """Validate ``df`` against ``suite`` (a GX suite, a suite document, or a path).
 
+    ``columns``: every column of the file ``df`` was read from, when only some were
+    read; messages about a missing column list these (default: ``df``'s own).
     Uses a fresh ephemeral GX context per call, so concurrent calls in threads never
     share GX state (GX still holds the GIL: use ``QualityPool`` for parallelism).
     """
@@ -39,7 +45,8 @@ def validate_frame(df: pd.DataFrame, suite: Any, *, name: str | None = None) -> 
     batch = ctx.data_sources.add_pandas("frame").read_dataframe(df)
     gx_result = batch.validate(suite, result_format=RESULT_FORMAT)
     order = [(e.meta or {}).get("check_id") for e in suite.expectations]
-    return translate(gx_result, name or suite.name, rows=len(df), order=order)
+    present = [str(c) for c in df.columns] if columns is None else columns
+    return translate(gx_result, name or suite.name, rows=len(df), order=order, columns=present)
 
 
 def validate_file(suite_path: str | Path, data_path: str | Path) -> CheckResult:
@@ -47,8 +54,8 @@ def validate_file(suite_path: str | Path, data_path: str | Path) -> CheckResult:
     from checks.quality.suite import load_suite, suite_columns
 
     suite = load_suite(suite_path)  # bad suite is reported before reading a large file
-    df = read_needed(data_path, suite_columns(suite))  # a missing column stays missing: reported as before
-    result = validate_frame(df, suite)
+    df, columns = read_needed(data_path, suite_columns(suite))  # a missing column stays missing: reported as before
+    result = validate_frame(df, suite, columns=columns)
     result.details["data"] = str(data_path)
     result.details["suite_file"] = str(suite_path)
     return result
@@ -66,7 +73,23 @@ def _exception_message(info: Any) -> str | None:
     return None
 
 
-def _item(res: Any) -> CheckItem:
+def _named_columns(kwargs: dict[str, Any]) -> list[str]:
+    names: list[str] = []
+    for key in _COLUMN_KWARGS:
+        value = kwargs.get(key)
+        names.extend(v for v in (value if isinstance(value, (list, tuple)) else [value]) if isinstance(v, str))
+    return names
+
+
+def _not_evaluated(error: str, kwargs: dict[str, Any], columns: list[str]) -> str:
+    """Why an expectation could not run; when it names columns the data lacks, say so with what it has."""
+    absent = [c for c in _named_columns(kwargs) if c not in columns]
+    if absent:
+        return f"column {', '.join(absent)} not in the data; it has: {listing(columns)}"
+    return f"could not evaluate: {error}"
+
+
+def _item(res: Any, columns: list[str]) -> CheckItem:
     config = res.expectation_config
     kwargs = {k: v for k, v in dict(config.kwargs).items() if k not in ("batch_id", "result_format")}
     check_id = (config.meta or {}).get("check_id") or config.type
@@ -76,7 +99,7 @@ def _item(res: Any) -> CheckItem:
     body = dict(res.result or {})
     if error is not None:
         return CheckItem(
-            name=check_id, status=Status.error, message=f"could not evaluate: {error}",
+            name=check_id, status=Status.error, message=_not_evaluated(error, kwargs, columns),
             threshold=jsonable(threshold), details=details,
         )
     observed = body.get("observed_value")
@@ -104,10 +127,12 @@ def _item(res: Any) -> CheckItem:
     )
 
 
-def translate(gx_result: Any, name: str, *, rows: int | None = None, order: list | None = None) -> CheckResult:
+def translate(gx_result: Any, name: str, *, rows: int | None = None, order: list | None = None,
+              columns: list[str] | None = None) -> CheckResult:
     """GX ``ExpectationSuiteValidationResult`` -> ``CheckResult``, items in the suite's order."""
     rank = {check_id: i for i, check_id in enumerate(order or [])}
-    items = sorted((_item(r) for r in gx_result.results), key=lambda i: (rank.get(i.name, len(rank)), i.name))
+    items = sorted((_item(r, columns or []) for r in gx_result.results),
+                   key=lambda i: (rank.get(i.name, len(rank)), i.name))
     details: dict[str, Any] = {"engine": "great_expectations"}
     if rows is not None:
         details["rows"] = rows

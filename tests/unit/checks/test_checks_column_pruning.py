@@ -85,11 +85,12 @@ def test_read_needed_reads_only_present_needed_columns(tmp_path, make_frame, fmt
     path = tmp_path / f"d.{fmt}"
     df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path, index=False)
     assert table_columns(path) == DEMO_COLUMNS
-    got = read_needed(path, ["label", "not_there", "id"])
+    got, columns = read_needed(path, ["label", "not_there", "id"])
     assert list(got.columns) == ["id", "label"]  # file order; the absent one left out, not an error
     assert got.equals(df[["id", "label"]])
-    assert list(read_needed(path, None).columns) == DEMO_COLUMNS
-    only_absent = read_needed(path, ["not_there"])  # nothing to read by name: whole file, rows kept
+    assert columns == DEMO_COLUMNS  # every column the file has, for a message about the absent one
+    assert list(read_needed(path, None)[0].columns) == DEMO_COLUMNS
+    only_absent, _ = read_needed(path, ["not_there"])  # nothing to read by name: whole file, rows kept
     assert list(only_absent.columns) == DEMO_COLUMNS and len(only_absent) == 50
 
 

@@ -66,9 +66,28 @@ def test_early_stopping_patience_can_be_made_a_failure():
     assert evaluate(metrics(val_loss=[1, 2]), rules).status is Status.failed
 
 
-def test_early_stopping_missing_monitor_is_an_error():
-    r = evaluate(metrics(train_loss=[1, 0.5]), only("early_stopping"))
-    assert r.status is Status.error and "'val_loss' not in the log" in item(r, "early_stopping").message
+def test_a_named_monitor_the_log_lacks_is_an_error_naming_what_it_has():
+    r = evaluate(metrics(train_loss=[1, 0.5], val_acc=[0.5, 0.6]), only("early_stopping", monitor="val_loss"))
+    message = item(r, "early_stopping").message
+    assert r.status is Status.error and "'val_loss' not in the log; it has: train_loss, val_acc" in message
+    assert "monitor_fallback" not in r.details  # a name the user wrote is never guessed around
+
+
+def test_no_monitor_named_and_no_val_loss_watches_the_train_loss_and_says_so():
+    r = evaluate(metrics(train_loss=[1.0, 0.8, 0.6, 0.5, 0.45]))  # the default rules, a healthy log
+    it = item(r, "early_stopping")
+    assert r.status is Status.passed and it.details["metric"] == "train_loss"
+    assert it.message.startswith("watching train_loss (val_loss is not in the log and no monitor was named)")
+    assert r.details["monitor"] == "train_loss"
+    assert r.details["monitor_fallback"] == {"wanted": "val_loss", "used": "train_loss"}
+    diverged = evaluate(metrics(train_loss=[1.0, 0.8, NAN]), only("early_stopping", patience=5))
+    assert item(diverged, "early_stopping").status is Status.failed  # the stand-in is judged for real
+
+
+def test_no_monitor_named_and_no_loss_at_all_is_an_error_naming_the_metrics():
+    r = evaluate(metrics(val_acc=[0.5, 0.6]), only("early_stopping", patience=5))
+    message = item(r, "early_stopping").message
+    assert r.status is Status.error and "it has: val_acc" in message and "early_stopping.monitor" in message
 
 
 # --- relative divergence --------------------------------------------------------------
