@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,6 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor import linear_regex
+from monitor.alerting import matchers as am_matchers
 from monitor.errors import ConfigError
 
 CONFIG_ENV = "DAGWATCH_CONFIG"
@@ -372,9 +375,20 @@ class RouteSettings(_Section):
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
+    matchers: list[str] = Field(default_factory=list, description=(
+        'Alertmanager matcher strings, all of which must match too: `severity=~"critical|high"`, `alertname!="Watchdog"`.'))
+    mute_time_intervals: list[str] = Field(default_factory=list, description=(
+        "Names of `alerting.time_intervals` during which this route's alerts are held back (not inherited by child routes)."))
+    active_time_intervals: list[str] = Field(default_factory=list, description=(
+        "Names of `alerting.time_intervals` outside which this route's alerts are held back; empty: always active."))
     routes: list["RouteSettings"] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("matchers")
+    @classmethod
+    def _am_matchers(cls, items: list[str]) -> list[str]:
+        return _parsed_matchers(items)
 
     @field_validator("match")
     @classmethod
@@ -389,6 +403,158 @@ class RouteSettings(_Section):
                 except linear_regex.PatternError as exc:
                     raise ValueError(f"matcher {key}: {exc}") from None
         return match
+
+
+def _parsed_matchers(items: list[str]) -> list[str]:
+    """Refused when loaded, with the reason, never at matching time."""
+    for item in items:
+        try:
+            am_matchers.parse_matchers(item)
+        except am_matchers.MatcherError as exc:
+            raise ValueError(str(exc)) from None
+    return items
+
+
+class InhibitRuleSettings(_Section):
+    """Alertmanager's inhibit rule: a firing alert matching `source_matchers` mutes the alerts
+    matching `target_matchers` that have the same values of the `equal` labels (a missing label
+    counts as empty). An alert matching both sides never mutes one that also matches both."""
+
+    source_matchers: list[str] = Field(min_length=1, description='Matcher strings, e.g. `alertname="NodeDown"`.')
+    target_matchers: list[str] = Field(min_length=1, description='Matcher strings, e.g. `severity=~"warning|info"`.')
+    equal: list[str] = Field(default_factory=list, description="Labels (or fields: source, pipeline) whose values must be equal on both.")
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _am_matchers(cls, items: list[str]) -> list[str]:
+        return _parsed_matchers(items)
+
+
+_WEEKDAYS = {d: i for i, d in enumerate(("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))}
+_MONTHS = {m: i for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july", "august",
+                                       "september", "october", "november", "december"), start=1)}
+_CLOCK = re.compile(r"(?:([01][0-9]|2[0-3]):([0-5][0-9]))|(24):(00)")
+
+
+def _range(text: Any, names: dict[str, int] | None, what: str) -> tuple[int, int]:
+    """`monday:friday`, `1:5`, `-3:-1`, `march` → (begin, end), as Alertmanager reads them."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
+        raise ValueError(f"write a {what} or a range of them as a string, e.g. 'a:b'")
+    parts = text.strip().lower().split(":")
+    if len(parts) > 2:
+        raise ValueError(f"couldn't parse range {text!r}: write BEGIN:END")
+
+    def member(part: str) -> int:
+        if names is not None and part in names:
+            return names[part]
+        try:
+            return int(part)
+        except ValueError:
+            known = f" (one of {', '.join(names)})" if names else ""
+            raise ValueError(f"{part!r} is not a valid {what}{known}") from None
+
+    begin, end = member(parts[0]), member(parts[-1])
+    return begin, end
+
+
+def _weekdays(text: Any) -> tuple[int, int]:
+    if isinstance(text, str) and text.strip().lower().split(":")[0].isdigit():
+        raise ValueError(f"{text!r}: name weekdays (sunday … saturday)")
+    begin, end = _range(text, _WEEKDAYS, "weekday")
+    if begin > end:
+        raise ValueError(f"{text!r}: start day cannot be after end day (weeks start on sunday)")
+    return begin, end
+
+
+def _days_of_month(text: Any) -> tuple[int, int]:
+    begin, end = _range(text, None, "day of the month")
+    for day in (begin, end):
+        if day == 0 or not -31 <= day <= 31:
+            raise ValueError(f"{day} is not a valid day of the month: 1..31, or -1..-31 counted from the month's end")
+    if begin < 0 < end:
+        raise ValueError(f"{text!r}: end day must be negative if start day is negative")
+    if (28 + begin if begin < 0 else begin) > (28 + end if end < 0 else end):
+        raise ValueError(f"{text!r}: end day {end} is always before start day {begin}")
+    return begin, end
+
+
+def _months(text: Any) -> tuple[int, int]:
+    begin, end = _range(text, _MONTHS, "month")
+    if not (1 <= begin <= 12 and 1 <= end <= 12):
+        raise ValueError(f"{text!r}: months are 1..12 or january … december")
+    if begin > end:
+        raise ValueError(f"{text!r}: end month is before start month")
+    return begin, end
+
+
+def _years(text: Any) -> tuple[int, int]:
+    begin, end = _range(text, None, "year")
+    if begin > end:
+        raise ValueError(f"{text!r}: end year {end} is before start year {begin}")
+    return begin, end
+
+
+def _zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin, America/New_York or UTC)") from None
+    return name
+
+
+class TimeRangeSettings(_Section):
+    start_time: str = Field(description="HH:MM, from 00:00.")
+    end_time: str = Field(description="HH:MM, up to 24:00; not included.")
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not _CLOCK.fullmatch(value):
+            raise ValueError(f"couldn't parse time {value!r}: write HH:MM (00:00 to 24:00)")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TimeRangeSettings":
+        if self.start_minute >= self.end_minute:
+            raise ValueError("start_time must be before end_time (split a range over midnight in two)")
+        return self
+
+    @property
+    def start_minute(self) -> int:
+        return int(self.start_time[:2]) * 60 + int(self.start_time[3:])
+
+    @property
+    def end_minute(self) -> int:
+        return int(self.end_time[:2]) * 60 + int(self.end_time[3:])
+
+
+class TimeIntervalSettings(_Section):
+    """Alertmanager's time interval: a moment is inside when it meets every field given (in
+    `location`'s wall-clock time); `start`/`end` add a one-off window (a maintenance)."""
+
+    times: list[TimeRangeSettings] | None = None
+    weekdays: list[Annotated[tuple[int, int], BeforeValidator(_weekdays)]] | None = Field(None, description="e.g. ['monday:friday', 'sunday'].")
+    days_of_month: list[Annotated[tuple[int, int], BeforeValidator(_days_of_month)]] | None = Field(None, description="e.g. ['1:5', '-3:-1'].")
+    months: list[Annotated[tuple[int, int], BeforeValidator(_months)]] | None = Field(None, description="e.g. ['december', 'january:march'].")
+    years: list[Annotated[tuple[int, int], BeforeValidator(_years)]] | None = Field(None, description="e.g. ['2026:2027'].")
+    location: Annotated[str, AfterValidator(_zone)] = Field("UTC", description="IANA time zone the other fields are read in.")
+    start: AwareDatetime | None = Field(None, description="One-off window: from this moment (with its offset, e.g. 2026-03-28T22:00:00+01:00).")
+    end: AwareDatetime | None = Field(None, description="One-off window: until this moment (not included).")
+
+    @model_validator(mode="after")
+    def _window(self) -> "TimeIntervalSettings":
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class NamedTimeIntervalSettings(_Section):
+    name: str = Field(min_length=1)
+    time_intervals: list[TimeIntervalSettings] = Field(min_length=1, description="Inside when inside any of these.")
 
 
 class FlapSettings(_Section):
@@ -411,6 +577,27 @@ class AlertingSettings(_Section):
     escalate_after: Duration | None = Field(None, description="Re-send an unacknowledged P1 to `escalate_to` after this long.")
     escalate_to: list[str] = Field(default_factory=list)
     max_attempts: int = Field(10, ge=1, le=100, description="Delivery attempts before a notification is dead.")
+    severity_tiers: dict[str, Literal["P1", "P2", "P3"]] = Field(
+        default_factory=lambda: {"critical": "P1", "warning": "P2", "info": "P3"},
+        description="Alerts from Prometheus or Alertmanager with no `tier` label: their `severity` label → tier (case-insensitive); unmapped: P2.",
+    )
+    inhibit_rules: list[InhibitRuleSettings] = Field(
+        default_factory=list, description="Alertmanager's inhibit rules, next to the built-in one (a source down holds its pipelines' alerts).",
+    )
+    time_intervals: list[NamedTimeIntervalSettings] = Field(
+        default_factory=list, description="Named mute windows for routes' `mute_time_intervals` / `active_time_intervals`.",
+    )
+
+    @field_validator("severity_tiers")
+    @classmethod
+    def _lower(cls, mapping: dict[str, str]) -> dict[str, str]:
+        return {k.lower(): v for k, v in mapping.items()}
+
+    @field_validator("time_intervals")
+    @classmethod
+    def _unique_intervals(cls, intervals: list[Any]) -> list[Any]:
+        _require_unique([i.name for i in intervals], "time interval")
+        return intervals
 
 
 class FolderSettings(_Section):
@@ -584,6 +771,22 @@ class Settings(BaseSettings):
         for name in self.alerting.escalate_to:
             if name not in known:
                 raise ValueError(f"alerting.escalate_to: unknown receiver {name!r} (configured: {sorted(known)})")
+        return self
+
+    @model_validator(mode="after")
+    def _known_time_intervals(self) -> "Settings":
+        known = {i.name for i in self.alerting.time_intervals}
+
+        def check(routes: list[RouteSettings], path: str) -> None:
+            for i, route in enumerate(routes):
+                for key in ("mute_time_intervals", "active_time_intervals"):
+                    for name in getattr(route, key):
+                        if name not in known:
+                            raise ValueError(f"{path}[{i}].{key}: unknown time interval {name!r} "
+                                             f"(define it under alerting.time_intervals; defined: {sorted(known)})")
+                check(route.routes, f"{path}[{i}].routes")
+
+        check(self.routes, "routes")
         return self
 
     @property

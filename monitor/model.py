@@ -147,6 +147,7 @@ class AlertKind(enum.StrEnum):
     DRIFT_DETECTED = "drift_detected"
     SOURCE_DOWN = "source_down"
     POLICY_VIOLATION = "policy_violation"
+    INFRA_ALERT = "infra_alert"
 
 
 class GoodNews(enum.StrEnum):
@@ -224,6 +225,10 @@ KINDS: dict[AlertKind, KindSpec] = {
     AlertKind.DRIFT_DETECTED: KindSpec(Tier.P3, Scope.CHECK, _CHECK),
     AlertKind.SOURCE_DOWN: KindSpec(Tier.P1, Scope.SOURCE, {GoodNews.SOURCE_UP: Scope.SOURCE}),
     AlertKind.POLICY_VIOLATION: KindSpec(Tier.P2, Scope.TASK),
+    # Prometheus and Alertmanager alerts (GPU node down, disk full): identified by their label set
+    # (the dedup key), resolved only by their own `resolved`; their tier comes from the alert's
+    # `tier` or `severity` label (`Event.tier`), P2 when it names none — never a silent P1.
+    AlertKind.INFRA_ALERT: KindSpec(Tier.P2, Scope.SOURCE),
 }
 
 #: Default tier of each alert kind.
@@ -298,6 +303,9 @@ class Event(BaseModel):
     details: JsonObject = Field(default_factory=dict)
     labels: Labels = Field(default_factory=dict)
     dedup_key: Text | None = Field(default=None, max_length=255)
+    tier: Tier | None = Field(
+        default=None, description="The sender's tier for the alert this event fires, instead of its kind's default; routes still apply.",
+    )
     resolved: bool = Field(
         default=False, description="The problem named by `kind` is over: resolve its alert (same fingerprint)."
     )
@@ -334,7 +342,7 @@ class Alert(BaseModel):
     event_count: int = 1
     acked_at: datetime | None = None
     acked_by: str | None = None
-    muted_by: str | None = Field(None, description="`silence:ID` or `inhibited:ALERT_ID` while muted.")
+    muted_by: str | None = Field(None, description="`silence:ID`, `inhibited:ALERT_ID` or `window:NAME` (a route's mute window) while muted.")
     notifications: list[NotificationView] = Field(default_factory=list)
 
     @field_validator("links")

@@ -73,13 +73,14 @@ def tick(
     with store.session() as session:
         now = clock()
         if state.muting_due(store, now):
-            groups.recheck_muted(session, now)
-            state.recheck_at = group_store.next_silence_boundary(session, now=now)
+            groups.recheck_muted(session, now, policy.muting)
+            boundaries = [group_store.next_silence_boundary(session, now=now), policy.muting.next_boundary(now)]
+            state.recheck_at = min((b for b in boundaries if b is not None), default=None)
         if state.timers_due(now):
             ingest.release_held(session, now)
             ingest.promote_retrying(session, policy, now)
             ingest.escalate(session, policy, now)
-        groups.flush_due(session, now)
+        groups.flush_due(session, now, rules=policy.muting)
     return deliver_due(store, notifiers, policy, clock=clock)
 
 

@@ -4,12 +4,13 @@ repeat_interval, kept in the store so a restart loses no pending group)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Collection
 
 from sqlalchemy.orm import Session
 
-from monitor.alerting.muting import ActiveSilence, muted_by
+from monitor.alerting.muting import NO_RULES, ActiveSilence, Rules, muted_by
 from monitor.alerting.routing import Decision, alert_attributes
 from monitor.model import AlertKind, AlertStatus, NotificationAction, NotificationStatus
 from monitor.store import groups as group_store
@@ -60,22 +61,41 @@ def _state(alert: AlertRow) -> str:
     return "acked" if alert.acked_at else "firing"
 
 
-def flush_due(session: Session, now: datetime, *, limit: int = 200) -> list[NotificationRow]:
+@dataclass(frozen=True)
+class _Muting:
+    """What muting reads from the store, once per flush or recheck."""
+
+    silences: list[ActiveSilence]
+    down: dict[str, int]
+    rules: Rules
+    firing: list[tuple[int, dict[str, str]]]
+
+    @classmethod
+    def read(cls, session: Session, now: datetime, rules: Rules) -> "_Muting":
+        silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
+        firing = [(a.id, attrs_of(a)) for a in group_store.firing_alerts(session)] if rules.inhibit else []
+        return cls(silences, group_store.down_sources(session), rules, firing)
+
+    def of(self, alert: AlertRow, now: datetime) -> str | None:
+        return muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), self.silences, self.down, now,
+                        rules=self.rules, alert_id=alert.id, firing=self.firing)
+
+
+def flush_due(session: Session, now: datetime, *, limit: int = 200, rules: Rules = NO_RULES) -> list[NotificationRow]:
     due = group_store.due(session, now=now, limit=limit)
     if not due:
         return []
-    silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
-    down = group_store.down_sources(session)
+    muting = _Muting.read(session, now, rules)
     created: list[NotificationRow] = []
     for group in due:
-        row = _flush(session, group, now, silences, down)
+        row = _flush(session, group, now, muting)
         if row is not None:
             created.append(row)
     return created
 
 
-def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list[ActiveSilence], down: dict[str, int]) -> NotificationRow | None:
-    told = _told(group, group_store.members(session, group_id=group.id), now, silences, down)
+def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: _Muting) -> NotificationRow | None:
+    told = _told(group, group_store.members(session, group_id=group.id), now, muting)
     live = any(v in ("firing", "acked") for v in told.values())  # firing and not muted: repeats go on
     content = {k: (group.notified[k] if v == "held" else v) for k, v in told.items()}
     firing = [k for k, v in content.items() if v in ("firing", "acked")]
@@ -102,7 +122,7 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, silences: list
     return notification
 
 
-def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, silences: list[ActiveSilence], down: dict[str, int]) -> dict[str, str]:
+def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, muting: _Muting) -> dict[str, str]:
     """What the receiver should believe of each alert after this flush (ARCHITECTURE.md, the rules of truth).
 
     A muted firing alert is "held": the receiver keeps its last word (firing, acked) or, if it
@@ -112,7 +132,7 @@ def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, silences
     for alert in members:
         key = str(alert.id)
         if alert.status == AlertStatus.FIRING.value:
-            alert.muted_by = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
+            alert.muted_by = muting.of(alert, now)
             if alert.muted_by is not None:
                 if key in group.notified:
                     content[key] = "held"
@@ -122,18 +142,21 @@ def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, silences
     return content
 
 
-def recheck_muted(session: Session, now: datetime) -> int:
-    """Silences end and sources recover: re-flush groups whose alerts' muting changed.
+def recheck_muted(session: Session, now: datetime, rules: Rules = NO_RULES) -> int:
+    """Silences end, sources recover, windows open and close, inhibiting alerts resolve:
+    re-flush groups whose alerts' muting changed.
 
-    With no silence active and no source down, only alerts muted now can change (they unmute),
-    so only those are read."""
-    silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
-    down = group_store.down_sources(session)
-    candidates = group_store.firing_alerts(session, muted_only=not (silences or down))
+    With no silence active, no source down and no muting configured, only alerts muted now can
+    change (they unmute), so only those are read. Without `rules` (the verbs, which have no
+    config) the configured reasons are not seen; the dispatcher's recheck, which the same
+    commit wakes, puts them back before any group is flushed."""
+    muting = _Muting.read(session, now, rules)
+    configured = bool(rules.inhibit or rules.windows)
+    candidates = group_store.firing_alerts(session, muted_only=not (muting.silences or muting.down or configured))
     changed = 0
     touched: list[int] = []
     for alert in candidates:
-        now_muted = muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), silences, down, now)
+        now_muted = muting.of(alert, now)
         if now_muted != alert.muted_by:
             alert.muted_by = now_muted
             touched.append(alert.id)

@@ -4,6 +4,7 @@ half-applied and a crash loses nothing that was acknowledged to the sender."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Generic, Sequence, TypeVar
@@ -13,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from monitor import metrics
 from monitor.alerting import groups, lifecycle, routing, verbs
+from monitor.alerting.muting import Rules as MutingRules
 from monitor.config import AlertingSettings, RouteSettings, Settings
-from monitor.model import KINDS, AlertKind, AlertStatus, Event, EventKind, Scope, Tier, utcnow
+from monitor.model import KINDS, AlertKind, AlertStatus, Event, EventKind, Scope, Tier, utcnow, web_url
 from monitor.store import Store
 from monitor.store import alerts as alert_store
 from monitor.store import events as event_store
@@ -50,6 +52,11 @@ class AlertPolicy:
     routes: Sequence[RouteSettings] = ()
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     runbooks: Sequence[alert_store.Applies] = ()
+
+    @functools.cached_property
+    def muting(self) -> MutingRules:
+        """Inhibit rules and mute windows from config, parsed once."""
+        return MutingRules.from_settings(self.routes, self.alerting)
 
     @classmethod
     def from_settings(cls, settings: Settings, runbooks: Sequence[alert_store.Applies] = ()) -> "AlertPolicy":
@@ -128,6 +135,8 @@ class _Batch:
         lookups = [lifecycle.lookups(e) for e in events]
         self._load(events, lookups)
         pending = [self._apply(e, i, fp, kinds) for e, i, (fp, kinds) in zip(events, event_ids, lookups)]
+        if self.policy.alerting.inhibit_rules and (self.routed or self.resolved):
+            signal(self.session, Changed.MUTING)  # an inhibit rule's source may have fired or resolved
         self._write()
         return [p.ids() for p in pending]
 
@@ -212,7 +221,7 @@ class _Batch:
             fingerprint=change.fingerprint, tier=tier.value, status=AlertStatus.FIRING.value, kind=change.kind.value,
             source=event.source, pipeline=event.pipeline, run_id=event.run_id, task_id=event.task_id,
             try_number=event.try_number, summary=event.summary or change.kind.value.replace("_", " "),
-            details=details, labels=event.labels, links={"orchestrator": details["url"]} if isinstance(details.get("url"), str) else {},
+            details=details, labels=event.labels, links=_links(details),
             started_at=min(event.occurred_at, self.now), updated_at=self.now, failed_at=event.occurred_at, resolved_at=None, event_count=1,
         )
         self.session.add(alert)
@@ -234,6 +243,13 @@ class _Batch:
         groups.assign(self.session, self.routed, self.now, new=True)
         if self.resolved:
             groups.touch(self.session, [a.id for a in self.resolved], self.now)
+
+
+def _links(details: dict) -> dict[str, str]:
+    """Links the event brought: the orchestrator's page (`url`), a runbook (`runbook_url`, from
+    a Prometheus alert's annotation). Only http(s) ones are kept (model.web_url)."""
+    wanted = {"orchestrator": details.get("url"), "runbook": details.get("runbook_url")}
+    return {name: url for name, url in wanted.items() if web_url(url) is not None}
 
 
 def release_held(session: Session, now: datetime) -> int:

@@ -106,5 +106,5 @@ def plan(event: Event, firing: list[FiringAlert], tiers: dict[AlertKind, Tier] =
         if event.resolved:
             changes.extend([Resolve(same.id)] if same and _after(event, same) else [])
         else:
-            changes.append(Repeat(same.id) if same else Fire(kind, fp, tiers[kind]))
+            changes.append(Repeat(same.id) if same else Fire(kind, fp, event.tier or tiers[kind]))
     return changes

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Mapping, Sequence
 
 from monitor import linear_regex
+from monitor.alerting.matchers import all_match, parse_list
 from monitor.config import AlertingSettings, RouteSettings
 from monitor.model import Tier
 
@@ -33,6 +34,11 @@ def alert_attributes(*, tier: str, kind: str, source: str, pipeline: str | None,
     attrs.update({k: str(v) for k, v in labels.items() if k not in _FIELDS})
     attrs.update({"tier": tier, "kind": kind, "source": source, "pipeline": pipeline or "", "task": task or ""})
     return attrs
+
+
+def route_matches(node: RouteSettings, attrs: Mapping[str, str]) -> bool:
+    """Both of a route's matcher forms: the `match` mapping and Alertmanager's `matchers` list."""
+    return matches(node.match, attrs) and all_match(parse_list(tuple(node.matchers)), attrs)
 
 
 def matches(matchers: Mapping[str, str], attrs: Mapping[str, str]) -> bool:
@@ -87,7 +93,7 @@ class Decision:
 def final_tier(tier: Tier, attrs: Mapping[str, str], routes: Sequence[RouteSettings]) -> Tier:
     """The first matching route (depth first, in order) that sets `tier` decides it."""
     for route in routes:
-        if matches(route.match, attrs):
+        if route_matches(route, attrs):
             nested = final_tier(tier, attrs, route.routes)
             if nested is not tier:
                 return nested
@@ -106,7 +112,7 @@ def route(
     """Receivers and grouping for an alert whose (final) tier is `tier`."""
     root = Grouping(tuple(defaults.group_by), defaults.group_wait, defaults.group_interval, defaults.repeat_interval)
     attrs = {**attrs, "tier": tier.value}
-    matched = _walk(routes, attrs, root, "root")
+    matched = [(path, grouping, names) for path, grouping, names, _ in _walk(routes, attrs, root, "root")]
     if not matched:
         matched = [("root", root, [])]
     out: list[Decision] = []
@@ -121,18 +127,25 @@ def route(
     return out
 
 
-def _walk(routes: Sequence[RouteSettings], attrs: Mapping[str, str], parent: Grouping, path: str) -> list[tuple[str, Grouping, list[str]]]:
-    out: list[tuple[str, Grouping, list[str]]] = []
+def _walk(routes: Sequence[RouteSettings], attrs: Mapping[str, str], parent: Grouping, path: str) -> list[tuple[str, Grouping, list[str], RouteSettings]]:
+    out: list[tuple[str, Grouping, list[str], RouteSettings]] = []
     for index, node in enumerate(routes):
-        if not matches(node.match, attrs):
+        if not route_matches(node, attrs):
             continue
         here = f"{path}.{index}"
         grouping = parent.inherit(node)
         children = _walk(node.routes, attrs, grouping, here)
-        out.extend(children or [(here, grouping, list(node.receivers))])
+        out.extend(children or [(here, grouping, list(node.receivers), node)])
         if not node.continue_:
             break
     return out
+
+
+def delivering_routes(attrs: Mapping[str, str], routes: Sequence[RouteSettings]) -> list[RouteSettings]:
+    """The routes an alert (whose `attrs` hold its final tier) is notified through; none when it
+    falls back to the root (whose defaults have no mute windows, as in Alertmanager)."""
+    root = Grouping((), timedelta(0), timedelta(0), timedelta(0))
+    return [node for _, _, _, node in _walk(routes, attrs, root, "root")]
 
 
 def _tier_defaults(tier: Tier, receivers: Sequence[tuple[str, str]]) -> list[str]:
