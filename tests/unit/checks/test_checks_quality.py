@@ -1,6 +1,7 @@
 """Data quality through GX 1.x in this process: suites, translation, file inputs, load failures."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,25 @@ def test_run_quality_reports_bad_input(tmp_path, frame):
     with pytest.raises(SuiteLoadError):
         run_quality(_write(tmp_path, "[]"), data)
     assert run_quality(shipped_suite("demo_values"), data).status is Status.passed
+
+
+def test_without_great_expectations_the_quality_check_says_which_extra_to_install(tmp_path):
+    """dagwatch-checks without its `quality` extra: every other check works, quality says how to get GX.
+    (A subprocess, whose import of great_expectations fails as on a slim install.)"""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["great_expectations"] = None  # what a slim install looks like to an import
+from checks import MissingDependency
+from checks.quality import shipped_suite, validate_frame
+try:
+    validate_frame(None, shipped_suite("demo_values"))
+except MissingDependency as exc:
+    print(exc)
+"""
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "needs Great Expectations, which is not installed: pip install 'dagwatch-checks[quality]'" in out.stdout
