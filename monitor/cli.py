@@ -66,6 +66,7 @@ def up(
     import uvicorn
 
     from monitor.api.app import create_app
+    from monitor.api.auth import Access
     from monitor.service import Service
 
     settings = _settings(config)
@@ -88,12 +89,19 @@ def up(
     if not settings.sources:
         typer.echo("dagwatch: no sources configured: watching only what is pushed to POST /api/v1/events "
                    "(`demo: true` adds the built-in demo pipeline)")
-    typer.echo("dagwatch: reads (GET, the pages) are open to anyone who can reach this address; "
-               "every change needs a token (`dagwatch token create`)")
+    if settings.server.read_auth:
+        typer.echo("dagwatch: reads need a viewer token or page session (server.read_auth); every change needs a token")
+    else:
+        typer.echo("dagwatch: reads (GET, the pages) are open to anyone who can reach this address (server.read_auth: true "
+                   "closes them); every change needs a token (`dagwatch token create`)")
+    if settings.server.trusted_proxy is not None:
+        proxy = settings.server.trusted_proxy
+        typer.echo(f"dagwatch: believing the {proxy.header} header from {', '.join(map(str, proxy.from_))} only (server.trusted_proxy)")
     app = create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets,
                      sources=service.sources, runbook_engine=service.runbooks, notifiers=service.notifiers,
-                     max_body_bytes=settings.server.max_body_bytes)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning")
+                     max_body_bytes=settings.server.max_body_bytes, access=Access.from_settings(settings))
+    # proxy_headers off: the peer address must be the real one, as the trusted proxy check needs
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning", proxy_headers=False)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, object]:
@@ -195,9 +203,8 @@ def runbook_run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a runbook for an alert here and now, printing each step. Exit 1 if it failed."""
-    import getpass
-
     from monitor.service import Service
+    from monitor.store import audit
 
     settings = _settings(config)
     try:
@@ -207,7 +214,10 @@ def runbook_run(
     try:
         from monitor.remediation.engine import StartRequest
 
-        started = service.runbooks.run_now(StartRequest(name, alert, started_by=f"cli:{getpass.getuser()}", dry_run=dry_run, force=force))
+        started = service.runbooks.run_now(StartRequest(name, alert, started_by=_cli_user(), dry_run=dry_run, force=force))
+        with service.store.session() as db:
+            _audit(db, settings, "run_runbook", f"{name} for alert #{alert}",
+                   detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=dry_run))
     except DagwatchError as exc:
         _fail(str(exc))
     finally:
@@ -298,20 +308,39 @@ def _open_store(settings: Settings):
         _fail(str(exc))
 
 
+def _cli_user() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _audit(session, settings: Settings, action: str, target: str, *, detail: str = "") -> None:  # noqa: ANN001 - a Session
+    """Audit a command's change in its transaction: the OS user, on this host."""
+    import socket
+
+    from monitor.model import utcnow
+    from monitor.store import audit
+
+    entry = audit.Entry(actor=_cli_user(), via=audit.Via.CLI, action=action, target=target, address=socket.gethostname(), detail=detail)
+    audit.record(session, entry, now=utcnow(), keep=settings.audit.keep)
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option("--name", "-n", help="Who or what uses it (unique).")],
-    role: Annotated[str, typer.Option("--role", "-r", help="viewer | operator | admin")] = "operator",
+    role: Annotated[str, typer.Option("--role", "-r", help="ingest (post events only) | viewer | operator | admin")] = "operator",
     config: ConfigOption = None,
 ) -> None:
     """Create a token and print it once; only its hash is stored."""
     from monitor.model import utcnow
     from monitor.store import tokens
 
-    store = _open_store(_settings(config))
+    settings = _settings(config)
+    store = _open_store(settings)
     try:
         with store.session() as session:
             token = tokens.create(session, name=name, role=role, now=utcnow())
+            _audit(session, settings, "token_create", name, detail=f"role {role}")
     except DagwatchError as exc:
         _fail(str(exc))
     finally:
@@ -325,9 +354,12 @@ def token_revoke(name: Annotated[str, typer.Option("--name", "-n")], config: Con
     from monitor.model import utcnow
     from monitor.store import tokens
 
-    store = _open_store(_settings(config))
+    settings = _settings(config)
+    store = _open_store(settings)
     with store.session() as session:
         found = tokens.revoke(session, name=name, now=utcnow())
+        if found:
+            _audit(session, settings, "token_revoke", name)
     store.close()
     if not found:
         _fail(f"no active token named {name!r}")

@@ -7,10 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from monitor.alerting import verbs
-from monitor.api.auth import Operator, operator
+from monitor.api.auth import Caller, require
 from monitor.api.deps import Offset, RowId, session
 from monitor.model import Alert, AlertKind, AlertStatus, Text, Tier, utcnow
 from monitor.store import alerts as alert_store
+from monitor.store.tokens import Permission
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -45,8 +46,11 @@ class AckIn(BaseModel):
 
 
 @router.post("/{alert_id}/ack", response_model=Alert)
-def ack_alert(alert_id: RowId, request: Request, body: AckIn | None = None, who: Operator = Depends(operator), db: Session = Depends(session)) -> Alert:
+def ack_alert(alert_id: RowId, request: Request, body: AckIn | None = None, who: Caller = Depends(require(Permission.ACT, "ack")),
+              db: Session = Depends(session)) -> Alert:
     """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
-    row = verbs.ack(db, alert_id=alert_id, who=who.name, now=utcnow(), comment=body.comment if body else "")
+    now = utcnow()
+    row = verbs.ack(db, alert_id=alert_id, who=who.name, now=now, comment=body.comment if body else "")
+    who.record(db, target=f"alert #{alert_id}", now=now)
     policy = request.app.state.policy
     return alert_store.to_models(db, [row], base_url=policy.base_url, runbooks=policy.runbooks)[0]

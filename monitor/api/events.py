@@ -10,8 +10,9 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from monitor.alerting import ingest
-from monitor.api.auth import Operator, operator
+from monitor.api.auth import Caller, require
 from monitor.model import AlertKind, Event, utcnow
+from monitor.store.tokens import Permission
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 MAX_BATCH = 1000
@@ -44,7 +45,7 @@ def _parse(item: Any) -> Event | list[str]:
         return _errors(exc)
 
 
-def _ingest(request: Request, items: list[Event | list[str]]) -> IngestResult:
+def _ingest(request: Request, items: list[Event | list[str]], who: Caller) -> IngestResult:
     """`items` are parsed events, or the reasons an item could not be parsed."""
     if len(items) > MAX_BATCH:
         raise HTTPException(413, f"a batch holds at most {MAX_BATCH} events; split it")
@@ -56,11 +57,14 @@ def _ingest(request: Request, items: list[Event | list[str]]) -> IngestResult:
         results.append(ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved))
     results.sort(key=lambda r: r.index)
     accepted = sum(r.status == "accepted" for r in results)
+    with request.app.state.store.session() as db:  # one entry per request, after ingest's own transaction
+        who.record(db, target=", ".join(sorted({e.source for _, e in events}))[:500] or "(none)",
+                   detail=f"{accepted} accepted, {len(results) - accepted} rejected")
     return IngestResult(accepted=accepted, rejected=len(results) - accepted, items=results)
 
 
 @router.post("", response_model=IngestResult)
-def post_events(request: Request, body: Any = Body(..., examples=[{"kind": "run_failed", "source": "airflow-prod", "pipeline": "train", "run_id": "manual__1", "summary": "train failed"}]), who: Operator = Depends(operator)) -> IngestResult:
+def post_events(request: Request, body: Any = Body(..., examples=[{"kind": "run_failed", "source": "airflow-prod", "pipeline": "train", "run_id": "manual__1", "summary": "train failed"}]), who: Caller = Depends(require(Permission.INGEST, "post_events"))) -> IngestResult:
     """One event object or a list of them; the answer says, per item, accepted or why not."""
     if isinstance(body, dict):
         items = [body]
@@ -68,7 +72,7 @@ def post_events(request: Request, body: Any = Body(..., examples=[{"kind": "run_
         items = body
     else:
         raise HTTPException(400, "send an event object or a list of event objects")
-    return _ingest(request, [_parse(item) for item in items])
+    return _ingest(request, [_parse(item) for item in items], who)
 
 
 class AlertmanagerAlert(BaseModel):
@@ -110,7 +114,8 @@ def _from_alertmanager(alert: AlertmanagerAlert) -> dict[str, Any]:
 
 
 @router.post("/alertmanager", response_model=IngestResult)
-def post_alertmanager(request: Request, payload: AlertmanagerPayload, who: Operator = Depends(operator)) -> IngestResult:
+def post_alertmanager(request: Request, payload: AlertmanagerPayload,
+                      who: Caller = Depends(require(Permission.INGEST, "post_events"))) -> IngestResult:
     """Alertmanager's webhook (payload version 4): each alert becomes an event; resolved alerts
     resolve the dagwatch alert with the same fingerprint."""
     items: list[Event | list[str]] = []
@@ -119,4 +124,4 @@ def post_alertmanager(request: Request, payload: AlertmanagerPayload, who: Opera
             items.append(_parse(_from_alertmanager(AlertmanagerAlert.model_validate(raw))))
         except ValidationError as exc:
             items.append(_errors(exc))
-    return _ingest(request, items)
+    return _ingest(request, items, who)

@@ -22,22 +22,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.orm import Session
 
 from monitor.alerting import verbs
-from monitor.api import errors, web_session
+from monitor.api import auth, errors, web_session
+from monitor.api.auth import Caller
 from monitor.api.deps import session
 from monitor.api.page_render import SecureRoute, static_files
 from monitor.api.page_render import templates as _templates
 from monitor.api.silences import SilenceIn
-from monitor.api.web_session import PageUser, Refused
+from monitor.api.web_session import Refused
 from monitor.config import parse_duration
 from monitor.errors import InvalidRequest, NotFound
 from monitor.model import Alert, AlertStatus, Tier, utcnow
 from monitor.remediation.engine import StartRequest
 from monitor.remediation.runbook import Runbook
 from monitor.store import alerts as alert_store
+from monitor.store import audit
 from monitor.store import runbooks as execution_store
 from monitor.store import runs as run_store
 from monitor.store import silences as silence_store
 from monitor.store import tokens
+from monitor.store.audit import Outcome, Via
+from monitor.store.tokens import Permission
 
 templates = _templates()
 __all__ = ["router", "static_files"]
@@ -46,7 +50,7 @@ MAX_ID = 2**31 - 1
 SILENCE_CHOICES = ("30m", "1h", "4h", "1d")  # the alert page's quick silences; the silences page takes any
 LIST_LIMIT = 200
 REFRESH_CHOICES = (0, 10, 30, 60, 300)
-Action = Callable[[PageUser, dict[str, str]], Response]  # what a page POST does once it is allowed
+Action = Callable[[Caller, dict[str, str]], Response]  # what a page POST does once it is allowed
 
 
 # ---- query parameters ---------------------------------------------------------------------------
@@ -222,12 +226,19 @@ async def login(request: Request) -> Response:
 def _login(request: Request, fields: dict[str, str]) -> Response:
     target = web_session.safe_next(fields.get("next"))
     now = utcnow()
+    error = "unknown or revoked token"
     with request.app.state.store.session() as db:
         row = tokens.lookup(db, token=fields.get("token", "").strip(), now=now)
-        cookie = web_session.issue(row, now) if row is not None else None
+        cookie = web_session.issue(row, now) if row is not None and tokens.allows(row.role, Permission.READ) else None
+        if row is not None:  # a known token's login is audited; guesses are not (anyone could fill the log)
+            if cookie is None:
+                error = f"{row.name!r} is an {row.role} token: it posts events and cannot use the pages; log in with a viewer, operator or admin token"
+            entry = audit.Entry(actor=row.name, via=Via.PAGE, action="login", address=auth.peer_address(request),
+                                outcome=Outcome.OK if cookie else Outcome.REFUSED, reason="" if cookie else error)
+            audit.record(db, entry, now=now, keep=auth.access(request).audit_keep)
     if cookie is None:
-        return templates.TemplateResponse(request, "login.html", {"next": target, "error": "unknown or revoked token", "user": None},
-                                          status_code=401)
+        return templates.TemplateResponse(request, "login.html", {"next": target, "error": error, "user": None},
+                                          status_code=401 if row is None else 403)
     response = RedirectResponse(target, status_code=303)
     web_session.set_cookie(response, request, cookie, public_url=_public(request))
     return response
@@ -239,15 +250,23 @@ async def logout(request: Request) -> Response:
         web_session.check_origin(request, _public(request))
     except Refused as exc:
         return _message(request, exc.status, "Refused", exc.message)
+    await run_in_threadpool(_logout, request)
     response = RedirectResponse("/", status_code=303)
     web_session.clear_cookie(response)
     return response
 
 
+def _logout(request: Request) -> None:
+    with request.app.state.store.session() as db:
+        user = web_session.current(request, db, utcnow())
+        if user is not None:
+            auth.page_caller(request, user, "logout").record(db, target="")
+
+
 @router.post("/runbooks/{name}/start")
 async def start(request: Request, name: str) -> Response:
     """Start the runbook for the form's alert as the logged-in operator; joins a running one."""
-    def act(user: PageUser, fields: dict[str, str]) -> Response:
+    def act(user: Caller, fields: dict[str, str]) -> Response:
         engine = request.app.state.runbook_engine
         if engine is None:
             return _no_engine(request)
@@ -256,35 +275,43 @@ async def start(request: Request, name: str) -> Response:
             raise InvalidRequest("the form has no valid alert_id")
         dry_run = fields.get("dry_run") in ("1", "on", "true")
         started = engine.start(StartRequest(name, alert_id, started_by=user.name, dry_run=dry_run))
+        with request.app.state.store.session() as db:  # after the engine's own transaction, which made the execution
+            user.record(db, target=f"{name} for alert #{alert_id}",
+                        detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=dry_run))
         return RedirectResponse(f"/runbooks/executions/{started.execution.id}" + ("?joined=true" if started.joined else ""), status_code=303)
 
-    return await _post(request, act)
+    return await _post(request, "run_runbook", act)
 
 
 @router.post("/alerts/{alert_id}/ack")
 async def ack(request: Request, alert_id: int) -> Response:
-    return await _post(request, _on_alert(request, alert_id, lambda db, user, _fields: verbs.ack(
-        db, alert_id=alert_id, who=user.name, now=utcnow())))
+    def verb(db: Session, user: Caller, _fields: dict[str, str]) -> str:
+        verbs.ack(db, alert_id=alert_id, who=user.name, now=utcnow())
+        return ""
+
+    return await _post(request, "ack", _on_alert(request, alert_id, verb))
 
 
 @router.post("/alerts/{alert_id}/silence")
 async def silence(request: Request, alert_id: int) -> Response:
     """Silence what the alert is about for the chosen duration (default 1h)."""
-    def verb(db: Session, user: PageUser, fields: dict[str, str]) -> object:
+    def verb(db: Session, user: Caller, fields: dict[str, str]) -> str:
         try:
             length = parse_duration(fields.get("duration") or "1h")
         except ValueError as exc:
             raise InvalidRequest(f"duration: {exc}") from None
         comment = fields.get("comment", "").strip()[:2000] or "from the alert page"
-        return verbs.silence_alert(db, alert_id=alert_id, who=user.name, now=utcnow(), duration=length, comment=comment)
+        row = verbs.silence_alert(db, alert_id=alert_id, who=user.name, now=utcnow(), duration=length, comment=comment)
+        db.flush()
+        return f"silence #{row.id} for {length}"
 
-    return await _post(request, _on_alert(request, alert_id, verb))
+    return await _post(request, "silence", _on_alert(request, alert_id, verb))
 
 
 @router.post("/silences")
 async def create_silence(request: Request) -> Response:
     """A silence from the page's form, checked by the API's own model (SilenceIn) and verb."""
-    def act(user: PageUser, fields: dict[str, str]) -> Response:
+    def act(user: Caller, fields: dict[str, str]) -> Response:
         matchers, problems = _matchers(fields.get("matchers", ""))
         body = None
         if not problems:
@@ -298,52 +325,68 @@ async def create_silence(request: Request) -> Response:
                 try:
                     starts, ends = body.window(now)
                     row = verbs.silence(db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=user.name, comment=body.comment, now=now)
+                    db.flush()
+                    user.record(db, target=f"silence #{row.id}", detail=f"{body.matchers} until {ends.isoformat()}", now=now)
                     return RedirectResponse(f"/silences?created={row.id}", status_code=303)
                 except (ValueError, InvalidRequest) as exc:
                     problems = [str(exc)]
             return _silences(request, db, fields, problems=problems)
 
-    return await _post(request, act)
+    return await _post(request, "silence", act)
 
 
 @router.post("/silences/{silence_id}/expire")
 async def expire_silence(request: Request, silence_id: int) -> Response:
-    def act(_user: PageUser, _fields: dict[str, str]) -> Response:
+    def act(user: Caller, _fields: dict[str, str]) -> Response:
         with request.app.state.store.session() as db:
             verbs.expire(db, silence_id=_existing_id(silence_id, "silence"), now=utcnow())
+            user.record(db, target=f"silence #{silence_id}")
         return RedirectResponse(f"/silences?expired={silence_id}", status_code=303)
 
-    return await _post(request, act)
+    return await _post(request, "expire_silence", act)
 
 
-def _on_alert(request: Request, alert_id: int, verb: Callable[[Session, PageUser, dict[str, str]], object]) -> Action:
-    """A verb on one alert in its own transaction, then back to the alert's page."""
-    def act(user: PageUser, fields: dict[str, str]) -> Response:
+def _on_alert(request: Request, alert_id: int, verb: Callable[[Session, Caller, dict[str, str]], str]) -> Action:
+    """A verb on one alert, audited in its transaction (`verb` returns the entry's detail), then
+    back to the alert's page."""
+    def act(user: Caller, fields: dict[str, str]) -> Response:
         _existing_id(alert_id, "alert")
         with request.app.state.store.session() as db:
-            verb(db, user, fields)
+            user.record(db, target=f"alert #{alert_id}", detail=verb(db, user, fields))
         return RedirectResponse(f"/alerts/{alert_id}", status_code=303)
 
     return act
 
 
-async def _post(request: Request, act: Action) -> Response:
+async def _post(request: Request, action: str, act: Action) -> Response:
     """Every page POST: from this site, by a logged-in operator, with the session's CSRF field;
-    then `act(user, fields)` in a worker thread. Refusals and the core's typed errors are pages."""
+    then `act(caller, fields)` in a worker thread, the caller auditing as `action`. Refusals and
+    the core's typed errors are pages."""
     try:
         web_session.check_origin(request, _public(request))
         fields = await web_session.form(request)
-        return await run_in_threadpool(_authorized, request, fields, act)
+        return await run_in_threadpool(_authorized, request, fields, action, act)
     except Refused as exc:
         return _message(request, exc.status, "Refused" if exc.status != 401 else "Log in first", exc.message, login=exc.status == 401)
     except tuple(errors.STATUS) as exc:
         return _message(request, errors.status_of(exc), "Not done", str(exc))
 
 
-def _authorized(request: Request, fields: dict[str, str], act: Action) -> Response:
+def _authorized(request: Request, fields: dict[str, str], action: str, act: Action) -> Response:
+    """A logged-in person refused (role, stale form) is audited; someone not logged in is not."""
     with request.app.state.store.session() as db:
-        user = web_session.require(web_session.current(request, db, utcnow()), "operator", fields)
-    return act(user, fields)
+        user = auth.page_user(request, db)
+        try:
+            allowed = web_session.require(user, "operator", fields)
+        except Refused as exc:
+            if user is not None:
+                auth.page_caller(request, user, action).record(db, target=request.url.path, outcome=Outcome.REFUSED, reason=exc.message)
+            refused = exc
+        else:
+            refused = None
+    if refused is not None:
+        raise refused
+    return act(auth.page_caller(request, allowed, action), fields)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -406,9 +449,14 @@ def _alert(request: Request, db: Session, alert_id: int, runbooks: list[Runbook]
 
 
 def _render(request: Request, db: Session, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
-    user = web_session.current(request, db, utcnow())
+    user = auth.page_user(request, db)
     return templates.TemplateResponse(request, template, {**context, "user": user, "login_next": quote(_here(request))},
                                       status_code=status_code)
+
+
+def refusal(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """A page refused by api/auth (read_auth, the proxy's role header): a login link for 401."""
+    return _message(request, status_code, "Log in first" if status_code == 401 else "Refused", message, login=status_code == 401)
 
 
 def _message(request: Request, status_code: int, title: str, message: str, *, login: bool = False) -> HTMLResponse:

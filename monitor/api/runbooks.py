@@ -11,10 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.api.auth import Operator, operator
+from monitor.api.auth import Caller, require
 from monitor.api.deps import RowId
 from monitor.model import MAX_INT, JsonObject, RunbookExecution
 from monitor.remediation.engine import Engine, StartRequest
+from monitor.store import audit
+from monitor.store.tokens import Permission
 
 router = APIRouter(prefix="/api/v1/runbooks", tags=["runbooks"])
 
@@ -61,10 +63,13 @@ def list_runbooks(runbooks: Engine = Depends(engine)) -> list[RunbookOut]:
 
 
 @router.post("/{name}/executions", response_model=RunbookExecution, status_code=status.HTTP_202_ACCEPTED)
-def start_execution(name: str, body: StartIn, response: Response, who: Operator = Depends(operator), runbooks: Engine = Depends(engine)) -> RunbookExecution:
+def start_execution(name: str, body: StartIn, request: Request, response: Response, who: Caller = Depends(require(Permission.ACT, "run_runbook")),
+                    runbooks: Engine = Depends(engine)) -> RunbookExecution:
     """Run a runbook for an alert (an operator). The same runbook for the same alert runs once:
     a second start returns the existing execution (200) unless `force` and it has finished."""
     started = runbooks.start(StartRequest(name, body.alert_id, started_by=who.name, dry_run=body.dry_run, force=body.force, params=body.params))
+    with request.app.state.store.session() as db:  # after the engine's own transaction, which made the execution
+        who.record(db, target=f"{name} for alert #{body.alert_id}", detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=body.dry_run))
     if started.joined:
         response.status_code = status.HTTP_200_OK
     return started.execution

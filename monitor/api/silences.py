@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy.orm import Session
 
 from monitor.alerting import verbs
-from monitor.api.auth import Operator, operator
+from monitor.api.auth import Caller, require
 from monitor.api.deps import RowId, session
 from monitor.config import RouteSettings, parse_duration
 from monitor.model import Text, Timestamp, utcnow
 from monitor.store import silences as silence_store
 from monitor.store.tables import SilenceRow
+from monitor.store.tokens import Permission
 
 router = APIRouter(prefix="/api/v1/silences", tags=["silences"])
 
@@ -77,14 +78,19 @@ def list_silences(include_expired: bool = False, db: Session = Depends(session))
 
 
 @router.post("", response_model=SilenceOut, status_code=201)
-def create_silence(body: SilenceIn, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
+def create_silence(body: SilenceIn, who: Caller = Depends(require(Permission.ACT, "silence")), db: Session = Depends(session)) -> SilenceOut:
     now = utcnow()
     starts, ends = body.window(now)
     row = verbs.silence(db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=who.name, comment=body.comment, now=now)
+    db.flush()  # the row's id, for its audit entry
+    who.record(db, target=f"silence #{row.id}", detail=f"{body.matchers} until {ends.isoformat()}", now=now)
     return _out(row, now)
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut)
-def expire_silence(silence_id: RowId, who: Operator = Depends(operator), db: Session = Depends(session)) -> SilenceOut:
+def expire_silence(silence_id: RowId, who: Caller = Depends(require(Permission.ACT, "expire_silence")),
+                   db: Session = Depends(session)) -> SilenceOut:
     now = utcnow()
-    return _out(verbs.expire(db, silence_id=silence_id, now=now), now)
+    row = verbs.expire(db, silence_id=silence_id, now=now)
+    who.record(db, target=f"silence #{silence_id}", now=now)
+    return _out(row, now)

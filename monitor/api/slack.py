@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerting import verbs
+from monitor.api import auth
 from monitor.alerting.notifiers import slack
 from monitor.alerting.notifiers.base import DeliveryError, Receipt
 from monitor.errors import Conflict, InvalidRequest, NotFound
@@ -33,6 +34,8 @@ from monitor.model import RunbookExecution, utcnow
 from monitor.remediation.engine import Engine, RateLimited, StartRequest
 from monitor.store import alerts as alert_store
 from monitor.store import groups as group_store
+from monitor.store import audit
+from monitor.store.audit import Outcome, Via
 from monitor.store.replays import StoreReplayGuard
 
 router = APIRouter(tags=["slack"])
@@ -42,6 +45,8 @@ SILENCE_FOR = timedelta(hours=1)
 FOLLOW_MARGIN = timedelta(minutes=1)
 RUNS = (slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY)
 OURS = (*RUNS, slack.ACTION_ACK, slack.ACTION_SILENCE)
+#: Each button's action in the audit log.
+AUDITED = {slack.ACTION_ACK: "ack", slack.ACTION_SILENCE: "silence", slack.ACTION_RUN_RUNBOOK: "run_runbook", slack.ACTION_RETRY: "retry"}
 
 
 def _verified(request: Request, body: bytes) -> str | None:
@@ -70,7 +75,7 @@ async def slack_actions(request: Request) -> Response:
         click = slack.parse_click(body)
     except ValueError as exc:
         return JSONResponse({"error": f"expected a form field `payload` with Slack's block_actions JSON ({exc})"}, status_code=400)
-    text = await run_in_threadpool(_answer, request.app, secret, click)
+    text = await run_in_threadpool(_answer, request.app, secret, click, auth.peer_address(request))
     if not text:
         return Response(status_code=200)  # link buttons (runbook page, dashboard) need nothing from us
     return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text})
@@ -81,7 +86,7 @@ def interactive(app: FastAPI) -> list[slack.SlackNotifier]:
     return [n for n in app.state.notifiers.values() if isinstance(n, slack.SlackNotifier)]
 
 
-def _answer(app: FastAPI, secret: str, click: slack.Click) -> str:
+def _answer(app: FastAPI, secret: str, click: slack.Click, address: str) -> str:
     ours = [(action_id, value) for action_id, value in click.actions if action_id in OURS]
     if not ours:
         return ""
@@ -89,12 +94,33 @@ def _answer(app: FastAPI, secret: str, click: slack.Click) -> str:
     operator = next((n.operators[click.user_id] for n in receivers if click.user_id in n.operators), None)
     if operator is None:
         where = ", ".join(n.name for n in receivers) or "…"
+        for action_id, raw_value in ours:
+            _refused(app, _caller(app, f"slack-user:{click.user_id}", address, action_id), _target(action_id, raw_value),
+                     "not mapped to a dagwatch operator")
         return (f"You are not mapped to a dagwatch operator (ask an admin to add your Slack id {slack.escape(click.user_id)} "
                 f"to receivers[{where}].operators); nothing was done.")
-    return " ".join(_act(app, action_id, value, f"slack:{operator}") for action_id, value in ours)
+    return " ".join(_act(app, action_id, value, _caller(app, f"slack:{operator}", address, action_id)) for action_id, value in ours)
 
 
-def _act(app: FastAPI, action_id: str, raw_value: str, who: str) -> str:
+def _caller(app: FastAPI, name: str, address: str, action_id: str) -> auth.Caller:
+    """The clicking Slack user; the role is the receiver's mapping, which lets mapped users act."""
+    return auth.Caller(name, "operator", Via.SLACK, address, AUDITED[action_id], keep=app.state.access.audit_keep)
+
+
+def _target(action_id: str, raw_value: str) -> str:
+    try:
+        value = slack.parse_action_value(raw_value)
+    except ValueError:
+        return "(not a dagwatch button)"
+    return f"{value.runbook} for alert #{value.alert_id}" if action_id in RUNS else f"alert #{value.alert_id}"
+
+
+def _refused(app: FastAPI, who: auth.Caller, target: str, reason: str) -> None:
+    with app.state.store.session() as db:
+        who.record(db, target=target, outcome=Outcome.REFUSED, reason=reason)
+
+
+def _act(app: FastAPI, action_id: str, raw_value: str, who: auth.Caller) -> str:
     try:
         value = slack.parse_action_value(raw_value)
     except ValueError:
@@ -102,32 +128,42 @@ def _act(app: FastAPI, action_id: str, raw_value: str, who: str) -> str:
     if action_id in RUNS:
         return _run(app, value, who)
     now = utcnow()
+    target = f"alert #{value.alert_id}"
     try:
         with app.state.store.session() as db:
             if action_id == slack.ACTION_ACK:
-                alert = verbs.ack(db, alert_id=value.alert_id, who=who, now=now, comment="from Slack")
+                alert = verbs.ack(db, alert_id=value.alert_id, who=who.name, now=now, comment="from Slack")
+                who.record(db, target=target, now=now)
                 return f"Alert #{value.alert_id} acknowledged by {alert.acked_by}."
-            silence = verbs.silence_alert(db, alert_id=value.alert_id, who=who, now=now, duration=SILENCE_FOR,
+            silence = verbs.silence_alert(db, alert_id=value.alert_id, who=who.name, now=now, duration=SILENCE_FOR,
                                           comment=f"from Slack on alert #{value.alert_id}")
+            db.flush()
+            who.record(db, target=target, detail=f"silence #{silence.id} for {SILENCE_FOR}", now=now)
             alert = alert_store.get(db, alert_id=value.alert_id)
             return f"Silenced {alert.kind} of {alert.pipeline or alert.source} for 1 hour (silence #{silence.id})."
     except NotFound:
+        _refused(app, who, target, "the alert does not exist")
         return f"Alert #{value.alert_id} no longer exists."
     except Conflict as exc:
+        _refused(app, who, target, str(exc))
         return f"Not done: {exc}."
 
 
-def _run(app: FastAPI, value: slack.ActionValue, who: str) -> str:
+def _run(app: FastAPI, value: slack.ActionValue, who: auth.Caller) -> str:
     """Start (or join) the button's runbook; the steps run in the engine's workers."""
     engine: Engine | None = app.state.runbook_engine
     if engine is None:
         return "Runbooks are not enabled in this dagwatch process; nothing was started."
     if not value.runbook:
         return "That button is not one of dagwatch's."
+    target = f"{value.runbook} for alert #{value.alert_id}"
     try:
-        started = engine.start(StartRequest(value.runbook, value.alert_id, started_by=who))
+        started = engine.start(StartRequest(value.runbook, value.alert_id, started_by=who.name))
     except (NotFound, InvalidRequest, RateLimited) as exc:
+        _refused(app, who, target, str(exc))
         return f"Not started: {exc}"
+    with app.state.store.session() as db:  # after the engine's own transaction, which made the execution
+        who.record(db, target=target, detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=False))
     execution = started.execution
     if started.joined:
         state = f"already ran ({execution.status.value})" if execution.status.finished else "is already running"

@@ -42,9 +42,10 @@ class PageUser:
     name: str
     role: str
     csrf: str  # the hidden field every form of this session carries
+    via: str = "page"  # or "proxy": a trusted auth proxy named this person (api/auth.page_user)
 
     def can(self, role: str) -> bool:
-        return tokens.ROLES.index(self.role) >= tokens.ROLES.index(role)
+        return tokens.covers(self.role, role)
 
 
 class Refused(Exception):
