@@ -179,7 +179,20 @@ def config_validate(file: Annotated[Path, typer.Argument(help="The config file t
     missing = [p.runbook for p in settings.runbooks.policies if p.runbook not in runbooks]
     if missing:
         _fail(f"{file}: runbooks.policies: no runbook named {missing[0]!r}; known: {', '.join(sorted(runbooks))}")
-    typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s), {len(runbooks)} runbook(s))")
+    templates = _templates(settings)
+    typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s), {len(runbooks)} runbook(s), "
+               f"{len(templates.replaced)} template(s) replaced)")
+
+
+def _templates(settings: Settings):
+    """The notification templates, each compiled and rendered against sample notifications."""
+    from monitor.alerting.notifiers.templating import load
+
+    try:
+        return load(settings.templates)
+    except DagwatchError as exc:
+        _fail(str(exc))
+        raise
 
 
 def _runbooks(settings: Settings) -> dict:
@@ -377,7 +390,10 @@ def alerts_send_test(
     from monitor.alerting.test_alert import test_notification
 
     settings = _settings(config)
-    notifiers = build(settings.receivers)
+    try:
+        notifiers = build(settings.receivers, templates=settings.templates)
+    except DagwatchError as exc:  # a template in `templates.folder` is wrong
+        _fail(str(exc))
     chosen = [receiver] if receiver else list(notifiers)
     unknown = [r for r in chosen if r not in notifiers]
     if unknown:

@@ -349,12 +349,40 @@ class WebhookReceiverSettings(_Section):
     timeout: Duration = Field(timedelta(seconds=10))
 
 
+class TeamsReceiverSettings(_Section):
+    kind: Literal["teams"]
+    name: str = Field(min_length=1)
+    webhook_url: SecretStr = Field(description="The Teams workflow's (Power Automate) HTTP trigger URL; its `sig` is the credential.")
+    timeout: Duration = Field(timedelta(seconds=10))
+
+
+class OpsgenieReceiverSettings(_Section):
+    kind: Literal["opsgenie"]
+    name: str = Field(min_length=1)
+    api_key: SecretStr = Field(description="An API integration's key, sent as `Authorization: GenieKey …`.")
+    api_url: str = Field("https://api.opsgenie.com", description="https://api.eu.opsgenie.com for an EU account.")
+    alias: Literal["fingerprint", "group"] = Field(
+        "fingerprint", description="One Opsgenie alert per dagwatch alert (fingerprint) or per notification group (group key).")
+    priorities: dict[Literal["P1", "P2", "P3"], Literal["P1", "P2", "P3", "P4", "P5"]] = Field(
+        default_factory=lambda: {"P1": "P1", "P2": "P3", "P3": "P5"}, description="dagwatch tier → Opsgenie priority.")
+    tags: list[str] = Field(default_factory=list, description="Added to every alert, next to the tier and kind.")
+    source: str = Field("dagwatch", max_length=100)
+    timeout: Duration = Field(timedelta(seconds=10))
+
+    @field_validator("priorities")
+    @classmethod
+    def _every_tier(cls, priorities: dict[str, str]) -> dict[str, str]:
+        return {"P1": "P1", "P2": "P3", "P3": "P5", **priorities}
+
+
 ReceiverSettings = Annotated[
     ConsoleReceiverSettings
     | PagerDutyReceiverSettings
     | SlackReceiverSettings
     | EmailReceiverSettings
-    | WebhookReceiverSettings,
+    | WebhookReceiverSettings
+    | TeamsReceiverSettings
+    | OpsgenieReceiverSettings,
     Field(discriminator="kind"),
 ]
 
@@ -721,6 +749,8 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
     checks: FolderSettings | None = None
+    templates: FolderSettings | None = Field(None, description=(
+        "A folder of notification templates (Jinja); a file named like a shipped one replaces it."))
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
@@ -835,7 +865,7 @@ def _unquote_env(text: str, used: dict[str, str]) -> str:
     return text
 
 
-_UNION_TAGS = {"embedded", "airflow", "prefect", "console", "pagerduty", "slack", "email", "webhook"}
+_UNION_TAGS = {"embedded", "airflow", "prefect", "console", "pagerduty", "slack", "email", "webhook", "teams", "opsgenie"}
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

@@ -60,7 +60,7 @@ class Service:
         self.store: Store = open_store(settings.store_url)
         self.recorder = StoreRecorder(self.store)
         runbooks = load_all(settings.runbooks.folder)
-        self.notifiers: dict[str, Notifier] = build(settings.receivers, runbooks.values())
+        self.notifiers: dict[str, Notifier] = build(settings.receivers, runbooks.values(), settings.templates)
         self.policy = ingest.AlertPolicy.from_settings(settings, runbooks=tuple(runbooks.values()))
         self.slack_signing_secrets = [
             r.signing_secret.get_secret_value() for r in settings.receivers

@@ -14,7 +14,6 @@ thread id, so mail clients show a group's firing and resolve together.
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 import smtplib
@@ -22,67 +21,37 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from monitor.alerting.notifiers import render
+from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.templating import Templates
 from monitor.config import EmailReceiverSettings
-from monitor.model import Alert, Notification
+from monitor.model import Notification
 
 log = logging.getLogger(__name__)
 
 SUBJECT_LIMIT = 200
-MAX_LISTED_ALERTS = 50
 ID_DOMAIN = "dagwatch.invalid"
 
 
 # --- the message (pure) -----------------------------------------------------------------------
 
 
-def subject(notification: Notification) -> str:
-    """`[dagwatch] [P1] FIRING 3 alerts: first summary` — tier and count first, for mail filters."""
-    tier = render.group_tier(notification.alerts).value
-    count = len(notification.alerts)
-    what = f"{count} alerts" if count > 1 else "1 alert"
-    first = render.one_line(notification.alerts[0].summary)
-    return render.truncate(f"[dagwatch] [{tier}] {notification.action.value.upper()} {what}: {first}", SUBJECT_LIMIT)
+def subject(notification: Notification, templates: Templates | None = None) -> str:
+    """`[dagwatch] [P1] FIRING 3 alerts: first summary` — tier and count first, for mail filters.
+    One line whatever the template writes: a newline in a header would start another header."""
+    text = (templates or templating.shipped()).render("email_subject.txt.j2", templating.context(notification))
+    return render.truncate(render.one_line(text), SUBJECT_LIMIT)
 
 
-def _listed(notification: Notification) -> tuple[list[Alert], int]:
-    shown = notification.alerts[:MAX_LISTED_ALERTS]
-    return shown, len(notification.alerts) - len(shown)
+def plain_text(notification: Notification, templates: Templates | None = None) -> str:
+    text = (templates or templating.shipped()).render("email.txt.j2", templating.context(notification))
+    return text.rstrip() + "\n"
 
 
-def plain_text(notification: Notification) -> str:
-    shown, left = _listed(notification)
-    lines = [render.headline(notification), ""]
-    for alert in shown:
-        lines.append(f"#{alert.id} [{alert.tier.value}] {alert.kind.value}: {render.one_line(alert.summary)}")
-        lines.extend(f"    {label}: {value}" for label, value in render.where(alert))
-        error = render.error_summary(alert)
-        if error:
-            lines.append(f"    Error: {render.one_line(error)}")
-        lines.extend(f"    {text}: {url}" for text, url in render.links(notification, alert))
-        lines.append("")
-    if left:
-        lines.append(f"…and {left} more alerts in this group.")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def html_body(notification: Notification) -> str:
-    """The same facts as the plain part, every value escaped (summaries and errors are untrusted)."""
-    esc = html.escape
-    shown, left = _listed(notification)
-    parts = [f"<h2>{esc(render.headline(notification))}</h2>"]
-    for alert in shown:
-        rows = "".join(f"<tr><th align=\"left\">{esc(label)}</th><td>{esc(value)}</td></tr>"
-                       for label, value in [("Tier", alert.tier.value), ("Kind", alert.kind.value), *render.where(alert)])
-        error = render.error_summary(alert)
-        error_html = f"<pre>{esc(error)}</pre>" if error else ""
-        links = " · ".join(f"<a href=\"{esc(url, quote=True)}\">{esc(text)}</a>"
-                           for text, url in render.links(notification, alert))
-        parts.append(f"<h3>#{alert.id} {esc(alert.summary)}</h3><table>{rows}</table>{error_html}<p>{links}</p>")
-    if left:
-        parts.append(f"<p>…and {left} more alerts in this group.</p>")
-    return "<!doctype html><html><body>" + "".join(parts) + "</body></html>\n"
+def html_body(notification: Notification, templates: Templates | None = None) -> str:
+    """The same facts as the plain part; the template autoescapes every value (summaries and errors are untrusted)."""
+    text = (templates or templating.shipped()).render("email.html.j2", templating.context(notification))
+    return text.strip() + "\n"
 
 
 def _message_id(key: str) -> str:
@@ -90,10 +59,11 @@ def _message_id(key: str) -> str:
     return f"<{token}.{hashlib.sha256(key.encode()).hexdigest()[:12]}@{ID_DOMAIN}>"
 
 
-def message(notification: Notification, sender: str, recipients: list[str]) -> EmailMessage:
+def message(notification: Notification, sender: str, recipients: list[str],
+            templates: Templates | None = None) -> EmailMessage:
     """multipart/alternative: plain text first, HTML preferred by clients that show it."""
     mail = EmailMessage()
-    mail["Subject"] = subject(notification)
+    mail["Subject"] = subject(notification, templates)
     mail["From"] = sender
     mail["To"] = ", ".join(recipients)
     mail["Date"] = formatdate(localtime=False)
@@ -102,8 +72,8 @@ def message(notification: Notification, sender: str, recipients: list[str]) -> E
     mail["References"] = thread
     mail["In-Reply-To"] = thread
     mail["X-Dagwatch-Group"] = render.truncate(render.one_line(notification.group_key), 200)
-    mail.set_content(plain_text(notification))
-    mail.add_alternative(html_body(notification), subtype="html")
+    mail.set_content(plain_text(notification, templates))
+    mail.add_alternative(html_body(notification, templates), subtype="html")
     return mail
 
 
@@ -115,15 +85,17 @@ class EmailNotifier:
 
     kind = "email"
 
-    def __init__(self, settings: EmailReceiverSettings, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, settings: EmailReceiverSettings, *, ssl_context: ssl.SSLContext | None = None,
+                 templates: Templates | None = None) -> None:
         self.name = settings.name
+        self._templates = templates or templating.shipped()
         self._settings = settings
         self._ssl = ssl_context or ssl.create_default_context()
         self._secrets = render.secret_values(settings.password)
 
     def notify(self, notification: Notification) -> Receipt | None:
         s = self._settings
-        mail = message(notification, s.from_, s.to)
+        mail = message(notification, s.from_, s.to, self._templates)
         try:
             refused = self._send(mail)
         except smtplib.SMTPAuthenticationError as exc:

@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
-from monitor.alerting.notifiers import render
+from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.templating import Templates
 from monitor.config import PagerDutyReceiverSettings
 from monitor.model import Alert, Notification, NotificationAction, Tier
 
@@ -83,13 +84,13 @@ def event_links(notification: Notification) -> list[dict[str, str]]:
     return out
 
 
-def trigger_payload(notification: Notification) -> dict[str, Any]:
+def trigger_payload(notification: Notification, templates: Templates | None = None) -> dict[str, Any]:
     """The `payload` object of a trigger: what the incident shows."""
     first = notification.alerts[0]
     tier = render.group_tier(notification.alerts)
-    summary = render.headline(notification)
+    summary = (templates or templating.shipped()).render("pagerduty_summary.txt.j2", templating.context(notification))
     payload: dict[str, Any] = {
-        "summary": render.truncate(summary, SUMMARY_LIMIT),
+        "summary": render.truncate(render.one_line(summary), SUMMARY_LIMIT),
         "source": first.source,
         "severity": "info" if notification.action is NotificationAction.TEST else SEVERITY[tier],
         "timestamp": first.started_at.isoformat(),
@@ -109,13 +110,14 @@ def trigger_payload(notification: Notification) -> dict[str, Any]:
     return payload
 
 
-def build_event(notification: Notification, routing_key: str, action: str | None = None) -> dict[str, Any]:
+def build_event(notification: Notification, routing_key: str, action: str | None = None,
+                templates: Templates | None = None) -> dict[str, Any]:
     """The whole Events v2 body. Acknowledge and resolve need only the key, so they carry no payload."""
     action = action or EVENT_ACTION[notification.action]
     event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup_key(notification)}
     if action == "trigger":
         first = notification.alerts[0]
-        event["payload"] = trigger_payload(notification)
+        event["payload"] = trigger_payload(notification, templates)
         event["links"] = event_links(notification)
         event["client"] = CLIENT
         event["client_url"] = render.alert_page(notification, first)
@@ -130,8 +132,10 @@ class PagerDutyNotifier:
 
     kind = "pagerduty"
 
-    def __init__(self, settings: PagerDutyReceiverSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, settings: PagerDutyReceiverSettings, *, transport: httpx.BaseTransport | None = None,
+                 templates: Templates | None = None) -> None:
         self.name = settings.name
+        self._templates = templates or templating.shipped()
         self._url = settings.events_url
         self._routing_key = settings.routing_key
         self._secrets = render.secret_values(settings.routing_key)
@@ -140,7 +144,7 @@ class PagerDutyNotifier:
 
     def notify(self, notification: Notification) -> Receipt | None:
         key = self._routing_key.get_secret_value()
-        answer = self._send(build_event(notification, key))
+        answer = self._send(build_event(notification, key, templates=self._templates))
         if notification.action is NotificationAction.TEST:
             self._send(build_event(notification, key, action="resolve"))
         return {"dedup_key": answer.get("dedup_key", dedup_key(notification))}

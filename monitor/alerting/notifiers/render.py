@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import SecretStr
 
@@ -83,6 +83,19 @@ def headline(notification: Notification) -> str:
     return f"[{group_tier(notification.alerts).value}] {verb}: {one_line(first.summary)}{more}"
 
 
+# --- markup ------------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters, so an error message cannot forge links or mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn_link(url: str, label: str) -> str:
+    """A mrkdwn link whose URL cannot end the `<url|text>` markup early and whose label is text."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
+
+
 # --- secrets -----------------------------------------------------------------------------------
 
 
@@ -93,17 +106,22 @@ def secret_values(*secrets: SecretStr | str | None) -> tuple[str, ...]:
 
 
 def url_secrets(url: SecretStr | None) -> tuple[str, ...]:
-    """A secret URL (Slack's incoming webhook) leaks in parts too: mask the URL, its path and its last segment.
+    """A secret URL (Slack's incoming webhook, a Teams workflow) leaks in parts too: mask the URL,
+    its path, its last segment and its long query values.
 
-    Servers and client libraries echo the request path without the host, and the token is the
-    last segment (`/services/T…/B…/<token>`).
+    Servers and client libraries echo the request path without the host or the query apart from
+    the path; Slack's token is the last segment (`/services/T…/B…/<token>`), a Power Automate
+    workflow's is the `sig` query value, which error pages quote URL-decoded.
     """
     if url is None:
         return ()
     value = url.get_secret_value()
-    path = urlsplit(value).path
-    last = path.rstrip("/").rsplit("/", 1)[-1]
-    return tuple(part for part in (value, path if len(path) > 1 else "", last if len(last) >= 8 else "") if part)
+    parts = urlsplit(value)
+    last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    query = [v for _, v in parse_qsl(parts.query) if len(v) >= 8]
+    found = (value, parts.path if len(parts.path) > 1 else "", last if len(last) >= 8 else "",
+             *query, *(quote(v, safe="") for v in query))
+    return tuple(dict.fromkeys(part for part in found if part))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -40,8 +40,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from monitor.alerting.notifiers import render
+from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.render import escape, mrkdwn_link
+from monitor.alerting.notifiers.templating import Templates
 from monitor.config import SlackReceiverSettings
 from monitor.errors import DagwatchError
 from monitor.model import Alert, AlertKind, Notification, NotificationAction, RunbookExecution
@@ -79,11 +81,6 @@ FIELD_LIMIT = 1900
 
 
 # --- Block Kit (pure) -------------------------------------------------------------------------
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters, so an error message cannot forge links or mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class ActionValue(NamedTuple):
@@ -125,21 +122,11 @@ def runnable(runbooks: Iterable[Applicable], alert: Alert) -> tuple[str | None, 
     return first, retry
 
 
-def _facts(alert: Alert) -> dict[str, Any]:
-    fields = [{"type": "mrkdwn", "text": f"*Tier*\n{alert.tier.value}"}]
-    fields += [{"type": "mrkdwn", "text": render.truncate(f"*{label}*\n{escape(value)}", FIELD_LIMIT)}
-               for label, value in render.where(alert)]
-    return {"type": "section", "fields": fields[:10]}
-
-
-def mrkdwn_link(url: str, label: str) -> str:
-    """A mrkdwn link whose URL cannot end the `<url|text>` markup early and whose label is text."""
-    return f"<{escape(url).replace('|', '%7C')}|{escape(label)}>"
-
-
-def _links_line(notification: Notification, alert: Alert) -> dict[str, Any]:
-    text = " · ".join(mrkdwn_link(url, label) for label, url in render.links(notification, alert))
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": render.truncate(text, SECTION_LIMIT)}]}
+def _facts(templates: Templates, ctx: dict[str, Any], alert: Alert) -> dict[str, Any]:
+    facts = [("Tier", alert.tier.value), *render.where(alert)][:10]
+    fields = [{"type": "mrkdwn", "text": render.truncate(templates.render("slack_fact.mrkdwn.j2", ctx, label=label, value=value),
+                                                         FIELD_LIMIT)} for label, value in facts]
+    return {"type": "section", "fields": fields}
 
 
 def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:
@@ -172,42 +159,47 @@ def _buttons(notification: Notification, alert: Alert, runbooks: Iterable[Applic
     return {"type": "actions", "block_id": f"dagwatch_actions_{alert.id}", "elements": buttons}
 
 
-def blocks(notification: Notification, runbooks: Iterable[Applicable] = ()) -> list[dict[str, Any]]:
-    """The message: headline, facts of the first alert, its error, links, the rest of the group, buttons.
+#: The templated parts under the facts, in order, and the block each one becomes (none when it renders empty).
+BODY = (("slack_error.mrkdwn.j2", "section"), ("slack_links.mrkdwn.j2", "context"), ("slack_group.mrkdwn.j2", "section"))
+
+
+def _body_block(kind: str, text: str) -> dict[str, Any]:
+    text = render.truncate(text, SECTION_LIMIT)  # under Slack's 3000, which it refuses as invalid_blocks
+    if kind == "context":
+        return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def blocks(notification: Notification, runbooks: Iterable[Applicable] = (),
+           templates: Templates | None = None) -> list[dict[str, Any]]:
+    """The message: header, facts of the first alert, error, links and the rest of the group (as
+    the templates render them), then the buttons.
 
     Resolved messages keep no buttons: nothing is left to ack, silence or run. "Run runbook" and
     "Retry failed tasks" appear only while the alert fires and one of `runbooks` applies to it.
     """
+    templates = templates or templating.shipped()
+    ctx = templating.context(notification)
     first = notification.alerts[0]
-    header = f"{ICON[notification.action]} {render.headline(notification)}"
+    header = templates.render("slack_header.txt.j2", ctx, icon=ICON[notification.action]).strip()
     out: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": render.truncate(header, HEADER_LIMIT), "emoji": True}},
-        _facts(first),
+        _facts(templates, ctx, first),
     ]
-    error = render.error_summary(first, limit=SECTION_LIMIT - 10)
-    if error:
-        out.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{escape(error)}```"}})
-    out.append(_links_line(notification, first))
-    if len(notification.alerts) > 1:
-        out.append({"type": "section", "text": {"type": "mrkdwn", "text": _group_list(notification)}})
+    for name, kind in BODY:
+        text = templates.render(name, ctx).strip()
+        if text:
+            out.append(_body_block(kind, text))
     if notification.action is not NotificationAction.RESOLVED:
         out.append(_buttons(notification, first, runbooks))
     return out
 
 
-def _group_list(notification: Notification) -> str:
-    lines = [f"• {mrkdwn_link(render.alert_page(notification, a), f'#{a.id}')} [{a.tier.value}] {escape(render.truncate(render.one_line(a.summary), 150))}"
-             for a in notification.alerts[:MAX_LISTED_ALERTS]]
-    left = len(notification.alerts) - MAX_LISTED_ALERTS
-    if left > 0:
-        lines.append(f"…and {left} more")
-    return render.truncate("\n".join(lines), SECTION_LIMIT)
-
-
-def fallback_text(notification: Notification) -> str:
+def fallback_text(notification: Notification, templates: Templates | None = None) -> str:
     """Plain text for notifications (phone lock screens) and clients that cannot show blocks.
     Slack reads it as mrkdwn too: a summary's `<!channel>` would page the whole channel."""
-    return render.truncate(escape(render.headline(notification)), 3000)
+    text = (templates or templating.shipped()).render("slack_text.mrkdwn.j2", templating.context(notification))
+    return render.truncate(text.strip(), 3000)
 
 
 def thread_reply(notification: Notification) -> str:
@@ -253,8 +245,10 @@ class SlackNotifier:
 
     kind = "slack"
 
-    def __init__(self, settings: SlackReceiverSettings, runbooks: Iterable[Applicable] | None = None) -> None:
+    def __init__(self, settings: SlackReceiverSettings, runbooks: Iterable[Applicable] | None = None,
+                 templates: Templates | None = None) -> None:
         self.name = settings.name
+        self._templates = templates or templating.shipped()
         self.operators: dict[str, str] = dict(settings.operators)
         self._signing_secret = settings.signing_secret
         self._runbooks = list(runbooks or ())
@@ -308,11 +302,11 @@ class SlackNotifier:
     def _send_web(self, notification: Notification) -> Receipt:
         assert self._web is not None
         previous = notification.previous_receipt or {}
-        message = blocks(notification, self._runbooks)
+        message = blocks(notification, self._runbooks, self._templates)
         if notification.action is not NotificationAction.TEST and previous.get("channel") and previous.get("ts"):
             try:
                 self._web.chat_update(channel=previous["channel"], ts=previous["ts"],
-                                      text=fallback_text(notification), blocks=message)
+                                      text=fallback_text(notification, self._templates), blocks=message)
             except SlackApiError as exc:
                 if exc.response.get("error") not in UPDATE_GONE:
                     raise
@@ -323,12 +317,13 @@ class SlackNotifier:
                                            text=thread_reply(notification),
                                            reply_broadcast=notification.action is NotificationAction.FIRING)
                 return {"channel": previous["channel"], "ts": previous["ts"]}
-        response = self._web.chat_postMessage(channel=self._channel, text=fallback_text(notification), blocks=message)
+        response = self._web.chat_postMessage(channel=self._channel, text=fallback_text(notification, self._templates), blocks=message)
         return {"channel": response["channel"], "ts": response["ts"]}
 
     def _send_webhook(self, notification: Notification) -> None:
         assert self._hook is not None
-        response = self._hook.send(text=fallback_text(notification), blocks=blocks(notification, self._runbooks))
+        response = self._hook.send(text=fallback_text(notification, self._templates),
+                                   blocks=blocks(notification, self._runbooks, self._templates))
         if response.status_code != 200:
             raise render.http_failure("Slack webhook", response.status_code, response.body or "",
                                       response.headers.get("Retry-After") or response.headers.get("retry-after"),
