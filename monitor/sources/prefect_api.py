@@ -144,6 +144,17 @@ def auth_headers(settings: PrefectSourceSettings) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
 
 
+def credentials(settings: PrefectSourceSettings) -> tuple[str, ...]:
+    """Every form in which the client sends its credentials: an answer that quotes the request
+    back (a proxy's error page) must not carry them into an error, a log line or an alert."""
+    auth = settings.auth
+    if auth is None:
+        return ()
+    raw = [secret.get_secret_value() for secret in (auth.api_key, auth.token, auth.basic, auth.password) if secret is not None]
+    sent = [value.split(" ", 1)[1] for value in auth_headers(settings).values()]
+    return tuple(value for value in raw + sent if value)
+
+
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """Retry-After is either seconds or an HTTP date."""
     if not value:
@@ -163,6 +174,7 @@ class PrefectApi:
 
     def __init__(self, settings: PrefectSourceSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = settings.url.rstrip("/")
+        self._credentials = credentials(settings)
         self._client = httpx.Client(
             base_url=self.base_url + "/",
             headers={**auth_headers(settings), "Accept": "application/json"},
@@ -172,6 +184,12 @@ class PrefectApi:
 
     def close(self) -> None:
         self._client.close()
+
+    def _quoted(self, text: str) -> str:
+        """The start of an answer, credentials masked before the cut (a cut could halve one)."""
+        for secret in self._credentials:
+            text = text.replace(secret, "[redacted]")
+        return text[:300]
 
     # -- raw -------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, *, params: dict | None = None) -> Any:
@@ -186,7 +204,7 @@ class PrefectApi:
             raise SourceUnavailable(f"prefect API refused the credentials (HTTP {response.status_code}): {where}; check the source's auth")
         if response.status_code >= 400:
             wait = retry_after_seconds(response.headers.get("Retry-After"), _now())
-            raise SourceUnavailable(f"prefect API answered HTTP {response.status_code}: {where}: {response.text[:300]}", retry_after=wait)
+            raise SourceUnavailable(f"prefect API answered HTTP {response.status_code}: {where}: {self._quoted(response.text)}", retry_after=wait)
         if response.status_code == 204 or not response.content:
             return None
         try:

@@ -145,8 +145,8 @@ class EmailNotifier:
 
     def _reply(self, exc: smtplib.SMTPResponseException) -> str:
         text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-        return render.redact(f"{exc.smtp_code} {render.truncate(render.one_line(text), 300)}", self._secrets)
+        return f"{exc.smtp_code} {render.truncate(render.one_line(render.redact(text, self._secrets)), 300)}"
 
     def _codes(self, refused: dict[str, tuple[int, bytes]]) -> str:
         parts = [f"{address}: {code}" for address, (code, _) in sorted(refused.items())]
-        return render.redact(render.truncate(", ".join(parts), 300), self._secrets)
+        return render.truncate(render.redact(", ".join(parts), self._secrets), 300)

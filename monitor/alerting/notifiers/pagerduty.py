@@ -178,8 +178,8 @@ def _reason(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300]
+        return response.text  # whole: render.http_failure redacts, then cuts
     if isinstance(body, dict):
         errors = body.get("errors") or []
         return "; ".join([str(body.get("message", ""))] + [str(e) for e in errors]).strip("; ")
-    return str(body)[:300]
+    return str(body)

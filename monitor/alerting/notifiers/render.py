@@ -194,5 +194,5 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def http_failure(what: str, status: int, reason: str, retry_after: str | None, secrets: Iterable[str]) -> DeliveryError:
     """The DeliveryError for a non-success HTTP answer; `reason` is the receiver's own words, redacted."""
     retryable = status_is_retryable(status)
-    message = redact(f"{what} answered HTTP {status}: {truncate(one_line(reason), 300)}", secrets)
+    message = f"{what} answered HTTP {status}: {truncate(one_line(redact(reason, secrets)), 300)}"  # redacted before the cut, which could halve a secret
     return DeliveryError(message, retryable=retryable, retry_after=parse_retry_after(retry_after) if retryable else None)

@@ -345,7 +345,7 @@ class SlackNotifier:
             retryable = error in TRANSIENT_ERRORS
         else:
             retryable = render.status_is_retryable(status)
-        message = render.redact(f"Slack API answered HTTP {status} error={render.truncate(error, 200)}", self._secrets)
+        message = f"Slack API answered HTTP {status} error={render.truncate(render.redact(error, self._secrets), 200)}"
         return DeliveryError(message, retryable=retryable,
                              retry_after=render.parse_retry_after(retry_after) if retryable else None)
 

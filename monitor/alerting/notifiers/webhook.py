@@ -98,7 +98,7 @@ class WebhookNotifier:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
         if not response.is_success:
-            raise render.http_failure("webhook", response.status_code, response.text[:300],
+            raise render.http_failure("webhook", response.status_code, response.text,
                                       response.headers.get("Retry-After"), self._secrets)
         log.debug("webhook %s took notification %s", self.name, notification.id)
         return None
