@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
-from monitor.api import alerts, audit, auth, check_results, cluster, errors, events, health, pages, runbooks, runs, silences, slack
+from monitor.api import alertmanager, alerts, audit, auth, check_results, cluster, errors, events, health, pages, runbooks, runs, silences, slack
 from monitor.api.body_limit import BodyLimit, Limits
 from monitor.config import ServerSettings
 from monitor.remediation.engine import Engine
@@ -84,7 +84,7 @@ def create_app(
         app.add_exception_handler(error, typed_error)
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
 
-    for module in (health, alerts, events, check_results, silences, runs, runbooks, cluster, audit, slack, pages):
+    for module in (health, alerts, events, alertmanager, check_results, silences, runs, runbooks, cluster, audit, slack, pages):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
     app.openapi = errors.with_typed_errors(app.openapi)  # type: ignore[method-assign]

@@ -9,9 +9,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from monitor.alerting import ingest
+from monitor.alerting import external, ingest
 from monitor.api.auth import Caller, require
-from monitor.model import AlertKind, Event, utcnow
+from monitor.model import Event, utcnow
 from monitor.store.tokens import Permission
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -93,24 +93,13 @@ class AlertmanagerPayload(BaseModel):
     alerts: list[dict[str, Any]]
 
 
-def _from_alertmanager(alert: AlertmanagerAlert) -> dict[str, Any]:
-    """Prometheus alerts route through dagwatch: `kind` (or `dagwatch_kind`) label names the alert
-    kind (default source_down: infrastructure trouble), `pipeline`/`dag_id`/`flow` the pipeline."""
-    labels = alert.labels
-    kind = labels.get("dagwatch_kind") or labels.get("kind") or AlertKind.SOURCE_DOWN.value
-    name = labels.get("alertname", "prometheus alert")
-    return {
-        "kind": kind,
-        "source": labels.get("source") or f"prometheus/{labels.get('job', 'alertmanager')}",
-        "pipeline": labels.get("pipeline") or labels.get("dag_id") or labels.get("flow"),
-        "task_id": labels.get("task") or labels.get("task_id"),
-        "occurred_at": (alert.endsAt if alert.status == "resolved" and alert.endsAt and alert.endsAt.year > 1 else alert.startsAt) or utcnow(),
-        "summary": alert.annotations.get("summary") or alert.annotations.get("description") or name,
-        "details": {"annotations": alert.annotations, "generator_url": alert.generatorURL, "alertname": name},
-        "labels": {k: v for k, v in labels.items()},
-        "dedup_key": alert.fingerprint or name,
-        "resolved": alert.status == "resolved",
-    }
+def _from_alertmanager(request: Request, alert: AlertmanagerAlert) -> dict[str, Any]:
+    """The same mapping as Prometheus's own alerts (`POST /api/v2/alerts`): alerting.external."""
+    return external.to_event(
+        labels=alert.labels, annotations=alert.annotations, starts_at=alert.startsAt, ends_at=alert.endsAt,
+        generator_url=alert.generatorURL, resolved=alert.status == "resolved",
+        severity_tiers=request.app.state.policy.alerting.severity_tiers, now=utcnow(),
+    )
 
 
 @router.post("/alertmanager", response_model=IngestResult)
@@ -121,7 +110,7 @@ def post_alertmanager(request: Request, payload: AlertmanagerPayload,
     items: list[Event | list[str]] = []
     for raw in payload.alerts:
         try:
-            items.append(_parse(_from_alertmanager(AlertmanagerAlert.model_validate(raw))))
+            items.append(_parse(_from_alertmanager(request, AlertmanagerAlert.model_validate(raw))))
         except ValidationError as exc:
             items.append(_errors(exc))
     return _ingest(request, items, who)

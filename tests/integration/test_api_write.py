@@ -105,7 +105,10 @@ def test_alertmanager_webhook_fires_and_resolves(server):
     assert [i["status"] for i in answer["items"]] == ["accepted", "accepted", "rejected"]
     alert_id = answer["items"][0]["fired"][0]
     alert = httpx.get(f"{proc.url}/api/v1/alerts/{alert_id}").json()
-    assert alert["kind"] == "source_down" and alert["source"] == "prometheus/airflow" and alert["summary"] == "scheduler heartbeat missing"
+    assert alert["kind"] == "infra_alert" and alert["source"] == "prometheus/airflow" and alert["summary"] == "scheduler heartbeat missing"
+    assert alert["tier"] == "P1"  # severity=critical through alerting.severity_tiers
+    label_less = httpx.get(f"{proc.url}/api/v1/alerts/{answer['items'][1]['fired'][0]}").json()
+    assert label_less["kind"] == "infra_alert" and label_less["tier"] == "P2"  # never a silent P1 "source down"
     payload["alerts"] = [{**payload["alerts"][0], "status": "resolved", "endsAt": "2026-11-26T10:05:00Z"}]
     answer = httpx.post(f"{proc.url}/api/v1/events/alertmanager", json=payload, headers=auth(tokens["operator"])).json()
     assert answer["items"][0]["resolved"] == [alert_id]

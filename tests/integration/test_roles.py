@@ -130,6 +130,8 @@ ROUTES: dict[tuple[str, str], tuple[str, Request]] = {
     ("POST", "/api/v1/events"): (INGEST, post("/api/v1/events", event)),
     ("POST", "/api/v1/events/alertmanager"): (INGEST, post("/api/v1/events/alertmanager", lambda w: {"alerts": [
         {"status": "firing", "labels": {"alertname": "Disk", "pipeline": "train"}, "annotations": {"summary": "disk"}}]})),
+    ("POST", "/api/v2/alerts"): (INGEST, post("/api/v2/alerts", lambda w: [
+        {"labels": {"alertname": "Disk", "severity": "warning"}, "annotations": {"summary": "disk"}}])),
     ("POST", "/api/v1/check-results"): (INGEST, post("/api/v1/check-results", lambda w: {
         "kind": "quality", "name": "orders", "status": "failed", "pipeline": "train"})),
     ("GET", "/api/v1/silences"): (READ, get("/api/v1/silences")),
