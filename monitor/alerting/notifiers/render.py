@@ -138,7 +138,8 @@ def describe(exc: BaseException, secrets: Iterable[str]) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Masks secrets in records of a client library's logger (slack_sdk logs URLs at DEBUG).
+    """Masks secrets in records of a client library's logger (slack_sdk logs URLs at DEBUG,
+    httpx every request's URL at INFO).
 
     Attached to the logger handed to the library, it rewrites each record before any handler
     sees it; the record keeps its level and logger name.
@@ -146,22 +147,25 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = tuple(secrets)
+        self.secrets: set[str] = set(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message, self._secrets)
+        cleaned = redact(message, sorted(self.secrets, key=len, reverse=True))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
 
 
 def redacting_logger(name: str, secrets: Iterable[str]) -> logging.Logger:
-    """A logger for a client library whose records never carry these secrets."""
+    """A logger for a client library whose records never carry these secrets. A logger shared
+    by several receivers (httpx's) masks the secrets of every one of them."""
     logger = logging.getLogger(name)
-    for old in [f for f in logger.filters if isinstance(f, RedactingFilter)]:
-        logger.removeFilter(old)
-    logger.addFilter(RedactingFilter(secrets))
+    present = next((f for f in logger.filters if isinstance(f, RedactingFilter)), None)
+    if present is None:
+        logger.addFilter(RedactingFilter(secrets))
+    else:
+        present.secrets.update(secrets)
     return logger
 
 

@@ -42,13 +42,20 @@ ERROR_LIMIT = 2000
 MAX_LISTED_ALERTS = 10
 MAX_ACTIONS = 5
 
-_MARKDOWN = re.compile(r"([\\*_\[\]()`~])")
+_MARKDOWN = re.compile(r"([\\*\[\]()`~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 _LINE_START = re.compile(r"^(\s*)([-+>#]|\d+\.)", re.MULTILINE)
 
 
 def escape(text: str) -> str:
-    """Text that Teams' Markdown shows as written: no emphasis, links, lists or headings."""
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), _MARKDOWN.sub(r"\\\1", text))
+    """Text that Teams' Markdown shows as written: no emphasis, links, lists or headings.
+    An underscore inside a word (`fit_model`) emphasises nothing and stays as it is."""
+    return _LINE_START.sub(_line_start, _MARKDOWN.sub(r"\\\1", text))
+
+
+def _line_start(match: re.Match[str]) -> str:
+    """`- x` → `\\- x`, `1. x` → `1\\. x`: a backslash escapes punctuation only, not a digit."""
+    indent, marker = match.groups()
+    return indent + (marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker)
 
 
 def _text(text: str, **style: Any) -> dict[str, Any]:
@@ -106,6 +113,7 @@ class TeamsNotifier:
         self.name = settings.name
         self._url = settings.webhook_url
         self._secrets = render.secret_values(*render.url_secrets(settings.webhook_url))
+        render.redacting_logger("httpx", self._secrets)  # httpx logs each request's URL, signature and all
         self._client = httpx.Client(transport=transport, timeout=settings.timeout.total_seconds(),
                                     headers={"User-Agent": "dagwatch"}, follow_redirects=False)
 

@@ -10,6 +10,8 @@ from tests.fakes.httpserver import RecordingServer
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSMTP
+from tests.integration.notifiers.fake_opsgenie import FakeOpsgenie
+from tests.integration.notifiers.fake_teams import FakeTeamsWorkflow
 
 # Recognisable secrets: a test fails if any of them shows up where it must not.
 ROUTING_KEY = "PDSECRETroutingkey0123456789abcd"
@@ -19,6 +21,8 @@ SLACK_HOOK_PATH = "/services/T0/B0/SECRETHOOKPATH4242"
 SMTP_USER = "dagwatch"
 SMTP_PASSWORD = "SECRET-smtp-password-4242"
 WEBHOOK_SECRET = "SECRET-webhook-hmac-key-4242"
+TEAMS_SIG = "SECRET/teams+workflow=sig4242"  # `/`, `+` and `=`: it travels URL-encoded and is echoed decoded
+OPSGENIE_KEY = "SECRET-0psgenie-key-4242-abcd"
 
 
 @pytest.fixture
@@ -30,6 +34,18 @@ def fake_pagerduty() -> Iterator[FakePagerDuty]:
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack(tokens={SLACK_TOKEN}, hook_path=SLACK_HOOK_PATH) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_teams() -> Iterator[FakeTeamsWorkflow]:
+    with FakeTeamsWorkflow(TEAMS_SIG) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_opsgenie() -> Iterator[FakeOpsgenie]:
+    with FakeOpsgenie(OPSGENIE_KEY) as server:
         yield server
 
 

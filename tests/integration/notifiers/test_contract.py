@@ -1,6 +1,8 @@
 """The tests every notifier passes (Alertmanager's notify/test): retry on 5xx/429 and timeouts,
 give up on 4xx, and never leak a secret — not in the error, not in a log record, not in what the
-receiver got (other than the one field meant to carry it).
+receiver got (other than the one field meant to carry it). The channels whose receiver can drop a
+duplicate also send the same key on every attempt of one delivery (the outbox retries after a
+timeout even when the first attempt arrived): the receiver ends with one incident or alert.
 
 Each channel has a harness that configures it with recognisable secrets against its fake server,
 arranges one failure, and says what the receiver got apart from the auth field. The servers echo
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from urllib.parse import quote
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,28 +25,36 @@ from monitor.alerting.notifiers import DeliveryError, Notifier, build_one
 from monitor.alerting.notifiers.email import EmailNotifier
 from monitor.config import (
     EmailReceiverSettings,
+    OpsgenieReceiverSettings,
     PagerDutyReceiverSettings,
     SlackReceiverSettings,
+    TeamsReceiverSettings,
     WebhookReceiverSettings,
 )
-from tests.fakes.alerts import notification
+from monitor.model import AlertStatus, NotificationAction
+from tests.fakes.alerts import alert, notification
 from tests.fakes.httpserver import Recorded, RecordingServer
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSMTP, SilentSMTP
 from tests.integration.notifiers.conftest import (
+    OPSGENIE_KEY,
     ROUTING_KEY,
     SLACK_HOOK_PATH,
     SLACK_SIGNING,
     SLACK_TOKEN,
     SMTP_PASSWORD,
     SMTP_USER,
+    TEAMS_SIG,
     WEBHOOK_SECRET,
 )
+from tests.integration.notifiers.fake_opsgenie import FakeOpsgenie
+from tests.integration.notifiers.fake_teams import FakeTeamsWorkflow
 
 TIMEOUT = 0.5  # client timeout in these tests; a stalled server waits longer than this
 STALL = 2.0
-SECRETS = [ROUTING_KEY, SLACK_TOKEN, SLACK_SIGNING, SLACK_HOOK_PATH.rsplit("/", 1)[1], SMTP_PASSWORD, WEBHOOK_SECRET]
+SECRETS = [ROUTING_KEY, SLACK_TOKEN, SLACK_SIGNING, SLACK_HOOK_PATH.rsplit("/", 1)[1], SMTP_PASSWORD, WEBHOOK_SECRET,
+           TEAMS_SIG, quote(TEAMS_SIG, safe=""), OPSGENIE_KEY]
 #: failure → (retryable, retry_after)
 EXPECTED = {
     "server_error": (True, None),
@@ -90,6 +101,10 @@ class HttpHarness:
     def strip_auth(self, request: Recorded) -> str:
         return request.text()
 
+    def dedup_keys(self) -> list[str]:
+        """Per delivery received, the key the receiver drops duplicates by."""
+        raise NotImplementedError
+
 
 class PagerDutyHarness(HttpHarness):
     def __init__(self, server: FakePagerDuty) -> None:
@@ -109,6 +124,12 @@ class PagerDutyHarness(HttpHarness):
         event = request.json()
         assert event.pop("routing_key") == ROUTING_KEY  # the one place the key belongs
         return Recorded(request.method, request.path, request.headers, json.dumps(event).encode()).text()
+
+    def dedup_keys(self) -> list[str]:
+        return [event["dedup_key"] for event in self.server.events]
+
+    def open_items(self) -> list[str]:
+        return [key for key, state in self.server.incidents.items() if state != "resolved"]
 
 
 class SlackWebHarness(HttpHarness):
@@ -163,6 +184,54 @@ class WebhookHarness(HttpHarness):
     def reject(self) -> None:
         self.server.fail_next(1, 400, f"bad request; did you mean secret={WEBHOOK_SECRET}?")
 
+    def dedup_keys(self) -> list[str]:
+        return [r.header("Idempotency-Key") or "" for r in self.server.requests]
+
+
+class TeamsHarness(HttpHarness):
+    def __init__(self, server: FakeTeamsWorkflow) -> None:
+        super().__init__()
+        self.server = server
+
+    def notifier(self) -> Notifier:
+        url = self.server.workflow_url
+        if self.dead_url:
+            url = url.replace(self.server.url, self.dead_url, 1)
+        return build_one(TeamsReceiverSettings(kind="teams", name="teams", webhook_url=url, timeout=TIMEOUT))
+
+    def reject(self) -> None:
+        # Power Automate quotes the trigger it refused, query and all (decoded and not).
+        self.server.fail_next(1, 400, {"error": {"code": "InvalidRequestContent", "message": f"bad content for {self.echo()} "
+                                                 f"sig={TEAMS_SIG} sig={quote(TEAMS_SIG, safe='')}"}})
+
+    def strip_auth(self, request: Recorded) -> str:
+        query = request.path.split("?", 1)[1]
+        assert f"sig={quote(TEAMS_SIG, safe='')}" in query  # the signed URL is the credential
+        return request.text().replace(query, "<signed query>", 1)
+
+
+class OpsgenieHarness(HttpHarness):
+    def __init__(self, server: FakeOpsgenie) -> None:
+        super().__init__()
+        self.server = server
+
+    def notifier(self) -> Notifier:
+        return build_one(OpsgenieReceiverSettings(kind="opsgenie", name="og", api_key=OPSGENIE_KEY,
+                                                  api_url=self.dead_url or self.server.url, timeout=TIMEOUT))
+
+    def reject(self) -> None:
+        self.server.fail_next(1, 403, {"message": f"Key {OPSGENIE_KEY} has no access to create alerts", "took": 0.0})
+
+    def strip_auth(self, request: Recorded) -> str:
+        assert request.header("Authorization") == f"GenieKey {OPSGENIE_KEY}"
+        return request.text(without_headers=("Authorization",))
+
+    def dedup_keys(self) -> list[str]:
+        return [r.json()["alias"] for r in self.server.requests if r.path == "/v2/alerts"]
+
+    def open_items(self) -> list[str]:
+        return self.server.open_aliases()
+
 
 class EmailHarness:
     """SMTP's versions of the same failures: 4xx replies retry, 5xx replies do not."""
@@ -200,6 +269,9 @@ class EmailHarness:
         if self._silent is not None:
             self._silent.close()
 
+    def dedup_keys(self) -> list[str]:
+        return [str(m.message()["Message-ID"]) for m in self.server.received]
+
 
 @dataclass
 class Channel:
@@ -207,15 +279,19 @@ class Channel:
     make: Callable[..., Any]
     fixture: str
     retry_after_known: bool = True  # SMTP has no Retry-After
+    dedups: bool = True  # the receiver can drop a repeated delivery (Slack and Teams posts cannot)
 
 
 CHANNELS = [
     Channel("pagerduty", PagerDutyHarness, "fake_pagerduty"),
-    Channel("slack-web", SlackWebHarness, "fake_slack"),
-    Channel("slack-webhook", SlackHookHarness, "fake_slack"),
+    Channel("slack-web", SlackWebHarness, "fake_slack", dedups=False),
+    Channel("slack-webhook", SlackHookHarness, "fake_slack", dedups=False),
     Channel("webhook", WebhookHarness, "recording_server"),
     Channel("email", EmailHarness, "fake_smtp_tls", retry_after_known=False),
+    Channel("teams", TeamsHarness, "fake_teams", dedups=False),
+    Channel("opsgenie", OpsgenieHarness, "fake_opsgenie"),
 ]
+DEDUPING = [c for c in CHANNELS if c.dedups]
 
 
 @pytest.fixture(params=CHANNELS, ids=[c.name for c in CHANNELS])
@@ -290,3 +366,26 @@ def test_a_retry_after_server_errors_delivers(channel):
         assert caught.value.retryable
     notifier.notify(notification())
     assert harness.received().count("fit_model failed after 3 tries") >= 1
+
+
+@pytest.fixture(params=DEDUPING, ids=[c.name for c in DEDUPING])
+def deduping(request: pytest.FixtureRequest) -> Iterator[Any]:
+    spec: Channel = request.param
+    harness = spec.make(request.getfixturevalue(spec.fixture))
+    yield harness
+    if hasattr(harness, "close"):
+        harness.close()
+
+
+def test_a_delivery_repeated_carries_one_key_and_leaves_one_item_open(deduping):
+    """The outbox's retry after a timeout: the first attempt arrived, the second arrives too."""
+    notifier = deduping.notifier()
+    for _ in range(2):
+        notifier.notify(notification())
+    keys = deduping.dedup_keys()
+    assert len(keys) == 2 and len(set(keys)) == 1, keys
+    if hasattr(deduping, "open_items"):  # the receivers that keep state: one incident or alert, not two
+        assert len(deduping.open_items()) == 1
+        for _ in range(2):
+            notifier.notify(notification(NotificationAction.RESOLVED, alerts=[alert(status=AlertStatus.RESOLVED)]))
+        assert deduping.open_items() == []
