@@ -379,6 +379,61 @@ def token_revoke(name: Annotated[str, typer.Option("--name", "-n")], config: Con
     typer.echo(f"revoked {name}")
 
 
+@alerts_app.command("ack")
+def alerts_ack(
+    alert: Annotated[int, typer.Argument(help="The alert's id.")],
+    comment: Annotated[str, typer.Option("--comment", help="Why, or who is on it.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge a firing alert as this OS user (the running service tells the receivers)."""
+    from monitor.alerting import verbs
+    from monitor.model import utcnow
+
+    settings = _settings(config)
+    store = _open_store(settings)
+    try:
+        with store.session() as session:
+            now = utcnow()
+            verbs.ack(session, alert_id=alert, who=_cli_user(), now=now, comment=comment)
+            _audit(session, settings, "ack", f"alert #{alert}")
+    except DagwatchError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    typer.echo(f"alert {alert} acknowledged by {_cli_user()}")
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    alert: Annotated[int, typer.Argument(help="The alert's id: its kind in its source and pipeline is silenced.")],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 4h, 1d.")] = "1h",
+    comment: Annotated[str, typer.Option("--comment", help="Why.")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Silence what an alert is about for a while, as this OS user."""
+    from monitor.alerting import verbs
+    from monitor.config import parse_duration
+    from monitor.model import utcnow
+
+    try:
+        length = parse_duration(duration)
+    except ValueError as exc:
+        _fail(f"--for: {exc}")
+    settings = _settings(config)
+    store = _open_store(settings)
+    try:
+        with store.session() as session:
+            row = verbs.silence_alert(session, alert_id=alert, who=_cli_user(), now=utcnow(), duration=length, comment=comment)
+            session.flush()
+            _audit(session, settings, "silence", f"alert #{alert}", detail=f"silence #{row.id} for {length}")
+            silence_id = row.id
+    except DagwatchError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    typer.echo(f"silence {silence_id} for {length} on alert {alert}")
+
+
 @alerts_app.command("send-test")
 def alerts_send_test(
     receiver: Annotated[Optional[str], typer.Option("--receiver", help="Receiver name (default: every receiver).")] = None,

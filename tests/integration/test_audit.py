@@ -167,13 +167,22 @@ def test_slack_clicks_and_refused_clicks_are_audited(served: Served) -> None:
                                                                           f"retry-failed for alert #{alert_id}")
 
 
-def test_cli_token_commands_are_audited_without_the_token(tmp_path: Path) -> None:
+def test_cli_commands_are_audited_without_the_token(tmp_path: Path) -> None:
     config = tmp_path / "dagwatch.yaml"
     config.write_text(f"data_dir: {tmp_path / 'data'}\nsources: []\n")
-    cli = [sys.executable, "-m", "monitor.cli", "token"]
-    token = subprocess.run([*cli, "create", "--name", "airflow-listener", "--role", "ingest", "--config", str(config)],
+    cli = [sys.executable, "-m", "monitor.cli"]
+    token = subprocess.run([*cli, "token", "create", "--name", "airflow-listener", "--role", "ingest", "--config", str(config)],
                            capture_output=True, text=True, check=True).stdout.strip()
-    subprocess.run([*cli, "revoke", "--name", "airflow-listener", "--config", str(config)], capture_output=True, check=True)
+    subprocess.run([*cli, "token", "revoke", "--name", "airflow-listener", "--config", str(config)], capture_output=True, check=True)
+    store = open_store(f"sqlite:///{tmp_path / 'data' / 'dagwatch.db'}")
+    alert_id = fire(store, run_id="cli-1")
+    store.close()
+    subprocess.run([*cli, "alerts", "ack", str(alert_id), "--config", str(config)], capture_output=True, check=True)
+    silenced = subprocess.run([*cli, "alerts", "silence", str(alert_id), "--for", "2h", "--config", str(config)],
+                              capture_output=True, text=True, check=True).stdout
+    refused = subprocess.run([*cli, "alerts", "ack", "999999", "--config", str(config)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "999999" in refused.stderr
+    silence_id = re.search(r"silence (\d+)", silenced).group(1)
     store = open_store(f"sqlite:///{tmp_path / 'data' / 'dagwatch.db'}")
     try:
         with store.session() as db:
@@ -182,7 +191,8 @@ def test_cli_token_commands_are_audited_without_the_token(tmp_path: Path) -> Non
             actors = {r.actor for r in audit.query(db)}
     finally:
         store.close()
-    assert rows == [("cli", "token_create", "airflow-listener", "role ingest"), ("cli", "token_revoke", "airflow-listener", "")]
+    assert rows == [("cli", "token_create", "airflow-listener", "role ingest"), ("cli", "token_revoke", "airflow-listener", ""),
+                    ("cli", "ack", f"alert #{alert_id}", ""), ("cli", "silence", f"alert #{alert_id}", f"silence #{silence_id} for 2:00:00")]
     assert len(actors) == 1 and next(iter(actors)).startswith("cli:")
     assert token.startswith(tokens.PREFIX) and not any(token in t or tokens.digest(token) in t for t in texts)
 
