@@ -1,5 +1,6 @@
 """POST /api/v1/events: pushed events, one object or a list; each item accepted or rejected on
-its own, so one bad item never costs the good ones. Also Alertmanager's webhook format."""
+its own, so one bad item never costs the good ones. Also Alertmanager's webhook format, mapped
+like Prometheus's own alerts (`POST /api/v2/alerts`, api/alertmanager.py) by alerting.external."""
 
 from __future__ import annotations
 
