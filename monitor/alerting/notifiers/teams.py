@@ -42,14 +42,14 @@ ERROR_LIMIT = 2000
 MAX_LISTED_ALERTS = 10
 MAX_ACTIONS = 5
 
-_MARKDOWN = re.compile(r"([\\*\[\]()`~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_MARKDOWN = re.compile(r"[\\*\[\]()`~]|(?<![A-Za-z0-9_])_+|_+(?![A-Za-z0-9_])")
 _LINE_START = re.compile(r"^(\s*)([-+>#]|\d+\.)", re.MULTILINE)
 
 
 def escape(text: str) -> str:
     """Text that Teams' Markdown shows as written: no emphasis, links, lists or headings.
-    An underscore inside a word (`fit_model`) emphasises nothing and stays as it is."""
-    return _LINE_START.sub(_line_start, _MARKDOWN.sub(r"\\\1", text))
+    Underscores inside a word (`fit_model`, `scheduled__2024`) emphasise nothing and stay as they are."""
+    return _LINE_START.sub(_line_start, _MARKDOWN.sub(lambda m: "".join("\\" + c for c in m.group(0)), text))
 
 
 def _line_start(match: re.Match[str]) -> str:

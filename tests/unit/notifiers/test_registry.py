@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from monitor.alerting.notifiers import (
     EmailNotifier,
+    OpsgenieNotifier,
     PagerDutyNotifier,
     SlackNotifier,
+    TeamsNotifier,
     WebhookNotifier,
     build,
 )
@@ -21,14 +23,16 @@ def test_every_kind_from_config():
         {"kind": "email", "name": "mail", "host": "smtp.example.org", "from": "d@example.org", "to": ["a@example.org"]},
         {"kind": "webhook", "name": "wh", "url": "http://example.org/hook", "secret": "s"},
         {"kind": "console", "name": "con"},
+        {"kind": "teams", "name": "teams", "webhook_url": "https://example.org/workflows/w/triggers/manual/paths/invoke?sig=s"},
+        {"kind": "opsgenie", "name": "og", "api_key": "k"},
     ])
     built = build(settings.receivers)
     assert {name: type(n) for name, n in built.items()} == {
         "pd": PagerDutyNotifier, "sl": SlackNotifier, "hook": SlackNotifier, "mail": EmailNotifier,
-        "wh": WebhookNotifier, "con": ConsoleNotifier,
+        "wh": WebhookNotifier, "con": ConsoleNotifier, "teams": TeamsNotifier, "og": OpsgenieNotifier,
     }
     assert all(n.name == name for name, n in built.items())
-    assert {n.kind for n in built.values()} == {"pagerduty", "slack", "email", "webhook", "console"}
+    assert {n.kind for n in built.values()} == {"pagerduty", "slack", "email", "webhook", "console", "teams", "opsgenie"}
 
 
 def test_console_when_nothing_is_configured():
