@@ -103,7 +103,8 @@ def _answer(app: FastAPI, secret: str, click: slack.Click, address: str) -> str:
 
 
 def _caller(app: FastAPI, name: str, address: str, action_id: str) -> auth.Caller:
-    """The clicking Slack user; the role is the receiver's mapping, which lets mapped users act."""
+    """The clicking Slack user as an audit caller; the receiver's `operators` mapping, not a
+    role, decides whether the click acts."""
     return auth.Caller(name, "operator", Via.SLACK, address, AUDITED[action_id], keep=app.state.access.audit_keep)
 
 
