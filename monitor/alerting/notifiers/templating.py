@@ -100,6 +100,10 @@ def _environment(kind: str, folder: Path | None) -> ImmutableSandboxedEnvironmen
     env.filters["cut"] = render.truncate
     if kind == "mrkdwn":
         env.filters["link"] = _link
+        # A `{% filter %}` block's output is not passed through `finalize`, and striptags
+        # un-escapes HTML entities: `{% filter striptags %}{{ summary }}{% endfilter %}` would
+        # turn the escaped `&lt;!channel&gt;` back into a mention.
+        del env.filters["striptags"]
     return env
 
 

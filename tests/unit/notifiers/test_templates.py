@@ -58,6 +58,14 @@ def test_pipeline_text_is_escaped_in_mrkdwn_whatever_the_template_does(tmp_path)
     assert "&lt;!channel&gt;" in rest and "<http://dagwatch.test/alerts/1|&lt;!channel&gt;" in rest
 
 
+def test_no_filter_block_turns_escaped_text_back_into_markup(tmp_path):
+    """A `{% filter %}` block's output skips the escaping of `{{ }}`; striptags would un-escape it."""
+    with pytest.raises(ConfigError, match="line 1: No filter named 'striptags'"):
+        load(folder(tmp_path, slack_text="{% filter striptags %}{{ first.summary }}{% endfilter %}"))
+    templates = load(folder(tmp_path, slack_text="{% filter upper %}{{ first.summary }}{% endfilter %}"))
+    assert "<!" not in slack.fallback_text(notification(alerts=[alert(summary=EVIL)]), templates)
+
+
 def test_html_is_autoescaped_and_plain_text_is_not(tmp_path):
     templates = load(folder(tmp_path, email_html="<p>{{ first.summary }}</p><a href=\"{{ first.page }}\">x</a>",
                             email_txt="{{ first.summary }}"))
