@@ -8,7 +8,8 @@ the server does not offer it; credentials are sent only after that. SMTP's reply
 retries: 4xx is "try later" (greylisting, full queue), 5xx is final (no such mailbox, relaying
 denied), and a refused login is a configuration error no retry fixes. A mail's Message-ID is
 derived from the delivery's idempotency key, and every mail of a group references the same
-thread id, so mail clients show a group's firing and resolve together.
+thread id, so mail clients show a group's firing and resolve together. Subject, text and HTML
+come from the `email*` templates (templating.py); the subject is kept to one bounded line here.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ follow-up is posted in its thread: the channel shows the current state and the t
 history. A follow-up for "firing again" is also broadcast to the channel (`reply_broadcast`),
 since a repeat of a page must be seen; if the message is gone, a new one is posted.
 Incoming-webhook mode (`webhook_url`) can only post, so every notification is a new message.
+The text of a message (header, facts, error, links, the rest of the group, the top-level text)
+comes from the `slack_*` templates (templating.py); the blocks, buttons and limits stay here.
 
 Buttons carry `action_id` (`dagwatch_runbook`, a link to the runbook's start page;
 `dagwatch_run_runbook` and `dagwatch_retry`, which start a runbook; `dagwatch_ack`,
