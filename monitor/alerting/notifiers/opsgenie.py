@@ -47,7 +47,7 @@ MAX_TAGS = 20
 DETAIL_VALUE_LIMIT = 500
 DETAILS_LIMIT = 8_000  # keys and values together
 USER = "dagwatch"
-_SAFE_ALIAS = re.compile(r"[A-Za-z0-9._:-]{1,%d}" % ALIAS_LIMIT)
+_SAFE_ALIAS = re.compile(rf"[A-Za-z0-9._:-]{{1,{ALIAS_LIMIT}}}")
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def samples() -> list[Notification]:
     )
     bare = Alert(id=2, fingerprint="sample-2", tier=Tier.P3, status=AlertStatus.RESOLVED, kind=AlertKind.SOURCE_DOWN,
                  source="prefect", summary="source prefect is down", started_at=at, updated_at=at)
-    common = dict(receiver="sample", base_url="https://dagwatch.example", idempotency_key="sample")
+    common = {"receiver": "sample", "base_url": "https://dagwatch.example", "idempotency_key": "sample"}
     return [Notification(id=1, action=NotificationAction.FIRING, group_key="train_ranker", alerts=[full, bare], **common),
             *(Notification(id=2, action=action, group_key="prefect", alerts=[bare], **common)
               for action in (NotificationAction.RESOLVED, NotificationAction.ACKNOWLEDGED, NotificationAction.TEST))]

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from urllib.parse import quote
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 

@@ -116,7 +116,7 @@ def test_a_replaced_template_failing_on_a_real_notification_falls_back_to_the_sh
     with caplog.at_level(logging.WARNING, logger=templating.__name__):
         text = slack.fallback_text(bare, templates)
     assert text == slack.fallback_text(bare)
-    assert f"template slack_text.mrkdwn.j2 failed, the shipped one is used: line 1: UndefinedError" in caplog.text
+    assert "template slack_text.mrkdwn.j2 failed, the shipped one is used: line 1: UndefinedError" in caplog.text
 
 
 def test_channel_limits_hold_whatever_a_template_renders(tmp_path):
