@@ -224,9 +224,3 @@ def scopes(session: Session, *, limit: int) -> tuple[list[str], list[str]]:
 def history(session: Session, *, alert_id: int) -> list[AlertHistoryRow]:
     return list(session.scalars(select(AlertHistoryRow).where(AlertHistoryRow.alert_id == alert_id).order_by(AlertHistoryRow.id)))
 
-
-def count_firing_by_tier(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(AlertRow.tier, func.count()).where(AlertRow.status == AlertStatus.FIRING.value).group_by(AlertRow.tier)
-    )
-    return {tier: count for tier, count in rows}

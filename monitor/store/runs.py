@@ -205,12 +205,6 @@ def _run_pks(session: Session, keys: list[RunKey]) -> dict[RunKey, int]:
     return out
 
 
-def count(session: Session, *, source: str, pipeline: str) -> int:
-    return session.scalar(
-        select(func.count()).select_from(RunRow).where(RunRow.source == source, RunRow.pipeline == pipeline)
-    ) or 0
-
-
 def snapshots_since(session: Session, *, source: str, since: datetime | None, limit: int = 500) -> list[RunSnapshot]:
     """Runs of a source changed after `since`, oldest change first, with their tasks."""
     query = select(RunRow).where(RunRow.source == source)

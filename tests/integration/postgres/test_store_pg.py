@@ -102,7 +102,6 @@ def test_runs_save_upserts_on_postgres_and_keeps_utc(store):
         runs.save(s, [(done, done.tasks)], t0 + timedelta(minutes=6))  # and a repeat is an update, not a duplicate
     with store.session() as s:
         [view] = runs.recent(s, pipeline="train")
-        assert runs.count(s, source="orch", pipeline="train") == 1
         assert runs.recent_durations(s, source="orch", pipeline="train", task_id="fit", limit=5) == [300.0]
         [snap] = runs.snapshots_since(s, source="orch", since=None)
     assert view.state is State.SUCCESS and [t.state for t in view.tasks] == [State.SUCCESS]
