@@ -21,7 +21,6 @@ import pytest
 from monitor.alerting.notifiers import slack
 from monitor.alerting.notifiers.slack import SlackNotifier
 from monitor.api.app import create_app
-from monitor.api.auth import Access
 from monitor.config import SlackReceiverSettings
 from monitor.model import utcnow
 from monitor.remediation.engine import Engine

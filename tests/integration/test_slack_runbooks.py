@@ -157,7 +157,7 @@ def test_run_runbook_click_runs_once_and_reports_in_the_thread(world):
         done = first.engine.wait(execution_id, timeout=120)
         assert done.started_by == "slack:alice" and done.runbook == "pipeline-failure" and done.status.finished
         replies = wait_for(lambda: len(thread_texts(world, message)) >= 2 and thread_texts(world, message))
-        assert f"slack:alice started runbook *pipeline-failure*" in replies[0] and f"execution #{execution_id}" in replies[0]
+        assert "slack:alice started runbook *pipeline-failure*" in replies[0] and f"execution #{execution_id}" in replies[0]
         report = replies[1]
         assert f"runbook *pipeline-failure* (execution #{execution_id}, started by slack:alice) {done.status.value}" in report
         for step in done.steps:

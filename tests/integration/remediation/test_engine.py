@@ -12,7 +12,7 @@ import pytest
 
 from monitor.alerting import ingest
 from monitor.errors import ConfigError, InvalidRequest, NotFound
-from monitor.model import AlertStatus, Event, EventKind, ExecutionStatus, StepStatus, Tier
+from monitor.model import Event, EventKind, ExecutionStatus, StepStatus, Tier
 from monitor.remediation import runbook as runbooks
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import Finding, NoArgs, StepContext
