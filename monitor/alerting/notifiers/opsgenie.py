@@ -189,8 +189,8 @@ def _reason(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300]
+        return response.text  # whole: render.http_failure redacts, then cuts
     if isinstance(body, dict):
         errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
         return "; ".join([str(body.get("message", ""))] + [f"{k}: {v}" for k, v in errors.items()]).strip("; ")
-    return str(body)[:300]
+    return str(body)

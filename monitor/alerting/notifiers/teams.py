@@ -141,8 +141,8 @@ def _reason(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300]
+        return response.text  # whole: render.http_failure redacts, then cuts
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return f"{error.get('code', '')}: {error.get('message', '')}"
-    return str(body)[:300]
+    return str(body)

@@ -389,3 +389,22 @@ def test_a_delivery_repeated_carries_one_key_and_leaves_one_item_open(deduping):
         for _ in range(2):
             notifier.notify(notification(NotificationAction.RESOLVED, alerts=[alert(status=AlertStatus.RESOLVED)]))
         assert deduping.open_items() == []
+
+
+#: The secret each channel's receiver could quote back in a refusal body it answers as text.
+QUOTED = {"pagerduty": ROUTING_KEY, "slack-webhook": SLACK_HOOK_PATH.rsplit("/", 1)[1], "webhook": WEBHOOK_SECRET,
+          "teams": TEAMS_SIG, "opsgenie": OPSGENIE_KEY}
+
+
+@pytest.mark.parametrize("name", list(QUOTED))
+def test_a_secret_quoted_where_the_error_is_cut_is_masked_whole(name, request):
+    """Errors quote at most 300 characters of the answer: a secret across that cut must not
+    leave its first half behind (redaction comes before the cut)."""
+    spec = next(c for c in CHANNELS if c.name == name)
+    harness = spec.make(request.getfixturevalue(spec.fixture))
+    secret = QUOTED[name]
+    harness.server.fail_next(1, 400, "x" * 288 + secret + " " + "y" * 400)  # a cut at 300 keeps 12 of its characters
+    with pytest.raises(DeliveryError) as caught:
+        harness.notifier().notify(notification())
+    pieces = {secret[i:i + 10] for i in range(len(secret) - 9)}
+    assert not any(piece in str(caught.value) for piece in pieces), str(caught.value)
