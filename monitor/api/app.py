@@ -8,6 +8,7 @@ from typing import AsyncIterator, Mapping, Protocol
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
@@ -83,6 +84,7 @@ def create_app(
     for error in errors.STATUS:
         app.add_exception_handler(error, typed_error)
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, errors.store_unavailable)
 
     for module in (health, alerts, events, alertmanager, check_results, silences, runs, runbooks, cluster, audit, slack, pages):
         app.include_router(module.router)

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from monitor.errors import Conflict, DagwatchError, InvalidRequest, NotFound
 from monitor.remediation.engine import RateLimited
+
+log = logging.getLogger(__name__)
 
 STATUS: dict[type[DagwatchError], int] = {NotFound: 404, Conflict: 409, InvalidRequest: 422, RateLimited: 429}
 
@@ -39,3 +45,12 @@ def with_typed_errors(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dic
             }
         return built
     return schema
+
+
+async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The database cannot be reached (restarting, failing over, locked past its timeout): a 503
+    the client may retry, not a 500 with a traceback. Nothing of the request was committed, so
+    a retry of the same request is safe; what was answered 2xx before stays stored."""
+    log.warning("store unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
+    return JSONResponse({"detail": "the store (database) is unavailable right now; retry shortly"}, status_code=503,
+                        headers={"Retry-After": "2"})
