@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from monitor.retry import backoff_delay
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -27,11 +29,7 @@ class RetryPolicy:
 
     def base_delay(self, failed_try: int) -> float:
         """Delay after try number `failed_try` (1-based) before jitter: delay × backoff^(n-1), capped."""
-        return min(self.max_delay, self.delay * self.backoff ** (failed_try - 1))
+        return backoff_delay(failed_try, base=self.delay, cap=self.max_delay, factor=self.backoff)
 
     def delay_after(self, failed_try: int, rng: random.Random | None = None) -> float:
-        base = self.base_delay(failed_try)
-        if not self.jitter:
-            return base
-        spread = base * self.jitter
-        return min(self.max_delay, max(0.0, base + (rng or random).uniform(-spread, spread)))
+        return backoff_delay(failed_try, base=self.delay, cap=self.max_delay, factor=self.backoff, jitter=self.jitter, rng=rng)

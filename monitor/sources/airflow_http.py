@@ -18,7 +18,6 @@ retried here: the caller decides.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from monitor.errors import DagwatchError
+from monitor.retry import backoff_delay, parse_retry_after
 from monitor.sources.airflow_auth import AirflowAuthError, BasicCredentials, Credentials
 from monitor.sources.base import SourceUnavailable
 
@@ -75,7 +75,7 @@ class BackOff:
     def failed(self, reason: str, retry_after: float | None = None) -> float:
         self.failures += 1
         self.last_error = reason
-        delay = max(min(self.cap, self.base * 2 ** (self.failures - 1)), retry_after or 0.0)
+        delay = max(backoff_delay(self.failures, base=self.base, cap=self.cap), retry_after or 0.0)
         self.not_before = self.clock() + delay
         return delay
 
@@ -104,7 +104,7 @@ class Retries:
             return None
         if retry_after is not None:
             return retry_after if retry_after <= self.max_retry_after else None
-        return min(self.cap, self.base * 2 ** (retry - 1)) * (0.5 + self.rng.random())
+        return backoff_delay(retry, base=self.base, cap=self.cap, jitter=0.5, rng=self.rng)
 
 
 @dataclass(frozen=True)
@@ -113,20 +113,6 @@ class Blip:
 
     reason: str
     retry_after: float | None = None
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """`Retry-After: 120` or an HTTP date → seconds from now (None when absent or unreadable)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class AirflowClient:
@@ -202,7 +188,7 @@ class AirflowClient:
         except httpx.HTTPError as exc:  # refused, reset, timed out
             return Blip(f"cannot reach Airflow at {self.base_url}: {type(exc).__name__}: {exc}")
         if response.status_code == 429 or response.status_code >= 500:
-            return Blip(f"Airflow answered HTTP {response.status_code} on {method} {path}", retry_after_seconds(response.headers.get("Retry-After")))
+            return Blip(f"Airflow answered HTTP {response.status_code} on {method} {path}", parse_retry_after(response.headers.get("Retry-After")))
         return response
 
     def _send(self, method: str, path: str, params: Any, json: Any, authenticated: bool, accept: str | None) -> httpx.Response:

@@ -38,6 +38,7 @@ import httpx
 from monitor.config import PrefectSourceSettings
 from monitor.errors import DagwatchError, PipelineNotFound
 from monitor.model import PipelineDefinition, RunSnapshot, State, utcnow
+from monitor.retry import backoff_delay
 from monitor.sources.base import (
     ActionUnsupported,
     ClearResult,
@@ -127,7 +128,7 @@ class PrefectSource:
             result = call()
         except SourceUnavailable as exc:
             self._failures += 1
-            delay = min(self.settings.poll_interval * 2 ** (self._failures - 1), MAX_BACKOFF)
+            delay = timedelta(seconds=backoff_delay(self._failures, base=self.settings.poll_interval.total_seconds(), cap=MAX_BACKOFF.total_seconds()))
             if exc.retry_after is not None:
                 delay = max(delay, timedelta(seconds=exc.retry_after))
             self._blocked_until = self._clock() + delay

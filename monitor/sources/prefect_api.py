@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from monitor.config import PrefectSourceSettings
+from monitor.retry import parse_retry_after
 from monitor.sources.base import SourceUnavailable
 
 #: The server answers 422 above this.
@@ -155,20 +155,6 @@ def credentials(settings: PrefectSourceSettings) -> tuple[str, ...]:
     return tuple(value for value in raw + sent if value)
 
 
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Retry-After is either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
 class PrefectApi:
     """Typed calls to one Prefect API URL. `transport` is injectable (tests use MockTransport)."""
 
@@ -203,7 +189,7 @@ class PrefectApi:
         if response.status_code in (401, 403):
             raise SourceUnavailable(f"prefect API refused the credentials (HTTP {response.status_code}): {where}; check the source's auth")
         if response.status_code >= 400:
-            wait = retry_after_seconds(response.headers.get("Retry-After"), _now())
+            wait = parse_retry_after(response.headers.get("Retry-After"), _now())
             raise SourceUnavailable(f"prefect API answered HTTP {response.status_code}: {where}: {self._quoted(response.text)}", retry_after=wait)
         if response.status_code == 204 or not response.content:
             return None

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from monitor.model import NotificationStatus
+from monitor.retry import backoff_delay
 from monitor.store import dialect
 from monitor.store.tables import AlertGroupRow, NotificationRow
 
@@ -62,5 +63,5 @@ def mark_failed(row: NotificationRow, *, now: datetime, error: str, retryable: b
     if not retryable or row.attempts >= max_attempts:
         row.status = NotificationStatus.DEAD.value
     else:
-        backoff = min(300.0, 2.0 ** row.attempts)
+        backoff = backoff_delay(row.attempts, base=2.0, cap=300.0)
         row.next_attempt_at = now + timedelta(seconds=max(backoff, retry_after or 0.0))

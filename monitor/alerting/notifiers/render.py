@@ -10,16 +10,14 @@ bodies and server replies into their messages, and any of those may hold a key.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from pydantic import SecretStr
 
 from monitor.alerting.notifiers.base import DeliveryError
 from monitor.model import Alert, Notification, NotificationAction, Tier
+from monitor.retry import parse_retry_after
 
 MASK = "[redacted]"
 
@@ -177,22 +175,6 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 def status_is_retryable(status: int) -> bool:
     """Alertmanager's rule: the receiver's fault or overload (5xx, 429, 408) may pass; other 4xx won't."""
     return status >= 500 or status in RETRYABLE_STATUS
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def http_failure(what: str, status: int, reason: str, retry_after: str | None, secrets: Iterable[str]) -> DeliveryError:

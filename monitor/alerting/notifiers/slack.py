@@ -49,6 +49,7 @@ from monitor.alerting.notifiers.templating import Templates
 from monitor.config import SlackReceiverSettings
 from monitor.errors import DagwatchError
 from monitor.model import Alert, AlertKind, Notification, NotificationAction, RunbookExecution
+from monitor.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,7 @@ class SlackNotifier:
             retryable = render.status_is_retryable(status)
         message = f"Slack API answered HTTP {status} error={render.truncate(render.redact(error, self._secrets), 200)}"
         return DeliveryError(message, retryable=retryable,
-                             retry_after=render.parse_retry_after(retry_after) if retryable else None)
+                             retry_after=parse_retry_after(retry_after) if retryable else None)
 
 
 # --- interactivity: verifying what Slack sends to POST /slack/actions -------------------------

@@ -4,7 +4,7 @@ Never the whole pipeline: the source is asked for a dry run first (its listing i
 `planned`, next to what was really cleared), and nothing is cleared when it lists nothing; then
 Airflow clears the failed task instances, Prefect retries the flow run, the embedded runner
 re-runs the failed tasks in place with the run's other results reused. At most `max_per_run` clears per run, counted in the store
-across executions and processes, and each further clear waits `backoff` × 2^(n-1) after the
+across executions and processes, and each further clear waits `backoff` × 2^(n-1) (at most a day) after the
 last, so a persistent failure misclassified as transient cannot loop or hammer the orchestrator.
 """
 
@@ -17,8 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import Duration
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
+from monitor.retry import backoff_delay
 from monitor.sources.base import ActionUnsupported, ClearResult, Retryable, SourceUnavailable
 from monitor.store import runbooks as execution_store
+
+#: However many clears came before, the next one waits at most this long.
+MAX_CLEAR_WAIT = timedelta(days=1).total_seconds()
 
 
 class ClearArgs(BaseModel):
@@ -44,7 +48,7 @@ class ClearFailed:
                 done, last = execution_store.clears_for_run(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id)
             if done >= args.max_per_run:
                 raise ActionFailed(f"run {alert.run_id} was already cleared {done} time(s) (max_per_run {args.max_per_run}); not clearing again")
-            if last is not None and (wait_until := last + args.backoff * 2 ** (done - 1)) > ctx.clock():
+            if last is not None and (wait_until := last + timedelta(seconds=backoff_delay(done, base=args.backoff.total_seconds(), cap=MAX_CLEAR_WAIT))) > ctx.clock():
                 raise ActionFailed(f"run {alert.run_id} was cleared at {last:%H:%M:%S}; the next clear is allowed from {wait_until:%H:%M:%S} UTC (backoff)")
         started = ctx.clock()
         planned = self._clear(source, alert.pipeline, alert.run_id, dry_run=True)

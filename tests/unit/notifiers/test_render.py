@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
@@ -53,17 +52,6 @@ def test_redacting_filter_rewrites_records(caplog):
     with caplog.at_level(logging.DEBUG, logger="tests.render.redact"):
         logger.debug("url: %s", "https://hooks/s3cr3t")
     assert "s3cr3t" not in caplog.text and "[redacted]" in caplog.text
-
-
-@pytest.mark.parametrize("value, expected", [("7", 7.0), ("1.5", 1.5), (None, None), ("soon", None), ("", None)])
-def test_retry_after_seconds(value, expected):
-    assert render.parse_retry_after(value) == expected
-
-
-def test_retry_after_http_date():
-    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-    assert render.parse_retry_after("Wed, 01 May 2024 12:00:30 GMT", now) == 30.0
-    assert render.parse_retry_after("Wed, 01 May 2024 11:00:00 GMT", now) == 0.0
 
 
 @pytest.mark.parametrize("status, retryable", [(500, True), (503, True), (429, True), (408, True), (400, False),

@@ -16,7 +16,7 @@ from monitor.model import State
 from monitor.sources import airflow_logs
 from monitor.sources.airflow import AirflowSource
 from monitor.sources.airflow_auth import AirflowAuthError, PasswordToken, jwt_expiry
-from monitor.sources.airflow_http import BackOff, Retries, retry_after_seconds
+from monitor.sources.airflow_http import BackOff, Retries
 from monitor.sources.airflow_states import run_state, task_state
 from monitor.sources.base import SourceUnavailable
 
@@ -278,11 +278,6 @@ def test_unhealthy_components_are_named():
 
     health = AirflowSource(settings(), transport=httpx.MockTransport(handler)).health()
     assert not health.healthy and health.problems == ("scheduler is unhealthy",)
-
-
-def test_retry_after_as_http_date():
-    assert retry_after_seconds("Wed, 26 Nov 2026 12:01:00 GMT", now=NOW.timestamp()) == 60
-    assert retry_after_seconds("soon") is None
 
 
 def test_v1_log_text_gives_the_last_traceback():
