@@ -49,7 +49,7 @@ def frozen_constraints(venv: Path, dest: Path) -> dict[str, str]:
 def dry_run(python: Path, spec: str, report: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
            "--report", str(report), *extra, spec]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 
 
 def resolve(python: Path, spec: str, report: Path, *extra: str) -> dict[str, str]:
