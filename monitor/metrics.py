@@ -111,7 +111,7 @@ SOURCE_API_ERRORS = Counter(
     "dagwatch_source_api_errors_total", "Failed orchestrator API calls (after the HTTP layer's retries), by kind.", ["source", "kind"],
 )
 RUNBOOK_EXECUTIONS = Counter("dagwatch_runbook_executions_total", "Runbook executions that ended, by result.", ["runbook", "result"])
-CHECKS = Counter("dagwatch_checks_total", "Check verdicts by check kind and result: passed, failed.", ["kind", "result"])
+CHECKS = Counter("dagwatch_checks_total", "Check verdicts by check kind and result: passed, failed, error (could not run).", ["kind", "result"])
 
 
 DELIVERY_STATUSES = ("sent", "retry", "dead")
@@ -141,8 +141,9 @@ def task_finished(source: str, pipeline: str, state: State, seconds: float | Non
 
 
 def check_verdict(kind: str, status: str) -> None:
-    """A warning never gates (checks.gating), so it counts as passed; an error as failed."""
-    CHECKS.labels(kind=kind, result="failed" if status in ("failed", "error") else "passed").inc()
+    """A warning never gates (checks.gating), so it counts as passed; an error (the check could
+    not run) is neither a pass nor a failure of the model."""
+    CHECKS.labels(kind=kind, result=status if status in ("failed", "error") else "passed").inc()
 
 
 def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:

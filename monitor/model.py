@@ -145,6 +145,7 @@ class AlertKind(enum.StrEnum):
     CONVERGENCE_FAILED = "convergence_failed"
     OUTPUT_FAILED = "output_failed"
     DRIFT_DETECTED = "drift_detected"
+    CHECK_ERROR = "check_error"
     SOURCE_DOWN = "source_down"
     POLICY_VIOLATION = "policy_violation"
     INFRA_ALERT = "infra_alert"
@@ -223,6 +224,9 @@ KINDS: dict[AlertKind, KindSpec] = {
     AlertKind.CONVERGENCE_FAILED: KindSpec(Tier.P1, Scope.CHECK, _CHECK),
     AlertKind.OUTPUT_FAILED: KindSpec(Tier.P2, Scope.CHECK, _CHECK),
     AlertKind.DRIFT_DETECTED: KindSpec(Tier.P3, Scope.CHECK, _CHECK),
+    # A check that could not run (a missing file, column or metric): a configuration problem to
+    # fix, never reported as the model or the data failing; resolved when the check runs again.
+    AlertKind.CHECK_ERROR: KindSpec(Tier.P2, Scope.CHECK, _CHECK),
     AlertKind.SOURCE_DOWN: KindSpec(Tier.P1, Scope.SOURCE, {GoodNews.SOURCE_UP: Scope.SOURCE}),
     AlertKind.POLICY_VIOLATION: KindSpec(Tier.P2, Scope.TASK),
     # Prometheus and Alertmanager alerts (GPU node down, disk full): identified by their label set

@@ -27,11 +27,9 @@ gate in turn, then with {"scenario": "healthy"} (the default) to resolve the ale
 
 Install into the Airflow environment (workers, and the DAG processor for parsing):
 
-    pip install dagwatch                      # checks + numpy, pandas, pyarrow, Great Expectations
-    # or, from a checkout, without the service's dependencies:
-    PYTHONPATH=/path/to/dagwatch pip install numpy pandas pyarrow pydantic httpx pyyaml great-expectations==1.24.1
+    pip install './checks[quality]'           # from a dagwatch checkout: dagwatch-checks + Great Expectations, none of the service
 
-and set DAGWATCH_URL and DAGWATCH_TOKEN (`dagwatch token create --name airflow --role operator`)
+and set DAGWATCH_URL and DAGWATCH_TOKEN (`dagwatch token create --name airflow --role ingest`)
 for the workers. `checks` and numpy are imported inside the tasks only, so this file parses even
 where they are missing (the test Airflow servers load it without them); the tasks then fail with
 ImportError, which is what you want to notice. GX costs a few seconds to import, once per task.

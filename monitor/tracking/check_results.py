@@ -2,7 +2,8 @@
 
 A failing check raises the alert of its kind (quality and integrity → quality_failed P2, output →
 output_failed P2, convergence → convergence_failed P1, drift → drift_detected P3); a passing one
-(warnings included: they never gate) is `check_passed`, which resolves the same check's alert.
+(warnings included: they never gate) is `check_passed`, which resolves the same check's alert. A
+check that could not run (`error`: a missing file, column or metric) is `check_error` P2.
 """
 
 from __future__ import annotations
@@ -47,8 +48,14 @@ class CheckReport(BaseModel):
 
 
 def to_event(report: CheckReport, now: datetime | None = None) -> Event:
-    failing = report.status in ("failed", "error")
-    kind = FAILED_KIND[report.kind] if failing else EventKind.CHECK_PASSED
+    """`error` is a check that could not run (absent input): `check_error`, never the kind that
+    says the model or the data failed."""
+    if report.status == "failed":
+        kind = FAILED_KIND[report.kind]
+    elif report.status == "error":
+        kind = EventKind.CHECK_ERROR
+    else:
+        kind = EventKind.CHECK_PASSED
     bad = [i for i in report.items if i.get("status") in ("failed", "error")][:20]
     return Event(
         kind=kind,

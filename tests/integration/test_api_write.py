@@ -153,3 +153,19 @@ def test_check_results_fire_by_kind_and_a_pass_resolves(server):
     assert passed["kind"] == "check_passed" and passed["resolved"] == [alert["id"]]
     assert httpx.post(f"{proc.url}/api/v1/check-results", json={**report, "kind": "vibes"}, headers=auth(tokens["operator"])).status_code == 422
     assert httpx.post(f"{proc.url}/api/v1/check-results", json=report).status_code == 401
+
+
+def test_a_check_that_could_not_run_is_check_error_never_a_model_failure(server):
+    """Issue 12: a log without the monitored metric is a configuration problem, not a failed model."""
+    proc, tokens = server
+    report = {"kind": "convergence", "name": "val_loss_gate", "status": "error", "pipeline": "trainer", "run_id": "r1",
+              "summary": "metric val_loss is not in the log; it has: train_loss, lr", "source": "airflow-prod"}
+    answer = httpx.post(f"{proc.url}/api/v1/check-results", json=report, headers=auth(tokens["operator"])).json()
+    assert answer["kind"] == "check_error"
+    alert = httpx.get(f"{proc.url}/api/v1/alerts/{answer['fired'][0]}").json()
+    assert alert["tier"] == "P2" and "train_loss, lr" in alert["summary"]
+    converged = httpx.get(f"{proc.url}/api/v1/alerts", params={"pipeline": "trainer", "kind": "convergence_failed"}).json()
+    assert converged == []
+    passed = httpx.post(f"{proc.url}/api/v1/check-results", json={**report, "status": "passed", "run_id": "r2"},
+                        headers=auth(tokens["operator"])).json()
+    assert passed["resolved"] == [alert["id"]]
