@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Literal
 from monitor.errors import PipelineDefinitionError
 from monitor.runner.retry import RetryPolicy
 
-Executor = Literal["thread", "process"]
+Executor = Literal["thread", "process", "dask"]
+EXECUTORS: tuple[Executor, ...] = ("thread", "process", "dask")
 CONTEXT_ARG = "ctx"
 
 
@@ -28,7 +29,8 @@ class TaskSpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: timedelta | None = None
     priority: int = 0
-    executor: Executor = "thread"
+    #: None: the pipeline's default (`Runner.executor_of`).
+    executor: Executor | None = None
     cache: bool = False
     cache_key: Callable[..., str] | None = None
     map_over: str | None = None
@@ -60,12 +62,18 @@ class Pipeline:
         def train(ctx, ingest): ...
     """
 
-    def __init__(self, name: str, *, params: dict[str, Any] | None = None, description: str = "") -> None:
+    def __init__(
+        self, name: str, *, params: dict[str, Any] | None = None, description: str = "", executor: Executor | None = None,
+    ) -> None:
         if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise PipelineDefinitionError(f"pipeline name {name!r} must be letters, digits, '_', '-' or '.'")
         self.name = name
         self.params: dict[str, Any] = dict(params or {})
         self.description = description
+        if executor is not None and executor not in EXECUTORS:
+            raise PipelineDefinitionError(f"pipeline {name!r}: executor must be one of {list(EXECUTORS)}, not {executor!r}")
+        #: Where its tasks that name no executor run; None: where the runner's configuration says.
+        self.executor: Executor | None = executor
         self.tasks: dict[str, TaskSpec] = {}
         self._names_by_fn: dict[Callable[..., Any], str] = {}
 
@@ -82,7 +90,7 @@ class Pipeline:
         jitter: float = 0.1,
         timeout: float | timedelta | None = None,
         priority: int = 0,
-        executor: Executor = "thread",
+        executor: Executor | None = None,
         cache: bool = False,
         cache_key: Callable[..., str] | None = None,
         map_over: Upstream | None = None,
@@ -128,9 +136,11 @@ class Pipeline:
         return register(fn) if fn is not None else register
 
     @classmethod
-    def build(cls, name: str, tasks: Iterable[TaskSpec], *, params: dict[str, Any] | None = None) -> "Pipeline":
+    def build(
+        cls, name: str, tasks: Iterable[TaskSpec], *, params: dict[str, Any] | None = None, executor: Executor | None = None,
+    ) -> "Pipeline":
         """The builder form: all tasks at once, in any order (e.g. generated from a config file)."""
-        pipeline = cls(name, params=params)
+        pipeline = cls(name, params=params, executor=executor)
         for spec in tasks:
             if spec.name in pipeline.tasks:
                 raise PipelineDefinitionError(f"pipeline {name!r}: task {spec.name!r} is defined twice")
@@ -142,8 +152,8 @@ class Pipeline:
         """Add a task built elsewhere (the builder form); the graph is re-checked."""
         if spec.name in self.tasks:
             raise PipelineDefinitionError(f"pipeline {self.name!r}: task {spec.name!r} is defined twice")
-        if spec.executor not in ("thread", "process"):
-            raise PipelineDefinitionError(f"task {spec.name!r}: executor must be 'thread' or 'process'")
+        if spec.executor is not None and spec.executor not in EXECUTORS:
+            raise PipelineDefinitionError(f"task {spec.name!r}: executor must be one of {list(EXECUTORS)}, not {spec.executor!r}")
         if spec.timeout is not None and spec.timeout.total_seconds() <= 0:
             raise PipelineDefinitionError(f"task {spec.name!r}: timeout must be positive")
         self.tasks[spec.name] = spec

@@ -25,14 +25,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, TextIO
+from typing import Any, Callable, Mapping, Protocol, Sequence, TextIO
 
 from monitor.errors import Conflict, DagwatchError, InvalidRequest
 from monitor.model import RunSnapshot, State, TaskSnapshot, utcnow
 from monitor.runner import logs
 from monitor.runner.cache import KEEP_RUNS, MISS, ResultStore, RunRecord, Uncacheable, cache_key
 from monitor.runner.context import TaskContext
-from monitor.runner.dag import Pipeline, TaskSpec
+from monitor.runner.dag import EXECUTORS, Executor, Pipeline, TaskSpec
+from monitor.runner.dask_executor import DaskCluster, DaskOptions
 from monitor.runner.executors import Attempt, Outcome, TaskExecutor, Usage
 from monitor.runner.scheduler import Key, Node, Scheduler
 
@@ -118,7 +119,12 @@ class _TaskState:
 
 
 class Runner:
-    """Runs pipelines on this machine. One instance is shared by every run of the service."""
+    """Runs pipelines on this machine, or their dask tasks on a Dask cluster. One instance is
+    shared by every run of the service; `close()` it (or use it as a context manager) to stop
+    the Dask cluster it may have started.
+
+    Where a task runs: its own `executor=`, else its pipeline's — `pipeline_executors[name]`
+    (configured per pipeline), else the `Pipeline(executor=…)` in code —, else `default_executor`."""
 
     def __init__(
         self,
@@ -131,7 +137,13 @@ class Runner:
         rng: random.Random | None = None,
         check_reporter: Callable[[TaskContext, Any], None] | None = None,
         keep_runs: int = KEEP_RUNS,
+        default_executor: Executor = "thread",
+        pipeline_executors: Mapping[str, Executor] | None = None,
+        dask: DaskOptions | None = None,
     ) -> None:
+        for executor in (default_executor, *(pipeline_executors or {}).values()):
+            if executor not in EXECUTORS:
+                raise ValueError(f"executor must be one of {list(EXECUTORS)}, not {executor!r}")
         self.source = source
         self.recorder: Recorder = recorder or NullRecorder()
         self.results = ResultStore(Path(data_dir) / "results", keep_runs=keep_runs)
@@ -141,6 +153,22 @@ class Runner:
         self.clock = clock
         self.rng = rng or random.Random()
         self.check_reporter = check_reporter
+        self.default_executor: Executor = default_executor
+        self.pipeline_executors: dict[str, Executor] = dict(pipeline_executors or {})
+        self.dask = DaskCluster(dask or DaskOptions())
+
+    def executor_of(self, pipeline: Pipeline, spec: TaskSpec) -> Executor:
+        return spec.executor or self.pipeline_executors.get(pipeline.name) or pipeline.executor or self.default_executor
+
+    def close(self) -> None:
+        """Stop the Dask client and the local cluster, if a dask try started them."""
+        self.dask.close()
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(
         self,
@@ -349,7 +377,9 @@ class _RunLoop:
         self.seq = itertools.count()
         self.waiting_retries = 0
         self.outcomes: queue.SimpleQueue[tuple[Attempt, Outcome]] = queue.SimpleQueue()
-        self.executor = TaskExecutor(runner.max_workers)
+        self.executor = TaskExecutor(runner.max_workers, dask=runner.dask)
+        self.uses_dask = any(runner.executor_of(pipeline, pipeline.tasks[name]) == "dask" for name in nodes)
+        self.url: str | None = None
         self.started_at = started_at or runner.clock()
         # keep_run: leave the run's params and results for a later retry in place.
         self.keep_run = keep_run
@@ -374,6 +404,7 @@ class _RunLoop:
             started_at=self.started_at,
             ended_at=ended_at,
             params=_jsonable(self.params),
+            url=self.url,
         )
 
     def _task_snapshot(self, key: Key) -> TaskSnapshot:
@@ -418,7 +449,15 @@ class _RunLoop:
         return self.finish()
 
     def begin(self) -> None:
-        """Record the run as RUNNING with every task it will run waiting."""
+        """Record the run as RUNNING with every task it will run waiting; a run with dask tasks
+        connects to its cluster first, so the run carries the cluster's dashboard link. A cluster
+        that cannot be reached is not an error here: its tries fail (and retry) with the reason."""
+        if self.uses_dask:
+            try:
+                self.r.dask.client()
+            except DagwatchError as exc:
+                log.warning("run %s of %s: %s", self.run_id, self.pipeline.name, exc)
+            self.url = self.r.dask.dashboard_link
         self.recorder.record(self._running_snapshot(), [self._task_snapshot(k) for k in self.tasks])
 
     def finish(self) -> RunResult:
@@ -533,11 +572,14 @@ class _RunLoop:
             tee=self.tee,
             prefix=f"[{name}{'' if index < 0 else f'[{index}]'}] ",
         )
+        kind = self.r.executor_of(self.pipeline, spec)
         attempt = Attempt(
             call=functools.partial(spec.fn, **kwargs),
             sink=sink,
             done=self._done,
-            process_target=(spec.fn, kwargs) if spec.executor == "process" else None,
+            kind=kind,
+            target=(spec.fn, kwargs) if kind != "thread" else None,
+            timeout_s=spec.timeout.total_seconds() if spec.timeout is not None else None,
         )
         self.in_flight[id(attempt)] = _InFlight(key, try_number, ctx, attempt)
         self._set(key, State.RUNNING, try_number=try_number, started_at=self.r.clock(), ended_at=None, usage=None)

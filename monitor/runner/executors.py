@@ -1,4 +1,5 @@
-"""Where task attempts run: threads by default, a fresh process for CPU-bound tasks.
+"""Where task attempts run: threads by default, a fresh process for CPU-bound tasks, or a Dask
+cluster (`dask_executor.py`) for work that outgrows this machine.
 
 A thread cannot be killed, so a timed-out thread attempt gets an exception injected at its next
 Python bytecode (`PyThreadState_SetAsyncExc`); code blocked inside C (a long `sleep`, a socket
@@ -84,15 +85,20 @@ class Outcome:
 
 @dataclass
 class Attempt:
-    """One try of one task; `cancel()` is how the engine enforces its timeout."""
+    """One try of one task; `cancel()` is how the engine enforces its timeout. `kind` is where
+    it runs ("thread", "process" or "dask"); the last two call `target` (function, kwargs), which
+    must pickle, a thread calls `call`."""
 
     call: Callable[[], Any]
     sink: logs.TrySink
     done: Callable[["Attempt", Outcome], None]
-    process_target: tuple[Callable[..., Any], dict[str, Any]] | None = None
+    kind: str = "thread"
+    target: tuple[Callable[..., Any], dict[str, Any]] | None = None
+    timeout_s: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread_id: int | None = None
     process: Any = None
+    future: Any = None  # a dask try's distributed.Future
     cancelled: bool = False
 
     def cancel(self) -> None:
@@ -100,6 +106,10 @@ class Attempt:
             self.cancelled = True
             if self.process is not None:
                 self.process.kill()
+            elif self.future is not None:
+                # Not client.cancel: it waits for the scheduler. Releasing only drops the key; the
+                # worker's own watchdog stops a running call at the same timeout.
+                self.future.release()
             elif self.thread_id is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(self.thread_id), ctypes.py_object(Interrupted)
@@ -189,14 +199,17 @@ class _ThreadPool:
 
 
 class TaskExecutor:
-    """Runs attempts on a thread pool; process attempts are driven from a pool thread too."""
+    """Runs attempts on a thread pool; process and dask attempts are driven from a pool thread
+    too (`dask`: the runner's `DaskCluster`, needed only by dask attempts)."""
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, dask: Any = None) -> None:
         self._pool = _ThreadPool(max_workers, thread_name_prefix="dagwatch-task")
         self._mp = multiprocessing.get_context("forkserver")
+        self._dask = dask
 
     def submit(self, attempt: Attempt) -> None:
-        self._pool.submit(self._run_process if attempt.process_target else self._run_thread, attempt)
+        run = {"thread": self._run_thread, "process": self._run_process, "dask": self._run_dask}[attempt.kind]
+        self._pool.submit(run, attempt)
 
     def shutdown(self) -> None:
         self._pool.shutdown()
@@ -231,9 +244,14 @@ class TaskExecutor:
         outcome.usage = Usage(time.thread_time() - cpu_started, peak_rss_bytes(), "process")
         attempt.done(attempt, outcome)
 
+    def _run_dask(self, attempt: Attempt) -> None:
+        from monitor.runner import dask_executor
+
+        dask_executor.run(self._dask, attempt)
+
     def _run_process(self, attempt: Attempt) -> None:
-        assert attempt.process_target is not None
-        fn, kwargs = attempt.process_target
+        assert attempt.target is not None
+        fn, kwargs = attempt.target
         receiver, sender = self._mp.Pipe(duplex=False)
         process = self._mp.Process(
             target=_process_main, args=(fn, kwargs, str(attempt.sink.path), sender), daemon=True
