@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor import linear_regex
 from monitor.alerting import matchers as am_matchers
@@ -36,13 +37,17 @@ from monitor.errors import ConfigError
 CONFIG_ENV = "DAGWATCH_CONFIG"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_SECONDS = re.compile(r"\d{1,15}(?:\.\d+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Accept `30s`, `5m`, `1h30m`, `250ms`, or a number of seconds."""
+    """Accept `30s`, `5m`, `1h30m`, `250ms`, or a number of seconds — also as text, which is
+    how every value from an environment variable arrives (`DAGWATCH_ALERTING__GROUP_WAIT=30`)."""
     if isinstance(value, timedelta):
         return value
+    if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+        value = float(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -115,12 +120,20 @@ class StoreSettings(_Section):
 class ScheduleSettings(_Section):
     every: Duration | None = Field(None, description="Run at this interval, e.g. 20s.")
     cron: str | None = Field(None, description="Crontab expression, e.g. '*/5 * * * *'.")
+    timezone: str = Field("UTC", description="The time zone `cron` reads its times in (IANA, e.g. Europe/Paris; summer time followed).")
     start_now: bool = Field(True, description="With `every`, start the first run at once.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        return _zone(name)
 
     @model_validator(mode="after")
     def _one_of(self) -> "ScheduleSettings":
         if (self.every is None) == (self.cron is None):
             raise ValueError("give exactly one of `every` or `cron`")
+        if self.every is not None and self.timezone != "UTC":
+            raise ValueError("`timezone` is for `cron`: `every` counts from a fixed instant, the same in every zone")
         if self.cron is not None:
             from apscheduler.triggers.cron import CronTrigger
 
@@ -133,10 +146,16 @@ class ScheduleSettings(_Section):
         return self
 
 
+EmbeddedExecutor = Literal["thread", "process", "dask"]
+
+
 class EmbeddedPipelineSettings(_Section):
     ref: str = Field(description="Import path of a Pipeline object, `package.module:name`.")
     schedule: ScheduleSettings | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    executor: EmbeddedExecutor | None = Field(
+        None, description="Where this pipeline's tasks that name no executor run; null: the pipeline's own default, else the source's `executor`.",
+    )
 
     @field_validator("ref")
     @classmethod
@@ -207,11 +226,37 @@ class SourceCommonSettings(_Section):
         return not any(re.search(p, pipeline) for p in self.exclude)
 
 
+class DaskSettings(_Section):
+    """The cluster of the `dask` executor. Without `scheduler_address`, a local cluster of
+    `workers` processes on 127.0.0.1, started with the first dask task; with it, an existing
+    cluster whose workers can import dagwatch and the pipelines (and reach the checkpoint folder)."""
+
+    scheduler_address: str | None = Field(None, description="The scheduler, `tcp://host:8786`; null: a local cluster.")
+    workers: int = Field(2, ge=1, le=256, description="Worker processes of the local cluster.")
+    threads_per_worker: int = Field(1, ge=1, le=256, description="Threads of each local worker.")
+    connect_timeout: Duration = Field(
+        timedelta(seconds=10), ge=timedelta(seconds=1), le=timedelta(minutes=5),
+        description="Longest wait for the scheduler (connecting, health): past it tries fail and the source is unhealthy.",
+    )
+    dashboard: bool = Field(True, description="Serve the local cluster's dashboard on 127.0.0.1 (linked from the runs page).")
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(tcp|tls)://[^/\s:]+:\d{1,5}", value):
+            raise ValueError(f"{value!r} is not a scheduler address like tcp://host:8786")
+        return value
+
+
 class EmbeddedSourceSettings(SourceCommonSettings):
     kind: Literal["embedded"]
     poll_interval: Duration = Field(timedelta(seconds=1))
     pipelines: list[EmbeddedPipelineSettings] = Field(default_factory=list)
-    max_workers: int = Field(8, ge=1, le=256, description="Threads running tasks concurrently.")
+    max_workers: int = Field(8, ge=1, le=256, description="Tries running (or submitted to Dask) at once, per run.")
+    executor: EmbeddedExecutor = Field(
+        "thread", description="Where tasks run that neither they nor their pipeline place: thread, process or dask.",
+    )
+    dask: DaskSettings = Field(default_factory=DaskSettings, description="The Dask cluster of the `dask` executor.")
 
 
 class AuthSettings(_Section):
@@ -833,24 +878,35 @@ def _require_unique(names: list[str], what: str) -> None:
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_PREFIX = "DAGWATCH_"
+
+#: What stands in for a `${NAME}` when the file is checked without the environment, tried in
+#: turn where the key refuses the one before: the reference itself (any text, a secret), a
+#: number (a port, a duration, a count), a URL.
+_STAND_INS: tuple[str | None, ...] = (None, "1", "http://placeholder.invalid")
 
 
-def _expand_env(value: Any, path: str, file: str | None, used: dict[str, str]) -> Any:
-    """Replace `${NAME}` in every string; a missing variable is an error naming the key. `used`
-    collects each substituted value → its reference, so errors can name the reference instead."""
+def _expand_env(value: Any, path: str, lookup: Callable[[str, str], str | None], used: dict[str, str],
+                refs: list[tuple[str, str]]) -> Any:
+    """Replace `${NAME}` in every string by `lookup(NAME, key)`; where it has no value the
+    reference is left as written. `refs` collects every (NAME, key), so all the unset variables
+    are reported at once; `used` collects each substituted value → its reference, so errors can
+    name the reference instead."""
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), file, used) for k, v in value.items()}
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), lookup, used, refs) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, f"{path}[{i}]", file, used) for i, v in enumerate(value)]
+        return [_expand_env(v, f"{path}[{i}]", lookup, used, refs) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in os.environ:
-                raise ConfigError(file, path, f"environment variable {name} is not set (referenced as ${{{name}}})")
-            if os.environ[name]:
-                used[os.environ[name]] = match.group(0)
-            return os.environ[name]
+            refs.append((name, path))
+            found = lookup(name, path)
+            if found is None:
+                return match.group(0)
+            if found:
+                used[found] = match.group(0)
+            return found
 
         return _ENV_REF.sub(substitute, value)
     return value
@@ -891,45 +947,145 @@ def _reason(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _config_error(exc: ValidationError, file: str | None, used: dict[str, str]) -> ConfigError:
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    """The keys the `DAGWATCH_*` variables set (`alerting.group_wait` → its variable), so a bad
+    value is blamed on the variable, not on a file that never held it."""
+    overrides: dict[str, str] = {}
+    for name in environ:
+        if not name.upper().startswith(_ENV_PREFIX) or name.upper() == CONFIG_ENV:
+            continue
+        key = ""
+        for part in name[len(_ENV_PREFIX):].lower().split("__"):
+            key += f"[{part}]" if part.isdigit() else (f".{part}" if key else part)
+        overrides[key] = name
+    return overrides
+
+
+def _origin(key: str, file: str | None, overrides: Mapping[str, str]) -> str:
+    for prefix, name in overrides.items():
+        if key == prefix or key.startswith((prefix + ".", prefix + "[")):
+            return f"environment variable {name}"
+    return file or "environment"
+
+
+Problem = tuple[str, str, str]  # where (file or variable), key, reason
+
+
+def _problems(problems: list[Problem]) -> ConfigError:
     """Every problem at once, one per line, so a user fixes the file in one pass."""
-    problems = [(_key_path(tuple(e["loc"])), _unquote_env(_reason(e), used)) for e in exc.errors()]
-    key, reason = problems[0]
-    for other_key, other_reason in problems[1:]:
-        reason += f"\n{file}: {other_key}: {other_reason}"
-    return ConfigError(file, key, reason)
+    where, key, reason = problems[0]
+    for other in problems[1:]:
+        reason += "\n" + ": ".join(part for part in other if part)
+    return ConfigError(where, key or None, reason)
 
 
-def load_settings(path: str | Path | None = None) -> Settings:
-    """Load the config file (explicit path, else $DAGWATCH_CONFIG, else defaults)."""
+def _validation_problems(exc: ValidationError, file: str | None, used: dict[str, str], overrides: Mapping[str, str]) -> list[Problem]:
+    keys = [_key_path(tuple(e["loc"])) for e in exc.errors()]
+    return [(_origin(key, file, overrides), key, _unquote_env(_reason(e), used)) for key, e in zip(keys, exc.errors(), strict=True)]
+
+
+def _unset(refs: list[tuple[str, str]], file: str | None) -> ConfigError:
+    problems = [(file or "environment", key, f"environment variable {name} is not set (referenced as ${{{name}}})") for name, key in refs]
+    where, key, reason = problems[-1]
+    problems[-1] = (where, key, reason + "; `dagwatch config validate FILE --no-env` checks the rest of the file without them")
+    return _problems(problems)
+
+
+def _env_error(exc: SettingsError, overrides: Mapping[str, str]) -> ConfigError:
+    """pydantic-settings could not read a variable (a list or mapping that is not JSON)."""
+    field = m.group(1) if (m := re.search(r'field "(\w+)"', str(exc))) else ""
+    where = _origin(field, None, overrides)
+    return ConfigError(where, field or None, "not valid JSON: a list or mapping set from the environment is written as JSON")
+
+
+def _read(path: str | Path) -> dict[str, Any]:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(file, None, "file not found") from None
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, None, f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(file, None, f"not valid YAML: {where}{getattr(exc, 'problem', exc)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(file, None, "the top level must be a mapping of sections (server, store, sources, …)")
+    return loaded
+
+
+class _FileSettings(Settings):
+    """The file alone, no `DAGWATCH_*` variables: what is committed, not what this shell has."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _without_env(loaded: dict[str, Any], file: str | None) -> Settings:
+    """Validate with a stand-in for each `${NAME}`: a key that refuses one stand-in gets the
+    next; what refuses every stand-in, and every other mistake, is reported."""
+    tried: dict[str, int] = {}
+    while True:
+        refs: list[tuple[str, str]] = []
+        data = _expand_env(loaded, "", lambda _, key: _STAND_INS[tried.get(key, 0)], {}, refs)
+        try:
+            return _FileSettings(**data)
+        except ValidationError as exc:
+            problems = _validation_problems(exc, file, {}, {})
+        referenced = {key: name for name, key in refs}
+        real = [p for p in problems if p[1] not in referenced or tried.get(p[1], 0) + 1 >= len(_STAND_INS)]
+        if real:
+            raise _problems([(where, key, f"{reason} (with a stand-in for ${{{referenced[key]}}})" if key in referenced else reason)
+                             for where, key, reason in real])
+        for _, key, _ in problems:
+            tried[key] = tried.get(key, 0) + 1
+
+
+def env_references(path: str | Path) -> list[tuple[str, str]]:
+    """Every `${NAME}` a config file holds, as (NAME, key), in file order."""
+    refs: list[tuple[str, str]] = []
+    _expand_env(_read(path), "", lambda *_: None, {}, refs)
+    return refs
+
+
+def load_settings(path: str | Path | None = None, *, env: bool = True) -> Settings:
+    """Load the config file (explicit path, else $DAGWATCH_CONFIG, else defaults). Without
+    `env` the file alone is checked: no `DAGWATCH_*` overrides, and each `${NAME}` stands in
+    for a value its key accepts, so a file can be checked where its secrets are not."""
     path = path or os.environ.get(CONFIG_ENV) or None
-    data: dict[str, Any] = {} if path else {"demo": True}  # no file at all: `make run`, bare `dagwatch up`
-    used: dict[str, str] = {}
     file = str(path) if path else None
-    if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(file, None, "file not found") from None
-        except OSError as exc:
-            raise ConfigError(file, None, f"cannot read: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(file, None, f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise ConfigError(file, None, f"not valid YAML: {where}{getattr(exc, 'problem', exc)}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(file, None, "the top level must be a mapping of sections (server, store, sources, …)")
-        data = _expand_env(loaded, "", file, used)
+    loaded = _read(path) if path else None
+    if not env:
+        return _without_env(loaded or {}, file)
+    overrides = _env_overrides(os.environ)
+    used = {value: f"${{{name}}}" for name in overrides.values() if (value := os.environ[name])}
+    data: dict[str, Any] = {"demo": True}  # no file at all: `make run`, bare `dagwatch up`
+    if loaded is not None:
+        refs: list[tuple[str, str]] = []
+        data = _expand_env(loaded, "", lambda name, _: os.environ.get(name), used, refs)
+        if unset := [(name, key) for name, key in refs if name not in os.environ]:
+            raise _unset(unset, file)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise _config_error(exc, file or "environment", used) from None
+        raise _problems(_validation_problems(exc, file, used, overrides)) from None
+    except SettingsError as exc:
+        raise _env_error(exc, overrides) from None
 
 
 __all__ = [
@@ -938,6 +1094,7 @@ __all__ = [
     "Duration",
     "EmbeddedPipelineSettings",
     "EmbeddedSourceSettings",
+    "env_references",
     "MetricsSettings",
     "ScheduleSettings",
     "SecretStr",

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -28,6 +29,7 @@ from monitor.remediation import policies
 from monitor.remediation.engine import Engine
 from monitor.remediation.runbook import load_all
 from monitor.runner import Pipeline, Runner
+from monitor.runner.dask_executor import DaskOptions
 from monitor.runner.loader import load
 from monitor.sources import registry
 from monitor.sources.registry import Sources
@@ -91,16 +93,21 @@ class Service:
         for source in self.settings.sources:
             if not isinstance(source, EmbeddedSourceSettings):
                 continue
-            self.runners[source.name] = Runner(
-                data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers,
-                check_reporter=store_reporter(self.store, self.policy, source.name),
-            )
             loaded[source.name] = []
             for entry in source.pipelines:
                 pipeline = load(entry.ref)
                 loaded[source.name].append(pipeline)
                 if source.watches(pipeline.name):
                     self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
+            dask = source.dask
+            self.runners[source.name] = Runner(
+                data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers,
+                check_reporter=store_reporter(self.store, self.policy, source.name),
+                default_executor=source.executor,
+                pipeline_executors={p.name: e.executor for p, e in zip(loaded[source.name], source.pipelines) if e.executor},
+                dask=DaskOptions(scheduler_address=dask.scheduler_address, workers=dask.workers, threads_per_worker=dask.threads_per_worker,
+                                 connect_timeout=dask.connect_timeout.total_seconds(), dashboard=dask.dashboard),
+            )
         return registry.build_all(
             self.settings.sources, store=self.store, log_root=self.settings.data_dir / "logs", runners=self.runners, pipelines=loaded,
         )
@@ -132,7 +139,7 @@ class Service:
             if schedule is None:
                 continue
             if schedule.cron:
-                trigger = CronTrigger.from_crontab(schedule.cron, timezone=timezone.utc)
+                trigger = CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
                 first = None
             else:
                 # Counted from one fixed instant, so every replica's trigger fires at the same
@@ -281,6 +288,8 @@ class Service:
             except Exception:
                 log.warning("could not release this replica's leases; they expire by themselves", exc_info=True)
         self.runbooks.shutdown()
+        for runner in self.runners.values():
+            runner.close()
         self.recorder.close()
         for notifier in self.notifiers.values():
             close = getattr(notifier, "close", None)
@@ -293,10 +302,14 @@ class Service:
 
 
 def fire_time(schedule: ScheduleSettings, now: datetime) -> datetime:
-    """The fire time a trigger firing at `now` stands for: the last multiple of the interval
-    since the epoch (a cron fires on whole minutes). Triggers never fire early, and every
-    replica's fire for one time maps to the same value, which only one of them can claim."""
-    period = schedule.every.total_seconds() if schedule.every else 60.0
+    """The fire time a trigger firing at `now` stands for, in UTC: the last multiple of the
+    interval since the epoch, or for a cron the whole minute of its zone's clock. Triggers never
+    fire early, and every replica's fire for one time maps to the same instant, which only one
+    of them can claim; the twice-lived hour of a summer-time change is two instants, not one."""
+    if schedule.cron:
+        local = now.astimezone(ZoneInfo(schedule.timezone))
+        return local.replace(second=0, microsecond=0).astimezone(timezone.utc)
+    period = schedule.every.total_seconds()  # type: ignore[union-attr]
     return EPOCH + timedelta(seconds=math.floor((now - EPOCH).total_seconds() / period) * period)
 
 

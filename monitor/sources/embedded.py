@@ -62,7 +62,18 @@ class EmbeddedSource:
             return runs.snapshots_since(session, source=self.name, since=since)
 
     def health(self) -> Health:
-        return Health(healthy=True)
+        """Healthy, unless its pipelines run tasks on Dask and the cluster cannot be reached (or
+        has no worker): then every poll is unhealthy with the reason, and the source-health rule
+        turns that into `source_down` — the run itself fails its tries rather than hang."""
+        if self._runner is None or not self._uses_dask():
+            return Health(healthy=True)
+        healthy, problem, details = self._runner.dask.health()
+        return Health(healthy=healthy, problems=(problem,) if problem else (), details=details)
+
+    def _uses_dask(self) -> bool:
+        runner = self._runner
+        assert runner is not None
+        return any(runner.executor_of(p, spec) == "dask" for p in self._pipelines.values() for spec in p.tasks.values())
 
     def definitions(self) -> Sequence[PipelineDefinition]:
         return []
