@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/runner_overhead.py                   # 1,000 tasks, median of 3, with Prefect
     .venv/bin/python bench/runner_overhead.py --quick --no-prefect   # CI smoke: 100 tasks, 1 repetition
+    .venv/bin/python bench/runner_overhead.py --dask            # 200 tasks on Dask, next to Prefect's DaskTaskRunner
 
 Two shapes, each with trivial tasks (`return None`):
   fan    N independent tasks
@@ -16,6 +17,14 @@ Modes:
                   against a local `prefect server start` on 127.0.0.1, started here with its own
                   PREFECT_HOME in a temporary folder, analytics off, and stopped by its pid at the
                   end; fan = `.submit()` on the default thread runner + wait, chain = direct calls
+
+Dask (`--dask`, instead of the modes above), both on a LocalCluster of the same shape (2 worker
+processes, 1 thread each, 127.0.0.1), started before the timing (dagwatch: a warm-up run; Prefect:
+the flow's task runner starts it before the flow body):
+  dagwatch-dask   Runner + StoreRecorder, the pipeline's executor "dask": every try a Dask task
+  prefect-dask    prefect-dask's DaskTaskRunner (installed into the Prefect venv, pinned below);
+                  fan = `.submit()` + wait, chain = each `.submit()`ed with its upstream's future
+                  (bench/prefect_dask_flows.py)
 
 Per-task wall = wall time / N, the median of the repetitions. dagwatch is timed around the whole
 `Runner.run()` (run setup, scheduling, executing, recording, final flush); Prefect around the
@@ -54,6 +63,8 @@ from monitor.model import State  # noqa: E402
 
 SHAPES = ("fan", "chain")
 GOAL_RATIO = 1 / 50  # dagwatch (durable recording) per-task wall vs Prefect's
+DASK_GOAL_RATIO = 0.5  # dagwatch on Dask vs Prefect's DaskTaskRunner, same cluster shape
+PREFECT_DASK = "prefect-dask==0.3.7"  # the release for Prefect 3.4.7+ (the venv pins 3.9.1)
 
 
 # -- the tasks -----------------------------------------------------------------------------
@@ -112,18 +123,23 @@ def bench_plain(n: int, shape: str, reps: int) -> list[dict[str, float]]:
     return out
 
 
-def bench_dagwatch(n: int, shape: str, reps: int, recorder_kind: str, workdir: Path) -> list[dict[str, float]]:
+def bench_dagwatch(n: int, shape: str, reps: int, recorder_kind: str, workdir: Path, dask: bool = False) -> list[dict[str, float]]:
+    """`dask`: every task on a local Dask cluster of 2 worker processes with 1 thread each."""
+    from monitor.runner.dask_executor import DaskOptions
     from monitor.store import open_store
     from monitor.store.recorder import StoreRecorder
 
     pipeline = make_pipeline(n, shape)
-    data_dir = workdir / f"dagwatch-{recorder_kind}-{shape}"
+    if dask:
+        pipeline.executor = "dask"
+    data_dir = workdir / f"dagwatch-{recorder_kind}-{shape}{'-dask' if dask else ''}"
     store = recorder = None
     if recorder_kind == "store":
         store = open_store(f"sqlite:///{data_dir}/dagwatch.db")
         recorder = StoreRecorder(store)
-    runner = Runner(data_dir=data_dir, recorder=recorder or NullRecorder())
-    runner.run(pipeline)  # warm-up: imports, first-run paths, thread start-up
+    runner = Runner(data_dir=data_dir, recorder=recorder or NullRecorder(),
+                    dask=DaskOptions(workers=2, threads_per_worker=1, dashboard=False) if dask else None)
+    runner.run(pipeline)  # warm-up: imports, first-run paths, thread start-up (and the Dask cluster)
     out = []
     try:
         for _ in range(reps):
@@ -135,6 +151,7 @@ def bench_dagwatch(n: int, shape: str, reps: int, recorder_kind: str, workdir: P
                 row["recorded_success"] = _check_recorded(store, result.run_id, n)
             out.append(row)
     finally:
+        runner.close()
         if recorder is not None:
             recorder.close()
         if store is not None:
@@ -249,8 +266,17 @@ def ensure_prefect_venv(venv: Path) -> None:
                        env={**os.environ, "DAGWATCH_PREFECT_CACHE": str(venv.parent)})
 
 
-def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = True) -> dict[str, Any]:
+def ensure_prefect_dask(venv: Path) -> None:
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", "import prefect_dask"], capture_output=True, check=False)
+    if found.returncode != 0:
+        print(f"installing {PREFECT_DASK} into {venv} ...", file=sys.stderr, flush=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", PREFECT_DASK, "prefect==3.9.1"], check=True)
+
+
+def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = True, script: str = "prefect_flows.py") -> dict[str, Any]:
     ensure_prefect_venv(venv)
+    if script == "prefect_dask_flows.py":
+        ensure_prefect_dask(venv)
     home = workdir / "prefect-home"
     home.mkdir()
     server = PrefectServer(venv, home)
@@ -260,7 +286,7 @@ def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = T
         with (home / "client.log").open("wb") as client_log:
             done = subprocess.run(
                 [
-                    str(venv / "bin" / "python"), str(HERE / "prefect_flows.py"), "--tasks", str(n), "--reps", str(reps),
+                    str(venv / "bin" / "python"), str(HERE / script), "--tasks", str(n), "--reps", str(reps),
                     *(["--server-pid", str(server.proc.pid)] if settle else []),
                 ],
                 env=server.env,
@@ -297,10 +323,11 @@ def fmt_us(seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=1000, help="tasks per run (default 1000)")
+    parser.add_argument("--tasks", type=int, default=None, help="tasks per run (default 1000; 200 with --dask)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions; the median is reported (default 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 100 tasks, 1 repetition")
     parser.add_argument("--no-prefect", action="store_true", help="skip Prefect (no venv, no server)")
+    parser.add_argument("--dask", action="store_true", help="dagwatch on Dask next to Prefect's DaskTaskRunner (same cluster shape)")
     parser.add_argument("--prefect-venv", type=Path, default=HERE.parent / "tests" / "servers" / ".cache" / "prefect-venv")
     parser.add_argument(
         "--prefect-back-to-back", action="store_true",
@@ -310,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.reps = 100, 1
-    n, reps = args.tasks, args.reps
+    if args.dask:
+        return main_dask(args)
+    n, reps = args.tasks or 1000, args.reps
 
     workdir = Path(tempfile.mkdtemp(prefix="dagwatch-bench-"))
     started = datetime.now(timezone.utc)
@@ -398,6 +427,72 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"runner_overhead-{started:%Y%m%dT%H%M%S}{'-quick' if args.quick else ''}.json"
+    path.write_text(json.dumps(record, indent=2))
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def main_dask(args: argparse.Namespace) -> int:
+    """dagwatch-dask next to prefect-dask: per-task wall of each, and the ratio against the goal."""
+    n, reps = args.tasks or 200, args.reps
+    workdir = Path(tempfile.mkdtemp(prefix="dagwatch-bench-dask-"))
+    started = datetime.now(timezone.utc)
+    load_before = os.getloadavg()
+    results: dict[str, dict[str, list[dict[str, float]]]] = {shape: {} for shape in SHAPES}
+    prefect: dict[str, Any] | None = None
+    try:
+        for shape in SHAPES:
+            print(f"{shape}: dagwatch-dask ...", file=sys.stderr, flush=True)
+            results[shape]["dagwatch-dask"] = bench_dagwatch(n, shape, reps, "store", workdir, dask=True)
+        if not args.no_prefect:
+            print("prefect-dask ...", file=sys.stderr, flush=True)
+            prefect = bench_prefect(n, reps, args.prefect_venv, workdir, settle=not args.prefect_back_to_back, script="prefect_dask_flows.py")
+            for shape in SHAPES:
+                results[shape]["prefect-dask"] = [{"wall_s": r["body_s"], "flow_call_s": r["call_s"]} for r in prefect["results"][shape]]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(f"Per-task overhead on Dask (LocalCluster: 2 worker processes x 1 thread), {n} trivial tasks, median of {reps}  "
+          f"({os.cpu_count()} CPUs, load {load_before[0]:.2f} at start)")
+    header = f"{'shape':6} {'mode':14} {'wall/task':>11} {'÷ Prefect':>10}"
+    print(header)
+    print("-" * len(header))
+    summary: dict[str, Any] = {}
+    goal: dict[str, bool] = {}
+    for shape in SHAPES:
+        modes = results[shape]
+        pf = per_task(modes["prefect-dask"], n, "wall_s") if "prefect-dask" in modes else None
+        summary[shape] = {}
+        for mode in ("dagwatch-dask", "prefect-dask"):
+            if mode not in modes:
+                continue
+            wall = per_task(modes[mode], n, "wall_s")
+            ratio = wall / pf if pf else None
+            summary[shape][mode] = {"wall_per_task_s": wall, "ratio_to_prefect": ratio}
+            print(f"{shape:6} {mode:14} {fmt_us(wall):>11} {format(ratio, '.3f') if ratio else '-':>10}")
+        if pf:
+            ratio = summary[shape]["dagwatch-dask"]["ratio_to_prefect"]
+            goal[shape] = ratio <= DASK_GOAL_RATIO
+    print()
+    for shape, met in goal.items():
+        ratio = summary[shape]["dagwatch-dask"]["ratio_to_prefect"]
+        print(f"{shape}: dagwatch on Dask = {ratio:.3f}x Prefect DaskTaskRunner's per-task wall (goal ≤ {DASK_GOAL_RATIO}x): {'met' if met else 'NOT met'}")
+    record = {
+        "bench": "runner_overhead_dask",
+        "started_at": started.isoformat(),
+        "tasks": n,
+        "repetitions": reps,
+        "cluster": {"n_workers": 2, "threads_per_worker": 1, "processes": True},
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "prefect": None if prefect is None else {k: v for k, v in prefect.items() if k != "results"},
+        "raw": results,
+        "summary": summary,
+        "goal_ratio_to_prefect": DASK_GOAL_RATIO,
+        "goal_met": goal or None,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"runner_overhead-dask-{started:%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(record, indent=2))
     print(f"\nJSON: {path}")
     return 0

@@ -27,10 +27,13 @@ a dask try runs or the cluster's health is asked for.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import pickle
 import threading
 import time
 import uuid
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
 KEY_PREFIX = "dagwatch-try-"
 #: How often a thread waiting for a try checks whether it was cancelled or the client lost.
 WAIT_POLL_S = 1.0
+#: Task functions a worker keeps unpickled (see `_Shipped`).
+WORKER_FUNCTIONS = 512
 
 
 class DaskUnavailable(DagwatchError):
@@ -83,6 +88,15 @@ class DaskCluster:
         # fail at once with the same error instead of each waiting out its own timeout.
         self._failed: tuple[float, DaskUnavailable] | None = None
         self._closed = False
+        self._shipped: weakref.WeakKeyDictionary[Callable[..., Any], _Shipped] = weakref.WeakKeyDictionary()
+
+    def shipped(self, fn: Callable[..., Any]) -> "_Shipped":
+        """`fn` pickled once for every try of it (see `_Shipped`)."""
+        with self._lock:
+            found = self._shipped.get(fn)
+            if found is None:
+                found = self._shipped[fn] = _Shipped.of(fn)
+            return found
 
     @property
     def started(self) -> bool:
@@ -196,6 +210,40 @@ class DaskCluster:
             cluster.close(timeout=self.options.connect_timeout)
 
 
+@dataclass(frozen=True)
+class _Shipped:
+    """A task function as it travels: pickled once by the runner (cloudpickle: a function defined
+    in a notebook, a test or `__main__` goes by value, and that costs ~1 ms a time) and unpickled
+    once per worker, which keeps it by digest."""
+
+    digest: str
+    data: bytes
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any]) -> "_Shipped":
+        import cloudpickle
+
+        data = cloudpickle.dumps(fn, protocol=5)
+        return cls(hashlib.sha256(data).hexdigest(), data)
+
+    def load(self) -> Callable[..., Any]:
+        with _functions_lock:
+            fn = _functions.get(self.digest)
+            if fn is not None:
+                _functions.move_to_end(self.digest)
+                return fn
+        fn = pickle.loads(self.data)
+        with _functions_lock:
+            _functions[self.digest] = fn
+            while len(_functions) > WORKER_FUNCTIONS:
+                _functions.popitem(last=False)
+        return fn
+
+
+_functions: "OrderedDict[str, Callable[..., Any]]" = OrderedDict()  # on a worker: digest → task function
+_functions_lock = threading.Lock()
+
+
 def _dashboard_link(client: "Client", timeout: float) -> str | None:
     """http://host:port/status of the scheduler's dashboard, or None when it serves none (no
     bokeh, or switched off). Built from the scheduler's own address, not dask's link template
@@ -225,7 +273,7 @@ def run(cluster: DaskCluster, attempt: Attempt) -> None:
     try:
         client = cluster.client()
         future = client.submit(
-            run_on_worker, fn, kwargs, attempt.timeout_s, key=f"{KEY_PREFIX}{uuid.uuid4().hex}", pure=False, retries=0,
+            run_on_worker, cluster.shipped(fn), kwargs, attempt.timeout_s, key=f"{KEY_PREFIX}{uuid.uuid4().hex}", pure=False, retries=0,
         )
     except DaskUnavailable as exc:
         _report(attempt, Outcome(ok=False, error_type="DaskUnavailable", error=str(exc)), note=str(exc))
@@ -267,7 +315,7 @@ def _lost(exc: BaseException, future: "Future", client: "Client") -> tuple[Outco
     from distributed.scheduler import KilledWorker
 
     if isinstance(exc, KilledWorker):
-        message = f"the Dask worker running this try died ({exc})"
+        message = f"the Dask worker running this try died ({type(exc).__name__}: {exc})"
         return Outcome(ok=False, error_type="WorkerLost", error=message), message
     if isinstance(exc, CancelledError):
         message = f"the Dask scheduler lost this try ({type(exc).__name__}: {exc})"
@@ -310,7 +358,7 @@ class _Captured:
             return "".join(self._parts)
 
 
-def run_on_worker(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float | None) -> tuple[str, Any, str, Usage]:
+def run_on_worker(shipped: _Shipped, kwargs: dict[str, Any], timeout_s: float | None) -> tuple[str, Any, str, Usage]:
     """Runs on a Dask worker thread: the task's call with its output captured, its own timeout
     watchdog, and what it used; returns (kind, value or error fields, log text, usage). Task
     errors are returned, not raised, so a raised exception always means Dask itself failed."""
@@ -331,6 +379,7 @@ def run_on_worker(fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: flo
     cpu_started = time.thread_time()
     try:
         try:
+            fn = shipped.load()
             if watchdog is not None:
                 watchdog.start()
             value = fn(**kwargs)
