@@ -138,16 +138,9 @@ class Service:
             schedule = item.settings.schedule
             if schedule is None:
                 continue
-            if schedule.cron:
-                trigger = CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
-                first = None
-            else:
-                # Counted from one fixed instant, so every replica's trigger fires at the same
-                # times and they compete for the same fire time (`run_pipeline`).
-                trigger = IntervalTrigger(seconds=schedule.every.total_seconds(), start_date=EPOCH, timezone=timezone.utc)  # type: ignore[union-attr]
-                first = now if schedule.start_now else None
+            first = now if schedule.every and schedule.start_now else None
             self.scheduler.add_job(
-                self.run_pipeline, trigger, args=[item], id=f"run:{item.source}:{item.pipeline.name}",
+                self.run_pipeline, trigger_for(schedule), args=[item], id=f"run:{item.source}:{item.pipeline.name}",
                 name=f"run {item.pipeline.name}", **({"next_run_time": first} if first else {}),
             )
         for index, collector in enumerate(self.collectors):
@@ -299,6 +292,15 @@ class Service:
         if self._exclusive is not None:
             self._exclusive.release()
             self._exclusive = None
+
+
+def trigger_for(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
+    """A cron reads its times in the schedule's zone (summer time included); an interval counts
+    from one fixed instant, so every replica's trigger fires at the same times and they compete
+    for the same fire time (`run_pipeline`)."""
+    if schedule.cron:
+        return CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
+    return IntervalTrigger(seconds=schedule.every.total_seconds(), start_date=EPOCH, timezone=timezone.utc)  # type: ignore[union-attr]
 
 
 def fire_time(schedule: ScheduleSettings, now: datetime) -> datetime:

@@ -54,14 +54,20 @@ def silence(
 
 
 def silence_alert(session: Session, *, alert_id: int, who: str, now: datetime, duration: timedelta, comment: str = "") -> SilenceRow:
-    """Silence what an alert is about (its kind in its source and pipeline). The values are the
-    alert's, so they are matched literally (`=`): a pipeline named `~.*` must not silence all."""
+    """Silence what an alert is about (its kind in its source and pipeline)."""
     alert = alert_store.get(session, alert_id=alert_id)
-    matchers = {"source": literal(alert.source), "kind": literal(alert.kind)}
-    if alert.pipeline:
-        matchers["pipeline"] = literal(alert.pipeline)
-    return silence(session, matchers=matchers, starts_at=now, ends_at=now + duration, who=who, now=now,
-                   comment=comment or f"on alert #{alert_id}")
+    return silence(session, matchers=alert_matchers(alert.source, alert.kind, alert.pipeline), starts_at=now, ends_at=now + duration,
+                   who=who, now=now, comment=comment or f"on alert #{alert_id}")
+
+
+def alert_matchers(source: str, kind: str, pipeline: str | None) -> dict[str, str]:
+    """The matchers that silence what an alert is about, here or from a client of the API. The
+    values are the alert's, so they are matched literally (`=`): a pipeline named `~.*` must
+    not silence all."""
+    matchers = {"source": literal(source), "kind": literal(kind)}
+    if pipeline:
+        matchers["pipeline"] = literal(pipeline)
+    return matchers
 
 
 def literal(value: str) -> str:

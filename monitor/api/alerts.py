@@ -22,14 +22,15 @@ def list_alerts(
     tier: Tier | None = None,
     pipeline: str | None = None,
     kind: AlertKind | None = None,
+    source: str | None = Query(None, max_length=200),
     limit: int = Query(100, ge=1, le=1000),
     offset: Offset = 0,
     db: Session = Depends(session),
     request: Request = None,  # type: ignore[assignment]
 ) -> list[Alert]:
-    """Newest first; filter by status, tier, pipeline and kind."""
+    """Newest first; filter by status, tier, pipeline, kind and source."""
     policy = request.app.state.policy
-    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, limit=limit, offset=offset,
+    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, source=source, limit=limit, offset=offset,
                                    base_url=policy.base_url, runbooks=policy.runbooks)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Iterable
 
 from monitor.errors import PipelineNotFound
@@ -13,10 +15,12 @@ def load(ref: str) -> Pipeline:
     module_name, _, attribute = ref.partition(":")
     if not module_name or not attribute:
         raise PipelineNotFound(f"{ref!r} is not a pipeline reference; write `package.module:pipeline_variable`")
+    _importable_from_cwd()
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise PipelineNotFound(f"cannot import {module_name!r} for pipeline {ref!r}: {exc}; is it on PYTHONPATH?") from exc
+        raise PipelineNotFound(f"cannot import {module_name!r} for pipeline {ref!r}: {exc}; run from the folder that holds it, "
+                               "or put that folder on PYTHONPATH") from exc
     obj = module
     for part in attribute.split("."):
         obj = getattr(obj, part, None)
@@ -25,6 +29,15 @@ def load(ref: str) -> Pipeline:
     if not isinstance(obj, Pipeline):
         raise PipelineNotFound(f"{ref!r} is a {type(obj).__name__}, not a dagwatch Pipeline")
     return obj
+
+
+def _importable_from_cwd() -> None:
+    """The working folder is importable, as with `python -m`: the installed `dagwatch` script
+    starts its path at its own bin folder, so `dagwatch run mypipes:pipeline` next to
+    mypipes.py failed. Added last, so a stray file there cannot shadow a library."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
 
 
 def find(name_or_ref: str, refs: Iterable[str]) -> Pipeline:

@@ -139,3 +139,104 @@ def test_errors_name_the_environment_reference_not_its_value(tmp_path, monkeypat
     message = str(caught.value)
     assert "s3cr3t-Passw0rd!" not in message and "${POLL_EVERY}" in message
     assert "'pw1'" not in message and "${SHORT}" in message
+
+
+# -- values from DAGWATCH_* variables ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("30", 30), ("1.5", 1.5), ("0", 0), (" 45 ", 45), ("2m", 120)])
+def test_a_bare_number_in_an_environment_variable_is_seconds(monkeypatch, tmp_path, value, seconds):
+    """The message promises "or a number of seconds"; from the environment every value is text."""
+    monkeypatch.setenv("DAGWATCH_ALERTING__GROUP_WAIT", value)
+    assert load_settings(write(tmp_path, "sources: []")).alerting.group_wait == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["-5", "1e3", "nan", "30 parsecs", "9" * 16])
+def test_other_text_is_still_no_duration(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_an_error_from_an_environment_variable_names_it_not_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("DAGWATCH_ALERTING__GROUP_WAIT", "soon")
+    monkeypatch.setenv("dagwatch_server__port", "99999")  # names are not case-sensitive
+    path = write(tmp_path, "server: {hots: x}")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    lines = str(caught.value).splitlines()
+    assert sorted(lines) == sorted([
+        f"{path}: server.hots: unknown key (check its spelling and its place in the file)",
+        "environment variable dagwatch_server__port: server.port: Input should be less than or equal to 65535",
+        ("environment variable DAGWATCH_ALERTING__GROUP_WAIT: alerting.group_wait: invalid duration ${DAGWATCH_ALERTING__GROUP_WAIT} "
+         "(write e.g. 30s, 5m, 1h30m or a number of seconds)"),
+    ])
+
+
+def test_a_variable_that_is_not_json_is_named(monkeypatch):
+    monkeypatch.delenv("DAGWATCH_CONFIG", raising=False)
+    monkeypatch.setenv("DAGWATCH_SOURCES", "[{not json")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert str(caught.value).startswith("environment variable DAGWATCH_SOURCES: sources: not valid JSON")
+
+
+# -- schedule time zones ---------------------------------------------------------------------------
+
+SCHEDULED = "sources: [{{name: e, kind: embedded, pipelines: [{{ref: 'monitor.demo.pipeline:pipeline', schedule: {schedule}}}]}}]"
+
+
+def test_a_schedule_reads_cron_in_its_time_zone(tmp_path):
+    settings = load_settings(write(tmp_path, SCHEDULED.format(schedule="{cron: '0 2 * * *', timezone: Europe/Paris}")))
+    assert settings.sources[0].pipelines[0].schedule.timezone == "Europe/Paris"
+    assert load_settings(write(tmp_path, SCHEDULED.format(schedule="{cron: '0 2 * * *'}"))).sources[0].pipelines[0].schedule.timezone == "UTC"
+
+
+@pytest.mark.parametrize(("schedule", "reason"), [
+    ("{cron: '0 2 * * *', timezone: Europe/Pariss}", "unknown time zone 'Europe/Pariss'"),
+    ("{cron: '0 2 * * *', timezone: '../../etc/passwd'}", "unknown time zone"),
+    ("{every: 1h, timezone: Europe/Paris}", "`timezone` is for `cron`"),
+])
+def test_a_bad_schedule_time_zone_is_named(tmp_path, schedule, reason):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, SCHEDULED.format(schedule=schedule)))
+    assert caught.value.key.startswith("sources[0].pipelines[0].schedule") and reason in str(caught.value)
+
+
+def _schedule(cron: str, zone: str):
+    from monitor.config import ScheduleSettings
+
+    return ScheduleSettings(cron=cron, timezone=zone)
+
+
+@pytest.mark.parametrize(("zone", "day", "utc_hour"), [
+    ("Europe/Paris", "2026-01-15", 1), ("Europe/Paris", "2026-07-15", 0),  # CET, then CEST
+    ("America/New_York", "2026-07-15", 6), ("Asia/Kathmandu", "2026-07-15", 20),
+])
+def test_the_scheduler_fires_at_the_zones_time_and_every_replica_claims_the_same_instant(zone, day, utc_hour):
+    """The trigger the service builds, and the fire time each replica computes for it, late or not."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from monitor.service import fire_time, trigger_for
+
+    schedule = _schedule("0 2 * * *", zone)
+    start = datetime.fromisoformat(f"{day}T00:00:00+00:00") - timedelta(hours=12)
+    fire = trigger_for(schedule).get_next_fire_time(None, start)
+    local = fire.astimezone(ZoneInfo(zone))
+    assert (local.hour, local.minute) == (2, 0)
+    expected_hour = (utc_hour, 15) if zone == "Asia/Kathmandu" else (utc_hour, 0)
+    assert (fire.astimezone(UTC).hour, fire.astimezone(UTC).minute) == expected_hour
+    for late in (0, 1, 29.5, 59.9):
+        assert fire_time(schedule, fire + timedelta(seconds=late)) == fire.astimezone(UTC)
+
+
+def test_the_hour_lived_twice_is_two_fire_times():
+    """Paris leaves summer time at 03:00 on 2026-10-25: 02:30 happens at 00:30 and 01:30 UTC."""
+    from datetime import UTC, datetime
+
+    from monitor.service import fire_time
+
+    schedule = _schedule("30 2 * * *", "Europe/Paris")
+    first, second = datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    assert fire_time(schedule, first + timedelta(seconds=5)) == first
+    assert fire_time(schedule, second + timedelta(seconds=5)) == second
