@@ -374,6 +374,7 @@ class RunView(BaseModel):
     ended_at: datetime | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     tasks: list[TaskRunView] = Field(default_factory=list)
+    url: str | None = None  # where the run can be watched live (an embedded run on Dask: the cluster's dashboard)
 
 
 class NotificationAction(enum.StrEnum):

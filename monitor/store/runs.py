@@ -16,7 +16,7 @@ from monitor.store.tables import RunRow, TaskRunRow
 from monitor.store.dialect import upsert
 
 RunKey = tuple[str, str, str]  # (source, pipeline, run_id)
-_RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at")
+_RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at", "url")
 _USAGE = ("cpu_seconds", "max_rss_bytes", "memory_scope")  # what a try used; TaskSnapshot and TaskRunRow spell them alike
 _TASK_UPDATE = ("state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback", *_USAGE, "updated_at")
 
@@ -49,6 +49,7 @@ def save(session: Session, runs: Iterable[tuple[RunSnapshot, Sequence[TaskSnapsh
                 "started_at": r.started_at,
                 "ended_at": r.ended_at,
                 "updated_at": now,
+                "url": r.url,
             }
             for r in latest_runs.values()
         ],
@@ -98,7 +99,7 @@ def _sqlite_upsert(table: str, columns: Sequence[str], keys: Sequence[str], upda
 
 _SQLITE_RUN_UPSERT = _sqlite_upsert(
     RunRow.__tablename__,
-    ("source", "pipeline", "run_id", "state", "params", "started_at", "ended_at", "updated_at"),
+    ("source", "pipeline", "run_id", "state", "params", "started_at", "ended_at", "updated_at", "url"),
     ("source", "pipeline", "run_id"),
     _RUN_UPDATE,
 )
@@ -134,6 +135,7 @@ def _save_sqlite(
                 _sqlite_datetime(r.started_at),
                 _sqlite_datetime(r.ended_at),
                 stamp,
+                r.url,
             )
             for r in latest_runs.values()
         ]
@@ -303,6 +305,7 @@ def _views(session: Session, rows: Sequence[RunRow]) -> list[RunView]:
             started_at=r.started_at,
             ended_at=r.ended_at,
             params=r.params,
+            url=r.url,
             tasks=[
                 TaskRunView(
                     task_id=t.task_id,

@@ -32,6 +32,8 @@ class RunRow(Base):
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Where the run can be watched live (an embedded run on Dask: the cluster's dashboard).
+    url: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskRunRow(Base):

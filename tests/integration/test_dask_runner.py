@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from monitor.alerting import ingest
 from monitor.model import AlertKind, AlertStatus, State
@@ -30,6 +31,7 @@ from monitor.store import alerts as alert_store
 from monitor.store import runs
 from monitor.store.recorder import StoreRecorder
 from monitor.tracking.collector import Collector
+from tests.integration.test_pages_runbooks import diagnosing_app, diagnosing_engine, login
 
 POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http://127.0.0.1:8000")
 PARTS = 189
@@ -198,8 +200,17 @@ def test_a_200_task_dag_on_a_local_cluster_with_retries_a_cache_hit_and_a_killed
     assert usage is not None and usage["cpu_seconds"] is not None and usage["memory_scope"] == "process"
     assert usage["max_rss_bytes"] > 10 * 2**20
 
-    # The run links the cluster's dashboard, served on 127.0.0.1.
-    assert result.tasks and runner.dask.dashboard_link and runner.dask.dashboard_link.startswith("http://127.0.0.1:")
+    # The run carries the cluster's dashboard (served on 127.0.0.1), and its runs page links it.
+    link = runner.dask.dashboard_link
+    assert link and link.startswith("http://127.0.0.1:") and run.url == link
+    engine = diagnosing_engine(store, tmp_path / "runbooks")
+    try:
+        with TestClient(diagnosing_app(store, engine)) as client:
+            login(client, store)
+            page = client.get("/pipelines/runs", params={"source": "embedded", "pipeline": "dask_dag"}).text
+    finally:
+        engine.shutdown()
+    assert f'class="run-dashboard" href="{link}"' in page
 
     # Closing the runner stops every worker process.
     runner.close()
