@@ -214,7 +214,9 @@ class DaskCluster:
 class _Shipped:
     """A task function as it travels: pickled once by the runner (cloudpickle: a function defined
     in a notebook, a test or `__main__` goes by value, and that costs ~1 ms a time) and unpickled
-    once per worker, which keeps it by digest."""
+    once per worker, which keeps it by digest. A module's function goes by reference (its name),
+    as with any Dask task; one sent by value is the function as it was when first sent — define it
+    again (a new function object) to send a new one."""
 
     digest: str
     data: bytes
@@ -294,7 +296,7 @@ def _wait(client: "Client", future: "Future", attempt: Attempt) -> tuple[Outcome
     while True:
         try:
             kind, payload, text, usage = future.result(timeout=WAIT_POLL_S)
-        except (Exception, CancelledError) as exc:
+        except (Exception, CancelledError) as exc:  # noqa: BLE001 - sorted out by _lost
             if attempt.cancelled:  # timed out and released: the runner recorded that already
                 return Outcome(ok=False, error_type="Interrupted", error="cancelled"), ""
             lost = _lost(exc, future, client)
@@ -394,7 +396,7 @@ def run_on_worker(shipped: _Shipped, kwargs: dict[str, Any], timeout_s: float | 
         kind, payload = "ok", value
     except Interrupted:
         kind, payload = "err", {"error_type": "Interrupted", "error": "interrupted after its timeout", "traceback": ""}
-    except BaseException as exc:  # the task's own failure is data here
+    except BaseException as exc:  # noqa: BLE001 - the task's own failure is data here
         failure = Outcome.failure(exc, skip_frames=1)
         captured.write(failure.traceback)
         kind, payload = "err", {"error_type": failure.error_type, "error": failure.error, "traceback": failure.traceback}

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, TextIO
+from typing import Any, Callable, Mapping, Protocol, Self, Sequence, TextIO
 
 from monitor.errors import Conflict, DagwatchError, InvalidRequest
 from monitor.model import RunSnapshot, State, TaskSnapshot, utcnow
@@ -164,7 +164,7 @@ class Runner:
         """Stop the Dask client and the local cluster, if a dask try started them."""
         self.dask.close()
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
