@@ -65,9 +65,11 @@ class BreakableOrchestrator(FakeHTTPServer):
         return Reply(404, {"detail": "Not Found"})
 
 
+# Four outages in two minutes are flapping by the default damping (3 fires in 30 min hold the
+# resolve for 10 quiet minutes): this test is about each outage on its own, so damping starts later.
 ORCHESTRATOR_CONFIG = """
 data_dir: {data_dir}
-alerting: {{group_wait: 0s, group_interval: 1s, repeat_interval: 1h}}
+alerting: {{group_wait: 0s, group_interval: 1s, repeat_interval: 1h, flap: {{threshold: 5, window: 30m, quiet: 10m}}}}
 sources:
   - name: pf
     kind: prefect
