@@ -52,11 +52,13 @@ def frame(n: int, seed: int = 0, shift: float = 0.0):
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": np.arange(n, dtype=np.int64),
-        **{f"feature_{i}": rng.normal(shift if i == 2 else 0.0, size=n) for i in range(4)},
-        "label": rng.integers(0, 2, n).astype(np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            **{f"feature_{i}": rng.normal(shift if i == 2 else 0.0, size=n) for i in range(4)},
+            "label": rng.integers(0, 2, n).astype(np.int64),
+        }
+    )
 
 
 def timed(fn, repeat: int) -> float:
@@ -82,7 +84,7 @@ def rounds(fns: dict, repeat: int) -> dict[str, list[float]]:
     keys = list(fns)
     times: dict[str, list[float]] = {k: [] for k in keys}
     for r in range(repeat):
-        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             t = time.perf_counter()
             fns[key]()
             times[key].append((time.perf_counter() - t) * 1000)
@@ -184,27 +186,38 @@ def main() -> None:
             path = tmp / f"d{n}.parquet"
             df = pd.read_parquet(path)
             assert all(pandas_gate(df).values()) and gx_direct(df, gx_suite).success
-            times[n] = rounds({
-                "pool": lambda path=path: pool.validate(suite, path),
-                "gx_file": lambda path=path: gx_direct(pd.read_parquet(path), gx_suite),
-                "gx_mem": lambda df=df: gx_direct(df, gx_suite),
-                "pandas": lambda df=df: pandas_gate(df),
-                "pandas_read": lambda path=path: pandas_gate(pd.read_parquet(path)),
-            }, repeat)
+            times[n] = rounds(
+                {
+                    "pool": lambda path=path: pool.validate(suite, path),
+                    "gx_file": lambda path=path: gx_direct(pd.read_parquet(path), gx_suite),
+                    "gx_mem": lambda df=df: gx_direct(df, gx_suite),
+                    "pandas": lambda df=df: pandas_gate(df),
+                    "pandas_read": lambda path=path: pandas_gate(pd.read_parquet(path)),
+                },
+                repeat,
+            )
 
     med = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()}
-    print(f"\nquality gate, demo_values suite (8 expectations); median ms over {'/'.join(str(r) for _, r in SIZES)}"
-          f" interleaved rounds; 2 workers warm in {warm:.1f}s")
-    print(f"{'rows':>10} | {'checks pool':>11} | {'GX file':>7} | {'GX mem':>7} | {'pandas':>6} | {'pandas+read':>11} |"
-          f" {'pool/GX file':>12} | {'pool/GX mem':>11} | {'GX mem/pandas':>13} | {'pool/pandas+read':>16}")
+    print(
+        f"\nquality gate, demo_values suite (8 expectations); median ms over {'/'.join(str(r) for _, r in SIZES)}"
+        f" interleaved rounds; 2 workers warm in {warm:.1f}s"
+    )
+    print(
+        f"{'rows':>10} | {'checks pool':>11} | {'GX file':>7} | {'GX mem':>7} | {'pandas':>6} | {'pandas+read':>11} |"
+        f" {'pool/GX file':>12} | {'pool/GX mem':>11} | {'GX mem/pandas':>13} | {'pool/pandas+read':>16}"
+    )
     for n, _ in SIZES:
         m, t = med[n], times[n]
-        print(f"{n:>10,} | {m['pool']:>11.1f} | {m['gx_file']:>7.1f} | {m['gx_mem']:>7.1f} | {m['pandas']:>6.1f} |"
-              f" {m['pandas_read']:>11.1f} | {paired_ratio(t, 'pool', 'gx_file'):>12.2f} |"
-              f" {paired_ratio(t, 'pool', 'gx_mem'):>11.2f} | {paired_ratio(t, 'gx_mem', 'pandas'):>13.1f} |"
-              f" {paired_ratio(t, 'pool', 'pandas_read'):>16.1f}")
-    print("  checks pool = worker reads the Parquet file + GX + result back; GX file = pd.read_parquet + GX here;"
-          " GX mem and pandas get the frame in memory; ratios = median of per-round ratios")
+        print(
+            f"{n:>10,} | {m['pool']:>11.1f} | {m['gx_file']:>7.1f} | {m['gx_mem']:>7.1f} | {m['pandas']:>6.1f} |"
+            f" {m['pandas_read']:>11.1f} | {paired_ratio(t, 'pool', 'gx_file'):>12.2f} |"
+            f" {paired_ratio(t, 'pool', 'gx_mem'):>11.2f} | {paired_ratio(t, 'gx_mem', 'pandas'):>13.1f} |"
+            f" {paired_ratio(t, 'pool', 'pandas_read'):>16.1f}"
+        )
+    print(
+        "  checks pool = worker reads the Parquet file + GX + result back; GX file = pd.read_parquet + GX here;"
+        " GX mem and pandas get the frame in memory; ratios = median of per-round ratios"
+    )
 
     # drift, 1M rows
     from scipy.stats import ks_2samp
@@ -225,12 +238,14 @@ def main() -> None:
     print(f"  KS D (checks), 1 feature     : {t_ks:8.1f}")
     print(f"  scipy ks_2samp, 1 feature    : {t_scipy:8.1f}   ratio checks/scipy {t_ks / t_scipy:.2f}")
 
-    out = subprocess.run([sys.executable, __file__, "--service-rss", str(tmp / "d1000000.parquet")],
-                         check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, __file__, "--service-rss", str(tmp / "d1000000.parquet")], check=True, capture_output=True, text=True
+    ).stdout.split()
     shutil.rmtree(tmp, ignore_errors=True)
     print("\nresident memory of a service-like caller that imports only checks.quality (MB)")
-    print(f"  before the pool starts: {out[0]}   pool warm: {out[1]}   after a 1M-row validation: {out[2]}"
-          f"   heavy modules loaded: {out[3]}")
+    print(
+        f"  before the pool starts: {out[0]}   pool warm: {out[1]}   after a 1M-row validation: {out[2]}   heavy modules loaded: {out[3]}"
+    )
     print("\nresident memory of this bench process (pandas + pyarrow loaded for the peers) (MB)")
     print(f"  before the pool starts              : {rss_start:7.1f}")
     print(f"  pool warm (2 workers, GX in each)   : {rss_warm:7.1f}")

@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, str(FAKE), "--port", str(port), "--dags", str(args.dags), "--tis-per-day", str(args.tis_per_day)],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     tmp = Path(tempfile.mkdtemp(prefix="dagwatch-scale-"))
     try:
@@ -149,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         clock = SimClock(START)
         set_clock(clock.now)
         transport = Counting()
-        settings = AirflowSourceSettings(kind="airflow", name="airflow-scale", url=url,
-                                         auth={"username": "monitor", "password": "x"}, definitions_interval=0)
+        settings = AirflowSourceSettings(
+            kind="airflow", name="airflow-scale", url=url, auth={"username": "monitor", "password": "x"}, definitions_interval=0
+        )
         source = AirflowSource(settings, transport=transport, clock=clock)
         store = open_store(f"sqlite:///{tmp / 'dagwatch.db'}")
         collector = Collector(source, store, AlertPolicy(receivers=[], base_url="http://127.0.0.1:8000"), clock=clock)
@@ -171,10 +174,20 @@ def main(argv: list[str] | None = None) -> int:
 
         first, cpu, wall, reqs, by = measured(collector.poll_once)
         rss_first = rss_mib()
-        first_row = {"snapshots": first.snapshots, "events": first.events, "cpu_s": cpu, "wall_s": wall, "requests": reqs,
-                     "by_endpoint": by, "rss_mib": rss_first}
-        print(f"first poll (6 h look-back): {first.snapshots} runs, {first.events} events, cpu {cpu:.2f}s, wall {wall:.2f}s, "
-              f"{reqs} requests, RSS {rss_first:.0f} MiB", flush=True)
+        first_row = {
+            "snapshots": first.snapshots,
+            "events": first.events,
+            "cpu_s": cpu,
+            "wall_s": wall,
+            "requests": reqs,
+            "by_endpoint": by,
+            "rss_mib": rss_first,
+        }
+        print(
+            f"first poll (6 h look-back): {first.snapshots} runs, {first.events} events, cpu {cpu:.2f}s, wall {wall:.2f}s, "
+            f"{reqs} requests, RSS {rss_first:.0f} MiB",
+            flush=True,
+        )
         if profiler:
             _dump(profiler, tmp, "first poll")
             profiler = cProfile.Profile()
@@ -184,11 +197,24 @@ def main(argv: list[str] | None = None) -> int:
             clock.now += INTERVAL
             set_clock(clock.now)
             res, cpu, wall, reqs, by = measured(collector.poll_once)
-            cycles.append({"cycle": i + 1, "snapshots": res.snapshots, "events": res.events, "cpu_s": cpu, "wall_s": wall,
-                           "requests": reqs, "by_endpoint": by, "rss_mib": rss_mib()})
+            cycles.append(
+                {
+                    "cycle": i + 1,
+                    "snapshots": res.snapshots,
+                    "events": res.events,
+                    "cpu_s": cpu,
+                    "wall_s": wall,
+                    "requests": reqs,
+                    "by_endpoint": by,
+                    "rss_mib": rss_mib(),
+                }
+            )
             if (i + 1) % max(1, args.cycles // 6) == 0:
-                print(f"  cycle {i + 1}: {res.snapshots} runs, {res.events} events, cpu {cpu * 1000:.0f} ms, {reqs} req, "
-                      f"RSS {cycles[-1]['rss_mib']:.1f} MiB", flush=True)
+                print(
+                    f"  cycle {i + 1}: {res.snapshots} runs, {res.events} events, cpu {cpu * 1000:.0f} ms, {reqs} req, "
+                    f"RSS {cycles[-1]['rss_mib']:.1f} MiB",
+                    flush=True,
+                )
         if profiler:
             _dump(profiler, tmp, "steady cycles")
         gc.collect()
@@ -215,10 +241,20 @@ def main(argv: list[str] | None = None) -> int:
                     set_clock(clock.now, reparse=reparse, versions=versions)
                     found, cpu, wall, reqs, by = measured(src.definitions)
                     changed = by.get("GET dags/{id}/tasks", 0)
-                    defs[prefix + label] = {"dags": len(found), "cpu_s": cpu, "wall_s": wall, "requests": reqs, "task_reads": changed,
-                                            "by_endpoint": by, "rss_mib": rss_mib()}
-                    print(f"definitions() {prefix}{label}: {len(found)} DAGs, cpu {cpu:.2f}s, wall {wall:.2f}s, {reqs} requests "
-                          f"({changed} task reads)", flush=True)
+                    defs[prefix + label] = {
+                        "dags": len(found),
+                        "cpu_s": cpu,
+                        "wall_s": wall,
+                        "requests": reqs,
+                        "task_reads": changed,
+                        "by_endpoint": by,
+                        "rss_mib": rss_mib(),
+                    }
+                    print(
+                        f"definitions() {prefix}{label}: {len(found)} DAGs, cpu {cpu:.2f}s, wall {wall:.2f}s, {reqs} requests "
+                        f"({changed} task reads)",
+                        flush=True,
+                    )
                 clock.now = start
             peer.close()
 
@@ -227,20 +263,31 @@ def main(argv: list[str] | None = None) -> int:
         reqs = [c["requests"] for c in steady]
         summary = {
             "measured_at": datetime.now(UTC).isoformat(),
-            "python": sys.version.split()[0], "cpus": os.cpu_count(),
-            "world": world, "cycles": args.cycles, "interval_s": INTERVAL.total_seconds(),
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "world": world,
+            "cycles": args.cycles,
+            "interval_s": INTERVAL.total_seconds(),
             "first_poll": first_row,
             "steady": {
-                "cpu_ms_median": statistics.median(cpus) * 1000, "cpu_ms_mean": statistics.fmean(cpus) * 1000,
-                "cpu_ms_p95": sorted(cpus)[int(0.95 * (len(cpus) - 1))] * 1000, "cpu_ms_max": max(cpus) * 1000,
+                "cpu_ms_median": statistics.median(cpus) * 1000,
+                "cpu_ms_mean": statistics.fmean(cpus) * 1000,
+                "cpu_ms_p95": sorted(cpus)[int(0.95 * (len(cpus) - 1))] * 1000,
+                "cpu_ms_max": max(cpus) * 1000,
                 "core_pct_mean": statistics.fmean(cpus) / INTERVAL.total_seconds() * 100,
                 "wall_ms_median": statistics.median(c["wall_s"] for c in steady) * 1000,
-                "requests_median": statistics.median(reqs), "requests_max": max(reqs),
+                "requests_median": statistics.median(reqs),
+                "requests_max": max(reqs),
                 "runs_per_cycle_median": statistics.median(c["snapshots"] for c in steady),
                 "events_total": sum(c["events"] for c in steady),
             },
-            "rss_mib": {"start": rss0, "after_first_poll": rss_first, "after_cycle_1": steady[0]["rss_mib"] if steady else None,
-                        "end": rss_end, "growth_cycle1_to_end": rss_end - steady[0]["rss_mib"] if steady else None},
+            "rss_mib": {
+                "start": rss0,
+                "after_first_poll": rss_first,
+                "after_cycle_1": steady[0]["rss_mib"] if steady else None,
+                "end": rss_end,
+                "growth_cycle1_to_end": rss_end - steady[0]["rss_mib"] if steady else None,
+            },
             "definitions": defs,
             "per_cycle": steady,
         }
@@ -264,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         import shutil
+
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -281,17 +329,30 @@ def _table(s: dict) -> None:
     f, st, r = s["first_poll"], s["steady"], s["rss_mib"]
     w = s["world"]
     rows = [
-        ("estate", f"{w['dags']} DAGs, {w['runs_per_day']} runs/day, {w['tis_per_day']} TIs/day, {w['failed_runs_per_day']} failed runs/day"),
+        (
+            "estate",
+            f"{w['dags']} DAGs, {w['runs_per_day']} runs/day, {w['tis_per_day']} TIs/day, {w['failed_runs_per_day']} failed runs/day",
+        ),
         ("first poll (6 h back)", f"{f['snapshots']} runs, CPU {f['cpu_s']:.2f} s, wall {f['wall_s']:.2f} s, {f['requests']} requests"),
         ("steady cycles", f"{s['cycles']} × {s['interval_s']:.0f} s simulated, median {st['runs_per_cycle_median']:.0f} runs/cycle"),
-        ("CPU per steady cycle", f"median {st['cpu_ms_median']:.0f} ms, mean {st['cpu_ms_mean']:.0f} ms, p95 {st['cpu_ms_p95']:.0f} ms, max {st['cpu_ms_max']:.0f} ms"),
+        (
+            "CPU per steady cycle",
+            f"median {st['cpu_ms_median']:.0f} ms, mean {st['cpu_ms_mean']:.0f} ms, p95 {st['cpu_ms_p95']:.0f} ms, max {st['cpu_ms_max']:.0f} ms",
+        ),
         ("% of one core @30 s", f"{st['core_pct_mean']:.2f} %  (goal < 5 %)"),
         ("requests per cycle", f"median {st['requests_median']:.0f}, max {st['requests_max']}"),
-        ("RSS MiB", f"start {r['start']:.1f}, after first poll {r['after_first_poll']:.1f}, after cycle 1 {r['after_cycle_1']:.1f}, end {r['end']:.1f} (Δ {r['growth_cycle1_to_end']:+.1f})"),
+        (
+            "RSS MiB",
+            f"start {r['start']:.1f}, after first poll {r['after_first_poll']:.1f}, after cycle 1 {r['after_cycle_1']:.1f}, end {r['end']:.1f} (Δ {r['growth_cycle1_to_end']:+.1f})",
+        ),
     ]
     for label, d in s["definitions"].items():
-        rows.append((f"definitions() {label}", f"CPU {d['cpu_s']:.2f} s, wall {d['wall_s']:.2f} s, {d['requests']} requests, "
-                                               f"{d.get('task_reads', 0)} task reads"))
+        rows.append(
+            (
+                f"definitions() {label}",
+                f"CPU {d['cpu_s']:.2f} s, wall {d['wall_s']:.2f} s, {d['requests']} requests, {d.get('task_reads', 0)} task reads",
+            )
+        )
     width = max(len(a) for a, _ in rows)
     print("\n" + "\n".join(f"{a:<{width}}  {b}" for a, b in rows))
 

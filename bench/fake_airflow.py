@@ -110,8 +110,15 @@ class Run:
 
 
 class World:
-    def __init__(self, dags: int, tis_per_day: float, seed: int, fail_rate: float = 0.01, retry_share: float = 0.7,
-                 version_changes_per_day: float = 50) -> None:
+    def __init__(
+        self,
+        dags: int,
+        tis_per_day: float,
+        seed: int,
+        fail_rate: float = 0.01,
+        retry_share: float = 0.7,
+        version_changes_per_day: float = 50,
+    ) -> None:
         rng = random.Random(seed)
         self.now = T0 + 18 * 3600
         self.reparse = False
@@ -128,25 +135,47 @@ class World:
         for d in range(dags):
             dag_id = f"team{d % 40:02d}_pipeline_{d:05d}"
             n = tasks_per_dag[d]
-            task_ids = [f"step_{i}_{('extract', 'transform', 'validate', 'train', 'load', 'publish', 'score', 'report')[i]}" for i in range(n)]
+            task_ids = [
+                f"step_{i}_{('extract', 'transform', 'validate', 'train', 'load', 'publish', 'score', 'report')[i]}" for i in range(n)
+            ]
             self.tasks[dag_id] = task_ids
             self.retries[dag_id] = 1 if rng.random() < retry_share else 0
             # choose the interval nearest to the average the volume asks for, jittered per DAG
             target = DAY / max(runs_per_day, 0.01)
             interval = min(intervals, key=lambda i: abs(i - target * rng.uniform(0.5, 1.5)))
             offset = rng.randrange(0, interval // 60) * 60
-            self.dags.append({
-                "dag_id": dag_id, "dag_display_name": dag_id, "is_paused": rng.random() < 0.03, "is_stale": False,
-                "last_parsed_time": None, "last_expired": None, "bundle_name": "dags-folder", "bundle_version": None,
-                "relative_fileloc": f"{dag_id}.py", "fileloc": f"/opt/airflow/dags/{dag_id}.py",
-                "description": None, "timetable_summary": f"every {interval // 3600}h", "timetable_description": f"Every {interval // 3600} hours",
-                "tags": [{"name": f"team{d % 40:02d}", "dag_id": dag_id}] + ([{"name": "ml", "dag_id": dag_id}] if d % 5 == 0 else []),
-                "max_active_tasks": 16, "max_active_runs": 16, "max_consecutive_failed_dag_runs": 0,
-                "has_task_concurrency_limits": False, "has_import_errors": False,
-                "next_dagrun_logical_date": None, "next_dagrun_data_interval_start": None, "next_dagrun_data_interval_end": None,
-                "next_dagrun_run_after": None, "owners": [f"team{d % 40:02d}"], "file_token": "x" * 40,
-                "_interval": interval, "_offset": offset, "_parse_phase": rng.uniform(0, 30),
-            })
+            self.dags.append(
+                {
+                    "dag_id": dag_id,
+                    "dag_display_name": dag_id,
+                    "is_paused": rng.random() < 0.03,
+                    "is_stale": False,
+                    "last_parsed_time": None,
+                    "last_expired": None,
+                    "bundle_name": "dags-folder",
+                    "bundle_version": None,
+                    "relative_fileloc": f"{dag_id}.py",
+                    "fileloc": f"/opt/airflow/dags/{dag_id}.py",
+                    "description": None,
+                    "timetable_summary": f"every {interval // 3600}h",
+                    "timetable_description": f"Every {interval // 3600} hours",
+                    "tags": [{"name": f"team{d % 40:02d}", "dag_id": dag_id}] + ([{"name": "ml", "dag_id": dag_id}] if d % 5 == 0 else []),
+                    "max_active_tasks": 16,
+                    "max_active_runs": 16,
+                    "max_consecutive_failed_dag_runs": 0,
+                    "has_task_concurrency_limits": False,
+                    "has_import_errors": False,
+                    "next_dagrun_logical_date": None,
+                    "next_dagrun_data_interval_start": None,
+                    "next_dagrun_data_interval_end": None,
+                    "next_dagrun_run_after": None,
+                    "owners": [f"team{d % 40:02d}"],
+                    "file_token": "x" * 40,
+                    "_interval": interval,
+                    "_offset": offset,
+                    "_parse_phase": rng.uniform(0, 30),
+                }
+            )
             t = T0 - DAY + offset  # generate from the day before (the 6 h look-back) to two hours past the bench
             while t < T0 + DAY + 2 * 3600:
                 if not self.dags[-1]["is_paused"]:
@@ -184,8 +213,14 @@ class World:
             hexid = f"{ms:012x}7{seq % 4096:03x}8{seq:015x}"
             version = {
                 "id": f"{hexid[:8]}-{hexid[8:12]}-{hexid[12:16]}-{hexid[16:20]}-{hexid[20:32]}",
-                "version_number": len(mine) + 1, "dag_id": dag_id, "bundle_name": "dags-folder", "bundle_version": None,
-                "created_at": iso(created), "dag_display_name": dag_id, "bundle_url": None, "_t": created,
+                "version_number": len(mine) + 1,
+                "dag_id": dag_id,
+                "bundle_name": "dags-folder",
+                "bundle_version": None,
+                "created_at": iso(created),
+                "dag_display_name": dag_id,
+                "bundle_url": None,
+                "_t": created,
             }
             mine.append(version)
             self.versions.append(version)  # in id order: ids grow with creation time
@@ -251,15 +286,26 @@ class World:
     def run_json(self, r: Run, now: float) -> dict:
         _, state = r.at(now)
         return {
-            "dag_run_id": r.run_id, "dag_id": r.dag_id, "logical_date": iso(r.run_after),
-            "queued_at": iso(r.run_after), "start_date": iso(r.start) if now >= r.start else None,
+            "dag_run_id": r.run_id,
+            "dag_id": r.dag_id,
+            "logical_date": iso(r.run_after),
+            "queued_at": iso(r.run_after),
+            "start_date": iso(r.start) if now >= r.start else None,
             "end_date": iso(r.end) if now >= r.end else None,
             "duration": (r.end - r.start) if now >= r.end else None,
-            "data_interval_start": iso(r.run_after - 3600), "data_interval_end": iso(r.run_after),
-            "run_after": iso(r.run_after), "last_scheduling_decision": iso(now), "run_type": "scheduled",
-            "state": state, "triggered_by": "timetable", "triggering_user_name": None, "conf": {},
-            "note": None, "dag_versions": [v for v in [self.version_json(self.version_at(r.dag_id, r.run_after))] if v],
-            "bundle_version": None, "dag_display_name": r.dag_id,
+            "data_interval_start": iso(r.run_after - 3600),
+            "data_interval_end": iso(r.run_after),
+            "run_after": iso(r.run_after),
+            "last_scheduling_decision": iso(now),
+            "run_type": "scheduled",
+            "state": state,
+            "triggered_by": "timetable",
+            "triggering_user_name": None,
+            "conf": {},
+            "note": None,
+            "dag_versions": [v for v in [self.version_json(self.version_at(r.dag_id, r.run_after))] if v],
+            "bundle_version": None,
+            "dag_display_name": r.dag_id,
         }
 
     def ti_json(self, ti: TI, now: float) -> dict:
@@ -271,15 +317,39 @@ class World:
             end = e if now >= e and state in ("success", "failed", "up_for_retry") else None
         r = ti.run
         return {
-            "id": f"0195{ti.idx:028x}", "task_id": ti.task_id, "dag_id": r.dag_id, "dag_run_id": r.run_id,
-            "map_index": -1, "logical_date": iso(r.run_after), "run_after": iso(r.run_after),
-            "start_date": iso(start), "end_date": iso(end), "duration": (end - start) if start and end else None,
-            "state": state, "try_number": try_number, "max_tries": ti.max_tries, "task_display_name": ti.task_id,
-            "dag_display_name": r.dag_id, "hostname": "worker-1" if start else "", "unixname": "airflow",
-            "pool": "default_pool", "pool_slots": 1, "queue": "default", "priority_weight": 1,
-            "operator": "PythonOperator", "operator_name": "PythonOperator", "queued_when": None,
-            "scheduled_when": None, "pid": None, "executor": None, "executor_config": "{}", "note": None,
-            "rendered_map_index": None, "rendered_fields": {}, "trigger": None, "triggerer_job": None,
+            "id": f"0195{ti.idx:028x}",
+            "task_id": ti.task_id,
+            "dag_id": r.dag_id,
+            "dag_run_id": r.run_id,
+            "map_index": -1,
+            "logical_date": iso(r.run_after),
+            "run_after": iso(r.run_after),
+            "start_date": iso(start),
+            "end_date": iso(end),
+            "duration": (end - start) if start and end else None,
+            "state": state,
+            "try_number": try_number,
+            "max_tries": ti.max_tries,
+            "task_display_name": ti.task_id,
+            "dag_display_name": r.dag_id,
+            "hostname": "worker-1" if start else "",
+            "unixname": "airflow",
+            "pool": "default_pool",
+            "pool_slots": 1,
+            "queue": "default",
+            "priority_weight": 1,
+            "operator": "PythonOperator",
+            "operator_name": "PythonOperator",
+            "queued_when": None,
+            "scheduled_when": None,
+            "pid": None,
+            "executor": None,
+            "executor_config": "{}",
+            "note": None,
+            "rendered_map_index": None,
+            "rendered_fields": {},
+            "trigger": None,
+            "triggerer_job": None,
             "dag_version": self.version_json(self.version_at(r.dag_id, r.run_after)),
         }
 
@@ -297,7 +367,9 @@ class World:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def changed(self, times: list[float], changes: list[tuple[float, int]], gte: float | None, lte: float | None, now: float) -> list[int] | None:
+    def changed(
+        self, times: list[float], changes: list[tuple[float, int]], gte: float | None, lte: float | None, now: float
+    ) -> list[int] | None:
         """Indexes of objects with a transition in [gte, min(lte, now)] (None: no time filter)."""
         if gte is None and lte is None:
             return None
@@ -375,10 +447,15 @@ def make_handler(world: World):
                 return self.send(200, {"version": "3.3.2", "git_version": None})
             if p == ["monitor", "health"]:
                 beat = iso(now - 2)
-                return self.send(200, {"metadatabase": {"status": "healthy"},
-                                       "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": beat},
-                                       "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": beat},
-                                       "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": beat}})
+                return self.send(
+                    200,
+                    {
+                        "metadatabase": {"status": "healthy"},
+                        "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": beat},
+                        "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": beat},
+                        "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": beat},
+                    },
+                )
             if not self.headers.get("Authorization"):
                 return self.send(401, {"detail": "Not authenticated"})
             limit = min(int(q.get("limit", ["50"])[0]), MAX_LIMIT)
@@ -390,7 +467,7 @@ def make_handler(world: World):
                 if "paused" in q:
                     want = q["paused"][0].lower() == "true"
                     dags = [d for d in dags if d["is_paused"] == want]
-                page = dags[offset: offset + limit]
+                page = dags[offset : offset + limit]
                 return self.send(200, {"dags": [world.dag_json(d, now) for d in page], "total_entries": len(dags)})
             if len(p) == 3 and p[0] == "dags" and p[2] == "tasks":
                 if p[1] not in world.tasks:
@@ -399,15 +476,38 @@ def make_handler(world: World):
                 current = world.version_at(p[1], now)
                 changes = current["version_number"] - 1 if current else 0
                 retries = float(world.retries[p[1]] ^ (changes % 2))  # each new version flips them
-                tasks = [{"task_id": t, "task_display_name": t, "owner": p[1].split("_")[0], "start_date": iso(T0 - 30 * DAY),
-                          "end_date": None, "trigger_rule": "all_success", "depends_on_past": False, "wait_for_downstream": False,
-                          "retries": retries, "queue": "default", "pool": "default_pool", "pool_slots": 1.0,
-                          "execution_timeout": None if i % 2 else {"__type": "TimeDelta", "days": 0, "seconds": 3600, "microseconds": 0},
-                          "retry_delay": {"__type": "TimeDelta", "days": 0, "seconds": 60, "microseconds": 0},
-                          "retry_exponential_backoff": False, "priority_weight": 1.0, "weight_rule": "downstream",
-                          "ui_color": "#ffefeb", "ui_fgcolor": "#000", "template_fields": [], "downstream_task_ids": ids[i + 1: i + 2],
-                          "doc_md": None, "operator_name": "PythonOperator", "params": {}, "class_ref": {}, "is_mapped": False,
-                          "extra_links": []} for i, t in enumerate(ids)]
+                tasks = [
+                    {
+                        "task_id": t,
+                        "task_display_name": t,
+                        "owner": p[1].split("_")[0],
+                        "start_date": iso(T0 - 30 * DAY),
+                        "end_date": None,
+                        "trigger_rule": "all_success",
+                        "depends_on_past": False,
+                        "wait_for_downstream": False,
+                        "retries": retries,
+                        "queue": "default",
+                        "pool": "default_pool",
+                        "pool_slots": 1.0,
+                        "execution_timeout": None if i % 2 else {"__type": "TimeDelta", "days": 0, "seconds": 3600, "microseconds": 0},
+                        "retry_delay": {"__type": "TimeDelta", "days": 0, "seconds": 60, "microseconds": 0},
+                        "retry_exponential_backoff": False,
+                        "priority_weight": 1.0,
+                        "weight_rule": "downstream",
+                        "ui_color": "#ffefeb",
+                        "ui_fgcolor": "#000",
+                        "template_fields": [],
+                        "downstream_task_ids": ids[i + 1 : i + 2],
+                        "doc_md": None,
+                        "operator_name": "PythonOperator",
+                        "params": {},
+                        "class_ref": {},
+                        "is_mapped": False,
+                        "extra_links": [],
+                    }
+                    for i, t in enumerate(ids)
+                ]
                 return self.send(200, {"tasks": tasks, "total_entries": len(tasks)})
             if len(p) == 3 and p[0] == "dags" and p[2] == "dagVersions":
                 return self.dag_versions(p[1], q, now, limit, offset)
@@ -431,13 +531,17 @@ def make_handler(world: World):
             order = q.get("order_by", ["id"])[0]
             m = VERSION_ORDER.match(order)
             if not m:
-                return self.send(400, {"detail": f"Ordering with '{order.lstrip('-')}' is disallowed or the attribute does not exist on the model"})
+                return self.send(
+                    400, {"detail": f"Ordering with '{order.lstrip('-')}' is disallowed or the attribute does not exist on the model"}
+                )
             desc, attr = m.group(1) == "-", m.group(2)
             if attr == "id":  # already in id order
                 ordered = versions[::-1] if desc else versions
             else:
-                ordered = sorted(versions, key=lambda v: (v[attr] or "", v["id"]) if attr.startswith("bundle") else (v[attr], v["id"]), reverse=desc)
-            page = ordered[offset: offset + limit]
+                ordered = sorted(
+                    versions, key=lambda v: (v[attr] or "", v["id"]) if attr.startswith("bundle") else (v[attr], v["id"]), reverse=desc
+                )
+            page = ordered[offset : offset + limit]
             return self.send(200, {"dag_versions": [world.version_json(v) for v in page], "total_entries": len(versions)})
 
         def dag_runs(self, method, p, q, body, now, limit, offset):
@@ -459,12 +563,19 @@ def make_handler(world: World):
                 if not m:
                     raise ValueError(f"Ordering with '{order}' is disallowed or the attribute does not exist on the model")
                 desc, attr = m.group(1) == "-", m.group(2)
-                keyf = {"id": lambda r: r.idx, "updated_at": lambda r: r.at(now)[0], "run_after": lambda r: r.run_after,
-                        "logical_date": lambda r: r.run_after, "start_date": lambda r: r.start if now >= r.start else 0,
-                        "end_date": lambda r: r.end if now >= r.end else 0, "dag_id": lambda r: r.dag_id,
-                        "run_id": lambda r: r.run_id, "dag_run_id": lambda r: r.run_id}[attr]
+                keyf = {
+                    "id": lambda r: r.idx,
+                    "updated_at": lambda r: r.at(now)[0],
+                    "run_after": lambda r: r.run_after,
+                    "logical_date": lambda r: r.run_after,
+                    "start_date": lambda r: r.start if now >= r.start else 0,
+                    "end_date": lambda r: r.end if now >= r.end else 0,
+                    "dag_id": lambda r: r.dag_id,
+                    "run_id": lambda r: r.run_id,
+                    "dag_run_id": lambda r: r.run_id,
+                }[attr]
                 runs.sort(key=lambda r: (keyf(r), r.idx), reverse=desc)
-                page = runs[offset: offset + limit]
+                page = runs[offset : offset + limit]
                 return self.send(200, {"dag_runs": [world.run_json(r, now) for r in page], "total_entries": len(runs)})
             if dag == "~" and p[3] == "~" and p[4:] == ["taskInstances", "list"] and method == "POST":
                 plimit = min(int(body.get("page_limit", 100)), MAX_LIMIT)
@@ -478,7 +589,7 @@ def make_handler(world: World):
                 if body.get("state"):
                     tis = [t for t in tis if t.at(now)[1] in body["state"]]
                 tis.sort(key=lambda t: t.idx)
-                page = tis[poffset: poffset + plimit]
+                page = tis[poffset : poffset + plimit]
                 return self.send(200, {"task_instances": [world.ti_json(t, now) for t in page], "total_entries": len(tis)})
             run_id = p[3]
             if len(p) == 4:
@@ -506,22 +617,39 @@ def make_handler(world: World):
                         tis = [t for t in tis if t.run.run_after >= parse_ts(q[f"{name}_gte"][0])]
                     if f"{name}_lte" in q:
                         tis = [t for t in tis if t.run.run_after <= parse_ts(q[f"{name}_lte"][0])]
-                tis = [t for t in tis if t.at(now) is not None
-                       and (dag == "~" or t.run.dag_id == dag) and (run_id == "~" or t.run.run_id == run_id)]
+                tis = [
+                    t
+                    for t in tis
+                    if t.at(now) is not None and (dag == "~" or t.run.dag_id == dag) and (run_id == "~" or t.run.run_id == run_id)
+                ]
                 if "state" in q:
                     tis = [t for t in tis if t.at(now)[1] in q["state"]]
-                page = tis[offset: offset + limit]
+                page = tis[offset : offset + limit]
                 return self.send(200, {"task_instances": [world.ti_json(t, now) for t in page], "total_entries": len(tis)})
             if p[4] == "taskInstances" and len(p) == 8 and p[6] == "logs":
                 r = world.by_key.get((dag, run_id))
                 ti = next((t for t in (r.tis if r else []) if t.task_id == p[5]), None)
                 if ti is None:
                     return self.send(404, {"detail": "TaskInstance not found"})
-                events = [{"timestamp": iso(ti.tries.get(int(p[7]), (now, now))[0]), "event": f"Executing {ti.task_id}", "level": "info"}
-                          for _ in range(20)]
-                events.append({"timestamp": iso(now), "event": "Task failed with exception", "level": "error",
-                               "error_detail": [{"exc_type": "ValueError", "exc_value": f"bad batch in {ti.task_id}", "is_cause": False,
-                                                 "frames": [{"filename": f"/opt/airflow/dags/{dag}.py", "lineno": 42, "name": "_run"}] * 5}]})
+                events = [
+                    {"timestamp": iso(ti.tries.get(int(p[7]), (now, now))[0]), "event": f"Executing {ti.task_id}", "level": "info"}
+                    for _ in range(20)
+                ]
+                events.append(
+                    {
+                        "timestamp": iso(now),
+                        "event": "Task failed with exception",
+                        "level": "error",
+                        "error_detail": [
+                            {
+                                "exc_type": "ValueError",
+                                "exc_value": f"bad batch in {ti.task_id}",
+                                "is_cause": False,
+                                "frames": [{"filename": f"/opt/airflow/dags/{dag}.py", "lineno": 42, "name": "_run"}] * 5,
+                            }
+                        ],
+                    }
+                )
                 return self.send(200, {"content": events, "continuation_token": None})
             return self.send(404, {"detail": "Not Found"})
 
@@ -540,8 +668,18 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(world))
     day_runs = sum(1 for r in world.runs if T0 <= r.run_after < T0 + DAY)
     day_tis = sum(len(r.tis) for r in world.runs if T0 <= r.run_after < T0 + DAY)
-    print(json.dumps({"ready": True, "dags": len(world.dags), "runs_per_day": day_runs, "tis_per_day": day_tis,
-                      "failed_runs_per_day": sum(1 for r in world.runs if T0 <= r.run_after < T0 + DAY and r.final == "failed")}), flush=True)
+    print(
+        json.dumps(
+            {
+                "ready": True,
+                "dags": len(world.dags),
+                "runs_per_day": day_runs,
+                "tis_per_day": day_tis,
+                "failed_runs_per_day": sum(1 for r in world.runs if T0 <= r.run_after < T0 + DAY and r.final == "failed"),
+            }
+        ),
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

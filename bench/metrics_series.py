@@ -64,10 +64,24 @@ def demo(seconds: float) -> dict:
     from monitor.service import Service
 
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # a last demo task may still write
-        settings = Settings(data_dir=Path(tmp), alerting={"group_wait": "0s", "group_interval": "1s"}, sources=[{
-            "kind": "embedded", "name": "embedded", "poll_interval": "0.5s",
-            "pipelines": [{"ref": "monitor.demo.pipeline:pipeline", "schedule": {"every": "2s"}, "params": {"scenario": "cycle", "rows": 1000}}],
-        }])
+        settings = Settings(
+            data_dir=Path(tmp),
+            alerting={"group_wait": "0s", "group_interval": "1s"},
+            sources=[
+                {
+                    "kind": "embedded",
+                    "name": "embedded",
+                    "poll_interval": "0.5s",
+                    "pipelines": [
+                        {
+                            "ref": "monitor.demo.pipeline:pipeline",
+                            "schedule": {"every": "2s"},
+                            "params": {"scenario": "cycle", "rows": 1000},
+                        }
+                    ],
+                }
+            ],
+        )
         service = Service(settings)
         service.start()
         try:
@@ -99,12 +113,26 @@ class SimSource:
                 started = now - timedelta(hours=runs + 1 - r, seconds=p % 600)
                 ended = None if state is State.RUNNING else started + timedelta(seconds=60 + (p * 7 + r * 13) % 3000)
                 tasks = tuple(
-                    TaskSnapshot(task_id=f"task_{t}", state=State(TASK_STATES[(p + t) % 4]) if newest and state is State.FAILED else State.SUCCESS,
-                                 try_number=1, started_at=started, ended_at=ended or started + timedelta(seconds=5 + t))
+                    TaskSnapshot(
+                        task_id=f"task_{t}",
+                        state=State(TASK_STATES[(p + t) % 4]) if newest and state is State.FAILED else State.SUCCESS,
+                        try_number=1,
+                        started_at=started,
+                        ended_at=ended or started + timedelta(seconds=5 + t),
+                    )
                     for t in range(4)
                 )
-                self.snapshots[r].append(RunSnapshot(source=self.name, pipeline=pipeline, run_id=f"scheduled__{r}_{p}", state=state,
-                                                     started_at=started, ended_at=ended, tasks=tasks))
+                self.snapshots[r].append(
+                    RunSnapshot(
+                        source=self.name,
+                        pipeline=pipeline,
+                        run_id=f"scheduled__{r}_{p}",
+                        state=state,
+                        started_at=started,
+                        ended_at=ended,
+                        tasks=tasks,
+                    )
+                )
         self.batch = 0
 
     def health(self):
@@ -135,14 +163,24 @@ def simulated(pipelines: int, runs: int, cap: int, compat: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{tmp}/sim.db")
         settings = MetricsSettings(pipeline_cap=cap, compat=compat)
-        definitions = [PipelineDefinition(source="sim", pipeline=f"pipeline_{p:05d}", schedule="@daily" if p % 2 else "0 * * * *",
-                                          owners=("ml",), paused=p % 50 == 0) for p in range(pipelines)]
+        definitions = [
+            PipelineDefinition(
+                source="sim", pipeline=f"pipeline_{p:05d}", schedule="@daily" if p % 2 else "0 * * * *", owners=("ml",), paused=p % 50 == 0
+            )
+            for p in range(pipelines)
+        ]
 
         def read() -> gauges.Reading:
             with store.session() as session:
-                return gauges.read(session, now=datetime.now(timezone.utc), baseline_runs=settings.baseline_runs,
-                                   schedules=[(d.source, d.pipeline, d.schedule, d.paused) for d in definitions], receivers=["console"],
-                                   compat_kinds={"sim": "airflow"} if compat else None, definitions=definitions)
+                return gauges.read(
+                    session,
+                    now=datetime.now(timezone.utc),
+                    baseline_runs=settings.baseline_runs,
+                    schedules=[(d.source, d.pipeline, d.schedule, d.paused) for d in definitions],
+                    receivers=["console"],
+                    compat_kinds={"sim": "airflow"} if compat else None,
+                    definitions=definitions,
+                )
 
         metrics.register_store_collector(read, settings)
         source = SimSource(pipelines, runs, now)
@@ -155,8 +193,14 @@ def simulated(pipelines: int, runs: int, cap: int, compat: bool) -> dict:
         families, took = scrape()
         store.close()
     label = f"{pipelines:,} pipelines, cap {cap}" + (", compat" if compat else "")
-    return {"scenario": label, "families": families, "scrape_seconds": took, "poll_seconds": polled,
-            "folded": metrics.BUDGET.folded, **summary(families)}
+    return {
+        "scenario": label,
+        "families": families,
+        "scrape_seconds": took,
+        "poll_seconds": polled,
+        "folded": metrics.BUDGET.folded,
+        **summary(families),
+    }
 
 
 def main() -> None:
@@ -178,11 +222,28 @@ def main() -> None:
     scenarios = ["demo", "sim:500,0", "sim:500,1", f"sim:{args.pipelines * 10},0"]
     print(f"{'scenario':<40} {'dagwatch':>9} {'compat':>7} {'process':>8} {'total':>8} {'folded':>7} {'scrape s':>9}")
     for scenario in scenarios:
-        out = subprocess.run([sys.executable, __file__, "--one", scenario, "--pipelines", str(args.pipelines), "--runs", str(args.runs),
-                              "--demo-seconds", str(args.demo_seconds)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                scenario,
+                "--pipelines",
+                str(args.pipelines),
+                "--runs",
+                str(args.runs),
+                "--demo-seconds",
+                str(args.demo_seconds),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{result['scenario']:<40} {result['dagwatch']:>9} {result['compat']:>7} {result['process']:>8} {result['total']:>8} "
-              f"{result.get('folded', 0):>7} {result['scrape_seconds']:>9.3f}")
+        print(
+            f"{result['scenario']:<40} {result['dagwatch']:>9} {result['compat']:>7} {result['process']:>8} {result['total']:>8} "
+            f"{result.get('folded', 0):>7} {result['scrape_seconds']:>9.3f}"
+        )
         biggest = sorted(((n, name) for name, n in result["families"].items()), reverse=True)[:6]
         print("    largest families: " + ", ".join(f"{name} {n}" for n, name in biggest))
 

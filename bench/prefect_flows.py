@@ -105,7 +105,11 @@ def main() -> None:
             call_s = time.perf_counter() - t0
             assert done == args.tasks
             reps.append({"body_s": body["s"], "call_s": call_s, "settle_s": settled})
-            print(f"prefect {shape}: server settled in {settled:.0f}s; body {body['s']:.2f}s, flow call {call_s:.2f}s", file=sys.stderr, flush=True)
+            print(
+                f"prefect {shape}: server settled in {settled:.0f}s; body {body['s']:.2f}s, flow call {call_s:.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
         out["results"][shape] = reps  # type: ignore[index]
     print("RESULT " + json.dumps(out), flush=True)
 

@@ -77,8 +77,20 @@ def throughput(name: str, count: int, store_url: str | None, events: int, folder
     try:
         processes, config = start_replicas(folder, count, store_url, receiver.url, ttl=30)
         token = create_token(config, "bench")
-        batches = [[{"kind": "task_failed", "source": "bench", "pipeline": "etl", "run_id": "r1", "task_id": f"t{b:04d}-{i:02d}",
-                     "summary": "failed"} for i in range(BATCH)] for b in range(events // BATCH)]
+        batches = [
+            [
+                {
+                    "kind": "task_failed",
+                    "source": "bench",
+                    "pipeline": "etl",
+                    "run_id": "r1",
+                    "task_id": f"t{b:04d}-{i:02d}",
+                    "summary": "failed",
+                }
+                for i in range(BATCH)
+            ]
+            for b in range(events // BATCH)
+        ]
         todo = list(enumerate(batches))
         lock = threading.Lock()
 
@@ -110,8 +122,14 @@ def throughput(name: str, count: int, store_url: str | None, events: int, folder
             raise TimeoutError(f"{name}: not every alert was delivered within 10 minutes")
         elapsed = time.monotonic() - began
         keys = [r.header("Idempotency-Key") for r in receiver.requests]
-        return {"scenario": name, "alerts": len(want), "posted_s": posted, "delivered_s": elapsed, "per_s": len(want) / elapsed,
-                "duplicates": len(keys) - len(set(keys))}
+        return {
+            "scenario": name,
+            "alerts": len(want),
+            "posted_s": posted,
+            "delivered_s": elapsed,
+            "per_s": len(want) / elapsed,
+            "duplicates": len(keys) - len(set(keys)),
+        }
     finally:
         for process in processes:
             process.stop()
@@ -180,7 +198,15 @@ def main(argv: list[str]) -> int:
             for count in (1, 2):
                 database = f"bench{count}"
                 server._sql(f"CREATE DATABASE {database} OWNER {server.user} TEMPLATE template0")
-                rows.append(throughput(f"postgresql, {count} replica{'s' if count > 1 else ''}", count, server.url(database), args.events, root / f"pg{count}"))
+                rows.append(
+                    throughput(
+                        f"postgresql, {count} replica{'s' if count > 1 else ''}",
+                        count,
+                        server.url(database),
+                        args.events,
+                        root / f"pg{count}",
+                    )
+                )
             for kill in range(args.kills):
                 database = f"gap{kill}"
                 server._sql(f"CREATE DATABASE {database} OWNER {server.user} TEMPLATE template0")
@@ -190,7 +216,9 @@ def main(argv: list[str]) -> int:
     print(f"\nalerts end to end (POST /api/v1/events -> webhook accepted), {args.events} alerts, {CLIENTS} clients, batches of {BATCH}")
     print(f"{'scenario':<26}{'alerts':>8}{'posted s':>10}{'delivered s':>13}{'alerts/s':>10}{'dup keys':>10}")
     for row in rows:
-        print(f"{row['scenario']:<26}{row['alerts']:>8}{row['posted_s']:>10.2f}{row['delivered_s']:>13.2f}{row['per_s']:>10.1f}{row['duplicates']:>10}")
+        print(
+            f"{row['scenario']:<26}{row['alerts']:>8}{row['posted_s']:>10.2f}{row['delivered_s']:>13.2f}{row['per_s']:>10.1f}{row['duplicates']:>10}"
+        )
     print(f"\ndetection gap after kill -9 (lease_ttl {args.ttl:g}s, heartbeat {args.ttl / 3:.2f}s), {len(gaps)} kill(s)")
     print(f"{'min s':>8}{'median s':>10}{'max s':>8}   bound ~{args.ttl * 4 / 3:.2f}s")
     print(f"{min(gaps):>8.2f}{statistics.median(gaps):>10.2f}{max(gaps):>8.2f}")

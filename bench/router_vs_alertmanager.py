@@ -69,10 +69,30 @@ VENV_BIN = ROOT / ".venv" / "bin"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HTTP_TIMEOUT = 60.0
 
-FULL = dict(latency_n=200, latency_gap=0.1, dedup_n=1000, flap_cycles=10, flap_spacing=1.5,
-            batched_n=10_000, batch=100, single_n=2_000, group_size=100, quiet=3.0)
-QUICK = dict(latency_n=30, latency_gap=0.05, dedup_n=200, flap_cycles=3, flap_spacing=1.3,
-             batched_n=500, batch=100, single_n=100, group_size=100, quiet=2.0)
+FULL = dict(
+    latency_n=200,
+    latency_gap=0.1,
+    dedup_n=1000,
+    flap_cycles=10,
+    flap_spacing=1.5,
+    batched_n=10_000,
+    batch=100,
+    single_n=2_000,
+    group_size=100,
+    quiet=3.0,
+)
+QUICK = dict(
+    latency_n=30,
+    latency_gap=0.05,
+    dedup_n=200,
+    flap_cycles=3,
+    flap_spacing=1.3,
+    batched_n=500,
+    batch=100,
+    single_n=100,
+    group_size=100,
+    quiet=2.0,
+)
 
 
 def iso(ts: float | None = None) -> str:
@@ -287,28 +307,44 @@ class Dagwatch(Server):
         self.workdir = workdir
         self.port = free_port()
         self.config = workdir / "dagwatch.yaml"
-        self.config.write_text(json.dumps({  # JSON is YAML
-            "data_dir": str(workdir / "data"),
-            "server": {"host": "127.0.0.1", "port": self.port},
-            "sources": [],
-            "receivers": [{"name": "hook", "kind": "webhook", "url": receiver_url}],
-            "routes": [{"match": {}, "receivers": ["hook"]}],
-            "alerting": {"group_wait": group_wait, "group_interval": group_interval},
-        }, indent=2))
+        self.config.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "data_dir": str(workdir / "data"),
+                    "server": {"host": "127.0.0.1", "port": self.port},
+                    "sources": [],
+                    "receivers": [{"name": "hook", "kind": "webhook", "url": receiver_url}],
+                    "routes": [{"match": {}, "receivers": ["hook"]}],
+                    "alerting": {"group_wait": group_wait, "group_interval": group_interval},
+                },
+                indent=2,
+            )
+        )
         self.log_path = workdir / "dagwatch.log"
         self.token = ""
         self.exe = str(VENV_BIN / "dagwatch")
 
     def start(self) -> None:
-        made = subprocess.run([self.exe, "token", "create", "--name", "bench", "--role", "operator", "--config", str(self.config)],
-                              capture_output=True, text=True, timeout=120, env=_child_env(), cwd=self.workdir)
+        made = subprocess.run(
+            [self.exe, "token", "create", "--name", "bench", "--role", "operator", "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_child_env(),
+            cwd=self.workdir,
+        )
         if made.returncode != 0:
             raise RuntimeError(f"dagwatch token create failed:\n{made.stdout}\n{made.stderr}")
         self.token = made.stdout.strip().splitlines()[-1]
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([self.exe, "up", "--config", str(self.config), "--port", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=_child_env(), cwd=self.workdir,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.exe, "up", "--config", str(self.config), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         log.close()
         self.wait_ready("/readyz")
 
@@ -317,8 +353,9 @@ class Dagwatch(Server):
         return json.dumps(events[0] if len(events) == 1 else events).encode()
 
     def post(self, body: bytes, expected: int) -> None:
-        status, raw = self.request("POST", "/api/v1/events", body, {
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.token}"})
+        status, raw = self.request(
+            "POST", "/api/v1/events", body, {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        )
         if status != 200:
             raise RuntimeError(f"dagwatch answered {status}: {raw[:300]!r}")
         accepted = json.loads(raw)["accepted"]
@@ -342,10 +379,20 @@ class Alertmanager(Server):
     def start(self) -> None:
         (self.workdir / "am-data").mkdir(exist_ok=True)
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([
-            self.binary, f"--config.file={self.config}", f"--storage.path={self.workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn",
-        ], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                f"--config.file={self.config}",
+                f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
         log.close()
         self.wait_ready("/-/ready")
 
@@ -376,14 +423,29 @@ class BenchAlert:
     resolved: bool = False
 
     def event(self) -> dict[str, Any]:
-        return {"kind": "task_failed", "source": "bench", "pipeline": self.pipeline, "run_id": "r1",
-                "task_id": self.task, "try_number": 1, "occurred_at": iso(), "summary": f"{self.task} failed",
-                "labels": {"team": "ml"}, "resolved": self.resolved}
+        return {
+            "kind": "task_failed",
+            "source": "bench",
+            "pipeline": self.pipeline,
+            "run_id": "r1",
+            "task_id": self.task,
+            "try_number": 1,
+            "occurred_at": iso(),
+            "summary": f"{self.task} failed",
+            "labels": {"team": "ml"},
+            "resolved": self.resolved,
+        }
 
     def am_alert(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "labels": {"alertname": "task_failed", "source": "bench", "pipeline": self.pipeline, "run_id": "r1",
-                       "task_id": self.task, "team": "ml"},
+            "labels": {
+                "alertname": "task_failed",
+                "source": "bench",
+                "pipeline": self.pipeline,
+                "run_id": "r1",
+                "task_id": self.task,
+                "team": "ml",
+            },
             "annotations": {"summary": f"{self.task} failed"},
             "startsAt": iso(self.started),
         }
@@ -411,14 +473,22 @@ def phase_latency(server: Server, receiver: Receiver, n: int, gap: float, tag: s
         time.sleep(0.05)
     with receiver.lock:
         lat = [(receiver.first_seen[(server.side, p)] - t0) * 1000 for p, t0 in sent.items() if (server.side, p) in receiver.first_seen]
-    return {"n": n, "gap_s": gap, "delivered": len(lat), "missing": n - len(lat),
-            "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90), "p99_ms": percentile(lat, 99),
-            "max_ms": max(lat) if lat else None, "min_ms": min(lat) if lat else None}
+    return {
+        "n": n,
+        "gap_s": gap,
+        "delivered": len(lat),
+        "missing": n - len(lat),
+        "p50_ms": percentile(lat, 50),
+        "p90_ms": percentile(lat, 90),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat) if lat else None,
+        "min_ms": min(lat) if lat else None,
+    }
 
 
 def phase_throughput(server: Server, receiver: Receiver, n: int, batch: int, group_size: int, tag: str, quiet: float) -> dict[str, Any]:
     alerts = [BenchAlert(pipeline=f"{tag}-g{i // group_size}", task=f"t{i}") for i in range(n)]
-    bodies = [(server.payload(alerts[i:i + batch]), len(alerts[i:i + batch])) for i in range(0, n, batch)]
+    bodies = [(server.payload(alerts[i : i + batch]), len(alerts[i : i + batch])) for i in range(0, n, batch)]
     before = proc_status(server.pid)
     start = time.perf_counter()
     for body, count in bodies:
@@ -430,10 +500,19 @@ def phase_throughput(server: Server, receiver: Receiver, n: int, batch: int, gro
     prefix = f"{tag}-g"
     deliveries, entries, _ = receiver.count(server.side, lambda p: p.startswith(prefix))
     groups = -(-n // group_size)
-    return {"n": n, "per_request": batch, "requests": len(bodies), "groups": groups, "wall_s": wall,
-            "alerts_per_s": n / wall, "cpu_us_per_alert": (after["cpu_s"] - before["cpu_s"]) / n * 1e6,
-            "cpu_us_per_alert_incl_delivery": (drained["cpu_s"] - before["cpu_s"]) / n * 1e6,
-            "drain_s": max(0.0, waited - quiet), "notifications": deliveries, "alert_entries_sent": entries}
+    return {
+        "n": n,
+        "per_request": batch,
+        "requests": len(bodies),
+        "groups": groups,
+        "wall_s": wall,
+        "alerts_per_s": n / wall,
+        "cpu_us_per_alert": (after["cpu_s"] - before["cpu_s"]) / n * 1e6,
+        "cpu_us_per_alert_incl_delivery": (drained["cpu_s"] - before["cpu_s"]) / n * 1e6,
+        "drain_s": max(0.0, waited - quiet),
+        "notifications": deliveries,
+        "alert_entries_sent": entries,
+    }
 
 
 def phase_dedup(server: Server, receiver: Receiver, n: int, tag: str) -> dict[str, Any]:
@@ -463,9 +542,12 @@ class PySpy:
 
     def __init__(self, exe: str, pid: int, out: Path) -> None:
         self.out = out
-        self.proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-                                      "--output", str(out), "--nonblocking"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         time.sleep(1.0)  # attached
 
     def stop(self) -> None:
@@ -510,10 +592,15 @@ def summarize_profile(raw: Path, top: int = 25) -> dict[str, Any]:
         for name in set(frames):
             incl_counts[name] += count
     pct = lambda c: round(100 * c / total, 1) if total else 0.0  # noqa: E731
-    return {"samples": total,
-            "self_top": [(name, pct(c)) for name, c in self_counts.most_common(top)],
-            "inclusive_top": [(name, pct(c)) for name, c in incl_counts.most_common(top * 3)
-                              if name.startswith(("monitor/", "sqlalchemy/", "pydantic", "fastapi/", "starlette/", "sqlite3", "json"))][:top]}
+    return {
+        "samples": total,
+        "self_top": [(name, pct(c)) for name, c in self_counts.most_common(top)],
+        "inclusive_top": [
+            (name, pct(c))
+            for name, c in incl_counts.most_common(top * 3)
+            if name.startswith(("monitor/", "sqlalchemy/", "pydantic", "fastapi/", "starlette/", "sqlite3", "json"))
+        ][:top],
+    }
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -591,14 +678,21 @@ def main() -> int:
                 results[server.side][name] = fn(server)
                 print(f"  {name:<9} {server.side:<12} {time.perf_counter() - t0:6.1f}s", flush=True)
 
-        print(f"{'quick' if args.quick else 'full'} run; servers up (dagwatch :{dw.port}, alertmanager :{am.port}, receiver :{receiver.port})", flush=True)
+        print(
+            f"{'quick' if args.quick else 'full'} run; servers up (dagwatch :{dw.port}, alertmanager :{am.port}, receiver :{receiver.port})",
+            flush=True,
+        )
         each("latency", lambda s: phase_latency(s, receiver, params["latency_n"], params["latency_gap"], s.side))
         receiver.wait_quiet(params["quiet"])
 
         each("dedup", lambda s: phase_dedup(s, receiver, params["dedup_n"], s.side))
         # flap on both sides at once (it is mostly sleeping), then count dedup + flap after a drain
-        threads = [threading.Thread(target=lambda s=s: results[s.side].__setitem__(
-            "flap", phase_flap(s, params["flap_cycles"], params["flap_spacing"], s.side))) for s in servers]
+        threads = [
+            threading.Thread(
+                target=lambda s=s: results[s.side].__setitem__("flap", phase_flap(s, params["flap_cycles"], params["flap_spacing"], s.side))
+            )
+            for s in servers
+        ]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -621,7 +715,9 @@ def main() -> int:
                     spy = PySpy(args.py_spy, dw.pid, args.out / f"router_vs_alertmanager-{stamp}-{name}.pyspy.txt")
                 t0 = time.perf_counter()
                 try:
-                    results[server.side][name] = phase_throughput(server, receiver, n, batch, params["group_size"], f"{server.side}-{name}", params["quiet"])
+                    results[server.side][name] = phase_throughput(
+                        server, receiver, n, batch, params["group_size"], f"{server.side}-{name}", params["quiet"]
+                    )
                 finally:
                     if spy is not None:
                         spy.stop()
@@ -682,8 +778,10 @@ def main() -> int:
     print(f"{'':<{width}}  {'dagwatch':>12}  {'Alertmanager':>12}  {'dw / AM':>9}")
     for label, dv, av, digits in rows:
         print(f"{label:<{width}}  {fmt(dv, digits):>12}  {fmt(av, digits):>12}  {ratio(dv, av):>9}")
-    print(f"\nflap deliveries, action[alert statuses]:\n  dagwatch     {' '.join(d['flap']['actions'])}"
-          f"\n  Alertmanager {' '.join(a['flap']['actions'])}")
+    print(
+        f"\nflap deliveries, action[alert statuses]:\n  dagwatch     {' '.join(d['flap']['actions'])}"
+        f"\n  Alertmanager {' '.join(a['flap']['actions'])}"
+    )
     if d.get("db_mb") is not None:
         print(f"dagwatch SQLite files at the end: {d['db_mb']:.1f} MB")
     if profile:
@@ -696,15 +794,30 @@ def main() -> int:
                 print(f"  {share:5.1f}%  {fn}")
 
     out = args.out / f"router_vs_alertmanager-{stamp}{'-quick' if args.quick else ''}{'-profile' if args.profile else ''}.json"
-    out.write_text(json.dumps({
-        "bench": "router_vs_alertmanager", "when": stamp, "mode": "quick" if args.quick else "full",
-        "profiled": args.profile, "params": params, "wall_s": time.perf_counter() - run_start,
-        "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "alertmanager_version": am.version(), "results": results, "profile": profile,
-    }, indent=2, default=str))
-    print(f"\nload average (1 min) at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
-          "(other work on the machine slows wall-clock numbers of both; CPU per alert is steadier)")
+    out.write_text(
+        json.dumps(
+            {
+                "bench": "router_vs_alertmanager",
+                "when": stamp,
+                "mode": "quick" if args.quick else "full",
+                "profiled": args.profile,
+                "params": params,
+                "wall_s": time.perf_counter() - run_start,
+                "loadavg_start": load_start,
+                "loadavg_end": os.getloadavg(),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+                "alertmanager_version": am.version(),
+                "results": results,
+                "profile": profile,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(
+        f"\nload average (1 min) at start {load_start[0]:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+        "(other work on the machine slows wall-clock numbers of both; CPU per alert is steadier)"
+    )
     print(f"\nJSON: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  (wall {time.perf_counter() - run_start:.0f}s)")
     return 0
 

@@ -58,8 +58,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.runner import NullRecorder, Pipeline, Runner  # noqa: E402
 from monitor.model import State  # noqa: E402
+from monitor.runner import NullRecorder, Pipeline, Runner  # noqa: E402
 
 SHAPES = ("fan", "chain")
 GOAL_RATIO = 1 / 50  # dagwatch (durable recording) per-task wall vs Prefect's
@@ -68,6 +68,9 @@ PREFECT_DASK = "prefect-dask==0.3.7"  # the release for Prefect 3.4.7+ (the venv
 
 
 # -- the tasks -----------------------------------------------------------------------------
+
+
+LOOPS = 200  # one call of the plain-Python body is far below the clock's resolution
 
 
 def make_functions(n: int, shape: str) -> list[Callable[..., Any]]:
@@ -117,9 +120,8 @@ def bench_plain(n: int, shape: str, reps: int) -> list[dict[str, float]]:
     out = []
     for _ in range(reps):
         # one call is far below the clock's resolution: repeat the whole loop and divide
-        loops = 200
-        wall, cpu, _ = _timed(lambda: [body() for _ in range(loops)])
-        out.append({"wall_s": wall / loops, "cpu_s": cpu / loops})
+        wall, cpu, _ = _timed(lambda: [body() for _ in range(LOOPS)])
+        out.append({"wall_s": wall / LOOPS, "cpu_s": cpu / LOOPS})
     return out
 
 
@@ -137,8 +139,11 @@ def bench_dagwatch(n: int, shape: str, reps: int, recorder_kind: str, workdir: P
     if recorder_kind == "store":
         store = open_store(f"sqlite:///{data_dir}/dagwatch.db")
         recorder = StoreRecorder(store)
-    runner = Runner(data_dir=data_dir, recorder=recorder or NullRecorder(),
-                    dask=DaskOptions(workers=2, threads_per_worker=1, dashboard=False) if dask else None)
+    runner = Runner(
+        data_dir=data_dir,
+        recorder=recorder or NullRecorder(),
+        dask=DaskOptions(workers=2, threads_per_worker=1, dashboard=False) if dask else None,
+    )
     runner.run(pipeline)  # warm-up: imports, first-run paths, thread start-up (and the Dask cluster)
     out = []
     try:
@@ -262,15 +267,20 @@ class PrefectServer:
 def ensure_prefect_venv(venv: Path) -> None:
     if not (venv / "bin" / "prefect").exists():
         print(f"setting up {venv} (tests/servers/prefect/install.sh) ...", file=sys.stderr, flush=True)
-        subprocess.run(["bash", str(HERE.parent / "tests" / "servers" / "prefect" / "install.sh")], check=True,
-                       env={**os.environ, "DAGWATCH_PREFECT_CACHE": str(venv.parent)})
+        subprocess.run(
+            ["bash", str(HERE.parent / "tests" / "servers" / "prefect" / "install.sh")],
+            check=True,
+            env={**os.environ, "DAGWATCH_PREFECT_CACHE": str(venv.parent)},
+        )
 
 
 def ensure_prefect_dask(venv: Path) -> None:
     found = subprocess.run([str(venv / "bin" / "python"), "-c", "import prefect_dask"], capture_output=True, check=False)
     if found.returncode != 0:
         print(f"installing {PREFECT_DASK} into {venv} ...", file=sys.stderr, flush=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", PREFECT_DASK, "prefect==3.9.1"], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", PREFECT_DASK, "prefect==3.9.1"], check=True
+        )
 
 
 def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = True, script: str = "prefect_flows.py") -> dict[str, Any]:
@@ -286,7 +296,12 @@ def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = T
         with (home / "client.log").open("wb") as client_log:
             done = subprocess.run(
                 [
-                    str(venv / "bin" / "python"), str(HERE / script), "--tasks", str(n), "--reps", str(reps),
+                    str(venv / "bin" / "python"),
+                    str(HERE / script),
+                    "--tasks",
+                    str(n),
+                    "--reps",
+                    str(reps),
                     *(["--server-pid", str(server.proc.pid)] if settle else []),
                 ],
                 env=server.env,
@@ -298,7 +313,7 @@ def bench_prefect(n: int, reps: int, venv: Path, workdir: Path, settle: bool = T
         lines = [line for line in done.stdout.decode().splitlines() if line.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"prefect client failed ({done.returncode}); see {home / 'client.log'}")
-        out = json.loads(lines[-1][len("RESULT "):])
+        out = json.loads(lines[-1][len("RESULT ") :])
         out["server_startup_s"] = startup_s
         return out
     finally:
@@ -330,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask", action="store_true", help="dagwatch on Dask next to Prefect's DaskTaskRunner (same cluster shape)")
     parser.add_argument("--prefect-venv", type=Path, default=HERE.parent / "tests" / "servers" / ".cache" / "prefect-venv")
     parser.add_argument(
-        "--prefect-back-to-back", action="store_true",
+        "--prefect-back-to-back",
+        action="store_true",
         help="do not wait for the Prefect server to go idle between flow runs (slower Prefect numbers)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON result")
@@ -446,14 +462,18 @@ def main_dask(args: argparse.Namespace) -> int:
             results[shape]["dagwatch-dask"] = bench_dagwatch(n, shape, reps, "store", workdir, dask=True)
         if not args.no_prefect:
             print("prefect-dask ...", file=sys.stderr, flush=True)
-            prefect = bench_prefect(n, reps, args.prefect_venv, workdir, settle=not args.prefect_back_to_back, script="prefect_dask_flows.py")
+            prefect = bench_prefect(
+                n, reps, args.prefect_venv, workdir, settle=not args.prefect_back_to_back, script="prefect_dask_flows.py"
+            )
             for shape in SHAPES:
                 results[shape]["prefect-dask"] = [{"wall_s": r["body_s"], "flow_call_s": r["call_s"]} for r in prefect["results"][shape]]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
-    print(f"Per-task overhead on Dask (LocalCluster: 2 worker processes x 1 thread), {n} trivial tasks, median of {reps}  "
-          f"({os.cpu_count()} CPUs, load {load_before[0]:.2f} at start)")
+    print(
+        f"Per-task overhead on Dask (LocalCluster: 2 worker processes x 1 thread), {n} trivial tasks, median of {reps}  "
+        f"({os.cpu_count()} CPUs, load {load_before[0]:.2f} at start)"
+    )
     header = f"{'shape':6} {'mode':14} {'wall/task':>11} {'÷ Prefect':>10}"
     print(header)
     print("-" * len(header))
@@ -476,15 +496,22 @@ def main_dask(args: argparse.Namespace) -> int:
     print()
     for shape, met in goal.items():
         ratio = summary[shape]["dagwatch-dask"]["ratio_to_prefect"]
-        print(f"{shape}: dagwatch on Dask = {ratio:.3f}x Prefect DaskTaskRunner's per-task wall (goal ≤ {DASK_GOAL_RATIO}x): {'met' if met else 'NOT met'}")
+        print(
+            f"{shape}: dagwatch on Dask = {ratio:.3f}x Prefect DaskTaskRunner's per-task wall (goal ≤ {DASK_GOAL_RATIO}x): {'met' if met else 'NOT met'}"
+        )
     record = {
         "bench": "runner_overhead_dask",
         "started_at": started.isoformat(),
         "tasks": n,
         "repetitions": reps,
         "cluster": {"n_workers": 2, "threads_per_worker": 1, "processes": True},
-        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-                    "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "prefect": None if prefect is None else {k: v for k, v in prefect.items() if k != "results"},
         "raw": results,
         "summary": summary,

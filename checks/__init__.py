@@ -14,7 +14,6 @@ or an Airflow DAG file can import this package at no cost.
 from __future__ import annotations
 
 from checks._lazy import lazy_attributes
-
 from checks.errors import (
     CheckError,
     CheckFailed,
@@ -49,8 +48,30 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
-    "CheckError", "CheckFailed", "CheckInputError", "CheckItem", "CheckResult", "ConfigError", "DataReadError",
-    "Kind", "MissingDependency", "Status", "SuiteLoadError", "WorkerError",
-    "QualityPool", "check_checksums", "check_drift", "check_output", "check_row_count", "check_schema",
-    "exit_code", "gate", "render_text", "report", "run_convergence", "run_drift", "run_quality", "validate_frame",
+    "CheckError",
+    "CheckFailed",
+    "CheckInputError",
+    "CheckItem",
+    "CheckResult",
+    "ConfigError",
+    "DataReadError",
+    "Kind",
+    "MissingDependency",
+    "Status",
+    "SuiteLoadError",
+    "WorkerError",
+    "QualityPool",
+    "check_checksums",
+    "check_drift",
+    "check_output",
+    "check_row_count",
+    "check_schema",
+    "exit_code",
+    "gate",
+    "render_text",
+    "report",
+    "run_convergence",
+    "run_drift",
+    "run_quality",
+    "validate_frame",
 ]

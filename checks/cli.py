@@ -46,8 +46,7 @@ def run_quality(suite_path: str | Path, data_path: str | Path) -> CheckResult:
     return validate_file(suite_path, data_path)
 
 
-def run_convergence(metrics_path: str | Path, rules_path: str | Path | None = None, *,
-                    client: httpx.Client | None = None) -> CheckResult:
+def run_convergence(metrics_path: str | Path, rules_path: str | Path | None = None, *, client: httpx.Client | None = None) -> CheckResult:
     """Judge a metrics log (file, TensorBoard dir, or ``mlflow+http(s)://`` URL) against rules."""
     from checks.convergence import evaluate, load_rules, read_metrics
     from checks.convergence.mlflow import parse_mlflow_url, read_mlflow
@@ -71,8 +70,15 @@ def run_convergence(metrics_path: str | Path, rules_path: str | Path | None = No
     return result
 
 
-def run_drift(ref_path: str | Path, cur_path: str | Path, *, features: Iterable[str] | None = None,
-              exclude: Iterable[str] = ("id",), psi_threshold: float = 0.2, ks_threshold: float = 0.1) -> CheckResult:
+def run_drift(
+    ref_path: str | Path,
+    cur_path: str | Path,
+    *,
+    features: Iterable[str] | None = None,
+    exclude: Iterable[str] = ("id",),
+    psi_threshold: float = 0.2,
+    ks_threshold: float = 0.1,
+) -> CheckResult:
     """Per-feature drift of ``cur_path`` against ``ref_path`` (CSV or Parquet)."""
     from pydantic import ValidationError
 

@@ -23,9 +23,7 @@ def table_format(path: str | Path) -> str:
     """``csv`` or ``parquet`` from the file suffix; anything else is bad input."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise DataReadError(
-            f"{path}: unsupported data format {suffix or '(no suffix)'!r}; use .csv or .parquet", path=str(path)
-        )
+        raise DataReadError(f"{path}: unsupported data format {suffix or '(no suffix)'!r}; use .csv or .parquet", path=str(path))
     return FORMATS[suffix]
 
 

@@ -102,34 +102,57 @@ def is_categorical(s: pd.Series, max_categories: int) -> bool:
 
 
 def feature_drift(name: str, reference: pd.Series, current: pd.Series, t: DriftThresholds) -> CheckItem:
-    miss = {"missing_rate_reference": float(reference.isna().mean()) if len(reference) else 0.0,
-            "missing_rate_current": float(current.isna().mean()) if len(current) else 0.0}
+    miss = {
+        "missing_rate_reference": float(reference.isna().mean()) if len(reference) else 0.0,
+        "missing_rate_current": float(current.isna().mean()) if len(current) else 0.0,
+    }
     ref, cur = reference.dropna(), current.dropna()
     if len(ref) == 0 or len(cur) == 0:
         where, rows = ("reference", len(reference)) if len(ref) == 0 else ("current", len(current))
-        return CheckItem(name=name, status=Status.error, details=miss,
-                         message=f"{name}: no non-missing values in {where} ({rows} rows, all missing)"
-                         if rows else f"{name}: no non-missing values in {where} (it has no rows)")
+        return CheckItem(
+            name=name,
+            status=Status.error,
+            details=miss,
+            message=f"{name}: no non-missing values in {where} ({rows} rows, all missing)"
+            if rows
+            else f"{name}: no non-missing values in {where} (it has no rows)",
+        )
     if is_categorical(reference, t.max_categories):
         cats, pr, pc = category_frequencies(ref, cur)
         value = psi(pr, pc)
         diff = np.abs(pr - pc)
-        details = {**miss, "type": "categorical", "psi": value, "max_frequency_diff": float(diff.max()),
-                   "new_categories": [str(k) for k, p in zip(cats, pr) if p == 0][:10],
-                   "missing_categories": [str(k) for k, p in zip(cats, pc) if p == 0][:10]}
+        details = {
+            **miss,
+            "type": "categorical",
+            "psi": value,
+            "max_frequency_diff": float(diff.max()),
+            "new_categories": [str(k) for k, p in zip(cats, pr) if p == 0][:10],
+            "missing_categories": [str(k) for k, p in zip(cats, pc) if p == 0][:10],
+        }
         drifted = value > t.psi
         msg = f"PSI {value:.4f} > {t.psi}" if drifted else f"PSI {value:.4f}"
-        return CheckItem(name=name, status=Status.failed if drifted else Status.passed, observed={"psi": value},
-                         threshold={"psi": t.psi}, details=details, message=msg)
+        return CheckItem(
+            name=name,
+            status=Status.failed if drifted else Status.passed,
+            observed={"psi": value},
+            threshold={"psi": t.psi},
+            details=details,
+            message=msg,
+        )
     r = np.sort(ref.to_numpy(dtype=np.float64))
     c = np.sort(cur.to_numpy(dtype=np.float64))
     value, d = psi_and_ks_sorted(r, c)
-    details = {**miss, "type": "numeric", "psi": value, "ks": d,
-               "mean_reference": float(r.mean()), "mean_current": float(c.mean())}
+    details = {**miss, "type": "numeric", "psi": value, "ks": d, "mean_reference": float(r.mean()), "mean_current": float(c.mean())}
     reasons = ([f"PSI {value:.4f} > {t.psi}"] if value > t.psi else []) + ([f"KS D {d:.4f} > {t.ks}"] if d > t.ks else [])
     msg = "; ".join(reasons) if reasons else f"PSI {value:.4f}, KS D {d:.4f}"
-    return CheckItem(name=name, status=Status.failed if reasons else Status.passed, observed={"psi": value, "ks": d},
-                     threshold={"psi": t.psi, "ks": t.ks}, details=details, message=msg)
+    return CheckItem(
+        name=name,
+        status=Status.failed if reasons else Status.passed,
+        observed={"psi": value, "ks": d},
+        threshold={"psi": t.psi, "ks": t.ks},
+        details=details,
+        message=msg,
+    )
 
 
 def check_drift(
@@ -154,17 +177,29 @@ def check_drift(
     for col in cols:
         if col not in reference.columns or col not in current.columns:
             where, frame = ("reference", reference) if col not in reference.columns else ("current", current)
-            items.append(CheckItem(name=str(col), status=Status.error,
-                                   message=f"{col}: column missing from {where}; it has: {listing(frame.columns)}"))
+            items.append(
+                CheckItem(
+                    name=str(col), status=Status.error, message=f"{col}: column missing from {where}; it has: {listing(frame.columns)}"
+                )
+            )
             continue
         items.append(feature_drift(str(col), reference[col], current[col], t))
-    result = CheckResult.from_items(Kind.drift, name, items, {
-        "rows_reference": len(reference), "rows_current": len(current),
-        "drifted": [i.name for i in items if i.status is Status.failed],
-        "thresholds": t.model_dump()})
+    result = CheckResult.from_items(
+        Kind.drift,
+        name,
+        items,
+        {
+            "rows_reference": len(reference),
+            "rows_current": len(current),
+            "drifted": [i.name for i in items if i.status is Status.failed],
+            "thresholds": t.model_dump(),
+        },
+    )
     drifted = result.details["drifted"]
     if drifted:
         worst = max((i for i in items if i.status is Status.failed), key=lambda i: i.details.get("psi", 0.0))
-        result.summary = (f"{len(drifted)} of {len(items)} features drifted: {', '.join(drifted[:10])}; "
-                          f"largest PSI {worst.details['psi']:.3f} on {worst.name}")
+        result.summary = (
+            f"{len(drifted)} of {len(items)} features drifted: {', '.join(drifted[:10])}; "
+            f"largest PSI {worst.details['psi']:.3f} on {worst.name}"
+        )
     return result

@@ -89,7 +89,9 @@ class MissingDependency(CheckError):
     """
 
     def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"this check needs {package}, which is not installed: "
-                         f"pip install 'dagwatch-checks[{extra}]' (or the dagwatch service, which includes it)")
+        super().__init__(
+            f"this check needs {package}, which is not installed: "
+            f"pip install 'dagwatch-checks[{extra}]' (or the dagwatch service, which includes it)"
+        )
         self.package = package
         self.extra = extra

@@ -36,8 +36,15 @@ REPORT_PATH = "/api/v1/check-results"
 BLOCKING = (Status.failed, Status.error)
 
 
-def report_payload(result: CheckResult, *, pipeline: str | None, run_id: str | None, task_id: str | None,
-                   labels: dict[str, str] | None = None, now: datetime | None = None) -> dict[str, Any]:
+def report_payload(
+    result: CheckResult,
+    *,
+    pipeline: str | None,
+    run_id: str | None,
+    task_id: str | None,
+    labels: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """The JSON body of ``POST /api/v1/check-results``: the result plus where it ran."""
     return {
         **result.model_dump(mode="json"),
@@ -49,9 +56,18 @@ def report_payload(result: CheckResult, *, pipeline: str | None, run_id: str | N
     }
 
 
-def report(result: CheckResult, url: str, *, pipeline: str | None = None, run_id: str | None = None,
-           task_id: str | None = None, labels: dict[str, str] | None = None, token: str | None = None,
-           client: httpx.Client | None = None, timeout: float = 5.0) -> bool:
+def report(
+    result: CheckResult,
+    url: str,
+    *,
+    pipeline: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    labels: dict[str, str] | None = None,
+    token: str | None = None,
+    client: httpx.Client | None = None,
+    timeout: float = 5.0,
+) -> bool:
     """POST the result to dagwatch; True when accepted (2xx). Never raises."""
     body = report_payload(result, pipeline=pipeline, run_id=run_id, task_id=task_id, labels=labels)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -62,8 +78,7 @@ def report(result: CheckResult, url: str, *, pipeline: str | None = None, run_id
         resp = http.post(target, json=body, headers=headers)
         if resp.is_success:
             return True
-        log.warning("dagwatch did not accept check result %r: HTTP %s %s", result.name, resp.status_code,
-                    resp.text[:200])
+        log.warning("dagwatch did not accept check result %r: HTTP %s %s", result.name, resp.status_code, resp.text[:200])
     except Exception as exc:  # offline, DNS, TLS, timeout: the pipeline must not care
         log.warning("could not report check result %r to %s: %s", result.name, target, exc)
     finally:
@@ -101,8 +116,13 @@ def gate(
         result = check() if callable(check) else check
     except CheckInputError as exc:
         if url and kind is not None:
-            failed = CheckResult(kind=kind, name=name or kind.value, status=Status.error, summary=str(exc),
-                                 items=[CheckItem(name="input", status=Status.error, message=str(exc))])
+            failed = CheckResult(
+                kind=kind,
+                name=name or kind.value,
+                status=Status.error,
+                summary=str(exc),
+                items=[CheckItem(name="input", status=Status.error, message=str(exc))],
+            )
             report(failed, url, **ids)
         raise
     if name:

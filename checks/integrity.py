@@ -70,11 +70,15 @@ def check_checksums(root: str | Path, manifest: str | Path | Mapping[str, str], 
             continue
         actual = sha256_file(path)
         ok = actual == digest.lower()
-        items.append(CheckItem(
-            name=rel, status=Status.passed if ok else Status.failed,
-            message="checksum matches" if ok else "checksum differs from the manifest",
-            observed=actual, threshold=digest,
-        ))
+        items.append(
+            CheckItem(
+                name=rel,
+                status=Status.passed if ok else Status.failed,
+                message="checksum matches" if ok else "checksum differs from the manifest",
+                observed=actual,
+                threshold=digest,
+            )
+        )
     return CheckResult.from_items(Kind.integrity, name, items, {"root": str(root)})
 
 
@@ -95,7 +99,10 @@ def check_row_count(current: int, last_good: int | None, *, max_drop: float = 0.
         floor = last_good * (1 - max_drop)
         failed = drop > max_drop
         item = CheckItem(
-            name="rows", status=Status.failed if failed else Status.passed, observed=current, threshold=floor,
+            name="rows",
+            status=Status.failed if failed else Status.passed,
+            observed=current,
+            threshold=floor,
             message=f"{current} rows vs {last_good} last good ({-drop:+.1%}); allowed drop {max_drop:.0%}",
             details={"last_good": last_good, "drop": drop},
         )
@@ -116,8 +123,15 @@ def check_schema(current: pd.DataFrame | Mapping[str, str], last_good: Mapping[s
         if col not in cur:
             items.append(CheckItem(name=col, status=Status.failed, message="column removed", threshold=old[col]))
         elif cur[col] != old[col]:
-            items.append(CheckItem(name=col, status=Status.failed, observed=cur[col], threshold=old[col],
-                                   message=f"column retyped {old[col]} -> {cur[col]}"))
+            items.append(
+                CheckItem(
+                    name=col,
+                    status=Status.failed,
+                    observed=cur[col],
+                    threshold=old[col],
+                    message=f"column retyped {old[col]} -> {cur[col]}",
+                )
+            )
         else:
             items.append(CheckItem(name=col, status=Status.passed, observed=cur[col], message="unchanged"))
     for col in cur:

@@ -27,8 +27,7 @@ class OutputThresholds(BaseModel):
 
     minimum: dict[str, float] = Field(default_factory=dict, description="metric -> lowest acceptable value")
     max_regression: float = Field(0.01, ge=0, description="largest drop allowed below the deployed model")
-    latency_ms: dict[Literal["p50", "p95", "p99"], float] = Field(
-        default_factory=dict, description="percentile -> budget in milliseconds")
+    latency_ms: dict[Literal["p50", "p95", "p99"], float] = Field(default_factory=dict, description="percentile -> budget in milliseconds")
 
 
 def load_thresholds(path: str | Path) -> OutputThresholds:
@@ -42,8 +41,7 @@ def load_thresholds(path: str | Path) -> OutputThresholds:
     except FileNotFoundError as exc:
         raise ConfigError(f"{p}: thresholds file not found", path=str(p)) from exc
     except ValidationError as exc:
-        raise ConfigError(f"{p}: invalid thresholds: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-                          path=str(p)) from exc
+        raise ConfigError(f"{p}: invalid thresholds: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", path=str(p)) from exc
     except Exception as exc:
         raise ConfigError(f"{p}: cannot parse thresholds: {exc}", path=str(p)) from exc
 
@@ -126,21 +124,40 @@ def check_output(
     items: list[CheckItem] = []
     for metric, floor in thresholds.minimum.items():
         if metric not in values:
-            items.append(CheckItem(name=metric, status=Status.error, threshold=floor,
-                                   message=f"metric {metric!r} not available (have {', '.join(sorted(values))})"))
+            items.append(
+                CheckItem(
+                    name=metric,
+                    status=Status.error,
+                    threshold=floor,
+                    message=f"metric {metric!r} not available (have {', '.join(sorted(values))})",
+                )
+            )
             continue
         v = float(values[metric])
         ok = v >= floor  # NaN fails
-        items.append(CheckItem(name=metric, status=Status.passed if ok else Status.failed, observed=v,
-                               threshold=floor, message=f"{metric} = {v:.4f} {'>=' if ok else '<'} {floor}"))
+        items.append(
+            CheckItem(
+                name=metric,
+                status=Status.passed if ok else Status.failed,
+                observed=v,
+                threshold=floor,
+                message=f"{metric} = {v:.4f} {'>=' if ok else '<'} {floor}",
+            )
+        )
         if deployed is not None and metric in deployed:
             ref = float(deployed[metric])
             bound = ref - thresholds.max_regression
             ok = v >= bound
-            items.append(CheckItem(
-                name=f"{metric}_vs_deployed", status=Status.passed if ok else Status.failed, observed=v,
-                threshold=bound, details={"deployed": ref, "delta": v - ref},
-                message=f"{metric} = {v:.4f} vs deployed {ref:.4f} ({v - ref:+.4f}; allowed -{thresholds.max_regression})"))
+            items.append(
+                CheckItem(
+                    name=f"{metric}_vs_deployed",
+                    status=Status.passed if ok else Status.failed,
+                    observed=v,
+                    threshold=bound,
+                    details={"deployed": ref, "delta": v - ref},
+                    message=f"{metric} = {v:.4f} vs deployed {ref:.4f} ({v - ref:+.4f}; allowed -{thresholds.max_regression})",
+                )
+            )
     if thresholds.latency_ms:
         if latencies_ms is None or len(latencies_ms) == 0:
             items.append(CheckItem(name="latency", status=Status.error, message="latency budgets set but no latencies given"))
@@ -149,7 +166,13 @@ def check_output(
             for pct, budget in sorted(thresholds.latency_ms.items()):
                 v = float(np.percentile(lat, float(pct[1:])))
                 ok = v <= budget
-                items.append(CheckItem(name=f"latency_{pct}", status=Status.passed if ok else Status.failed,
-                                       observed=v, threshold=budget,
-                                       message=f"{pct} = {v:.1f} ms {'<=' if ok else '>'} budget {budget} ms"))
+                items.append(
+                    CheckItem(
+                        name=f"latency_{pct}",
+                        status=Status.passed if ok else Status.failed,
+                        observed=v,
+                        threshold=budget,
+                        message=f"{pct} = {v:.1f} ms {'<=' if ok else '>'} budget {budget} ms",
+                    )
+                )
     return CheckResult.from_items(Kind.output, name, items, {"metrics": values, "deployed": dict(deployed or {})})

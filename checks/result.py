@@ -109,9 +109,7 @@ class CheckResult(BaseModel):
         return self.status in (Status.passed, Status.warning)
 
     @classmethod
-    def from_items(
-        cls, kind: Kind, name: str, items: list[CheckItem], details: dict[str, Any] | None = None
-    ) -> CheckResult:
+    def from_items(cls, kind: Kind, name: str, items: list[CheckItem], details: dict[str, Any] | None = None) -> CheckResult:
         """Build a result whose status and summary follow from its items."""
         status = worst(i.status for i in items)
         counts = {s: sum(1 for i in items if i.status is s) for s in Status}

@@ -23,14 +23,19 @@ from monitor.model import Alert, AlertKind, AlertStatus, Tier
 if TYPE_CHECKING:
     from monitor.remote import Remote
 
-app = typer.Typer(help="Watch ML pipelines, alert by tier, and run the runbooks.", no_args_is_help=True, add_completion=False,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    help="Watch ML pipelines, alert by tier, and run the runbooks.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 config_app = typer.Typer(help="Work with dagwatch.yaml.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 token_app = typer.Typer(help="Operators' API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
-alerts_app = typer.Typer(help="Alerts (list, ack, silence: through a running server, audited under its token) and receivers (send-test).",
-                         no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Alerts (list, ack, silence: through a running server, audited under its token) and receivers (send-test).", no_args_is_help=True
+)
 app.add_typer(alerts_app, name="alerts")
 runbook_app = typer.Typer(help="Runbooks: list them, run one for an alert.", no_args_is_help=True)
 app.add_typer(runbook_app, name="runbook")
@@ -118,10 +123,18 @@ def up(
     config: ConfigOption = None,
     host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,
-    log_format: Annotated[LogFormat, typer.Option("--log-format", case_sensitive=False, envvar="DAGWATCH_LOG_FORMAT",
-                                                  help="text, or json: one object a line (time, level, logger, message, exc_info).")] = LogFormat.TEXT,
-    log_level: Annotated[LogLevel, typer.Option("--log-level", case_sensitive=False, envvar="DAGWATCH_LOG_LEVEL",
-                                                help="Least level written.")] = LogLevel.INFO,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            case_sensitive=False,
+            envvar="DAGWATCH_LOG_FORMAT",
+            help="text, or json: one object a line (time, level, logger, message, exc_info).",
+        ),
+    ] = LogFormat.TEXT,
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", case_sensitive=False, envvar="DAGWATCH_LOG_LEVEL", help="Least level written.")
+    ] = LogLevel.INFO,
 ) -> None:
     """Start the web server, the collectors and the embedded runner's schedules."""
     import uvicorn
@@ -132,7 +145,9 @@ def up(
 
     settings = _settings(config)
     if host or port:
-        settings = settings.model_copy(update={"server": settings.server.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})})
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v})}
+        )
     _configure_logging(log_format, log_level)
     say = logging.getLogger("monitor.cli").info if log_format is LogFormat.JSON else typer.echo
     try:
@@ -146,26 +161,46 @@ def up(
     # The ~100k objects of the imports (SQLAlchemy, pydantic, alembic) never die: keep them out
     # of every garbage collection, which otherwise costs the runner 5-15 µs per task.
     gc.freeze()
-    say(f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
-        f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})")
+    say(
+        f"dagwatch: serving on http://{settings.server.host}:{settings.server.port} "
+        f"({len(service.pipelines)} scheduled pipeline(s), store {settings.store_url.split('://')[0]})"
+    )
     if not settings.sources:
-        say("dagwatch: no sources configured: watching only what is pushed to POST /api/v1/events "
-            "(`demo: true` adds the built-in demo pipeline)")
+        say(
+            "dagwatch: no sources configured: watching only what is pushed to POST /api/v1/events "
+            "(`demo: true` adds the built-in demo pipeline)"
+        )
     if settings.server.read_auth:
         say("dagwatch: reads need a viewer token or page session (server.read_auth); every change needs a token")
     else:
-        say("dagwatch: reads (GET, the pages) are open to anyone who can reach this address (server.read_auth: true "
-            "closes them); every change needs a token (`dagwatch token create`)")
+        say(
+            "dagwatch: reads (GET, the pages) are open to anyone who can reach this address (server.read_auth: true "
+            "closes them); every change needs a token (`dagwatch token create`)"
+        )
     if settings.server.trusted_proxy is not None:
         proxy = settings.server.trusted_proxy
         say(f"dagwatch: believing the {proxy.header} header from {', '.join(map(str, proxy.from_))} only (server.trusted_proxy)")
-    app = create_app(service.store, service.policy, lifecycle=service, slack_signing_secrets=service.slack_signing_secrets,
-                     sources=service.sources, runbook_engine=service.runbooks, notifiers=service.notifiers,
-                     max_body_bytes=settings.server.max_body_bytes, access=Access.from_settings(settings))
+    app = create_app(
+        service.store,
+        service.policy,
+        lifecycle=service,
+        slack_signing_secrets=service.slack_signing_secrets,
+        sources=service.sources,
+        runbook_engine=service.runbooks,
+        notifiers=service.notifiers,
+        max_body_bytes=settings.server.max_body_bytes,
+        access=Access.from_settings(settings),
+    )
     # proxy_headers off: the peer address must be the real one, as the trusted proxy check needs
     # log_config None: uvicorn's own loggers go through the handler above, in the chosen format
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="debug" if log_level is LogLevel.DEBUG else "warning",
-                log_config=None, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level="debug" if log_level is LogLevel.DEBUG else "warning",
+        log_config=None,
+        proxy_headers=False,
+    )
 
 
 def _parse_params(pairs: list[str]) -> dict[str, object]:
@@ -186,10 +221,10 @@ def run(
     config: ConfigOption = None,
 ) -> None:
     """Run a pipeline once on the embedded runner, streaming task logs. Exit 1 if it fails."""
+    from monitor.alerting.ingest import AlertPolicy
     from monitor.runner import RunError, Runner
     from monitor.runner.loader import find
     from monitor.store import open_store
-    from monitor.alerting.ingest import AlertPolicy
     from monitor.store.recorder import StoreRecorder
     from monitor.tracking.check_results import store_reporter
 
@@ -208,7 +243,9 @@ def run(
     recorder = StoreRecorder(store)
     try:
         runner = Runner(
-            data_dir=settings.data_dir, recorder=recorder, source=source,
+            data_dir=settings.data_dir,
+            recorder=recorder,
+            source=source,
             check_reporter=store_reporter(store, AlertPolicy.from_settings(settings), source),
         )
         result = runner.run(target, {**configured, **params}, only_task=task, tee=sys.__stdout__)
@@ -230,9 +267,16 @@ def run(
 @config_app.command("validate")
 def config_validate(
     file: Annotated[Path, typer.Argument(help="The config file to check.")],
-    no_env: Annotated[bool, typer.Option("--no-env", help=(
-        "Check the file alone, where its secrets are not: each ${VAR} stands in for a value its key accepts, DAGWATCH_* "
-        "variables are ignored, and the variables it needs that are unset here are listed."))] = False,
+    no_env: Annotated[
+        bool,
+        typer.Option(
+            "--no-env",
+            help=(
+                "Check the file alone, where its secrets are not: each ${VAR} stands in for a value its key accepts, DAGWATCH_* "
+                "variables are ignored, and the variables it needs that are unset here are listed."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Check a config file strictly; exit 2 with the file, key and reason of every problem (every unset ${VAR} at once)."""
     settings = _settings(file, env=not no_env)
@@ -252,8 +296,10 @@ def config_validate(
     templates = _templates(settings)
     if no_env and (unset := [(name, key) for name, key in env_references(file) if name not in os.environ]):
         typer.echo(f"{file}: needs {len({n for n, _ in unset})} variable(s) unset here: " + ", ".join(f"{n} ({k})" for n, k in unset))
-    typer.echo(f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s), {len(runbooks)} runbook(s), "
-               f"{len(templates.replaced)} template(s) replaced)")
+    typer.echo(
+        f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s), {len(runbooks)} runbook(s), "
+        f"{len(templates.replaced)} template(s) replaced)"
+    )
 
 
 def _templates(settings: Settings):
@@ -301,8 +347,13 @@ def runbook_run(
 
         started = service.runbooks.run_now(StartRequest(name, alert, started_by=_cli_user(), dry_run=dry_run, force=force))
         with service.store.session() as db:
-            _audit(db, settings, "run_runbook", f"{name} for alert #{alert}",
-                   detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=dry_run))
+            _audit(
+                db,
+                settings,
+                "run_runbook",
+                f"{name} for alert #{alert}",
+                detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=dry_run),
+            )
     except DagwatchError as exc:
         _fail(str(exc))
     finally:
@@ -451,15 +502,29 @@ def token_revoke(name: Annotated[str, typer.Option("--name", "-n")], config: Con
     typer.echo(f"revoked {name}")
 
 
-UrlOption = Annotated[Optional[str], typer.Option(
-    "--url", envvar="DAGWATCH_URL", show_default=False,
-    help="A running dagwatch to act through, e.g. https://dagwatch.example.com (default: the config's server, if it answers).")]
-TokenOption = Annotated[Optional[str], typer.Option(
-    "--token", envvar="DAGWATCH_TOKEN", show_default=False,
-    help="API token for the server (operator to ack or silence; viewer to list when server.read_auth is on). Prefer DAGWATCH_TOKEN: "
-         "an option is visible to other users in the process list.")]
-HOW = ("Through the server's HTTP API when --url/DAGWATCH_URL is given or the configured server answers (audited under the token's "
-       "name); otherwise directly in the store named by the config, as this OS user (cli:USER).")
+UrlOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--url",
+        envvar="DAGWATCH_URL",
+        show_default=False,
+        help="A running dagwatch to act through, e.g. https://dagwatch.example.com (default: the config's server, if it answers).",
+    ),
+]
+TokenOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--token",
+        envvar="DAGWATCH_TOKEN",
+        show_default=False,
+        help="API token for the server (operator to ack or silence; viewer to list when server.read_auth is on). Prefer DAGWATCH_TOKEN: "
+        "an option is visible to other users in the process list.",
+    ),
+]
+HOW = (
+    "Through the server's HTTP API when --url/DAGWATCH_URL is given or the configured server answers (audited under the token's "
+    "name); otherwise directly in the store named by the config, as this OS user (cli:USER)."
+)
 
 
 def _remote(url: str | None, token: str | None, config: Path | None) -> Remote | None:
@@ -533,9 +598,20 @@ def alert_table(alerts: list[Alert]) -> str:
         return "muted" if a.muted_by else "acked" if a.acked_at else "firing"
 
     rows = [("ID", "TIER", "STATE", "KIND", "SOURCE", "PIPELINE", "STARTED (UTC)", "ACKED BY", "SUMMARY")]
-    rows += [(str(a.id), a.tier.value, state(a), a.kind.value, printable(a.source, 24), printable(a.pipeline or "-", 32),
-              a.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), printable(a.acked_by or "-", 24), printable(a.summary, 80))
-             for a in alerts]
+    rows += [
+        (
+            str(a.id),
+            a.tier.value,
+            state(a),
+            a.kind.value,
+            printable(a.source, 24),
+            printable(a.pipeline or "-", 32),
+            a.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            printable(a.acked_by or "-", 24),
+            printable(a.summary, 80),
+        )
+        for a in alerts
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows)
 
@@ -577,8 +653,13 @@ def alerts_ack(
 @alerts_app.command("silence", epilog=HOW)
 def alerts_silence(
     alert: Annotated[Optional[int], typer.Argument(help="An alert's id: its kind in its source and pipeline is silenced.")] = None,
-    match: Annotated[list[str], typer.Option("--match", "-m", help=(
-        "Instead of an alert: key=matcher, repeatable, as in routes (tier=P3, pipeline=~nightly_.*, source=!prod).")),
+    match: Annotated[
+        list[str],
+        typer.Option(
+            "--match",
+            "-m",
+            help=("Instead of an alert: key=matcher, repeatable, as in routes (tier=P3, pipeline=~nightly_.*, source=!prod)."),
+        ),
     ] = [],  # noqa: B006
     duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 4h, 1d (at most 90d).")] = "1h",
     comment: Annotated[str, typer.Option("--comment", help="Why.")] = "",
@@ -600,13 +681,18 @@ def alerts_silence(
         _fail(f"--for: {exc}")
     remote = _remote(url, token, config)
     if remote is not None:
+
         def create() -> dict:
             found = remote.get_alert(alert) if alert is not None else None
             chosen = verbs.alert_matchers(found.source, found.kind, found.pipeline) if found else matchers
             return remote.silence(chosen, duration, comment or (f"on alert #{alert}" if alert is not None else ""))
 
         made = _through(remote, create)
-        typer.echo(json.dumps(made, indent=2) if as_json else f"silence {made['id']} for {length} by {made.get('created_by')}: {made.get('matchers')}")
+        typer.echo(
+            json.dumps(made, indent=2)
+            if as_json
+            else f"silence {made['id']} for {length} by {made.get('created_by')}: {made.get('matchers')}"
+        )
         return
     from monitor.model import utcnow
 
@@ -618,18 +704,34 @@ def alerts_silence(
             if alert is not None:
                 row = verbs.silence_alert(session, alert_id=alert, who=_cli_user(), now=now, duration=length, comment=comment)
             else:
-                row = verbs.silence(session, matchers=matchers, starts_at=now, ends_at=now + length, who=_cli_user(), now=now, comment=comment)
+                row = verbs.silence(
+                    session, matchers=matchers, starts_at=now, ends_at=now + length, who=_cli_user(), now=now, comment=comment
+                )
             session.flush()
-            _audit(session, settings, "silence", f"alert #{alert}" if alert is not None else f"silence #{row.id}",
-                   detail=f"silence #{row.id} for {length}" if alert is not None else f"{matchers} for {length}")
-            made = {"id": row.id, "matchers": row.matchers, "starts_at": row.starts_at.isoformat(), "ends_at": row.ends_at.isoformat(),
-                    "created_by": row.created_by, "comment": row.comment}
+            _audit(
+                session,
+                settings,
+                "silence",
+                f"alert #{alert}" if alert is not None else f"silence #{row.id}",
+                detail=f"silence #{row.id} for {length}" if alert is not None else f"{matchers} for {length}",
+            )
+            made = {
+                "id": row.id,
+                "matchers": row.matchers,
+                "starts_at": row.starts_at.isoformat(),
+                "ends_at": row.ends_at.isoformat(),
+                "created_by": row.created_by,
+                "comment": row.comment,
+            }
     except DagwatchError as exc:
         _fail(str(exc))
     finally:
         store.close()
-    typer.echo(json.dumps(made, indent=2) if as_json else f"silence {made['id']} for {length} on "
-               + (f"alert {alert}" if alert is not None else str(matchers)))
+    typer.echo(
+        json.dumps(made, indent=2)
+        if as_json
+        else f"silence {made['id']} for {length} on " + (f"alert {alert}" if alert is not None else str(matchers))
+    )
 
 
 def _matchers(pairs: list[str]) -> dict[str, str]:

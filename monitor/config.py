@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from ipaddress import IPv4Network, IPv6Network
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -81,23 +81,32 @@ class TrustedProxySettings(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     header: str = Field("X-Forwarded-User", min_length=1, max_length=100, description="The header naming the user.")
-    role_header: str | None = Field(None, min_length=1, max_length=100, description=(
-        "The header naming the user's role (ingest, viewer, operator, admin); absent: default_role."))
+    role_header: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description=("The header naming the user's role (ingest, viewer, operator, admin); absent: default_role."),
+    )
     default_role: Literal["ingest", "viewer", "operator", "admin"] = "viewer"
-    from_: list[IPv4Network | IPv6Network] = Field(alias="from", min_length=1, description=(
-        "The proxy's addresses (CIDR), e.g. [127.0.0.1/32, 10.0.0.0/8]."))
+    from_: list[IPv4Network | IPv6Network] = Field(
+        alias="from", min_length=1, description=("The proxy's addresses (CIDR), e.g. [127.0.0.1/32, 10.0.0.0/8].")
+    )
 
 
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to listen on; loopback by default.")
     port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = Field(10 * 2**20, ge=2**16, le=2**30, description=(
-        "Largest JSON API request body; bigger ones get 413 before they are parsed (a batch of events: split it)."))
-    public_url: str | None = Field(
-        None, description="Base URL used in links sent out (Slack, e-mail); defaults to http://host:port."
+    max_body_bytes: int = Field(
+        10 * 2**20,
+        ge=2**16,
+        le=2**30,
+        description=("Largest JSON API request body; bigger ones get 413 before they are parsed (a batch of events: split it)."),
     )
-    read_auth: bool = Field(False, description=(
-        "Require at least a viewer token (or page session) for every read; off, reads are open to whoever reaches host:port."))
+    public_url: str | None = Field(None, description="Base URL used in links sent out (Slack, e-mail); defaults to http://host:port.")
+    read_auth: bool = Field(
+        False,
+        description=("Require at least a viewer token (or page session) for every read; off, reads are open to whoever reaches host:port."),
+    )
     trusted_proxy: TrustedProxySettings | None = Field(None, description="Off unless given: believe an auth proxy's user header.")
 
     @property
@@ -106,8 +115,12 @@ class ServerSettings(_Section):
 
 
 class AuditSettings(_Section):
-    keep: Duration = Field(timedelta(days=90), ge=timedelta(days=1), le=timedelta(days=3650),
-                           description="How long audit entries are kept; older ones are deleted as new ones are written.")
+    keep: Duration = Field(
+        timedelta(days=90),
+        ge=timedelta(days=1),
+        le=timedelta(days=3650),
+        description="How long audit entries are kept; older ones are deleted as new ones are written.",
+    )
 
 
 class StoreSettings(_Section):
@@ -154,7 +167,8 @@ class EmbeddedPipelineSettings(_Section):
     schedule: ScheduleSettings | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     executor: EmbeddedExecutor | None = Field(
-        None, description="Where this pipeline's tasks that name no executor run; null: the pipeline's own default, else the source's `executor`.",
+        None,
+        description="Where this pipeline's tasks that name no executor run; null: the pipeline's own default, else the source's `executor`.",
     )
 
     @field_validator("ref")
@@ -175,7 +189,10 @@ class SourceHealthSettings(_Section):
     and page again."""
 
     down_after_failures: int = Field(
-        3, ge=2, le=1000, description="Consecutive failed polls that make a source down (2 at least: one failure never pages).",
+        3,
+        ge=2,
+        le=1000,
+        description="Consecutive failed polls that make a source down (2 at least: one failure never pages).",
     )
     down_after: Duration | None = Field(
         timedelta(minutes=1),
@@ -235,7 +252,9 @@ class DaskSettings(_Section):
     workers: int = Field(2, ge=1, le=256, description="Worker processes of the local cluster.")
     threads_per_worker: int = Field(1, ge=1, le=256, description="Threads of each local worker.")
     connect_timeout: Duration = Field(
-        timedelta(seconds=10), ge=timedelta(seconds=1), le=timedelta(minutes=5),
+        timedelta(seconds=10),
+        ge=timedelta(seconds=1),
+        le=timedelta(minutes=5),
         description="Longest wait for the scheduler (connecting, health): past it tries fail and the source is unhealthy.",
     )
     dashboard: bool = Field(True, description="Serve the local cluster's dashboard on 127.0.0.1 (linked from the runs page).")
@@ -254,7 +273,8 @@ class EmbeddedSourceSettings(SourceCommonSettings):
     pipelines: list[EmbeddedPipelineSettings] = Field(default_factory=list)
     max_workers: int = Field(8, ge=1, le=256, description="Tries running (or submitted to Dask) at once, per run.")
     executor: EmbeddedExecutor = Field(
-        "thread", description="Where tasks run that neither they nor their pipeline place: thread, process or dask.",
+        "thread",
+        description="Where tasks run that neither they nor their pipeline place: thread, process or dask.",
     )
     dask: DaskSettings = Field(default_factory=DaskSettings, description="The Dask cluster of the `dask` executor.")
 
@@ -268,7 +288,8 @@ class AuthSettings(_Section):
     api_key: SecretStr | None = None
     basic: SecretStr | None = Field(None, description="`user:pass`, e.g. PREFECT_API_AUTH_STRING.")
     google: str | None = Field(
-        None, description="Cloud Composer: Google credentials, `default` (Application Default Credentials) or a key file's path. Needs `pip install 'dagwatch[composer]'`.",
+        None,
+        description="Cloud Composer: Google credentials, `default` (Application Default Credentials) or a key file's path. Needs `pip install 'dagwatch[composer]'`.",
     )
 
     @model_validator(mode="after")
@@ -329,9 +350,7 @@ class PrefectSourceSettings(_RemoteSource):
         return auth
 
 
-SourceSettings = Annotated[
-    EmbeddedSourceSettings | AirflowSourceSettings | PrefectSourceSettings, Field(discriminator="kind")
-]
+SourceSettings = Annotated[EmbeddedSourceSettings | AirflowSourceSettings | PrefectSourceSettings, Field(discriminator="kind")]
 
 
 class ConsoleReceiverSettings(_Section):
@@ -359,7 +378,7 @@ class SlackReceiverSettings(_Section):
     operators: dict[str, str] = Field(
         default_factory=dict,
         description="Slack user id → dagwatch operator name (`{U024BE7LH: alice}`): only these users' clicks "
-                    "(Ack, Silence, Run runbook, Retry) act, recorded as `slack:NAME`.",
+        "(Ack, Silence, Run runbook, Retry) act, recorded as `slack:NAME`.",
     )
 
     @model_validator(mode="after")
@@ -407,9 +426,11 @@ class OpsgenieReceiverSettings(_Section):
     api_key: SecretStr = Field(description="An API integration's key, sent as `Authorization: GenieKey …`.")
     api_url: str = Field("https://api.opsgenie.com", description="https://api.eu.opsgenie.com for an EU account.")
     alias: Literal["fingerprint", "group"] = Field(
-        "fingerprint", description="One Opsgenie alert per dagwatch alert (fingerprint) or per notification group (group key).")
+        "fingerprint", description="One Opsgenie alert per dagwatch alert (fingerprint) or per notification group (group key)."
+    )
     priorities: dict[Literal["P1", "P2", "P3"], Literal["P1", "P2", "P3", "P4", "P5"]] = Field(
-        default_factory=lambda: {"P1": "P1", "P2": "P3", "P3": "P5"}, description="dagwatch tier → Opsgenie priority.")
+        default_factory=lambda: {"P1": "P1", "P2": "P3", "P3": "P5"}, description="dagwatch tier → Opsgenie priority."
+    )
     tags: list[str] = Field(default_factory=list, description="Added to every alert, next to the tier and kind.")
     source: str = Field("dagwatch", max_length=100)
     timeout: Duration = Field(timedelta(seconds=10))
@@ -448,12 +469,18 @@ class RouteSettings(_Section):
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
-    matchers: list[str] = Field(default_factory=list, description=(
-        'Alertmanager matcher strings, all of which must match too: `severity=~"critical|high"`, `alertname!="Watchdog"`.'))
-    mute_time_intervals: list[str] = Field(default_factory=list, description=(
-        "Names of `alerting.time_intervals` during which this route's alerts are held back (not inherited by child routes)."))
-    active_time_intervals: list[str] = Field(default_factory=list, description=(
-        "Names of `alerting.time_intervals` outside which this route's alerts are held back; empty: always active."))
+    matchers: list[str] = Field(
+        default_factory=list,
+        description=('Alertmanager matcher strings, all of which must match too: `severity=~"critical|high"`, `alertname!="Watchdog"`.'),
+    )
+    mute_time_intervals: list[str] = Field(
+        default_factory=list,
+        description=("Names of `alerting.time_intervals` during which this route's alerts are held back (not inherited by child routes)."),
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list,
+        description=("Names of `alerting.time_intervals` outside which this route's alerts are held back; empty: always active."),
+    )
     routes: list["RouteSettings"] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -504,8 +531,12 @@ class InhibitRuleSettings(_Section):
 
 
 _WEEKDAYS = {d: i for i, d in enumerate(("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))}
-_MONTHS = {m: i for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july", "august",
-                                       "september", "october", "november", "december"), start=1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"), start=1
+    )
+}
 _CLOCK = re.compile(r"(?:([01][0-9]|2[0-3]):([0-5][0-9]))|(24):(00)")
 
 
@@ -610,12 +641,20 @@ class TimeIntervalSettings(_Section):
     `location`'s wall-clock time); `start`/`end` add a one-off window (a maintenance)."""
 
     times: list[TimeRangeSettings] | None = None
-    weekdays: list[Annotated[tuple[int, int], BeforeValidator(_weekdays)]] | None = Field(None, description="e.g. ['monday:friday', 'sunday'].")
-    days_of_month: list[Annotated[tuple[int, int], BeforeValidator(_days_of_month)]] | None = Field(None, description="e.g. ['1:5', '-3:-1'].")
-    months: list[Annotated[tuple[int, int], BeforeValidator(_months)]] | None = Field(None, description="e.g. ['december', 'january:march'].")
+    weekdays: list[Annotated[tuple[int, int], BeforeValidator(_weekdays)]] | None = Field(
+        None, description="e.g. ['monday:friday', 'sunday']."
+    )
+    days_of_month: list[Annotated[tuple[int, int], BeforeValidator(_days_of_month)]] | None = Field(
+        None, description="e.g. ['1:5', '-3:-1']."
+    )
+    months: list[Annotated[tuple[int, int], BeforeValidator(_months)]] | None = Field(
+        None, description="e.g. ['december', 'january:march']."
+    )
     years: list[Annotated[tuple[int, int], BeforeValidator(_years)]] | None = Field(None, description="e.g. ['2026:2027'].")
     location: Annotated[str, AfterValidator(_zone)] = Field("UTC", description="IANA time zone the other fields are read in.")
-    start: AwareDatetime | None = Field(None, description="One-off window: from this moment (with its offset, e.g. 2026-03-28T22:00:00+01:00).")
+    start: AwareDatetime | None = Field(
+        None, description="One-off window: from this moment (with its offset, e.g. 2026-03-28T22:00:00+01:00)."
+    )
     end: AwareDatetime | None = Field(None, description="One-off window: until this moment (not included).")
 
     @model_validator(mode="after")
@@ -655,10 +694,12 @@ class AlertingSettings(_Section):
         description="Alerts from Prometheus or Alertmanager with no `tier` label: their `severity` label → tier (case-insensitive); unmapped: P2.",
     )
     inhibit_rules: list[InhibitRuleSettings] = Field(
-        default_factory=list, description="Alertmanager's inhibit rules, next to the built-in one (a source down holds its pipelines' alerts).",
+        default_factory=list,
+        description="Alertmanager's inhibit rules, next to the built-in one (a source down holds its pipelines' alerts).",
     )
     time_intervals: list[NamedTimeIntervalSettings] = Field(
-        default_factory=list, description="Named mute windows for routes' `mute_time_intervals` / `active_time_intervals`.",
+        default_factory=list,
+        description="Named mute windows for routes' `mute_time_intervals` / `active_time_intervals`.",
     )
 
     @field_validator("severity_tiers")
@@ -700,11 +741,15 @@ class RunbookInputSettings(_Section):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    path: str = Field(min_length=1, description="CSV or Parquet; `{pipeline}`, `{run_id}`, `{task}`, `{source}`, `{label.NAME}` come from the alert.")
+    path: str = Field(
+        min_length=1, description="CSV or Parquet; `{pipeline}`, `{run_id}`, `{task}`, `{source}`, `{label.NAME}` come from the alert."
+    )
     suite: str | None = Field(None, description="Great Expectations suite file (JSON), or a shipped suite's name (`demo_schema`).")
     min_rows: int | None = Field(None, ge=0, description="Fewer rows than this fails.")
     sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="The file's expected sha256 (hex).")
-    schema_: dict[str, str] | None = Field(None, alias="schema", description="Column → pandas dtype (`checks.integrity.schema_of`); added, removed or retyped columns fail.")
+    schema_: dict[str, str] | None = Field(
+        None, alias="schema", description="Column → pandas dtype (`checks.integrity.schema_of`); added, removed or retyped columns fail."
+    )
 
 
 class RunbookSettings(_Section):
@@ -715,18 +760,21 @@ class RunbookSettings(_Section):
         default_factory=dict,
         description="Pipeline (Airflow DAG id, Prefect flow name, embedded pipeline name) → the input files its runs read, for `verify_inputs`.",
     )
-    prometheus_url: str | None = Field(None, pattern=r"^https?://", description="Prometheus API base URL `resource_snapshot` queries around a failure.")
+    prometheus_url: str | None = Field(
+        None, pattern=r"^https?://", description="Prometheus API base URL `resource_snapshot` queries around a failure."
+    )
     prometheus_selector: str = Field(
         "", description='Label matchers put in every query\'s `$selector`, filled like input paths: `instance=~"{label.host}(:.*)?"`.'
     )
     prometheus_queries: dict[str, str] = Field(
-        default_factory=dict, description="Name → PromQL with `$selector`: adds to the shipped cpu_busy, memory_used, gpu_util, gpu_memory_used; same name replaces, '' removes.",
+        default_factory=dict,
+        description="Name → PromQL with `$selector`: adds to the shipped cpu_busy, memory_used, gpu_util, gpu_memory_used; same name replaces, '' removes.",
     )
     prometheus_timeout: Duration = Field(timedelta(seconds=5), description="Per-request timeout for Prometheus.")
     patterns: list[dict[str, Any]] = Field(
         default_factory=list,
         description="More failure patterns for classify_failure, tried before the shipped ones: {name, category: transient|persistent, "
-                    "regex, flags}; checked (regex, no nested quantifiers) when the runbooks load.",
+        "regex, flags}; checked (regex, no nested quantifiers) when the runbooks load.",
     )
 
 
@@ -736,11 +784,14 @@ class MetricsSettings(_Section):
     Prometheus; pipelines past it are summed into pipeline="_other"."""
 
     pipeline_cap: int = Field(
-        500, ge=1, le=100_000,
+        500,
+        ge=1,
+        le=100_000,
         description='Pipelines that keep their own `pipeline` label (first seen first; at start the most recently active); later ones are folded into pipeline="_other".',
     )
     compat: bool = Field(
-        False, description="Also emit the airflow-exporter (airflow_dag_*, airflow_task_status) and prometheus-prefect-exporter (prefect_*) series for Airflow and Prefect sources.",
+        False,
+        description="Also emit the airflow-exporter (airflow_dag_*, airflow_task_status) and prometheus-prefect-exporter (prefect_*) series for Airflow and Prefect sources.",
     )
     baseline_runs: int = Field(20, ge=3, le=1000, description="Successful runs whose p50/p95 duration is a pipeline's baseline gauge.")
 
@@ -752,7 +803,9 @@ class ClusterSettings(_Section):
     third of it)."""
 
     lease_ttl: Duration = Field(
-        timedelta(seconds=30), ge=timedelta(seconds=1), le=timedelta(hours=1),
+        timedelta(seconds=30),
+        ge=timedelta(seconds=1),
+        le=timedelta(hours=1),
         description="How long a source's lease lasts unrenewed: the longest a dead replica's sources go unpolled before another replica takes them.",
     )
 
@@ -777,25 +830,28 @@ def default_sources() -> list[EmbeddedSourceSettings]:
 class Settings(BaseSettings):
     """The whole tree. Precedence: DAGWATCH_* env (nested with `__`) over the file over defaults."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="DAGWATCH_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_prefix="DAGWATCH_", env_nested_delimiter="__", extra="forbid", case_sensitive=False)
 
     data_dir: Path = Field(Path("data"), description="Database, task logs, result cache, checkpoints.")
     server: ServerSettings = Field(default_factory=ServerSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
-    demo: bool = Field(False, description=(
-        "Also run the built-in demo pipeline (source `embedded`). On when no config file is given at all; "
-        "a config file without sources watches only what is pushed."))
+    demo: bool = Field(
+        False,
+        description=(
+            "Also run the built-in demo pipeline (source `embedded`). On when no config file is given at all; "
+            "a config file without sources watches only what is pushed."
+        ),
+    )
     sources: list[SourceSettings] = Field(default_factory=list)
     receivers: list[ReceiverSettings] = Field(default_factory=list)
     routes: list[RouteSettings] = Field(default_factory=list)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
     checks: FolderSettings | None = None
-    templates: FolderSettings | None = Field(None, description=(
-        "A folder of notification templates (Jinja); a file named like a shipped one replaces it."))
+    templates: FolderSettings | None = Field(
+        None, description=("A folder of notification templates (Jinja); a file named like a shipped one replaces it.")
+    )
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
@@ -857,8 +913,10 @@ class Settings(BaseSettings):
                 for key in ("mute_time_intervals", "active_time_intervals"):
                     for name in getattr(route, key):
                         if name not in known:
-                            raise ValueError(f"{path}[{i}].{key}: unknown time interval {name!r} "
-                                             f"(define it under alerting.time_intervals; defined: {sorted(known)})")
+                            raise ValueError(
+                                f"{path}[{i}].{key}: unknown time interval {name!r} "
+                                f"(define it under alerting.time_intervals; defined: {sorted(known)})"
+                            )
                 check(route.routes, f"{path}[{i}].routes")
 
         check(self.routes, "routes")
@@ -886,8 +944,7 @@ _ENV_PREFIX = "DAGWATCH_"
 _STAND_INS: tuple[str | None, ...] = (None, "1", "http://placeholder.invalid")
 
 
-def _expand_env(value: Any, path: str, lookup: Callable[[str, str], str | None], used: dict[str, str],
-                refs: list[tuple[str, str]]) -> Any:
+def _expand_env(value: Any, path: str, lookup: Callable[[str, str], str | None], used: dict[str, str], refs: list[tuple[str, str]]) -> Any:
     """Replace `${NAME}` in every string by `lookup(NAME, key)`; where it has no value the
     reference is left as written. `refs` collects every (NAME, key), so all the unset variables
     are reported at once; `used` collects each substituted value → its reference, so errors can
@@ -955,7 +1012,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
         if not name.upper().startswith(_ENV_PREFIX) or name.upper() == CONFIG_ENV:
             continue
         key = ""
-        for part in name[len(_ENV_PREFIX):].lower().split("__"):
+        for part in name[len(_ENV_PREFIX) :].lower().split("__"):
             key += f"[{part}]" if part.isdigit() else (f".{part}" if key else part)
         overrides[key] = name
     return overrides
@@ -1050,8 +1107,12 @@ def _without_env(loaded: dict[str, Any], file: str | None) -> Settings:
         referenced = {key: name for name, key in refs}
         real = [p for p in problems if p[1] not in referenced or tried.get(p[1], 0) + 1 >= len(_STAND_INS)]
         if real:
-            raise _problems([(where, key, f"{reason} (with a stand-in for ${{{referenced[key]}}})" if key in referenced else reason)
-                             for where, key, reason in real])
+            raise _problems(
+                [
+                    (where, key, f"{reason} (with a stand-in for ${{{referenced[key]}}})" if key in referenced else reason)
+                    for where, key, reason in real
+                ]
+            )
         for _, key, _ in problems:
             tried[key] = tried.get(key, 0) + 1
 

@@ -96,22 +96,36 @@ POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 TASK_COUNTED = frozenset({State.SUCCESS, State.FAILED, State.RETRYING, State.UPSTREAM_FAILED})
 
 RUNS = Counter("dagwatch_runs_total", "Pipeline runs that reached a final state.", ["source", "pipeline", "state"])
-TASKS = Counter("dagwatch_tasks_total", "Task tries that reached success, failed, retrying or upstream_failed.", ["source", "pipeline", "state"])
-RUN_DURATION = Histogram("dagwatch_run_duration_seconds", "Duration of finished pipeline runs.", ["source", "pipeline", "state"], buckets=RUN_BUCKETS)
-TASK_DURATION = Histogram("dagwatch_task_duration_seconds", "Duration of finished task tries.", ["source", "pipeline", "state"], buckets=TASK_BUCKETS)
-EVENTS = Counter("dagwatch_events_total", "Events applied by alerting, whatever produced them (API, collector, watch rules, dispatcher).", ["kind"])
+TASKS = Counter(
+    "dagwatch_tasks_total", "Task tries that reached success, failed, retrying or upstream_failed.", ["source", "pipeline", "state"]
+)
+RUN_DURATION = Histogram(
+    "dagwatch_run_duration_seconds", "Duration of finished pipeline runs.", ["source", "pipeline", "state"], buckets=RUN_BUCKETS
+)
+TASK_DURATION = Histogram(
+    "dagwatch_task_duration_seconds", "Duration of finished task tries.", ["source", "pipeline", "state"], buckets=TASK_BUCKETS
+)
+EVENTS = Counter(
+    "dagwatch_events_total", "Events applied by alerting, whatever produced them (API, collector, watch rules, dispatcher).", ["kind"]
+)
 NOTIFICATIONS = Counter("dagwatch_notifications_total", "Notification delivery attempts: sent, retry, dead.", ["receiver", "status"])
 NOTIFICATION_LATENCY = Histogram(
-    "dagwatch_notification_latency_seconds", "From the alert change (its outbox row written) to the receiver accepting it.",
-    ["receiver"], buckets=LATENCY_BUCKETS,
+    "dagwatch_notification_latency_seconds",
+    "From the alert change (its outbox row written) to the receiver accepting it.",
+    ["receiver"],
+    buckets=LATENCY_BUCKETS,
 )
 POLLS = Counter("dagwatch_source_polls_total", "Source polls by result: ok, error.", ["source", "result"])
 POLL_DURATION = Histogram("dagwatch_source_poll_duration_seconds", "Duration of one poll, ok or not.", ["source"], buckets=POLL_BUCKETS)
 SOURCE_API_ERRORS = Counter(
-    "dagwatch_source_api_errors_total", "Failed orchestrator API calls (after the HTTP layer's retries), by kind.", ["source", "kind"],
+    "dagwatch_source_api_errors_total",
+    "Failed orchestrator API calls (after the HTTP layer's retries), by kind.",
+    ["source", "kind"],
 )
 RUNBOOK_EXECUTIONS = Counter("dagwatch_runbook_executions_total", "Runbook executions that ended, by result.", ["runbook", "result"])
-CHECKS = Counter("dagwatch_checks_total", "Check verdicts by check kind and result: passed, failed, error (could not run).", ["kind", "result"])
+CHECKS = Counter(
+    "dagwatch_checks_total", "Check verdicts by check kind and result: passed, failed, error (could not run).", ["kind", "result"]
+)
 
 
 DELIVERY_STATUSES = ("sent", "retry", "dead")
@@ -168,22 +182,31 @@ def store_families(reading: Reading, budget: LabelBudget = BUDGET) -> Iterator[G
     yield up
     yield last
 
-    success = _gauge("dagwatch_pipeline_last_success_timestamp_seconds", "End time of the pipeline's newest successful run "
-                     '(pipeline="_other": the newest of the folded ones).', ["source", "pipeline"])
+    success = _gauge(
+        "dagwatch_pipeline_last_success_timestamp_seconds",
+        'End time of the pipeline\'s newest successful run (pipeline="_other": the newest of the folded ones).',
+        ["source", "pipeline"],
+    )
     for (source, pipeline), at in sorted(budget.fold({k: v.timestamp() for k, v in reading.last_success.items()}, max).items()):
         success.add_metric([source, pipeline], at)
     yield success
 
-    baseline = _gauge("dagwatch_pipeline_duration_baseline_seconds", "p50 and p95 (nearest rank) of the pipeline's last successful "
-                      'runs\' durations; from 3 runs on, not for pipeline="_other".', ["source", "pipeline", "quantile"])
+    baseline = _gauge(
+        "dagwatch_pipeline_duration_baseline_seconds",
+        "p50 and p95 (nearest rank) of the pipeline's last successful runs' durations; from 3 runs on, not for pipeline=\"_other\".",
+        ["source", "pipeline", "quantile"],
+    )
     for (source, pipeline), durations in sorted(reading.success_durations.items()):
         if len(durations) >= 3 and budget.pipeline(source, pipeline) != OTHER:
             for q in ("0.5", "0.95"):
                 baseline.add_metric([source, pipeline, q], nearest_rank(durations, float(q)))
     yield baseline
 
-    interval = _gauge("dagwatch_pipeline_expected_interval_seconds", "Time between two scheduled runs, from the definition's "
-                      'schedule; scheduled, unpaused pipelines only, not for pipeline="_other".', ["source", "pipeline"])
+    interval = _gauge(
+        "dagwatch_pipeline_expected_interval_seconds",
+        'Time between two scheduled runs, from the definition\'s schedule; scheduled, unpaused pipelines only, not for pipeline="_other".',
+        ["source", "pipeline"],
+    )
     for (source, pipeline), seconds in sorted(reading.expected_interval.items()):
         if budget.pipeline(source, pipeline) != OTHER:
             interval.add_metric([source, pipeline], seconds)
@@ -257,7 +280,9 @@ def _airflow(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
         d = defs.get((source, dag))
         return (", ".join(d.owners), "true" if d.paused else "false") if d else ("", "false")
 
-    status = _gauge("airflow_dag_status", "Shows the number of dag starts with this status", ["source", "dag_id", "owner", "status", "paused"])
+    status = _gauge(
+        "airflow_dag_status", "Shows the number of dag starts with this status", ["source", "dag_id", "owner", "status", "paused"]
+    )
     runs = budget.fold(_by_kind(compat.runs_by_state, compat.kinds, "airflow"), _total)
     for (source, dag, state), count in sorted(runs.items()):
         owner, paused = owner_paused(source, dag)
@@ -265,7 +290,9 @@ def _airflow(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
     yield status
 
     last = _gauge("airflow_dag_last_status", "Shows the status of last dagrun", ["source", "dag_id", "owner", "status", "paused"])
-    latest = budget.fold({(s, p, _AIRFLOW_STATE.get(r.state, r.state)): 1 for (s, p), r in _by_kind(compat.latest, compat.kinds, "airflow").items()}, _total)
+    latest = budget.fold(
+        {(s, p, _AIRFLOW_STATE.get(r.state, r.state)): 1 for (s, p), r in _by_kind(compat.latest, compat.kinds, "airflow").items()}, _total
+    )
     dags = sorted({(s, p) for s, p, _ in latest})
     for source, dag in dags:
         owner, paused = owner_paused(source, dag)
@@ -273,13 +300,17 @@ def _airflow(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
             last.add_metric([source, dag, owner, state, paused], latest.get((source, dag, state), 0))
     yield last
 
-    duration = _gauge("airflow_dag_run_duration", "Maximum duration of currently running dag_runs for each DAG in seconds", ["source", "dag_id"])
+    duration = _gauge(
+        "airflow_dag_run_duration", "Maximum duration of currently running dag_runs for each DAG in seconds", ["source", "dag_id"]
+    )
     running = {k: (reading.now - since).total_seconds() for k, since in _by_kind(compat.running_since, compat.kinds, "airflow").items()}
     for (source, dag), seconds in sorted(budget.fold(running, max).items()):
         duration.add_metric([source, dag], max(0.0, seconds))
     yield duration
 
-    tasks = _gauge("airflow_task_status", "Shows the number of task starts with this status", ["source", "dag_id", "task_id", "owner", "status"])
+    tasks = _gauge(
+        "airflow_task_status", "Shows the number of task starts with this status", ["source", "dag_id", "task_id", "owner", "status"]
+    )
     folded: dict[tuple, int] = defaultdict(int)
     for (source, dag, task, state), count in _by_kind(compat.tasks_by_state, compat.kinds, "airflow").items():
         label = budget.pipeline(source, dag)
@@ -311,8 +342,9 @@ def _prefect(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
         total.add_metric([source], per_source.get(source, 0))
     yield total
 
-    info_runs = _gauge("prefect_info_flow_runs", "Prefect flow runs info",
-                       ["source", "deployment_name", "flow_name", "state_name", "work_queue_name"])
+    info_runs = _gauge(
+        "prefect_info_flow_runs", "Prefect flow runs info", ["source", "deployment_name", "flow_name", "state_name", "work_queue_name"]
+    )
     recent: dict[tuple, int] = defaultdict(int)
     for (source, pipeline, state), count in budget.fold(_by_kind(compat.recent_by_state, compat.kinds, "prefect"), _total).items():
         recent[(source, pipeline, _prefect_state(state))] += count
@@ -321,19 +353,26 @@ def _prefect(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
         info_runs.add_metric([source, deployment, flow, state, "null"], count)
     yield info_runs
 
-    run_time = _gauge("prefect_flow_runs_total_run_time", "Prefect flow-run total run time in seconds (latest finished run per pipeline)",
-                      ["source", "flow_name", "deployment_name"])
+    run_time = _gauge(
+        "prefect_flow_runs_total_run_time",
+        "Prefect flow-run total run time in seconds (latest finished run per pipeline)",
+        ["source", "flow_name", "deployment_name"],
+    )
     finished = {
         k: (r.ended_at - r.started_at).total_seconds()
-        for k, r in _by_kind(compat.latest, compat.kinds, "prefect").items() if r.started_at and r.ended_at
+        for k, r in _by_kind(compat.latest, compat.kinds, "prefect").items()
+        if r.started_at and r.ended_at
     }
     for (source, pipeline), seconds in sorted(budget.fold(finished, max).items()):
         flow, deployment = _flow_and_deployment(pipeline)
         run_time.add_metric([source, flow, deployment], max(0.0, seconds))
     yield run_time
 
-    ongoing = _gauge("prefect_flow_runs_ongoing_run_time", "Prefect flow runs ongoing run time in seconds (longest open run per pipeline)",
-                     ["source", "deployment_name", "flow_name", "state_name"])
+    ongoing = _gauge(
+        "prefect_flow_runs_ongoing_run_time",
+        "Prefect flow runs ongoing run time in seconds (longest open run per pipeline)",
+        ["source", "deployment_name", "flow_name", "state_name"],
+    )
     running = {k: (reading.now - since).total_seconds() for k, since in _by_kind(compat.running_since, compat.kinds, "prefect").items()}
     for (source, pipeline), seconds in sorted(budget.fold(running, max).items()):
         flow, deployment = _flow_and_deployment(pipeline)
@@ -343,8 +382,22 @@ def _prefect(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
     deployments = [d for d in compat.definitions if compat.kinds.get(d.source) == "prefect"]
     count = _gauge("prefect_deployments_total", "Prefect total deployments", ["source"])
     flows_total = _gauge("prefect_flows_total", "Prefect total flows", ["source"])
-    info = _gauge("prefect_info_deployment", "Prefect deployment info", ["source", "flow_name", "is_schedule_active", "deployment_name",
-                                                                         "path", "paused", "work_pool_name", "work_queue_name", "status", "tags"])
+    info = _gauge(
+        "prefect_info_deployment",
+        "Prefect deployment info",
+        [
+            "source",
+            "flow_name",
+            "is_schedule_active",
+            "deployment_name",
+            "path",
+            "paused",
+            "work_pool_name",
+            "work_queue_name",
+            "status",
+            "tags",
+        ],
+    )
     info_flows = _gauge("prefect_info_flows", "Prefect flow info", ["source", "flow_name"])
     flows: dict[str, set[str]] = defaultdict(set)
     shown_flows: set[tuple[str, str]] = set()
@@ -354,8 +407,9 @@ def _prefect(compat: Compat, reading: Reading, budget: LabelBudget) -> Iterator[
         if budget.pipeline(d.source, d.pipeline) == OTHER:
             continue
         shown_flows.add((d.source, flow))
-        info.add_metric([d.source, flow, str(not d.paused), deployment, "null", str(d.paused), "null", "null", "null",
-                         ",".join(sorted(d.tags))], 1)
+        info.add_metric(
+            [d.source, flow, str(not d.paused), deployment, "null", str(d.paused), "null", "null", "null", ",".join(sorted(d.tags))], 1
+        )
     for source in sorted(s for s, kind in compat.kinds.items() if kind == "prefect"):
         count.add_metric([source], sum(1 for d in deployments if d.source == source))
         flows_total.add_metric([source], len(flows.get(source, ())))
@@ -384,8 +438,9 @@ class StoreCollector(Collector):
 _registered: list[StoreCollector] = []
 
 
-def register_store_collector(read: Callable[[], Reading], settings: MetricsSettings | None = None,
-                             seed: Iterable[tuple[str, str]] = ()) -> None:
+def register_store_collector(
+    read: Callable[[], Reading], settings: MetricsSettings | None = None, seed: Iterable[tuple[str, str]] = ()
+) -> None:
     """Replace the store-backed collector (one per process; tests start several services) and
     reset the label budget to `settings.pipeline_cap`, admitting `seed` first."""
     BUDGET.reset((settings or MetricsSettings()).pipeline_cap, seed)

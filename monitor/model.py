@@ -87,7 +87,7 @@ def web_url(value: object) -> str | None:
     scheme, sep, rest = value.partition("://")
     if not sep or scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
         return None
-    if any(c.isspace() or c in '<>"\'`|' or ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(c.isspace() or c in "<>\"'`|" or ord(c) < 32 or ord(c) == 127 for c in value):
         return None
     return value
 
@@ -97,8 +97,9 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 """A moment from outside, with its zone, within 1970..2200, given back in UTC."""
 Text = Annotated[str, AfterValidator(_no_nul)]
-Labels = Annotated[dict[Annotated[Text, Field(min_length=1, max_length=100)], Annotated[Text, Field(max_length=1000)]],
-                   Field(max_length=64)]
+Labels = Annotated[
+    dict[Annotated[Text, Field(min_length=1, max_length=100)], Annotated[Text, Field(max_length=1000)]], Field(max_length=64)
+]
 
 
 class State(enum.StrEnum):
@@ -123,9 +124,7 @@ class State(enum.StrEnum):
         return self in TERMINAL_STATES
 
 
-TERMINAL_STATES = frozenset(
-    {State.SUCCESS, State.FAILED, State.UPSTREAM_FAILED, State.SKIPPED, State.CANCELLED}
-)
+TERMINAL_STATES = frozenset({State.SUCCESS, State.FAILED, State.UPSTREAM_FAILED, State.SKIPPED, State.CANCELLED})
 
 
 class Tier(enum.StrEnum):
@@ -214,7 +213,9 @@ _CHECK = {GoodNews.CHECK_PASSED: Scope.CHECK}
 
 #: The one table of alert kinds (ARCHITECTURE.md, "Tiers"); routes in config may change tiers.
 KINDS: dict[AlertKind, KindSpec] = {
-    AlertKind.TASK_FAILED: KindSpec(Tier.P1, Scope.TASK, {GoodNews.TASK_SUCCEEDED: Scope.TASK, GoodNews.RUN_SUCCEEDED: Scope.PIPELINE}, True),
+    AlertKind.TASK_FAILED: KindSpec(
+        Tier.P1, Scope.TASK, {GoodNews.TASK_SUCCEEDED: Scope.TASK, GoodNews.RUN_SUCCEEDED: Scope.PIPELINE}, True
+    ),
     AlertKind.RUN_FAILED: KindSpec(Tier.P1, Scope.RUN, {GoodNews.RUN_SUCCEEDED: Scope.PIPELINE}, True),
     AlertKind.TASK_RETRYING: KindSpec(Tier.P3, Scope.TASK, {**_SAME_TASK_OR_RUN, AlertKind.TASK_FAILED: Scope.TASK}, True),
     AlertKind.TASK_STUCK: KindSpec(Tier.P1, Scope.TASK, _SAME_TASK_OR_RUN, True),
@@ -308,11 +309,10 @@ class Event(BaseModel):
     labels: Labels = Field(default_factory=dict)
     dedup_key: Text | None = Field(default=None, max_length=255)
     tier: Tier | None = Field(
-        default=None, description="The sender's tier for the alert this event fires, instead of its kind's default; routes still apply.",
+        default=None,
+        description="The sender's tier for the alert this event fires, instead of its kind's default; routes still apply.",
     )
-    resolved: bool = Field(
-        default=False, description="The problem named by `kind` is over: resolve its alert (same fingerprint)."
-    )
+    resolved: bool = Field(default=False, description="The problem named by `kind` is over: resolve its alert (same fingerprint).")
 
 
 class NotificationView(BaseModel):
@@ -346,7 +346,9 @@ class Alert(BaseModel):
     event_count: int = 1
     acked_at: datetime | None = None
     acked_by: str | None = None
-    muted_by: str | None = Field(None, description="`silence:ID`, `inhibited:ALERT_ID` or `window:NAME` (a route's mute window) while muted.")
+    muted_by: str | None = Field(
+        None, description="`silence:ID`, `inhibited:ALERT_ID` or `window:NAME` (a route's mute window) while muted."
+    )
     notifications: list[NotificationView] = Field(default_factory=list)
 
     @field_validator("links")

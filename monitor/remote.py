@@ -65,11 +65,14 @@ class Remote:
         return self._parse(Alert, self._call("GET", f"/api/v1/alerts/{alert_id}", f"alert {alert_id}"))
 
     def ack(self, alert_id: int, comment: str) -> Alert:
-        return self._parse(Alert, self._call("POST", f"/api/v1/alerts/{alert_id}/ack", f"acknowledging alert {alert_id}",
-                                             json={"comment": comment}))
+        return self._parse(
+            Alert, self._call("POST", f"/api/v1/alerts/{alert_id}/ack", f"acknowledging alert {alert_id}", json={"comment": comment})
+        )
 
     def silence(self, matchers: dict[str, str], duration: str, comment: str) -> dict[str, Any]:
-        answer = self._call("POST", "/api/v1/silences", "creating a silence", json={"matchers": matchers, "duration": duration, "comment": comment})
+        answer = self._call(
+            "POST", "/api/v1/silences", "creating a silence", json={"matchers": matchers, "duration": duration, "comment": comment}
+        )
         if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
             raise RemoteError(f"{self.url} answered the silence with something that is not a dagwatch silence; is --url a dagwatch server?")
         return answer
@@ -78,8 +81,10 @@ class Remote:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise RemoteError(f"cannot reach dagwatch at {self.url} (connection refused or no route): is `dagwatch up` running "
-                              "there? Set --url or DAGWATCH_URL") from None
+            raise RemoteError(
+                f"cannot reach dagwatch at {self.url} (connection refused or no route): is `dagwatch up` running "
+                "there? Set --url or DAGWATCH_URL"
+            ) from None
         except httpx.TimeoutException:
             raise RemoteError(f"dagwatch at {self.url} did not answer {what} in time") from None
         except httpx.HTTPError as exc:
@@ -97,7 +102,11 @@ class Remote:
         except (ValueError, AttributeError):
             detail = ""
         if isinstance(detail, list):  # a 422's fields: where and why
-            detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {str(d.get('msg', '')).removeprefix('Value error, ')}" for d in detail if isinstance(d, dict))
+            detail = "; ".join(
+                f"{'.'.join(map(str, d.get('loc', [])))}: {str(d.get('msg', '')).removeprefix('Value error, ')}"
+                for d in detail
+                if isinstance(d, dict)
+            )
         words = printable(str(detail)) or response.reason_phrase
         hint = _HINTS.get(response.status_code)
         return f"{what}: {self.url} answered HTTP {response.status_code}: {words}" + (f" ({hint})" if hint else "")

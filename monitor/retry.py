@@ -38,8 +38,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None, *, limit: 
     return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), limit)
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, factor: float = 2.0, jitter: float = 0.0,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, factor: float = 2.0, jitter: float = 0.0, rng: random.Random | None = None
+) -> float:
     """The wait after failure number `attempt` (1-based): base × factor^(attempt-1), each wait
     spread by up to ± `jitter` (a fraction) so many clients do not retry in step, and never more
     than `cap`, jitter included."""

@@ -24,7 +24,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor import metrics
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers import Notifier, build
-from monitor.config import EmbeddedPipelineSettings, EmbeddedSourceSettings, ScheduleSettings, Settings, SlackReceiverSettings, SourceSettings
+from monitor.config import (
+    EmbeddedPipelineSettings,
+    EmbeddedSourceSettings,
+    ScheduleSettings,
+    Settings,
+    SlackReceiverSettings,
+    SourceSettings,
+)
 from monitor.remediation import policies
 from monitor.remediation.engine import Engine
 from monitor.remediation.runbook import load_all
@@ -65,17 +72,25 @@ class Service:
         self.notifiers: dict[str, Notifier] = build(settings.receivers, runbooks.values(), settings.templates)
         self.policy = ingest.AlertPolicy.from_settings(settings, runbooks=tuple(runbooks.values()))
         self.slack_signing_secrets = [
-            r.signing_secret.get_secret_value() for r in settings.receivers
+            r.signing_secret.get_secret_value()
+            for r in settings.receivers
             if isinstance(r, SlackReceiverSettings) and r.signing_secret is not None
         ]
         self.runners: dict[str, Runner] = {}
         self.pipelines: list[ScheduledPipeline] = []
         self.sources: Sources = self._build_sources()
         self.collectors: list[Collector] = [self._collector(source) for source in settings.sources]
-        self.runbooks = Engine.from_settings(settings.runbooks, runbooks, self.store, self.sources.find,
-                                             services={"policy": self.policy, "notifiers": self.notifiers, "sources": self.sources.find})
+        self.runbooks = Engine.from_settings(
+            settings.runbooks,
+            runbooks,
+            self.store,
+            self.sources.find,
+            services={"policy": self.policy, "notifiers": self.notifiers, "sources": self.sources.find},
+        )
         self._policy_watermark = 0
-        self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        self.scheduler = BackgroundScheduler(
+            timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+        )
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dagwatch-dispatcher", daemon=True)
@@ -101,21 +116,37 @@ class Service:
                     self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
             dask = source.dask
             self.runners[source.name] = Runner(
-                data_dir=self.settings.data_dir, recorder=self.recorder, source=source.name, max_workers=source.max_workers,
+                data_dir=self.settings.data_dir,
+                recorder=self.recorder,
+                source=source.name,
+                max_workers=source.max_workers,
                 check_reporter=store_reporter(self.store, self.policy, source.name),
                 default_executor=source.executor,
                 pipeline_executors={p.name: e.executor for p, e in zip(loaded[source.name], source.pipelines) if e.executor},
-                dask=DaskOptions(scheduler_address=dask.scheduler_address, workers=dask.workers, threads_per_worker=dask.threads_per_worker,
-                                 connect_timeout=dask.connect_timeout.total_seconds(), dashboard=dask.dashboard),
+                dask=DaskOptions(
+                    scheduler_address=dask.scheduler_address,
+                    workers=dask.workers,
+                    threads_per_worker=dask.threads_per_worker,
+                    connect_timeout=dask.connect_timeout.total_seconds(),
+                    dashboard=dask.dashboard,
+                ),
             )
         return registry.build_all(
-            self.settings.sources, store=self.store, log_root=self.settings.data_dir / "logs", runners=self.runners, pipelines=loaded,
+            self.settings.sources,
+            store=self.store,
+            log_root=self.settings.data_dir / "logs",
+            runners=self.runners,
+            pipelines=loaded,
         )
 
     def _collector(self, source: SourceSettings) -> Collector:
         built = self.sources.get(source.name)
         watcher = Watcher(
-            built, source, self.store, self.policy, ml_tags=getattr(source, "tags_as_ml", ("ml",)),
+            built,
+            source,
+            self.store,
+            self.policy,
+            ml_tags=getattr(source, "tags_as_ml", ("ml",)),
             definitions_every=getattr(source, "definitions_interval", timedelta(minutes=5)),
         )
         lease = leases.Lease(self.store, leases.SOURCE + source.name, leases.replica_id(), self.settings.cluster.lease_ttl)
@@ -140,20 +171,32 @@ class Service:
                 continue
             first = now if schedule.every and schedule.start_now else None
             self.scheduler.add_job(
-                self.run_pipeline, trigger_for(schedule), args=[item], id=f"run:{item.source}:{item.pipeline.name}",
-                name=f"run {item.pipeline.name}", **({"next_run_time": first} if first else {}),
+                self.run_pipeline,
+                trigger_for(schedule),
+                args=[item],
+                id=f"run:{item.source}:{item.pipeline.name}",
+                name=f"run {item.pipeline.name}",
+                **({"next_run_time": first} if first else {}),
             )
         for index, collector in enumerate(self.collectors):
             interval = next(s.poll_interval for s in self.settings.sources if s.name == collector.source.name)
             self.scheduler.add_job(
-                collector.run, IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
-                id=f"poll:{collector.source.name}", next_run_time=now + timedelta(seconds=0.2 * index),
+                collector.run,
+                IntervalTrigger(seconds=interval.total_seconds(), jitter=min(1.0, interval.total_seconds() / 10)),
+                id=f"poll:{collector.source.name}",
+                next_run_time=now + timedelta(seconds=0.2 * index),
             )
         heartbeat = max(0.2, self.settings.cluster.lease_ttl.total_seconds() / 3)
-        self.scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=heartbeat), id="cluster-heartbeat", next_run_time=now + timedelta(seconds=heartbeat))
+        self.scheduler.add_job(
+            self.heartbeat, IntervalTrigger(seconds=heartbeat), id="cluster-heartbeat", next_run_time=now + timedelta(seconds=heartbeat)
+        )
         if self.settings.runbooks.policies:
-            self.scheduler.add_job(self.start_policy_runbooks, IntervalTrigger(seconds=POLICY_EVERY.total_seconds()), id="runbook-policies",
-                                   next_run_time=now + POLICY_EVERY)
+            self.scheduler.add_job(
+                self.start_policy_runbooks,
+                IntervalTrigger(seconds=POLICY_EVERY.total_seconds()),
+                id="runbook-policies",
+                next_run_time=now + POLICY_EVERY,
+            )
         if alone:  # a replica starting beside running ones must not interrupt their executions
             self.runbooks.recover()
         self.scheduler.start()
@@ -216,7 +259,9 @@ class Service:
         fire = fire_time(item.settings.schedule, datetime.now(timezone.utc))
         try:
             with self.store.session() as session:
-                claimed = leases.claim_fire(session, source=item.source, pipeline=item.pipeline.name, scheduled_for=fire, replica=leases.replica_id())
+                claimed = leases.claim_fire(
+                    session, source=item.source, pipeline=item.pipeline.name, scheduled_for=fire, replica=leases.replica_id()
+                )
         except Exception:
             log.exception("could not claim the %s run of %s; skipped", fire, item.pipeline.name)
             return
@@ -259,13 +304,22 @@ class Service:
         definitions = [d for c in self.collectors if c.watcher is not None for d in c.watcher.definitions]
         schedules = [(d.source, d.pipeline, d.schedule, d.paused) for d in definitions] + [
             (item.source, item.pipeline.name, _schedule_text(item.settings.schedule), False)
-            for item in self.pipelines if item.settings.schedule is not None
+            for item in self.pipelines
+            if item.settings.schedule is not None
         ]
-        compat = {s.name: s.kind for s in self.settings.sources if s.kind in ("airflow", "prefect")} if self.settings.metrics.compat else None
+        compat = (
+            {s.name: s.kind for s in self.settings.sources if s.kind in ("airflow", "prefect")} if self.settings.metrics.compat else None
+        )
         with self.store.session() as session:
-            return gauges.read(session, now=datetime.now(timezone.utc), baseline_runs=self.settings.metrics.baseline_runs,
-                               schedules=schedules, receivers=[name for name, _ in self.policy.receivers],
-                               compat_kinds=compat, definitions=definitions)
+            return gauges.read(
+                session,
+                now=datetime.now(timezone.utc),
+                baseline_runs=self.settings.metrics.baseline_runs,
+                schedules=schedules,
+                receivers=[name for name, _ in self.policy.receivers],
+                compat_kinds=compat,
+                definitions=definitions,
+            )
 
     def stop(self) -> None:
         self._stopping.set()

@@ -20,7 +20,20 @@ from checks.convergence.rules import ConvergenceRules, load_rules
 from checks.convergence.series import Metrics, Series
 
 __all__ = [
-    "ConvergenceRules", "Metrics", "Replay", "Series", "StopDecision", "evaluate", "fetch_metric_history",
-    "load_rules", "parse_mlflow_url", "read_hf_trainer_state", "read_jsonl", "read_lightning_csv",
-    "read_metrics", "read_mlflow", "read_tensorboard", "replay_early_stopping",
+    "ConvergenceRules",
+    "Metrics",
+    "Replay",
+    "Series",
+    "StopDecision",
+    "evaluate",
+    "fetch_metric_history",
+    "load_rules",
+    "parse_mlflow_url",
+    "read_hf_trainer_state",
+    "read_jsonl",
+    "read_lightning_csv",
+    "read_metrics",
+    "read_mlflow",
+    "read_tensorboard",
+    "replay_early_stopping",
 ]

@@ -25,8 +25,7 @@ PAGE_SIZE = 25000
 MAX_PAGES = 1000  # a server that never stops paging must not loop forever
 
 
-def fetch_metric_history(client: httpx.Client, base_url: str, run_id: str, metric_key: str,
-                         *, page_size: int = PAGE_SIZE) -> Series:
+def fetch_metric_history(client: httpx.Client, base_url: str, run_id: str, metric_key: str, *, page_size: int = PAGE_SIZE) -> Series:
     """All points of one metric of one run, following pages."""
     url = base_url.rstrip("/") + HISTORY_PATH
     points: list[tuple[int, float]] = []
@@ -40,9 +39,7 @@ def fetch_metric_history(client: httpx.Client, base_url: str, run_id: str, metri
         except httpx.HTTPError as exc:
             raise DataReadError(f"MLflow {base_url}: cannot fetch {metric_key!r} of run {run_id}: {exc}") from exc
         if resp.status_code != 200:
-            raise DataReadError(
-                f"MLflow {base_url}: {metric_key!r} of run {run_id}: HTTP {resp.status_code}: {resp.text[:200]}"
-            )
+            raise DataReadError(f"MLflow {base_url}: {metric_key!r} of run {run_id}: HTTP {resp.status_code}: {resp.text[:200]}")
         try:
             body = resp.json()
         except ValueError as exc:
@@ -80,5 +77,5 @@ def parse_mlflow_url(url: str) -> tuple[str, str, list[str]]:
     metrics = [m for v in query.get("metrics", []) for m in v.split(",") if m]
     if not run_id or not metrics:
         raise DataReadError(f"{url}: needs ?run_id=…&metrics=name,name")
-    base = urlunsplit((parts.scheme[len("mlflow+"):], parts.netloc, parts.path.rstrip("/"), "", ""))
+    base = urlunsplit((parts.scheme[len("mlflow+") :], parts.netloc, parts.path.rstrip("/"), "", ""))
     return base, run_id, metrics

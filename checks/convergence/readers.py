@@ -107,8 +107,9 @@ def read_lightning_csv(path: str | Path) -> Metrics:
             if not reader.fieldnames:
                 raise _no_metrics(p, "the CSV", set())
             if "step" not in reader.fieldnames:
-                raise DataReadError(f"{p}: not a Lightning metrics.csv (no 'step' column; it has: "
-                                    f"{listing(reader.fieldnames)})", path=str(p))
+                raise DataReadError(
+                    f"{p}: not a Lightning metrics.csv (no 'step' column; it has: {listing(reader.fieldnames)})", path=str(p)
+                )
             for rowno, row in enumerate(reader, 2):
                 step = _step(row, rowno - 2, f"{p}:{rowno}")
                 for key, cell in row.items():
@@ -210,4 +211,3 @@ def read_metrics(path: str | Path) -> Metrics:
         "a TensorBoard event file or directory, or an mlflow+http(s):// URL",
         path=str(p),
     )
-

@@ -34,7 +34,8 @@ class EarlyStoppingRule(_Rule):
     stopping_threshold: float | None = Field(None, description="stop (success) once the metric passes this")
     divergence_threshold: float | None = Field(None, description="stop (failure) once the metric is worse than this")
     patience_status: Literal["warning", "failed"] = Field(
-        "warning", description="what running out of patience means: usually a plateau, not a broken run")
+        "warning", description="what running out of patience means: usually a plateau, not a broken run"
+    )
 
 
 class RelativeDivergenceRule(_Rule):

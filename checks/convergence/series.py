@@ -46,7 +46,7 @@ class Metrics:
         if name in self.series:
             return self.series[name]
         if name.startswith("train_"):
-            return self.series.get(name[len("train_"):])
+            return self.series.get(name[len("train_") :])
         return None
 
     def names(self) -> list[str]:
@@ -61,11 +61,11 @@ def canonical_name(key: str, split: str | None = None) -> str:
     """``("loss", "val") -> "val_loss"``; ``"eval_loss" -> "val_loss"``; ``"train/loss" -> "train_loss"``."""
     key = key.strip().replace("/", "_").replace(" ", "_")
     if key.startswith("eval_"):
-        key = "val_" + key[len("eval_"):]
+        key = "val_" + key[len("eval_") :]
     if key.startswith("valid_"):
-        key = "val_" + key[len("valid_"):]
+        key = "val_" + key[len("valid_") :]
     if key.startswith("validation_"):
-        key = "val_" + key[len("validation_"):]
+        key = "val_" + key[len("validation_") :]
     if split:
         split = {"eval": "val", "valid": "val", "validation": "val"}.get(split, split)
         if not key.startswith(split + "_"):

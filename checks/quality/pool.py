@@ -178,8 +178,9 @@ class QualityPool:
         inner.add_done_callback(_done)
         return outer
 
-    def validate(self, suite: str | Path | dict[str, Any], data_path: str | Path, *, name: str | None = None,
-                 timeout: float | None = None) -> CheckResult:
+    def validate(
+        self, suite: str | Path | dict[str, Any], data_path: str | Path, *, name: str | None = None, timeout: float | None = None
+    ) -> CheckResult:
         """Validate and wait for the result."""
         try:
             return self.submit(suite, data_path, name=name).result(timeout=timeout or self.timeout)

@@ -25,8 +25,7 @@ MAX_EXAMPLES = 5
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": MAX_EXAMPLES}
 
 
-def validate_frame(df: pd.DataFrame, suite: Any, *, name: str | None = None,
-                   columns: list[str] | None = None) -> CheckResult:
+def validate_frame(df: pd.DataFrame, suite: Any, *, name: str | None = None, columns: list[str] | None = None) -> CheckResult:
     """Validate ``df`` against ``suite`` (a GX suite, a suite document, or a path).
 
     ``columns``: every column of the file ``df`` was read from, when only some were
@@ -99,8 +98,11 @@ def _item(res: Any, columns: list[str]) -> CheckItem:
     body = dict(res.result or {})
     if error is not None:
         return CheckItem(
-            name=check_id, status=Status.error, message=_not_evaluated(error, kwargs, columns),
-            threshold=jsonable(threshold), details=details,
+            name=check_id,
+            status=Status.error,
+            message=_not_evaluated(error, kwargs, columns),
+            threshold=jsonable(threshold),
+            details=details,
         )
     observed = body.get("observed_value")
     unexpected = body.get("unexpected_count")
@@ -127,14 +129,13 @@ def _item(res: Any, columns: list[str]) -> CheckItem:
     )
 
 
-def translate(gx_result: Any, name: str, *, rows: int | None = None, order: list | None = None,
-              columns: list[str] | None = None) -> CheckResult:
+def translate(
+    gx_result: Any, name: str, *, rows: int | None = None, order: list | None = None, columns: list[str] | None = None
+) -> CheckResult:
     """GX ``ExpectationSuiteValidationResult`` -> ``CheckResult``, items in the suite's order."""
     rank = {check_id: i for i, check_id in enumerate(order or [])}
-    items = sorted((_item(r, columns or []) for r in gx_result.results),
-                   key=lambda i: (rank.get(i.name, len(rank)), i.name))
+    items = sorted((_item(r, columns or []) for r in gx_result.results), key=lambda i: (rank.get(i.name, len(rank)), i.name))
     details: dict[str, Any] = {"engine": "great_expectations"}
     if rows is not None:
         details["rows"] = rows
     return CheckResult.from_items(Kind.quality, name, items, details)
-

@@ -33,7 +33,6 @@ from grafana_foundation_sdk.models.dashboard import (
     DynamicConfigValue,
     ValueMap,
     ValueMappingResult,
-    VariableHide,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -145,10 +144,7 @@ DETAIL = link(
 
 
 def alerts_table(title: str, query: Alerts, links: list[dashboard.DashboardLink], description: str) -> table.Panel:
-    panel = (
-        table.Panel().title(title).description(description).datasource(INFINITY).with_target(query)
-        .data_links(links).height(8).span(24)
-    )
+    panel = table.Panel().title(title).description(description).datasource(INFINITY).with_target(query).data_links(links).height(8).span(24)
     for name in HIDDEN_ALERT_COLUMNS:
         panel = panel.override_by_name(name, [DynamicConfigValue(id_val="custom.hidden", value=True)])
     return panel
@@ -157,8 +153,11 @@ def alerts_table(title: str, query: Alerts, links: list[dashboard.DashboardLink]
 def series(title: str, *queries: prometheus.Dataquery, unit: str = "short", span: int = 12, bars: bool = False) -> timeseries.Panel:
     panel = timeseries.Panel().title(title).datasource(PROMETHEUS).targets(list(queries)).unit(unit).height(8).span(span)
     if bars:
-        panel = panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80).stacking(
-            common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        panel = (
+            panel.draw_style(common.GraphDrawStyle.BARS)
+            .fill_opacity(80)
+            .stacking(common_builders.StackingConfig().mode(common.StackingMode.NORMAL))
+        )
     return panel
 
 
@@ -172,23 +171,30 @@ def merged(panel: table.Panel) -> table.Panel:
 
 def datasource_variable() -> dashboard.DatasourceVariable:
     return (
-        dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+        dashboard.DatasourceVariable("datasource")
+        .label("Prometheus")
+        .type("prometheus")
         .current(VariableOption(selected=True, text="Prometheus", value=PROMETHEUS_UID))
     )
 
 
 def dagwatch_url_variable() -> dashboard.TextBoxVariable:
     return (
-        dashboard.TextBoxVariable("dagwatch_url").label("dagwatch URL")
+        dashboard.TextBoxVariable("dagwatch_url")
+        .label("dagwatch URL")
         .description("Where people's browsers reach dagwatch: runbook and alert links start here.")
-        .default_value(DAGWATCH_URL).current(VariableOption(selected=True, text=DAGWATCH_URL, value=DAGWATCH_URL))
+        .default_value(DAGWATCH_URL)
+        .current(VariableOption(selected=True, text=DAGWATCH_URL, value=DAGWATCH_URL))
     )
 
 
 def label_variable(name: str, query: str, *, many: bool) -> dashboard.QueryVariable:
     variable = (
-        dashboard.QueryVariable(name).label(name.capitalize()).datasource(PROMETHEUS)
-        .query(query).refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        dashboard.QueryVariable(name)
+        .label(name.capitalize())
+        .datasource(PROMETHEUS)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC)
     )
     return variable.multi(True).include_all(True).all_value(".*") if many else variable
@@ -196,11 +202,25 @@ def label_variable(name: str, query: str, *, many: bool) -> dashboard.QueryVaria
 
 def base(uid: str, title: str, description: str) -> dashboard.Dashboard:
     return (
-        dashboard.Dashboard(title).uid(uid).description(description).tags([TAG]).editable().refresh("30s")
-        .time("now-6h", "now").timezone("browser").tooltip(DashboardCursorSync.CROSSHAIR)
-        .link(dashboard.DashboardLink("dagwatch").type(DashboardLinkType.DASHBOARDS).tags([TAG]).as_dropdown(True)
-              .include_vars(False).keep_time(True))
-        .with_variable(datasource_variable()).with_variable(dagwatch_url_variable())
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG])
+        .editable()
+        .refresh("30s")
+        .time("now-6h", "now")
+        .timezone("browser")
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .link(
+            dashboard.DashboardLink("dagwatch")
+            .type(DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(True)
+            .include_vars(False)
+            .keep_time(True)
+        )
+        .with_variable(datasource_variable())
+        .with_variable(dagwatch_url_variable())
     )
 
 
@@ -209,52 +229,103 @@ def base(uid: str, title: str, description: str) -> dashboard.Dashboard:
 
 def pipelines_overview() -> dashboard.Dashboard:
     sel = 'source=~"$source"'
-    up = ValueMap({"0": ValueMappingResult(text="DOWN", color="red", index=0),
-                   "1": ValueMappingResult(text="UP", color="green", index=1)})
+    up = ValueMap({"0": ValueMappingResult(text="DOWN", color="red", index=0), "1": ValueMappingResult(text="UP", color="green", index=1)})
     pipeline_links = [DETAIL, runbook_link("pipeline-failure", "source", "pipeline")]
     return (
-        base("dagwatch-pipelines", "Pipelines overview",
-             "Every watched pipeline at a glance: source health, what is failing now, what runs slow or late.")
+        base(
+            "dagwatch-pipelines",
+            "Pipelines overview",
+            "Every watched pipeline at a glance: source health, what is failing now, what runs slow or late.",
+        )
         .with_variable(label_variable("source", "label_values(dagwatch_source_up, source)", many=True))
         .with_row(dashboard.Row("Sources"))
         .with_panel(
-            stat.Panel().title("Source up").datasource(PROMETHEUS).with_target(prom(f"max by (source) (dagwatch_source_up{{{sel}}})", "{{source}}"))
-            .mappings([up]).color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
-            .height(6).span(8)
+            stat.Panel()
+            .title("Source up")
+            .datasource(PROMETHEUS)
+            .with_target(prom(f"max by (source) (dagwatch_source_up{{{sel}}})", "{{source}}"))
+            .mappings([up])
+            .color_mode(common.BigValueColorMode.BACKGROUND)
+            .graph_mode(common.BigValueGraphMode.NONE)
+            .height(6)
+            .span(8)
             .description("From dagwatch's health hysteresis: DOWN only after several failed polls in a row.")
         )
-        .with_panel(series("Poll duration p95 by source", prom(
-            f"histogram_quantile(0.95, sum by (source, le) (rate(dagwatch_source_poll_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
-            "{{source}}"), unit="s", span=8).height(6))
-        .with_panel(series("Orchestrator API errors by kind", prom(
-            f"sum by (source, kind) (increase(dagwatch_source_api_errors_total{{{sel}}}[$__rate_interval]))",
-            "{{source}} {{kind}}"), span=8, bars=True).height(6))
-        .with_row(dashboard.Row("Failing now"))
-        .with_panel(alerts_table(
-            "Failing now (P1 alerts firing)", Alerts(tier="P1"),
-            [runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
-             runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
-            "From dagwatch's API (run and task ids are not on any series). Click a row: the runbook start page "
-            "shows what would run for that run and task; only an operator's confirmation there runs it.",
-        ))
-        .with_row(dashboard.Row("Slow and late"))
         .with_panel(
-            table.Panel().title("Slowest vs p95 baseline").datasource(PROMETHEUS)
-            .with_target(prom_table(f"topk(10, source_pipeline:dagwatch_run_duration_vs_p95_baseline:ratio{{{sel}}})"))
-            .description("Mean duration of the last hour's successful runs over the p95 of the pipeline's last successful "
-                         "runs (recording rule; the alert DagwatchRunSlowerThanBaseline fires above 1.25).")
-            .data_links(pipeline_links).unit("x").decimals(2).height(9).span(12)
+            series(
+                "Poll duration p95 by source",
+                prom(
+                    f"histogram_quantile(0.95, sum by (source, le) (rate(dagwatch_source_poll_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
+                    "{{source}}",
+                ),
+                unit="s",
+                span=8,
+            ).height(6)
         )
         .with_panel(
-            merged(table.Panel().title("Late or missing").datasource(PROMETHEUS)
-                   .with_target(prom_table(f"source_pipeline:dagwatch_pipeline_since_success_intervals:ratio{{{sel}}} > 1", "A"))
-                   .with_target(prom_table(
-                       f"source_pipeline:dagwatch_pipeline_last_success_age_seconds:max{{{sel}}}"
-                       f" and on (source, pipeline) source_pipeline:dagwatch_pipeline_since_success_intervals:ratio{{{sel}}} > 1", "B")))
-            .description("Scheduled, unpaused pipelines whose newest success is older than one schedule interval: "
-                         "how many intervals (A) and how long (B).")
+            series(
+                "Orchestrator API errors by kind",
+                prom(
+                    f"sum by (source, kind) (increase(dagwatch_source_api_errors_total{{{sel}}}[$__rate_interval]))", "{{source}} {{kind}}"
+                ),
+                span=8,
+                bars=True,
+            ).height(6)
+        )
+        .with_row(dashboard.Row("Failing now"))
+        .with_panel(
+            alerts_table(
+                "Failing now (P1 alerts firing)",
+                Alerts(tier="P1"),
+                [
+                    runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
+                    runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"),
+                    ORCHESTRATOR,
+                    ALERT_PAGE,
+                ],
+                "From dagwatch's API (run and task ids are not on any series). Click a row: the runbook start page "
+                "shows what would run for that run and task; only an operator's confirmation there runs it.",
+            )
+        )
+        .with_row(dashboard.Row("Slow and late"))
+        .with_panel(
+            table.Panel()
+            .title("Slowest vs p95 baseline")
+            .datasource(PROMETHEUS)
+            .with_target(prom_table(f"topk(10, source_pipeline:dagwatch_run_duration_vs_p95_baseline:ratio{{{sel}}})"))
+            .description(
+                "Mean duration of the last hour's successful runs over the p95 of the pipeline's last successful "
+                "runs (recording rule; the alert DagwatchRunSlowerThanBaseline fires above 1.25)."
+            )
+            .data_links(pipeline_links)
+            .unit("x")
+            .decimals(2)
+            .height(9)
+            .span(12)
+        )
+        .with_panel(
+            merged(
+                table.Panel()
+                .title("Late or missing")
+                .datasource(PROMETHEUS)
+                .with_target(prom_table(f"source_pipeline:dagwatch_pipeline_since_success_intervals:ratio{{{sel}}} > 1", "A"))
+                .with_target(
+                    prom_table(
+                        f"source_pipeline:dagwatch_pipeline_last_success_age_seconds:max{{{sel}}}"
+                        f" and on (source, pipeline) source_pipeline:dagwatch_pipeline_since_success_intervals:ratio{{{sel}}} > 1",
+                        "B",
+                    )
+                )
+            )
+            .description(
+                "Scheduled, unpaused pipelines whose newest success is older than one schedule interval: "
+                "how many intervals (A) and how long (B)."
+            )
             .override_by_name("Value #B", [DynamicConfigValue(id_val="unit", value="s")])
-            .data_links(pipeline_links).decimals(1).height(9).span(12)
+            .data_links(pipeline_links)
+            .decimals(1)
+            .height(9)
+            .span(12)
         )
     )
 
@@ -267,48 +338,105 @@ def pipeline_detail() -> dashboard.Dashboard:
         .with_variable(label_variable("pipeline", 'label_values(dagwatch_runs_total{source="$source"}, pipeline)', many=False))
         .with_row(dashboard.Row("Runs"))
         .with_panel(
-            stat.Panel().title("Since last success").datasource(PROMETHEUS).unit("s").height(6).span(6)
+            stat.Panel()
+            .title("Since last success")
+            .datasource(PROMETHEUS)
+            .unit("s")
+            .height(6)
+            .span(6)
             .with_target(prom(f"time() - max(dagwatch_pipeline_last_success_timestamp_seconds{{{sel}}})"))
         )
         .with_panel(
-            stat.Panel().title("Expected interval").datasource(PROMETHEUS).unit("s").height(6).span(6)
+            stat.Panel()
+            .title("Expected interval")
+            .datasource(PROMETHEUS)
+            .unit("s")
+            .height(6)
+            .span(6)
             .with_target(prom(f"max(dagwatch_pipeline_expected_interval_seconds{{{sel}}})"))
             .no_value("not scheduled")
         )
-        .with_panel(series("Runs by state", prom(
-            f"sum by (state) (increase(dagwatch_runs_total{{{sel}}}[$__rate_interval]))", "{{state}}"), bars=True).height(6))
-        .with_panel(series(
-            "Run duration vs baseline",
-            prom(f"histogram_quantile(0.5, sum by (le) (rate(dagwatch_run_duration_seconds_bucket{{{sel}}}[$__rate_interval])))", "p50", "A"),
-            prom(f"histogram_quantile(0.95, sum by (le) (rate(dagwatch_run_duration_seconds_bucket{{{sel}}}[$__rate_interval])))", "p95", "B"),
-            prom(f"max by (quantile) (dagwatch_pipeline_duration_baseline_seconds{{{sel}}})", "baseline q{{quantile}}", "C"),
-            unit="s"))
         .with_panel(
-            heatmap.Panel().title("Task durations").datasource(PROMETHEUS).height(8).span(12)
-            .with_target(prom(f"sum by (le) (increase(dagwatch_task_duration_seconds_bucket{{{sel}}}[$__rate_interval]))", "{{le}}")
-                         .format(PromQueryFormat.HEATMAP))
+            series(
+                "Runs by state", prom(f"sum by (state) (increase(dagwatch_runs_total{{{sel}}}[$__rate_interval]))", "{{state}}"), bars=True
+            ).height(6)
+        )
+        .with_panel(
+            series(
+                "Run duration vs baseline",
+                prom(
+                    f"histogram_quantile(0.5, sum by (le) (rate(dagwatch_run_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
+                    "p50",
+                    "A",
+                ),
+                prom(
+                    f"histogram_quantile(0.95, sum by (le) (rate(dagwatch_run_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
+                    "p95",
+                    "B",
+                ),
+                prom(f"max by (quantile) (dagwatch_pipeline_duration_baseline_seconds{{{sel}}})", "baseline q{{quantile}}", "C"),
+                unit="s",
+            )
+        )
+        .with_panel(
+            heatmap.Panel()
+            .title("Task durations")
+            .datasource(PROMETHEUS)
+            .height(8)
+            .span(12)
+            .with_target(
+                prom(f"sum by (le) (increase(dagwatch_task_duration_seconds_bucket{{{sel}}}[$__rate_interval]))", "{{le}}").format(
+                    PromQueryFormat.HEATMAP
+                )
+            )
             .description("Finished task tries, all tasks of the pipeline (task ids are not on series).")
         )
-        .with_panel(series("Tasks by state", prom(
-            f"sum by (state) (increase(dagwatch_tasks_total{{{sel}}}[$__rate_interval]))", "{{state}}"), bars=True))
-        .with_panel(series("Task duration p95 by state", prom(
-            f"histogram_quantile(0.95, sum by (state, le) (rate(dagwatch_task_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
-            "{{state}}"), unit="s"))
+        .with_panel(
+            series(
+                "Tasks by state",
+                prom(f"sum by (state) (increase(dagwatch_tasks_total{{{sel}}}[$__rate_interval]))", "{{state}}"),
+                bars=True,
+            )
+        )
+        .with_panel(
+            series(
+                "Task duration p95 by state",
+                prom(
+                    f"histogram_quantile(0.95, sum by (state, le) (rate(dagwatch_task_duration_seconds_bucket{{{sel}}}[$__rate_interval])))",
+                    "{{state}}",
+                ),
+                unit="s",
+            )
+        )
         .with_row(dashboard.Row("Alerts, checks and drift"))
-        .with_panel(alerts_table(
-            "Firing alerts of this pipeline", Alerts(pipeline="${pipeline}"),
-            [runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
-             runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
-            "From dagwatch's API. A runbook link opens its start page for that run and task; nothing runs until an operator confirms.",
-        ))
-        .with_panel(series("Checks by kind and result (all pipelines)", prom(
-            "sum by (kind, result) (increase(dagwatch_checks_total[$__rate_interval]))", "{{kind}} {{result}}"), bars=True)
-            .description("Check verdicts carry no pipeline label; the drift alerts beside it are this pipeline's."))
-        .with_panel(alerts_table(
-            "Drift alerts of this pipeline", Alerts(pipeline="${pipeline}", kind="drift_detected"),
-            [runbook_link("drift-retrain", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
-            "Firing drift alerts; drift-retrain verifies the new data, then triggers the configured training pipeline.",
-        ).span(12))
+        .with_panel(
+            alerts_table(
+                "Firing alerts of this pipeline",
+                Alerts(pipeline="${pipeline}"),
+                [
+                    runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
+                    runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"),
+                    ORCHESTRATOR,
+                    ALERT_PAGE,
+                ],
+                "From dagwatch's API. A runbook link opens its start page for that run and task; nothing runs until an operator confirms.",
+            )
+        )
+        .with_panel(
+            series(
+                "Checks by kind and result (all pipelines)",
+                prom("sum by (kind, result) (increase(dagwatch_checks_total[$__rate_interval]))", "{{kind}} {{result}}"),
+                bars=True,
+            ).description("Check verdicts carry no pipeline label; the drift alerts beside it are this pipeline's.")
+        )
+        .with_panel(
+            alerts_table(
+                "Drift alerts of this pipeline",
+                Alerts(pipeline="${pipeline}", kind="drift_detected"),
+                [runbook_link("drift-retrain", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
+                "Firing drift alerts; drift-retrain verifies the new data, then triggers the configured training pipeline.",
+            ).span(12)
+        )
     )
 
 
@@ -316,35 +444,71 @@ def alerts_and_runbooks() -> dashboard.Dashboard:
     return (
         base("dagwatch-alerts", "Alerts and runbooks", "What is firing, whether people are told, and what the runbooks did.")
         .with_row(dashboard.Row("Alerts"))
-        .with_panel(series("Firing by tier and kind", prom("max by (tier, kind) (dagwatch_alerts_firing) > 0", "{{tier}} {{kind}}"),
-                           span=24).height(7)
-                    .description("Read from the store at scrape time: max() across dagwatch replicas, never sum()."))
-        .with_panel(alerts_table(
-            "Firing alerts", Alerts(),
-            [runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
-             runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"),
-             runbook_link("drift-retrain", "source", "pipeline", "run_id", "task_id"), ORCHESTRATOR, ALERT_PAGE],
-            "Every firing alert from dagwatch's API. The start page says whether a runbook applies to the alert before anyone confirms.",
-        ))
-        .with_row(dashboard.Row("Notifications"))
-        .with_panel(series("Notifications by receiver and status", prom(
-            "sum by (receiver, status) (increase(dagwatch_notifications_total[$__rate_interval]))", "{{receiver}} {{status}}"),
-            bars=True, span=8))
-        .with_panel(series("Notification latency p95 (alert change to receiver accepted)", prom(
-            "histogram_quantile(0.95, sum by (receiver, le) (rate(dagwatch_notification_latency_seconds_bucket[$__rate_interval])))",
-            "{{receiver}}"), unit="s", span=8))
-        .with_panel(series(
-            "Outbox by receiver",
-            prom("max by (receiver) (dagwatch_outbox_pending)", "{{receiver}} pending", "A"),
-            prom("max by (receiver) (dagwatch_outbox_oldest_pending_age_seconds)", "{{receiver}} oldest age (s)", "B"),
-            span=8))
-        .with_row(dashboard.Row("Runbooks"))
-        .with_panel(series("Runbook executions by runbook and result", prom(
-            "sum by (runbook, result) (increase(dagwatch_runbook_executions_total[$__rate_interval]))", "{{runbook}} {{result}}"),
-            bars=True, span=12))
         .with_panel(
-            merged(table.Panel().title("Runbook executions in the time range").datasource(PROMETHEUS).height(8).span(12)
-                   .with_target(prom_table("sum by (runbook, result) (increase(dagwatch_runbook_executions_total[$__range]))")))
+            series("Firing by tier and kind", prom("max by (tier, kind) (dagwatch_alerts_firing) > 0", "{{tier}} {{kind}}"), span=24)
+            .height(7)
+            .description("Read from the store at scrape time: max() across dagwatch replicas, never sum().")
+        )
+        .with_panel(
+            alerts_table(
+                "Firing alerts",
+                Alerts(),
+                [
+                    runbook_link("pipeline-failure", "source", "pipeline", "run_id", "task_id"),
+                    runbook_link("retry-failed", "source", "pipeline", "run_id", "task_id"),
+                    runbook_link("drift-retrain", "source", "pipeline", "run_id", "task_id"),
+                    ORCHESTRATOR,
+                    ALERT_PAGE,
+                ],
+                "Every firing alert from dagwatch's API. The start page says whether a runbook applies to the alert before anyone confirms.",
+            )
+        )
+        .with_row(dashboard.Row("Notifications"))
+        .with_panel(
+            series(
+                "Notifications by receiver and status",
+                prom("sum by (receiver, status) (increase(dagwatch_notifications_total[$__rate_interval]))", "{{receiver}} {{status}}"),
+                bars=True,
+                span=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Notification latency p95 (alert change to receiver accepted)",
+                prom(
+                    "histogram_quantile(0.95, sum by (receiver, le) (rate(dagwatch_notification_latency_seconds_bucket[$__rate_interval])))",
+                    "{{receiver}}",
+                ),
+                unit="s",
+                span=8,
+            )
+        )
+        .with_panel(
+            series(
+                "Outbox by receiver",
+                prom("max by (receiver) (dagwatch_outbox_pending)", "{{receiver}} pending", "A"),
+                prom("max by (receiver) (dagwatch_outbox_oldest_pending_age_seconds)", "{{receiver}} oldest age (s)", "B"),
+                span=8,
+            )
+        )
+        .with_row(dashboard.Row("Runbooks"))
+        .with_panel(
+            series(
+                "Runbook executions by runbook and result",
+                prom("sum by (runbook, result) (increase(dagwatch_runbook_executions_total[$__rate_interval]))", "{{runbook}} {{result}}"),
+                bars=True,
+                span=12,
+            )
+        )
+        .with_panel(
+            merged(
+                table.Panel()
+                .title("Runbook executions in the time range")
+                .datasource(PROMETHEUS)
+                .height(8)
+                .span(12)
+                .with_target(prom_table("sum by (runbook, result) (increase(dagwatch_runbook_executions_total[$__range]))"))
+            )
         )
     )
 

@@ -67,7 +67,8 @@ with DAG("dw_fail_always", schedule=None, default_args={"retries": 0, "owner": "
     PythonOperator(task_id="load", python_callable=_fail_always) >> PythonOperator(task_id="publish", python_callable=_ok)
 
 with DAG(
-    "dw_flaky", schedule=None,
+    "dw_flaky",
+    schedule=None,
     default_args={"retries": 1, "retry_delay": timedelta(seconds=1), "execution_timeout": timedelta(minutes=5)},
     **COMMON,
 ) as dw_flaky:

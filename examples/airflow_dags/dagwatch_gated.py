@@ -145,10 +145,18 @@ def dw_gated_train():
                     grad_w = grad_w * np.nan  # a poisoned batch (fp16 overflow, a division by zero...)
                 w, b = w - lr * grad_w, b - lr * grad_b
                 train_p, val_p = _sigmoid(x[:cut] @ w + b), _sigmoid(x[cut:] @ w + b)
-                log.write(json.dumps({"step": epoch, "split": "train", "loss": _log_loss(y[:cut], train_p),
-                                      "grad_norm": float(np.linalg.norm(grad_w))}) + "\n")
-                log.write(json.dumps({"step": epoch, "split": "val", "loss": _log_loss(y[cut:], val_p),
-                                      "acc": float(np.mean((val_p >= 0.5) == y[cut:]))}) + "\n")
+                log.write(
+                    json.dumps(
+                        {"step": epoch, "split": "train", "loss": _log_loss(y[:cut], train_p), "grad_norm": float(np.linalg.norm(grad_w))}
+                    )
+                    + "\n"
+                )
+                log.write(
+                    json.dumps(
+                        {"step": epoch, "split": "val", "loss": _log_loss(y[cut:], val_p), "acc": float(np.mean((val_p >= 0.5) == y[cut:]))}
+                    )
+                    + "\n"
+                )
         model = Path(path).with_name("model.json")
         model.write_text(json.dumps({"w": w.tolist(), "b": b, "val_from_row": cut}))
         return {"data": path, "metrics": str(metrics), "model": str(model)}
@@ -170,12 +178,15 @@ def dw_gated_train():
         from checks.output import OutputThresholds, check_output
 
         data, model = _load(trained["data"]), json.loads(Path(trained["model"]).read_text())
-        x, y = data[model["val_from_row"]:, 1:5], data[model["val_from_row"]:, 5].astype(int)
+        x, y = data[model["val_from_row"] :, 1:5], data[model["val_from_row"] :, 5].astype(int)
         score = _sigmoid(x @ np.array(model["w"]) + model["b"])
         deployed_file = WORKDIR / "deployed.json"
         deployed = json.loads(deployed_file.read_text()) if deployed_file.is_file() else None
-        result = gate(lambda: check_output(OutputThresholds.model_validate(OUTPUT), y_true=y, y_score=score,
-                                           deployed=deployed), kind=Kind.output, name="model_output")
+        result = gate(
+            lambda: check_output(OutputThresholds.model_validate(OUTPUT), y_true=y, y_score=score, deployed=deployed),
+            kind=Kind.output,
+            name="model_output",
+        )
         return {**trained, "scores": {k: result.details["metrics"][k] for k in OUTPUT["minimum"]}}
 
     @task

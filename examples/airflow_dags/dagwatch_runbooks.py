@@ -22,7 +22,13 @@ except ImportError:  # Airflow 2
     from airflow import DAG
     from airflow.operators.python import PythonOperator
 
-COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1, tzinfo=UTC), "catchup": False, "default_args": {"retries": 0}, "tags": ["dagwatch-runbooks"]}
+COMMON = {
+    "schedule": None,
+    "start_date": datetime(2026, 1, 1, tzinfo=UTC),
+    "catchup": False,
+    "default_args": {"retries": 0},
+    "tags": ["dagwatch-runbooks"],
+}
 MARKERS = Path(__file__).resolve().parent / "markers"
 
 

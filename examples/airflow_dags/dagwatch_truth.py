@@ -41,7 +41,9 @@ for _dag_id in ("dw_truth_order", "dw_truth_first_start"):
         PythonOperator(task_id="step", python_callable=_as_conf_says)
     globals()[_dag_id] = _dag
 
-with DAG("dw_truth_retry", default_args={"retries": 1, "retry_delay": timedelta(minutes=10)}, tags=["dagwatch-truth"], **COMMON) as dw_truth_retry:
+with DAG(
+    "dw_truth_retry", default_args={"retries": 1, "retry_delay": timedelta(minutes=10)}, tags=["dagwatch-truth"], **COMMON
+) as dw_truth_retry:
     PythonOperator(task_id="fit", python_callable=_as_conf_says)
 
 with DAG("dw_truth_policy", is_paused_upon_creation=True, tags=["ml", "dagwatch-truth"], **COMMON) as dw_truth_policy:

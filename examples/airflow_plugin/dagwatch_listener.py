@@ -76,10 +76,18 @@ def _task(kind: str, ti, summary: str, error=None) -> None:
             details["error"] = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
             if isinstance(error, BaseException):
                 details["traceback"] = "".join(traceback.format_exception(error))[-8000:]
-        _post(_event(
-            kind, ti.dag_id, ti.run_id, summary.format(task=ti.task_id, tries=ti.try_number, error=details.get("error", "")),
-            task_id=ti.task_id, try_number=ti.try_number, when=getattr(ti, "end_date", None), details=details,
-        ))
+        _post(
+            _event(
+                kind,
+                ti.dag_id,
+                ti.run_id,
+                summary.format(task=ti.task_id, tries=ti.try_number, error=details.get("error", "")),
+                task_id=ti.task_id,
+                try_number=ti.try_number,
+                when=getattr(ti, "end_date", None),
+                details=details,
+            )
+        )
     except Exception as exc:  # noqa: BLE001
         log.warning("dagwatch: could not build a task event: %s", type(exc).__name__)
 
@@ -109,8 +117,16 @@ def on_task_instance_success(previous_state, task_instance, *args, **kwargs):
 def _run(kind: str, dag_run, verb: str, msg) -> None:
     try:
         details = {"message": msg} if msg else {}
-        _post(_event(kind, dag_run.dag_id, dag_run.run_id, f"run {dag_run.run_id} of {dag_run.dag_id} {verb}",
-                     when=getattr(dag_run, "end_date", None), details=details))
+        _post(
+            _event(
+                kind,
+                dag_run.dag_id,
+                dag_run.run_id,
+                f"run {dag_run.run_id} of {dag_run.dag_id} {verb}",
+                when=getattr(dag_run, "end_date", None),
+                details=details,
+            )
+        )
     except Exception as exc:  # noqa: BLE001
         log.warning("dagwatch: could not build a run event: %s", type(exc).__name__)
 

@@ -83,24 +83,51 @@ def input_quality(path: str) -> CheckResult:
     """A custom quality check (numpy only): columns, row count, no missing features, binary labels."""
     with open(path, newline="") as f:
         header = next(csv.reader(f))
-    items = [CheckItem(name="columns", status=Status.passed if header == COLUMNS else Status.failed,
-                       observed=header, threshold=COLUMNS, message=f"columns {header}")]
+    items = [
+        CheckItem(
+            name="columns",
+            status=Status.passed if header == COLUMNS else Status.failed,
+            observed=header,
+            threshold=COLUMNS,
+            message=f"columns {header}",
+        )
+    ]
     if header != COLUMNS:
         return CheckResult.from_items(Kind.quality, "train_input", items, {"data": path})
     data = read_csv(path)
     rows = len(data)
-    items.append(CheckItem(name="row_count", status=Status.passed if rows >= MIN_ROWS else Status.failed,
-                           observed=rows, threshold=MIN_ROWS, message=f"{rows} rows (need >= {MIN_ROWS})"))
+    items.append(
+        CheckItem(
+            name="row_count",
+            status=Status.passed if rows >= MIN_ROWS else Status.failed,
+            observed=rows,
+            threshold=MIN_ROWS,
+            message=f"{rows} rows (need >= {MIN_ROWS})",
+        )
+    )
     for i, col in enumerate(COLUMNS[1:5], start=1):
         missing = int(np.isnan(data[:, i]).sum())
-        items.append(CheckItem(name=f"{col}_not_null", status=Status.failed if missing else Status.passed,
-                               observed=missing, threshold=0, unexpected_count=missing,
-                               message=f"{col}: {missing} missing of {rows}"))
+        items.append(
+            CheckItem(
+                name=f"{col}_not_null",
+                status=Status.failed if missing else Status.passed,
+                observed=missing,
+                threshold=0,
+                unexpected_count=missing,
+                message=f"{col}: {missing} missing of {rows}",
+            )
+        )
     labels = data[:, -1]
     bad = labels[~np.isin(labels, (0.0, 1.0))]
-    items.append(CheckItem(name="label_values", status=Status.failed if len(bad) else Status.passed,
-                           unexpected_count=len(bad), unexpected_examples=[float(v) for v in bad[:5]],
-                           message=f"label: {len(bad)} values outside {{0, 1}}"))
+    items.append(
+        CheckItem(
+            name="label_values",
+            status=Status.failed if len(bad) else Status.passed,
+            unexpected_count=len(bad),
+            unexpected_examples=[float(v) for v in bad[:5]],
+            message=f"label: {len(bad)} values outside {{0, 1}}",
+        )
+    )
     return CheckResult.from_items(Kind.quality, "train_input", items, {"data": path})
 
 
@@ -148,8 +175,12 @@ def train(path: str, workdir: str, scenario: str) -> dict:
             w, b = w - lr * grad_w, b - lr * grad_b
             train_p, val_p = _sigmoid(x[:cut] @ w + b), _sigmoid(x[cut:] @ w + b)
             val_acc = float(np.mean((val_p >= 0.5) == y[cut:]))
-            log.write(json.dumps({"step": epoch, "split": "train", "loss": _log_loss(y[:cut], train_p),
-                                  "grad_norm": float(np.linalg.norm(grad_w))}) + "\n")
+            log.write(
+                json.dumps(
+                    {"step": epoch, "split": "train", "loss": _log_loss(y[:cut], train_p), "grad_norm": float(np.linalg.norm(grad_w))}
+                )
+                + "\n"
+            )
             log.write(json.dumps({"step": epoch, "split": "val", "loss": _log_loss(y[cut:], val_p), "acc": val_acc}) + "\n")
     model = Path(workdir) / "model.json"
     model.write_text(json.dumps({"w": w.tolist(), "b": b, "val_from_row": cut}))
@@ -161,8 +192,7 @@ def check_convergence(metrics_path: str) -> dict:
     from checks.convergence import ConvergenceRules, evaluate, read_jsonl
 
     rules = ConvergenceRules.model_validate(RULES)
-    return _gate(lambda: evaluate(read_jsonl(metrics_path), rules), kind=Kind.convergence,
-                 name="train_metrics").model_dump(mode="json")
+    return _gate(lambda: evaluate(read_jsonl(metrics_path), rules), kind=Kind.convergence, name="train_metrics").model_dump(mode="json")
 
 
 @task
@@ -171,11 +201,14 @@ def evaluate_model(path: str, model_path: str, deployed_path: str) -> dict:
     from checks.output import OutputThresholds, check_output
 
     data, model = read_csv(path), json.loads(Path(model_path).read_text())
-    x, y = data[model["val_from_row"]:, 1:5], data[model["val_from_row"]:, 5].astype(int)
+    x, y = data[model["val_from_row"] :, 1:5], data[model["val_from_row"] :, 5].astype(int)
     score = _sigmoid(x @ np.array(model["w"]) + model["b"])
     deployed = json.loads(Path(deployed_path).read_text()) if Path(deployed_path).is_file() else None
-    result = _gate(lambda: check_output(OutputThresholds.model_validate(OUTPUT), y_true=y, y_score=score,
-                                        deployed=deployed), kind=Kind.output, name="model_output")
+    result = _gate(
+        lambda: check_output(OutputThresholds.model_validate(OUTPUT), y_true=y, y_score=score, deployed=deployed),
+        kind=Kind.output,
+        name="model_output",
+    )
     return result.details["metrics"]
 
 

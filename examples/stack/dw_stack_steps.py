@@ -103,24 +103,43 @@ def input_quality(path: str) -> CheckResult:
     import numpy as np
 
     data = _read(path)
-    items = [CheckItem(name="row_count", status=Status.passed if len(data) >= ROWS // 2 else Status.failed,
-                       observed=len(data), threshold=ROWS // 2, message=f"{len(data)} rows")]
+    items = [
+        CheckItem(
+            name="row_count",
+            status=Status.passed if len(data) >= ROWS // 2 else Status.failed,
+            observed=len(data),
+            threshold=ROWS // 2,
+            message=f"{len(data)} rows",
+        )
+    ]
     for i, col in enumerate(COLUMNS[1:5], start=1):
         missing = int(np.isnan(data[:, i]).sum())
-        items.append(CheckItem(name=f"{col}_not_null", status=Status.failed if missing else Status.passed,
-                               observed=missing, threshold=0, unexpected_count=missing,
-                               message=f"{col}: {missing} missing of {len(data)}"))
+        items.append(
+            CheckItem(
+                name=f"{col}_not_null",
+                status=Status.failed if missing else Status.passed,
+                observed=missing,
+                threshold=0,
+                unexpected_count=missing,
+                message=f"{col}: {missing} missing of {len(data)}",
+            )
+        )
     bad = int((~np.isin(data[:, -1], (0.0, 1.0))).sum())
-    items.append(CheckItem(name="label_values", status=Status.failed if bad else Status.passed,
-                           unexpected_count=bad, message=f"label: {bad} values outside {{0, 1}}"))
+    items.append(
+        CheckItem(
+            name="label_values",
+            status=Status.failed if bad else Status.passed,
+            unexpected_count=bad,
+            message=f"label: {bad} values outside {{0, 1}}",
+        )
+    )
     return CheckResult.from_items(Kind.quality, "stack_input", items, {"data": path})
 
 
 def features(path: str, scenario: str) -> str:
     """Join the feature store; in `persistent` its schema changed under us, on every try."""
     if scenario == "persistent":
-        raise FeatureStoreError("feature store has no column 'user_embedding_v2' (the upstream schema changed); "
-                                "retrying will not help")
+        raise FeatureStoreError("feature store has no column 'user_embedding_v2' (the upstream schema changed); retrying will not help")
     return path
 
 
@@ -151,8 +170,7 @@ def train(path: str, folder: Path, scenario: str, try_number: int) -> str:
             p = np.clip(1 / (1 + np.exp(-np.clip(x @ w, -30, 30))), 1e-7, 1 - 1e-7)
             loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
         with metrics.open("a") as log:  # NaN is written as the token readers expect
-            log.write(json.dumps({"step": epoch, "split": "train", "loss": loss,
-                                  "grad_norm": float(np.linalg.norm(grad))}) + "\n")
+            log.write(json.dumps({"step": epoch, "split": "train", "loss": loss, "grad_norm": float(np.linalg.norm(grad))}) + "\n")
         np.savez(checkpoint, w=w, epoch=epoch)
     return str(metrics)
 

@@ -28,13 +28,22 @@ def receiver_source(name: str) -> str:
 
 
 def build_notification(session, row: NotificationRow, policy: ingest.AlertPolicy) -> Notification:
-    alerts = alert_store.to_models(session, alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]),
-                                   base_url=policy.base_url, deliveries=False, runbooks=policy.runbooks)
+    alerts = alert_store.to_models(
+        session,
+        alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]),
+        base_url=policy.base_url,
+        deliveries=False,
+        runbooks=policy.runbooks,
+    )
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
     return Notification(
-        id=row.id, receiver=row.receiver, action=NotificationAction(row.action),
+        id=row.id,
+        receiver=row.receiver,
+        action=NotificationAction(row.action),
         group_key=group.group_key if group else f"alert-{alerts[0].fingerprint}",
-        alerts=alerts, idempotency_key=f"dagwatch-notification-{row.id}", base_url=policy.base_url,
+        alerts=alerts,
+        idempotency_key=f"dagwatch-notification-{row.id}",
+        base_url=policy.base_url,
         previous_receipt=group.receipt if group else None,
     )
 
@@ -64,8 +73,12 @@ class TickState:
 
 
 def tick(
-    store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *,
-    clock: Callable[[], datetime] = utcnow, state: TickState | None = None,
+    store: Store,
+    notifiers: Mapping[str, Notifier],
+    policy: ingest.AlertPolicy,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    state: TickState | None = None,
 ) -> int:
     """One round of the alerting background work; returns notifications sent. Without a
     `state` (tests, one-off calls) everything is done every time."""
@@ -84,7 +97,9 @@ def tick(
     return deliver_due(store, notifiers, policy, clock=clock)
 
 
-def deliver_due(store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow, limit: int = 100) -> int:
+def deliver_due(
+    store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow, limit: int = 100
+) -> int:
     with store.session() as session:
         claimed = [(row.id, row.receiver) for row in outbox.claim(session, now=clock(), limit=limit)]
     sent = 0
@@ -93,11 +108,19 @@ def deliver_due(store: Store, notifiers: Mapping[str, Notifier], policy: ingest.
     return sent
 
 
-def _deliver_one(store: Store, notifier: Notifier | None, notification_id: int, policy: ingest.AlertPolicy, clock: Callable[[], datetime]) -> int:
+def _deliver_one(
+    store: Store, notifier: Notifier | None, notification_id: int, policy: ingest.AlertPolicy, clock: Callable[[], datetime]
+) -> int:
     with store.session() as session:
         row = outbox.get(session, notification_id=notification_id)
         if notifier is None:
-            outbox.mark_failed(row, now=clock(), error=f"receiver {row.receiver!r} is not configured", retryable=False, max_attempts=policy.alerting.max_attempts)
+            outbox.mark_failed(
+                row,
+                now=clock(),
+                error=f"receiver {row.receiver!r} is not configured",
+                retryable=False,
+                max_attempts=policy.alerting.max_attempts,
+            )
             metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
             return 0
         notification = build_notification(session, row, policy)
@@ -119,15 +142,30 @@ def _deliver_one(store: Store, notifier: Notifier | None, notification_id: int, 
             metrics.NOTIFICATION_LATENCY.labels(receiver=row.receiver).observe(max(0.0, (now - row.created_at).total_seconds()))
             _receiver_recovered(session, row.receiver, policy, now)
             return 1
-        outbox.mark_failed(row, now=now, error=str(error), retryable=error.retryable, max_attempts=policy.alerting.max_attempts, retry_after=error.retry_after)
+        outbox.mark_failed(
+            row,
+            now=now,
+            error=str(error),
+            retryable=error.retryable,
+            max_attempts=policy.alerting.max_attempts,
+            retry_after=error.retry_after,
+        )
         metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead" if row.status == NotificationStatus.DEAD.value else "retry").inc()
         log.warning("delivery %d to %s failed (attempt %d): %s", row.id, row.receiver, row.attempts, error)
         if row.status == NotificationStatus.DEAD.value:
-            ingest.apply(session, Event(
-                kind=EventKind.SOURCE_DOWN, source=receiver_source(row.receiver),
-                summary=f"receiver {row.receiver} failed: notification #{row.id} is dead after {row.attempts} attempt(s): {error}"[:4000],
-                details={"notification_id": row.id, "receiver": row.receiver},
-            ), policy, now)
+            ingest.apply(
+                session,
+                Event(
+                    kind=EventKind.SOURCE_DOWN,
+                    source=receiver_source(row.receiver),
+                    summary=f"receiver {row.receiver} failed: notification #{row.id} is dead after {row.attempts} attempt(s): {error}"[
+                        :4000
+                    ],
+                    details={"notification_id": row.id, "receiver": row.receiver},
+                ),
+                policy,
+                now,
+            )
     return 0
 
 

@@ -19,7 +19,9 @@ from monitor.store.tables import AlertGroupRow, AlertRow, NotificationAlertRow, 
 
 
 def attrs_of(alert: AlertRow) -> dict[str, str]:
-    return alert_attributes(tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {})
+    return alert_attributes(
+        tier=alert.tier, kind=alert.kind, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels or {}
+    )
 
 
 def assign(session: Session, routed: list[tuple[AlertRow, list[Decision]]], now: datetime, *, new: bool = False) -> None:
@@ -27,9 +29,15 @@ def assign(session: Session, routed: list[tuple[AlertRow, list[Decision]]], now:
     at most one insert for all the groups. `new`: the alerts were just created, so they cannot
     be members yet (saves a lookup each)."""
     specs = {
-        d.group_key: dict(receiver=d.receiver, labels=dict(d.group_labels), wait=d.grouping.group_wait.total_seconds(),
-                          interval=d.grouping.group_interval.total_seconds(), repeat=d.grouping.repeat_interval.total_seconds())
-        for _, decisions in routed for d in decisions
+        d.group_key: dict(
+            receiver=d.receiver,
+            labels=dict(d.group_labels),
+            wait=d.grouping.group_wait.total_seconds(),
+            interval=d.grouping.group_interval.total_seconds(),
+            repeat=d.grouping.repeat_interval.total_seconds(),
+        )
+        for _, decisions in routed
+        for d in decisions
     }
     if not specs:
         return
@@ -77,8 +85,17 @@ class _Muting:
         return cls(silences, group_store.down_sources(session), rules, firing)
 
     def of(self, alert: AlertRow, now: datetime) -> str | None:
-        return muted_by(AlertKind(alert.kind), alert.source, attrs_of(alert), self.silences, self.down, now,
-                        rules=self.rules, alert_id=alert.id, firing=self.firing)
+        return muted_by(
+            AlertKind(alert.kind),
+            alert.source,
+            attrs_of(alert),
+            self.silences,
+            self.down,
+            now,
+            rules=self.rules,
+            alert_id=alert.id,
+            firing=self.firing,
+        )
 
 
 def flush_due(session: Session, now: datetime, *, limit: int = 200, rules: Rules = NO_RULES) -> list[NotificationRow]:
@@ -109,8 +126,14 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: _Mutin
         else:
             action = NotificationAction.RESOLVED
         notification = NotificationRow(
-            alert_id=None, group_id=group.id, receiver=group.receiver, action=action.value,
-            status=NotificationStatus.PENDING.value, attempts=0, next_attempt_at=now, created_at=now,
+            alert_id=None,
+            group_id=group.id,
+            receiver=group.receiver,
+            action=action.value,
+            status=NotificationStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
             links=[NotificationAlertRow(alert_id=int(k)) for k in content],
         )
         session.add(notification)

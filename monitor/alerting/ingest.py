@@ -61,7 +61,9 @@ class AlertPolicy:
     @classmethod
     def from_settings(cls, settings: Settings, runbooks: Sequence[alert_store.Applies] = ()) -> "AlertPolicy":
         receivers = [(r.name, r.kind) for r in settings.receivers] or [("console", "console")]
-        return cls(receivers=receivers, base_url=settings.server.base_url, routes=settings.routes, alerting=settings.alerting, runbooks=runbooks)
+        return cls(
+            receivers=receivers, base_url=settings.server.base_url, routes=settings.routes, alerting=settings.alerting, runbooks=runbooks
+        )
 
 
 def apply(session: Session, event: Event, policy: AlertPolicy, now: datetime) -> Outcome:
@@ -177,8 +179,15 @@ class _Batch:
         rows = self._candidates(event, fp, kinds)
         firing = [
             lifecycle.FiringAlert(
-                id=key, kind=AlertKind(r.kind), fingerprint=r.fingerprint, source=r.source, pipeline=r.pipeline,
-                run_id=r.run_id, task_id=r.task_id, check=r.details.get("check"), failed_at=r.failed_at or r.started_at,
+                id=key,
+                kind=AlertKind(r.kind),
+                fingerprint=r.fingerprint,
+                source=r.source,
+                pipeline=r.pipeline,
+                run_id=r.run_id,
+                task_id=r.task_id,
+                check=r.details.get("check"),
+                failed_at=r.failed_at or r.started_at,
             )
             for key, r in rows.items()
         ]
@@ -215,14 +224,34 @@ class _Batch:
         details = dict(event.details)
         if KINDS[change.kind].scope is Scope.CHECK:
             details["check"] = lifecycle.check_name(event)
-        attrs = routing.alert_attributes(tier=change.tier.value, kind=change.kind.value, source=event.source, pipeline=event.pipeline, task=event.task_id, labels=event.labels)
+        attrs = routing.alert_attributes(
+            tier=change.tier.value,
+            kind=change.kind.value,
+            source=event.source,
+            pipeline=event.pipeline,
+            task=event.task_id,
+            labels=event.labels,
+        )
         tier = routing.final_tier(change.tier, attrs, policy.routes)
         alert = AlertRow(
-            fingerprint=change.fingerprint, tier=tier.value, status=AlertStatus.FIRING.value, kind=change.kind.value,
-            source=event.source, pipeline=event.pipeline, run_id=event.run_id, task_id=event.task_id,
-            try_number=event.try_number, summary=event.summary or change.kind.value.replace("_", " "),
-            details=details, labels=event.labels, links=_links(details),
-            started_at=min(event.occurred_at, self.now), updated_at=self.now, failed_at=event.occurred_at, resolved_at=None, event_count=1,
+            fingerprint=change.fingerprint,
+            tier=tier.value,
+            status=AlertStatus.FIRING.value,
+            kind=change.kind.value,
+            source=event.source,
+            pipeline=event.pipeline,
+            run_id=event.run_id,
+            task_id=event.task_id,
+            try_number=event.try_number,
+            summary=event.summary or change.kind.value.replace("_", " "),
+            details=details,
+            labels=event.labels,
+            links=_links(details),
+            started_at=min(event.occurred_at, self.now),
+            updated_at=self.now,
+            failed_at=event.occurred_at,
+            resolved_at=None,
+            event_count=1,
         )
         self.session.add(alert)
         self._index(alert)
@@ -236,10 +265,13 @@ class _Batch:
     def _write(self) -> None:
         """New alerts get their ids (one flush), then history, groups and memberships in bulk."""
         self.session.flush()
-        alert_store.add_histories(self.session, [
-            dict(alert_id=alert.id, at=self.now, change=change, event_id=event_id, note=note)
-            for alert, change, event_id, note in self.history
-        ])
+        alert_store.add_histories(
+            self.session,
+            [
+                dict(alert_id=alert.id, at=self.now, change=change, event_id=event_id, note=note)
+                for alert, change, event_id, note in self.history
+            ],
+        )
         groups.assign(self.session, self.routed, self.now, new=True)
         if self.resolved:
             groups.touch(self.session, [a.id for a in self.resolved], self.now)
@@ -287,4 +319,3 @@ def escalate(session: Session, policy: AlertPolicy, now: datetime) -> int:
         alert_store.add_notifications(session, alert_id=alert.id, receivers=settings.escalate_to, action="firing", now=now)
         count += 1
     return count
-

@@ -63,8 +63,13 @@ def fingerprint(kind: AlertKind, event: Event) -> str:
     if event.dedup_key:
         parts: tuple[str | None, ...] = (kind.value, event.source, "dedup", event.dedup_key)
     else:
-        fields = {"source": event.source, "pipeline": event.pipeline, "run_id": event.run_id,
-                  "task_id": event.task_id, "check": check_name(event)}
+        fields = {
+            "source": event.source,
+            "pipeline": event.pipeline,
+            "run_id": event.run_id,
+            "task_id": event.task_id,
+            "check": check_name(event),
+        }
         parts = (kind.value, *(fields[f] for f in REACH[KINDS[kind].scope]))
     return hashlib.sha256("\x1f".join(p or "" for p in parts).encode()).hexdigest()[:32]
 
@@ -82,8 +87,13 @@ def lookups(event: Event) -> tuple[str | None, frozenset[AlertKind]]:
 
 
 def _reaches(event: Event, alert: FiringAlert, reach: Scope) -> bool:
-    wanted = {"source": event.source, "pipeline": event.pipeline, "run_id": event.run_id,
-              "task_id": event.task_id, "check": check_name(event)}
+    wanted = {
+        "source": event.source,
+        "pipeline": event.pipeline,
+        "run_id": event.run_id,
+        "task_id": event.task_id,
+        "check": check_name(event),
+    }
     return all(getattr(alert, f) == wanted[f] for f in REACH[reach])
 
 

@@ -28,7 +28,9 @@ DEFAULT_KINDS_BY_TIER: dict[Tier, frozenset[str]] = {
 _FIELDS = {"tier", "kind", "source", "pipeline", "task", "run_id", "status"}
 
 
-def alert_attributes(*, tier: str, kind: str, source: str, pipeline: str | None, task: str | None, labels: Mapping[str, str]) -> dict[str, str]:
+def alert_attributes(
+    *, tier: str, kind: str, source: str, pipeline: str | None, task: str | None, labels: Mapping[str, str]
+) -> dict[str, str]:
     """The flat view matchers see: the alert's fields plus its labels (owner, team, tags, …)."""
     attrs = {f"labels.{k}": str(v) for k, v in labels.items()}
     attrs.update({k: str(v) for k, v in labels.items() if k not in _FIELDS})
@@ -127,7 +129,9 @@ def route(
     return out
 
 
-def _walk(routes: Sequence[RouteSettings], attrs: Mapping[str, str], parent: Grouping, path: str) -> list[tuple[str, Grouping, list[str], RouteSettings]]:
+def _walk(
+    routes: Sequence[RouteSettings], attrs: Mapping[str, str], parent: Grouping, path: str
+) -> list[tuple[str, Grouping, list[str], RouteSettings]]:
     out: list[tuple[str, Grouping, list[str], RouteSettings]] = []
     for index, node in enumerate(routes):
         if not route_matches(node, attrs):

@@ -34,21 +34,31 @@ def ack(session: Session, *, alert_id: int, who: str, now: datetime, comment: st
         raise Conflict(f"alert {alert_id} is {alert.status}; only firing alerts can be acknowledged")
     if alert.acked_at is None:
         alert.acked_at, alert.acked_by, alert.updated_at = now, who, now
-        alert_store.add_history(session, alert_id=alert.id, at=now, change="acknowledged", event_id=None,
-                                note=f"by {who}" + (f": {comment}" if comment else ""))
+        alert_store.add_history(
+            session, alert_id=alert.id, at=now, change="acknowledged", event_id=None, note=f"by {who}" + (f": {comment}" if comment else "")
+        )
         groups.touch(session, [alert.id], now)
     return alert
 
 
 def silence(
-    session: Session, *, matchers: Mapping[str, str], starts_at: datetime, ends_at: datetime, who: str, now: datetime, comment: str = "",
+    session: Session,
+    *,
+    matchers: Mapping[str, str],
+    starts_at: datetime,
+    ends_at: datetime,
+    who: str,
+    now: datetime,
+    comment: str = "",
 ) -> SilenceRow:
     """Mute matching alerts for a window: they are stored and shown, and held back from receivers."""
     if ends_at <= starts_at:
         raise InvalidRequest("ends_at must be after starts_at")
     if ends_at - starts_at > MAX_SILENCE:
         raise InvalidRequest(f"a silence lasts at most {MAX_SILENCE.days} days; maintenance longer than that is a config change")
-    row = silence_store.create(session, matchers=dict(matchers), starts_at=starts_at, ends_at=ends_at, created_by=who, comment=comment, now=now)
+    row = silence_store.create(
+        session, matchers=dict(matchers), starts_at=starts_at, ends_at=ends_at, created_by=who, comment=comment, now=now
+    )
     groups.recheck_muted(session, now)
     return row
 
@@ -56,8 +66,15 @@ def silence(
 def silence_alert(session: Session, *, alert_id: int, who: str, now: datetime, duration: timedelta, comment: str = "") -> SilenceRow:
     """Silence what an alert is about (its kind in its source and pipeline)."""
     alert = alert_store.get(session, alert_id=alert_id)
-    return silence(session, matchers=alert_matchers(alert.source, alert.kind, alert.pipeline), starts_at=now, ends_at=now + duration,
-                   who=who, now=now, comment=comment or f"on alert #{alert_id}")
+    return silence(
+        session,
+        matchers=alert_matchers(alert.source, alert.kind, alert.pipeline),
+        starts_at=now,
+        ends_at=now + duration,
+        who=who,
+        now=now,
+        comment=comment or f"on alert #{alert_id}",
+    )
 
 
 def alert_matchers(source: str, kind: str, pipeline: str | None) -> dict[str, str]:
@@ -82,7 +99,9 @@ def expire(session: Session, *, silence_id: int, now: datetime) -> SilenceRow:
     return row
 
 
-def resolve(session: Session, alert: AlertRow, now: datetime, *, event_id: int | None, note: str | None, at: datetime | None = None) -> None:
+def resolve(
+    session: Session, alert: AlertRow, now: datetime, *, event_id: int | None, note: str | None, at: datetime | None = None
+) -> None:
     """Resolve a firing alert (flap damping's quiet period ended, or a person or runbook says so)."""
     mark_resolved(alert, now, at=at)
     alert_store.add_history(session, alert_id=alert.id, at=now, change="resolved", event_id=event_id, note=note)

@@ -35,11 +35,14 @@ class PostableAlert(BaseModel):
     generatorURL: str | None = None
 
 
-_EXAMPLE = [{
-    "labels": {"alertname": "GpuNodeDown", "instance": "gpu-3:9100", "severity": "critical"},
-    "annotations": {"summary": "GPU node gpu-3 is down", "runbook_url": "https://wiki.example.com/gpu-node-down"},
-    "startsAt": "2026-03-01T10:00:00Z", "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0",
-}]
+_EXAMPLE = [
+    {
+        "labels": {"alertname": "GpuNodeDown", "instance": "gpu-3:9100", "severity": "critical"},
+        "annotations": {"summary": "GPU node gpu-3 is down", "runbook_url": "https://wiki.example.com/gpu-node-down"},
+        "startsAt": "2026-03-01T10:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0",
+    }
+]
 
 
 def _item(raw: Any, severity_tiers: dict[str, str], now: datetime) -> Event | list[str]:
@@ -47,15 +50,24 @@ def _item(raw: Any, severity_tiers: dict[str, str], now: datetime) -> Event | li
         alert = PostableAlert.model_validate(raw)
     except ValidationError as exc:
         return _errors(exc)
-    return _parse(external.to_event(
-        labels=alert.labels, annotations=alert.annotations, starts_at=alert.startsAt, ends_at=alert.endsAt,
-        generator_url=alert.generatorURL, resolved=None, severity_tiers=severity_tiers, now=now,
-    ))
+    return _parse(
+        external.to_event(
+            labels=alert.labels,
+            annotations=alert.annotations,
+            starts_at=alert.startsAt,
+            ends_at=alert.endsAt,
+            generator_url=alert.generatorURL,
+            resolved=None,
+            severity_tiers=severity_tiers,
+            now=now,
+        )
+    )
 
 
 @router.post("/alerts", response_model=IngestResult)
-def post_alerts(request: Request, body: Any = Body(..., examples=[_EXAMPLE]),
-                who: Caller = Depends(require(Permission.INGEST, "post_alerts"))) -> IngestResult:
+def post_alerts(
+    request: Request, body: Any = Body(..., examples=[_EXAMPLE]), who: Caller = Depends(require(Permission.INGEST, "post_alerts"))
+) -> IngestResult:
     """A list of Alertmanager API v2 alerts (what Prometheus sends); per item, accepted or why not."""
     if not isinstance(body, list):
         raise HTTPException(400, "send a JSON list of alerts (Alertmanager API v2 postableAlert objects)")

@@ -30,8 +30,18 @@ def list_alerts(
 ) -> list[Alert]:
     """Newest first; filter by status, tier, pipeline, kind and source."""
     policy = request.app.state.policy
-    return alert_store.list_alerts(db, status=status, tier=tier, pipeline=pipeline, kind=kind, source=source, limit=limit, offset=offset,
-                                   base_url=policy.base_url, runbooks=policy.runbooks)
+    return alert_store.list_alerts(
+        db,
+        status=status,
+        tier=tier,
+        pipeline=pipeline,
+        kind=kind,
+        source=source,
+        limit=limit,
+        offset=offset,
+        base_url=policy.base_url,
+        runbooks=policy.runbooks,
+    )
 
 
 @router.get("/{alert_id}", response_model=Alert)
@@ -47,8 +57,13 @@ class AckIn(BaseModel):
 
 
 @router.post("/{alert_id}/ack", response_model=Alert)
-def ack_alert(alert_id: RowId, request: Request, body: AckIn | None = None, who: Caller = Depends(require(Permission.ACT, "ack")),
-              db: Session = Depends(session)) -> Alert:
+def ack_alert(
+    alert_id: RowId,
+    request: Request,
+    body: AckIn | None = None,
+    who: Caller = Depends(require(Permission.ACT, "ack")),
+    db: Session = Depends(session),
+) -> Alert:
     """Acknowledge: someone is on it. Receivers that know acknowledgement (PagerDuty, Slack) are told."""
     now = utcnow()
     row = verbs.ack(db, alert_id=alert_id, who=who.name, now=now, comment=body.comment if body else "")

@@ -12,7 +12,22 @@ from sqlalchemy.exc import OperationalError
 
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
-from monitor.api import alertmanager, alerts, audit, auth, check_results, cluster, errors, events, health, pages, runbooks, runs, silences, slack
+from monitor.api import (
+    alertmanager,
+    alerts,
+    audit,
+    auth,
+    check_results,
+    cluster,
+    errors,
+    events,
+    health,
+    pages,
+    runbooks,
+    runs,
+    silences,
+    slack,
+)
 from monitor.api.body_limit import BodyLimit, Limits
 from monitor.config import ServerSettings
 from monitor.remediation.engine import Engine
@@ -33,9 +48,16 @@ class Lifecycle(Protocol):
 
 
 def create_app(
-    store: Store, policy: AlertPolicy, *, lifecycle: Lifecycle | None = None, slack_signing_secrets: list[str] | None = None,
-    sources: Sources | None = None, runbook_engine: Engine | None = None, notifiers: Mapping[str, Notifier] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY, access: auth.Access | None = None,
+    store: Store,
+    policy: AlertPolicy,
+    *,
+    lifecycle: Lifecycle | None = None,
+    slack_signing_secrets: list[str] | None = None,
+    sources: Sources | None = None,
+    runbook_engine: Engine | None = None,
+    notifiers: Mapping[str, Notifier] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    access: auth.Access | None = None,
 ) -> FastAPI:
     """`sources` are the service's built sources (`Service.sources`), which handlers that act on
     an orchestrator reach through `deps.sources`; none given, there are none to act on.
@@ -43,6 +65,7 @@ def create_app(
     `notifiers` are the service's (`Service.notifiers`): Slack clicks are checked against them.
     `max_body_bytes` bounds a JSON API request's body (`server.max_body_bytes`; body_limit.py).
     `access`: read_auth, the trusted proxy and audit retention (`auth.Access.from_settings`)."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if lifecycle is not None:
@@ -77,7 +100,9 @@ def create_app(
 
     async def denied(request: Request, exc: auth.Denied) -> Response:
         if request.url.path.startswith(("/api/", "/metrics", "/slack/")):
-            return JSONResponse({"detail": exc.message}, status_code=exc.status, headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+            return JSONResponse(
+                {"detail": exc.message}, status_code=exc.status, headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            )
         return pages.refusal(request, exc.status, exc.message)
 
     app.add_exception_handler(auth.Denied, denied)  # type: ignore[arg-type]

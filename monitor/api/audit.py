@@ -42,4 +42,6 @@ def list_audit(
     db: Session = Depends(session),
 ) -> list[AuditOut]:
     """Newest first; filter by time, actor (a token's, proxy user's or `slack:NAME`) and action."""
-    return [AuditOut.model_validate(row, from_attributes=True) for row in audit.query(db, since=since, actor=actor, action=action, limit=limit)]
+    return [
+        AuditOut.model_validate(row, from_attributes=True) for row in audit.query(db, since=since, actor=actor, action=action, limit=limit)
+    ]

@@ -89,11 +89,20 @@ class Caller:
     action: str = ""
     keep: timedelta = field(default=audit.KEEP, compare=False)
 
-    def record(self, db: Session, *, target: str, outcome: Outcome = Outcome.OK, reason: str = "", detail: str = "",
-               now: datetime | None = None) -> None:
+    def record(
+        self, db: Session, *, target: str, outcome: Outcome = Outcome.OK, reason: str = "", detail: str = "", now: datetime | None = None
+    ) -> None:
         """Audit this caller's action in `db`'s transaction (the one that made the change)."""
-        entry = audit.Entry(actor=self.name, via=self.via, action=self.action, target=target, address=self.address,
-                            outcome=outcome, reason=reason, detail=detail)
+        entry = audit.Entry(
+            actor=self.name,
+            via=self.via,
+            action=self.action,
+            target=target,
+            address=self.address,
+            outcome=outcome,
+            reason=reason,
+            detail=detail,
+        )
         audit.record(db, entry, now=now or utcnow(), keep=self.keep)
 
 
@@ -161,6 +170,7 @@ def refusal(caller: Caller, permission: Permission) -> str:
 def require(permission: Permission, action: str) -> Callable[..., Caller]:
     """The dependency of a route that changes something: its caller holds `permission`; the
     returned Caller audits as `action`. A known caller without it is refused and audited."""
+
     def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
         with request.app.state.store.session() as db:
             caller = identify(request, db, credentials, session_cookie=False)
@@ -204,4 +214,3 @@ def _same_site(request: Request) -> bool:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
-

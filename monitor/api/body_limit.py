@@ -76,7 +76,9 @@ class BodyLimit:
             return
         path: str = scope["path"]
         headers = dict(scope["headers"])
-        if (reason := missing_credential(path, headers)) is not None and not (self.vouched and path.startswith("/api/") and self.vouched(scope)):
+        if (reason := missing_credential(path, headers)) is not None and not (
+            self.vouched and path.startswith("/api/") and self.vouched(scope)
+        ):
             await _answer(send, 401, reason, {"www-authenticate": "Bearer"} if path.startswith("/api/") else {})
             return
         limit = self.limits.for_path(path)

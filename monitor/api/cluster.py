@@ -39,7 +39,9 @@ class ClusterView(BaseModel):
     replica: str = Field(description="The replica that answered this request.")
     now: datetime = Field(description="The database's clock, which every expiry is measured by.")
     replicas: list[ReplicaView]
-    sources: list[SourceLeaseView] = Field(description="Sources whose lease some replica holds or held; a source with no row has never been taken.")
+    sources: list[SourceLeaseView] = Field(
+        description="Sources whose lease some replica holds or held; a source with no row has never been taken."
+    )
 
 
 @router.get("", response_model=ClusterView)

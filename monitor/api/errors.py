@@ -34,6 +34,7 @@ def with_typed_errors(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dic
     a validation error's list of fields, but a typed `InvalidRequest` (a silence ending before
     it starts, a runbook that does not apply to the alert) answers one sentence, and a client
     generated from the schema must accept both."""
+
     def schema() -> dict[str, Any]:
         built = openapi()
         validation = built.get("components", {}).get("schemas", {}).get("HTTPValidationError")
@@ -44,6 +45,7 @@ def with_typed_errors(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dic
                 "description": "Each invalid field (where and why), or one sentence saying what is wrong with the request.",
             }
         return built
+
     return schema
 
 
@@ -52,5 +54,6 @@ async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     the client may retry, not a 500 with a traceback. Nothing of the request was committed, so
     a retry of the same request is safe; what was answered 2xx before stays stored."""
     log.warning("store unavailable: %s", type(getattr(exc, "orig", None) or exc).__name__)
-    return JSONResponse({"detail": "the store (database) is unavailable right now; retry shortly"}, status_code=503,
-                        headers={"Retry-After": "2"})
+    return JSONResponse(
+        {"detail": "the store (database) is unavailable right now; retry shortly"}, status_code=503, headers={"Retry-After": "2"}
+    )

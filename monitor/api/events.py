@@ -54,18 +54,30 @@ def _ingest(request: Request, items: list[Event | list[str]], who: Caller) -> In
     events = [(index, e) for index, e in enumerate(items) if isinstance(e, Event)]
     outcomes = ingest.submit(request.app.state.store, [e for _, e in events], policy)  # all accepted, or a 5xx and none
     results = [ItemResult(index=index, status="rejected", errors=item) for index, item in enumerate(items) if not isinstance(item, Event)]
-    for (index, event), outcome in zip(events, outcomes):
-        results.append(ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved))
+    for (index, _event), outcome in zip(events, outcomes):
+        results.append(
+            ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved)
+        )
     results.sort(key=lambda r: r.index)
     accepted = sum(r.status == "accepted" for r in results)
     with request.app.state.store.session() as db:  # one entry per request, after ingest's own transaction
-        who.record(db, target=", ".join(sorted({e.source for _, e in events}))[:500] or "(none)",
-                   detail=f"{accepted} accepted, {len(results) - accepted} rejected")
+        who.record(
+            db,
+            target=", ".join(sorted({e.source for _, e in events}))[:500] or "(none)",
+            detail=f"{accepted} accepted, {len(results) - accepted} rejected",
+        )
     return IngestResult(accepted=accepted, rejected=len(results) - accepted, items=results)
 
 
 @router.post("", response_model=IngestResult)
-def post_events(request: Request, body: Any = Body(..., examples=[{"kind": "run_failed", "source": "airflow-prod", "pipeline": "train", "run_id": "manual__1", "summary": "train failed"}]), who: Caller = Depends(require(Permission.INGEST, "post_events"))) -> IngestResult:
+def post_events(
+    request: Request,
+    body: Any = Body(
+        ...,
+        examples=[{"kind": "run_failed", "source": "airflow-prod", "pipeline": "train", "run_id": "manual__1", "summary": "train failed"}],
+    ),
+    who: Caller = Depends(require(Permission.INGEST, "post_events")),
+) -> IngestResult:
     """One event object or a list of them; the answer says, per item, accepted or why not."""
     if isinstance(body, dict):
         items = [body]
@@ -97,15 +109,21 @@ class AlertmanagerPayload(BaseModel):
 def _from_alertmanager(request: Request, alert: AlertmanagerAlert) -> dict[str, Any]:
     """The same mapping as Prometheus's own alerts (`POST /api/v2/alerts`): alerting.external."""
     return external.to_event(
-        labels=alert.labels, annotations=alert.annotations, starts_at=alert.startsAt, ends_at=alert.endsAt,
-        generator_url=alert.generatorURL, resolved=alert.status == "resolved",
-        severity_tiers=request.app.state.policy.alerting.severity_tiers, now=utcnow(),
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.startsAt,
+        ends_at=alert.endsAt,
+        generator_url=alert.generatorURL,
+        resolved=alert.status == "resolved",
+        severity_tiers=request.app.state.policy.alerting.severity_tiers,
+        now=utcnow(),
     )
 
 
 @router.post("/alertmanager", response_model=IngestResult)
-def post_alertmanager(request: Request, payload: AlertmanagerPayload,
-                      who: Caller = Depends(require(Permission.INGEST, "post_events"))) -> IngestResult:
+def post_alertmanager(
+    request: Request, payload: AlertmanagerPayload, who: Caller = Depends(require(Permission.INGEST, "post_events"))
+) -> IngestResult:
     """Alertmanager's webhook (payload version 4): each alert becomes an event; resolved alerts
     resolve the dagwatch alert with the same fingerprint."""
     items: list[Event | list[str]] = []

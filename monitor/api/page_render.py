@@ -25,8 +25,10 @@ from fastapi.templating import Jinja2Templates
 
 from monitor.model import web_url
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -39,8 +41,12 @@ MASK = "[redacted]"
 _SECRETS = (  # what a receiver's error text may carry that a page must not show
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@"), rf"\1{MASK}@"),  # user:password@host
     (re.compile(r"(?i)(\bhttps?://[^\s?#]+)\?[^\s#]*"), rf"\1?{MASK}"),  # query strings (tokens, signatures)
-    (re.compile(r"(?i)\b(authorization|bearer|token|api[_-]?key|password|secret|routing[_-]?key)(\s*[:=]\s*|\s+)(?:bearer\s+)?[^\s,;'\"]+"),
-     rf"\1\2{MASK}"),
+    (
+        re.compile(
+            r"(?i)\b(authorization|bearer|token|api[_-]?key|password|secret|routing[_-]?key)(\s*[:=]\s*|\s+)(?:bearer\s+)?[^\s,;'\"]+"
+        ),
+        rf"\1\2{MASK}",
+    ),
     (re.compile(r"\b(?:xox[abprs]-[\w-]+|dw_[\w-]{8,})"), MASK),  # Slack and dagwatch tokens
     (re.compile(r"/services/[\w/-]+"), f"/services/{MASK}"),  # Slack incoming-webhook paths
 )

@@ -35,11 +35,10 @@ from monitor.model import Alert, AlertStatus, Tier, utcnow
 from monitor.remediation.engine import StartRequest
 from monitor.remediation.runbook import Runbook
 from monitor.store import alerts as alert_store
-from monitor.store import audit
+from monitor.store import audit, tokens
 from monitor.store import runbooks as execution_store
 from monitor.store import runs as run_store
 from monitor.store import silences as silence_store
-from monitor.store import tokens
 from monitor.store.audit import Outcome, Via
 from monitor.store.tokens import Permission
 
@@ -109,13 +108,31 @@ def _parse(model: type[_Query], request: Request) -> tuple[Any, list[str]]:
 def alerts_page(request: Request, db: Session = Depends(session)) -> HTMLResponse:
     filters, problems = _parse(AlertFilters, request)
     sources, pipelines = alert_store.scopes(db, limit=500)
-    context: dict[str, Any] = {"filters": filters or AlertFilters(refresh=0), "problems": problems, "given": request.query_params,
-                               "sources": sources, "pipelines": pipelines, "tiers": list(Tier), "statuses": list(AlertStatus),
-                               "refresh_choices": REFRESH_CHOICES, "alerts": [], "firing": [], "runs": run_store.recent(db, limit=10), "nav": "alerts"}
+    context: dict[str, Any] = {
+        "filters": filters or AlertFilters(refresh=0),
+        "problems": problems,
+        "given": request.query_params,
+        "sources": sources,
+        "pipelines": pipelines,
+        "tiers": list(Tier),
+        "statuses": list(AlertStatus),
+        "refresh_choices": REFRESH_CHOICES,
+        "alerts": [],
+        "firing": [],
+        "runs": run_store.recent(db, limit=10),
+        "nav": "alerts",
+    }
     if problems:
         return _render(request, db, "alerts.html", context, status_code=422)
-    context["alerts"] = alert_store.list_alerts(db, status=filters.status, tier=filters.tier, source=filters.source,
-                                                pipeline=filters.pipeline, limit=LIST_LIMIT, base_url=_public(request))
+    context["alerts"] = alert_store.list_alerts(
+        db,
+        status=filters.status,
+        tier=filters.tier,
+        source=filters.source,
+        pipeline=filters.pipeline,
+        limit=LIST_LIMIT,
+        base_url=_public(request),
+    )
     context["firing"] = [a for a in context["alerts"] if a.status is AlertStatus.FIRING]
     return _render(request, db, "alerts.html", context)
 
@@ -128,18 +145,32 @@ def alert_page(request: Request, alert_id: int, db: Session = Depends(session)) 
     except NotFound as exc:
         return _message(request, 404, "No such alert", str(exc))
     executions = [execution_store.to_model(row) for row in execution_store.for_alert(db, alert_id=alert_id)]
-    return _render(request, db, "alert.html", {
-        "alert": alert, "history": alert_store.history(db, alert_id=alert_id), "executions": executions,
-        "runbooks": [r for r in runbooks if r.applies_to(alert)], "silence_choices": SILENCE_CHOICES, "nav": "alerts",
-    })
+    return _render(
+        request,
+        db,
+        "alert.html",
+        {
+            "alert": alert,
+            "history": alert_store.history(db, alert_id=alert_id),
+            "executions": executions,
+            "runbooks": [r for r in runbooks if r.applies_to(alert)],
+            "silence_choices": SILENCE_CHOICES,
+            "nav": "alerts",
+        },
+    )
 
 
 @router.get("/pipelines", response_class=HTMLResponse)
 def pipelines_page(request: Request, db: Session = Depends(session)) -> HTMLResponse:
     query, problems = _parse(PipelinesQuery, request)
     found = [] if problems else run_store.pipelines(db, source=query.source, contains=query.q, limit=LIST_LIMIT)
-    return _render(request, db, "pipelines.html", {"query": query or PipelinesQuery(), "problems": problems, "pipelines": found,
-                                                   "limit": LIST_LIMIT, "nav": "pipelines"}, status_code=422 if problems else 200)
+    return _render(
+        request,
+        db,
+        "pipelines.html",
+        {"query": query or PipelinesQuery(), "problems": problems, "pipelines": found, "limit": LIST_LIMIT, "nav": "pipelines"},
+        status_code=422 if problems else 200,
+    )
 
 
 @router.get("/pipelines/runs", response_class=HTMLResponse)
@@ -166,8 +197,14 @@ def runbooks_page(request: Request, db: Session = Depends(session)) -> HTMLRespo
 
 @router.get("/runbooks/{name}/start", response_class=HTMLResponse)
 def start_page(
-    request: Request, name: str, alert_id: str | None = None, source: str | None = None, pipeline: str | None = None,
-    run_id: str | None = None, task_id: str | None = None, db: Session = Depends(session),
+    request: Request,
+    name: str,
+    alert_id: str | None = None,
+    source: str | None = None,
+    pipeline: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    db: Session = Depends(session),
 ) -> HTMLResponse:
     """What the runbook would do for the alert, and a form to confirm. Reads only."""
     engine = request.app.state.runbook_engine
@@ -175,7 +212,9 @@ def start_page(
         return _no_engine(request)
     runbook = engine.runbooks.get(name)
     if runbook is None:
-        return _message(request, 404, "No such runbook", f"no runbook named {name!r}; known: {', '.join(sorted(engine.runbooks)) or 'none'}")
+        return _message(
+            request, 404, "No such runbook", f"no runbook named {name!r}; known: {', '.join(sorted(engine.runbooks)) or 'none'}"
+        )
     found = _row_id(alert_id)
     if alert_id is not None and found is None:
         return _message(request, 422, "Which alert?", f"alert_id must be a number from 1 to {MAX_ID}")
@@ -184,14 +223,20 @@ def start_page(
             return _message(request, 422, "Which alert?", "give alert_id, or source (with pipeline, run_id, task_id as known)")
         found = alert_store.newest_firing(db, source=source, pipeline=pipeline, run_id=run_id, task_id=task_id)
         if found is None:
-            wanted = ", ".join(f"{k}={v}" for k, v in (("source", source), ("pipeline", pipeline), ("run_id", run_id), ("task_id", task_id)) if v)
+            wanted = ", ".join(
+                f"{k}={v}" for k, v in (("source", source), ("pipeline", pipeline), ("run_id", run_id), ("task_id", task_id)) if v
+            )
             return _message(request, 404, "No firing alert", f"no firing alert has {wanted}")
     try:
         alert = _alert(request, db, found, [])
     except NotFound as exc:
         return _message(request, 404, "No such alert", str(exc))
-    return _render(request, db, "start.html", {"runbook": runbook, "alert": alert, "applies": runbook.applies_to(alert),
-                                               "here": _here(request), "nav": "runbooks"})
+    return _render(
+        request,
+        db,
+        "start.html",
+        {"runbook": runbook, "alert": alert, "applies": runbook.applies_to(alert), "here": _here(request), "nav": "runbooks"},
+    )
 
 
 @router.get("/runbooks/executions/{execution_id}", response_class=HTMLResponse)
@@ -233,12 +278,19 @@ def _login(request: Request, fields: dict[str, str]) -> Response:
         if row is not None:  # a known token's login is audited; guesses are not (anyone could fill the log)
             if cookie is None:
                 error = f"{row.name!r} is an {row.role} token: it posts events and cannot use the pages; log in with a viewer, operator or admin token"
-            entry = audit.Entry(actor=row.name, via=Via.PAGE, action="login", address=auth.peer_address(request),
-                                outcome=Outcome.OK if cookie else Outcome.REFUSED, reason="" if cookie else error)
+            entry = audit.Entry(
+                actor=row.name,
+                via=Via.PAGE,
+                action="login",
+                address=auth.peer_address(request),
+                outcome=Outcome.OK if cookie else Outcome.REFUSED,
+                reason="" if cookie else error,
+            )
             audit.record(db, entry, now=now, keep=auth.access(request).audit_keep)
     if cookie is None:
-        return templates.TemplateResponse(request, "login.html", {"next": target, "error": error, "user": None},
-                                          status_code=401 if row is None else 403)
+        return templates.TemplateResponse(
+            request, "login.html", {"next": target, "error": error, "user": None}, status_code=401 if row is None else 403
+        )
     response = RedirectResponse(target, status_code=303)
     web_session.set_cookie(response, request, cookie, public_url=_public(request))
     return response
@@ -266,6 +318,7 @@ def _logout(request: Request) -> None:
 @router.post("/runbooks/{name}/start")
 async def start(request: Request, name: str) -> Response:
     """Start the runbook for the form's alert as the logged-in operator; joins a running one."""
+
     def act(user: Caller, fields: dict[str, str]) -> Response:
         engine = request.app.state.runbook_engine
         if engine is None:
@@ -276,9 +329,14 @@ async def start(request: Request, name: str) -> Response:
         dry_run = fields.get("dry_run") in ("1", "on", "true")
         started = engine.start(StartRequest(name, alert_id, started_by=user.name, dry_run=dry_run))
         with request.app.state.store.session() as db:  # after the engine's own transaction, which made the execution
-            user.record(db, target=f"{name} for alert #{alert_id}",
-                        detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=dry_run))
-        return RedirectResponse(f"/runbooks/executions/{started.execution.id}" + ("?joined=true" if started.joined else ""), status_code=303)
+            user.record(
+                db,
+                target=f"{name} for alert #{alert_id}",
+                detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=dry_run),
+            )
+        return RedirectResponse(
+            f"/runbooks/executions/{started.execution.id}" + ("?joined=true" if started.joined else ""), status_code=303
+        )
 
     return await _post(request, "run_runbook", act)
 
@@ -295,6 +353,7 @@ async def ack(request: Request, alert_id: int) -> Response:
 @router.post("/alerts/{alert_id}/silence")
 async def silence(request: Request, alert_id: int) -> Response:
     """Silence what the alert is about for the chosen duration (default 1h)."""
+
     def verb(db: Session, user: Caller, fields: dict[str, str]) -> str:
         try:
             length = parse_duration(fields.get("duration") or "1h")
@@ -311,6 +370,7 @@ async def silence(request: Request, alert_id: int) -> Response:
 @router.post("/silences")
 async def create_silence(request: Request) -> Response:
     """A silence from the page's form, checked by the API's own model (SilenceIn) and verb."""
+
     def act(user: Caller, fields: dict[str, str]) -> Response:
         matchers, problems = _matchers(fields.get("matchers", ""))
         body = None
@@ -324,7 +384,9 @@ async def create_silence(request: Request) -> Response:
                 now = utcnow()
                 try:
                     starts, ends = body.window(now)
-                    row = verbs.silence(db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=user.name, comment=body.comment, now=now)
+                    row = verbs.silence(
+                        db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=user.name, comment=body.comment, now=now
+                    )
                     db.flush()
                     user.record(db, target=f"silence #{row.id}", detail=f"{body.matchers} until {ends.isoformat()}", now=now)
                     return RedirectResponse(f"/silences?created={row.id}", status_code=303)
@@ -349,6 +411,7 @@ async def expire_silence(request: Request, silence_id: int) -> Response:
 def _on_alert(request: Request, alert_id: int, verb: Callable[[Session, Caller, dict[str, str]], str]) -> Action:
     """A verb on one alert, audited in its transaction (`verb` returns the entry's detail), then
     back to the alert's page."""
+
     def act(user: Caller, fields: dict[str, str]) -> Response:
         _existing_id(alert_id, "alert")
         with request.app.state.store.session() as db:
@@ -413,10 +476,20 @@ def _silences(request: Request, db: Session, form: dict[str, str], *, problems: 
     now = utcnow()
     rows = silence_store.get_all(db, include_expired=True, now=now, limit=LIST_LIMIT)
     shown = [(row, silence_store.status(row, now)) for row in rows]
-    return _render(request, db, "silences.html", {
-        "silences": shown, "form": form, "problems": problems or [], "nav": "silences",
-        "created": request.query_params.get("created"), "expired": request.query_params.get("expired"),
-    }, status_code=422 if problems else 200)
+    return _render(
+        request,
+        db,
+        "silences.html",
+        {
+            "silences": shown,
+            "form": form,
+            "problems": problems or [],
+            "nav": "silences",
+            "created": request.query_params.get("created"),
+            "expired": request.query_params.get("expired"),
+        },
+        status_code=422 if problems else 200,
+    )
 
 
 def _runbooks(request: Request) -> list[Runbook]:
@@ -450,8 +523,9 @@ def _alert(request: Request, db: Session, alert_id: int, runbooks: list[Runbook]
 
 def _render(request: Request, db: Session, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
     user = auth.page_user(request, db)
-    return templates.TemplateResponse(request, template, {**context, "user": user, "login_next": quote(_here(request))},
-                                      status_code=status_code)
+    return templates.TemplateResponse(
+        request, template, {**context, "user": user, "login_next": quote(_here(request))}, status_code=status_code
+    )
 
 
 def refusal(request: Request, status_code: int, message: str) -> HTMLResponse:
@@ -460,8 +534,12 @@ def refusal(request: Request, status_code: int, message: str) -> HTMLResponse:
 
 
 def _message(request: Request, status_code: int, title: str, message: str, *, login: bool = False) -> HTMLResponse:
-    return templates.TemplateResponse(request, "message.html", {"title": title, "message": message, "login": login, "user": None,
-                                                                "login_next": quote(_referer_path(request))}, status_code=status_code)
+    return templates.TemplateResponse(
+        request,
+        "message.html",
+        {"title": title, "message": message, "login": login, "user": None, "login_next": quote(_referer_path(request))},
+        status_code=status_code,
+    )
 
 
 def _referer_path(request: Request) -> str:
@@ -472,4 +550,3 @@ def _referer_path(request: Request) -> str:
 
 def _no_engine(request: Request) -> HTMLResponse:
     return _message(request, 503, "Runbooks are off", "runbooks are not enabled in this process (start it with `dagwatch up`)")
-

@@ -56,20 +56,40 @@ def engine(request: Request) -> Engine:
 @router.get("", response_model=list[RunbookOut])
 def list_runbooks(runbooks: Engine = Depends(engine)) -> list[RunbookOut]:
     return [
-        RunbookOut(name=r.name, description=r.description, match=r.match, params=r.params,
-                   steps=[StepOut(name=s.name, action=s.action, mutating=s.mutating, when=s.when, timeout_seconds=s.timeout.total_seconds()) for s in r.steps])
+        RunbookOut(
+            name=r.name,
+            description=r.description,
+            match=r.match,
+            params=r.params,
+            steps=[
+                StepOut(name=s.name, action=s.action, mutating=s.mutating, when=s.when, timeout_seconds=s.timeout.total_seconds())
+                for s in r.steps
+            ],
+        )
         for r in sorted(runbooks.runbooks.values(), key=lambda r: r.name)
     ]
 
 
 @router.post("/{name}/executions", response_model=RunbookExecution, status_code=status.HTTP_202_ACCEPTED)
-def start_execution(name: str, body: StartIn, request: Request, response: Response, who: Caller = Depends(require(Permission.ACT, "run_runbook")),
-                    runbooks: Engine = Depends(engine)) -> RunbookExecution:
+def start_execution(
+    name: str,
+    body: StartIn,
+    request: Request,
+    response: Response,
+    who: Caller = Depends(require(Permission.ACT, "run_runbook")),
+    runbooks: Engine = Depends(engine),
+) -> RunbookExecution:
     """Run a runbook for an alert (an operator). The same runbook for the same alert runs once:
     a second start returns the existing execution (200) unless `force` and it has finished."""
-    started = runbooks.start(StartRequest(name, body.alert_id, started_by=who.name, dry_run=body.dry_run, force=body.force, params=body.params))
+    started = runbooks.start(
+        StartRequest(name, body.alert_id, started_by=who.name, dry_run=body.dry_run, force=body.force, params=body.params)
+    )
     with request.app.state.store.session() as db:  # after the engine's own transaction, which made the execution
-        who.record(db, target=f"{name} for alert #{body.alert_id}", detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=body.dry_run))
+        who.record(
+            db,
+            target=f"{name} for alert #{body.alert_id}",
+            detail=audit.execution_detail(started.execution.id, joined=started.joined, dry_run=body.dry_run),
+        )
     if started.joined:
         response.status_code = status.HTTP_200_OK
     return started.execution

@@ -25,11 +25,16 @@ class SilenceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    matchers: dict[str, str] = Field(min_length=1, max_length=32,
-                                     description="As in routes: 'x', '=x', '!x', '~regex', '!~regex' on tier, kind, source, pipeline, task, labels.")
+    matchers: dict[str, str] = Field(
+        min_length=1,
+        max_length=32,
+        description="As in routes: 'x', '=x', '!x', '~regex', '!~regex' on tier, kind, source, pipeline, task, labels.",
+    )
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
-    duration: str | None = Field(None, max_length=50, description=f"Instead of ends_at: e.g. 2h, 30m; at most {verbs.MAX_SILENCE.days} days.")
+    duration: str | None = Field(
+        None, max_length=50, description=f"Instead of ends_at: e.g. 2h, 30m; at most {verbs.MAX_SILENCE.days} days."
+    )
     comment: Text = Field("", max_length=2000)
 
     @field_validator("matchers")
@@ -67,8 +72,16 @@ class SilenceOut(BaseModel):
 
 
 def _out(row: SilenceRow, now: datetime) -> SilenceOut:
-    return SilenceOut(id=row.id, matchers=row.matchers, starts_at=row.starts_at, ends_at=row.ends_at, created_by=row.created_by,
-                      comment=row.comment, created_at=row.created_at, status=silence_store.status(row, now))
+    return SilenceOut(
+        id=row.id,
+        matchers=row.matchers,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        created_by=row.created_by,
+        comment=row.comment,
+        created_at=row.created_at,
+        status=silence_store.status(row, now),
+    )
 
 
 @router.get("", response_model=list[SilenceOut])
@@ -78,7 +91,9 @@ def list_silences(include_expired: bool = False, db: Session = Depends(session))
 
 
 @router.post("", response_model=SilenceOut, status_code=201)
-def create_silence(body: SilenceIn, who: Caller = Depends(require(Permission.ACT, "silence")), db: Session = Depends(session)) -> SilenceOut:
+def create_silence(
+    body: SilenceIn, who: Caller = Depends(require(Permission.ACT, "silence")), db: Session = Depends(session)
+) -> SilenceOut:
     now = utcnow()
     starts, ends = body.window(now)
     row = verbs.silence(db, matchers=body.matchers, starts_at=starts, ends_at=ends, who=who.name, comment=body.comment, now=now)
@@ -88,8 +103,9 @@ def create_silence(body: SilenceIn, who: Caller = Depends(require(Permission.ACT
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut)
-def expire_silence(silence_id: RowId, who: Caller = Depends(require(Permission.ACT, "expire_silence")),
-                   db: Session = Depends(session)) -> SilenceOut:
+def expire_silence(
+    silence_id: RowId, who: Caller = Depends(require(Permission.ACT, "expire_silence")), db: Session = Depends(session)
+) -> SilenceOut:
     now = utcnow()
     row = verbs.expire(db, silence_id=silence_id, now=now)
     who.record(db, target=f"silence #{silence_id}", now=now)

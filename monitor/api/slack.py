@@ -26,15 +26,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from monitor.alerting import verbs
-from monitor.api import auth
 from monitor.alerting.notifiers import slack
 from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.api import auth
 from monitor.errors import Conflict, InvalidRequest, NotFound
 from monitor.model import RunbookExecution, utcnow
 from monitor.remediation.engine import Engine, RateLimited, StartRequest
 from monitor.store import alerts as alert_store
-from monitor.store import groups as group_store
 from monitor.store import audit
+from monitor.store import groups as group_store
 from monitor.store.audit import Outcome, Via
 from monitor.store.replays import StoreReplayGuard
 
@@ -95,10 +95,16 @@ def _answer(app: FastAPI, secret: str, click: slack.Click, address: str) -> str:
     if operator is None:
         where = ", ".join(n.name for n in receivers) or "…"
         for action_id, raw_value in ours:
-            _refused(app, _caller(app, f"slack-user:{click.user_id}", address, action_id), _target(action_id, raw_value),
-                     "not mapped to a dagwatch operator")
-        return (f"You are not mapped to a dagwatch operator (ask an admin to add your Slack id {slack.escape(click.user_id)} "
-                f"to receivers[{where}].operators); nothing was done.")
+            _refused(
+                app,
+                _caller(app, f"slack-user:{click.user_id}", address, action_id),
+                _target(action_id, raw_value),
+                "not mapped to a dagwatch operator",
+            )
+        return (
+            f"You are not mapped to a dagwatch operator (ask an admin to add your Slack id {slack.escape(click.user_id)} "
+            f"to receivers[{where}].operators); nothing was done."
+        )
     return " ".join(_act(app, action_id, value, _caller(app, f"slack:{operator}", address, action_id)) for action_id, value in ours)
 
 
@@ -136,8 +142,9 @@ def _act(app: FastAPI, action_id: str, raw_value: str, who: auth.Caller) -> str:
                 alert = verbs.ack(db, alert_id=value.alert_id, who=who.name, now=now, comment="from Slack")
                 who.record(db, target=target, now=now)
                 return f"Alert #{value.alert_id} acknowledged by {alert.acked_by}."
-            silence = verbs.silence_alert(db, alert_id=value.alert_id, who=who.name, now=now, duration=SILENCE_FOR,
-                                          comment=f"from Slack on alert #{value.alert_id}")
+            silence = verbs.silence_alert(
+                db, alert_id=value.alert_id, who=who.name, now=now, duration=SILENCE_FOR, comment=f"from Slack on alert #{value.alert_id}"
+            )
             db.flush()
             who.record(db, target=target, detail=f"silence #{silence.id} for {SILENCE_FOR}", now=now)
             alert = alert_store.get(db, alert_id=value.alert_id)
@@ -168,8 +175,10 @@ def _run(app: FastAPI, value: slack.ActionValue, who: auth.Caller) -> str:
     execution = started.execution
     if started.joined:
         state = f"already ran ({execution.status.value})" if execution.status.finished else "is already running"
-        return (f"{execution.runbook} {state} for alert #{value.alert_id}: execution #{execution.id}, "
-                f"started by {execution.started_by}; nothing new was started.")
+        return (
+            f"{execution.runbook} {state} for alert #{value.alert_id}: execution #{execution.id}, "
+            f"started by {execution.started_by}; nothing new was started."
+        )
     followed = _follow_in_thread(app, engine, execution, value.group_key)
     where = "its result will be posted in this alert's thread" if followed else "follow it on dagwatch"
     return f"Started runbook {execution.runbook} for alert #{value.alert_id} (execution #{execution.id}); {where}."
@@ -189,8 +198,12 @@ def _follow_in_thread(app: FastAPI, engine: Engine, execution: RunbookExecution,
     runbook = engine.runbooks[execution.runbook]
     bound = sum((step.timeout for step in runbook.steps), FOLLOW_MARGIN).total_seconds()
     link = f"{app.state.policy.base_url}/api/v1/runbooks/executions/{execution.id}"
-    threading.Thread(target=_report, args=(engine, execution, notifier, thread[1], bound, link),
-                     name=f"dagwatch-slack-execution-{execution.id}", daemon=True).start()
+    threading.Thread(
+        target=_report,
+        args=(engine, execution, notifier, thread[1], bound, link),
+        name=f"dagwatch-slack-execution-{execution.id}",
+        daemon=True,
+    ).start()
     return True
 
 

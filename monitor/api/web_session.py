@@ -103,8 +103,15 @@ def current(request: Request, db: Session, now: datetime) -> PageUser | None:
 
 
 def set_cookie(response: Response, request: Request, value: str, *, public_url: str) -> None:
-    response.set_cookie(COOKIE, value, max_age=int(LIFETIME.total_seconds()), path="/", httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https" or public_url.startswith("https://"))
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=int(LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https" or public_url.startswith("https://"),
+    )
 
 
 def clear_cookie(response: Response) -> None:

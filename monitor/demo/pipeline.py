@@ -137,10 +137,7 @@ def features(ctx: TaskContext, validate: dict) -> dict:
     import pandas as pd
 
     if validate["scenario"] == "persistent":
-        raise FeatureStoreError(
-            "feature store has no column 'user_embedding_v2' (the upstream schema changed); "
-            "retrying will not help"
-        )
+        raise FeatureStoreError("feature store has no column 'user_embedding_v2' (the upstream schema changed); retrying will not help")
     frame = pd.read_parquet(validate["path"])
     x = frame[[f"feature_{i}" for i in range(FEATURES)]].to_numpy()
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-9
@@ -208,13 +205,18 @@ def evaluate(ctx: TaskContext, check_convergence: dict, features: dict) -> dict:
 @pipeline.task(upstream=[evaluate], timeout=60)
 def check_output(ctx: TaskContext, evaluate: dict) -> dict:
     """Output gate: accuracy over a floor and no worse than the deployed model."""
-    from checks.output import OutputThresholds, check_output as judge
+    from checks.output import OutputThresholds
+    from checks.output import check_output as judge
 
     deployed_file = demo_dir(ctx) / "deployed.json"
     deployed = json.loads(deployed_file.read_text())["metrics"] if deployed_file.exists() else None
     thresholds = OutputThresholds(minimum={"accuracy": float(ctx.params["min_accuracy"])}, max_regression=0.05)
-    result = gate(ctx, lambda: judge(thresholds, y_true=np.array(evaluate["y_true"]), y_score=np.array(evaluate["y_score"]),
-                                     deployed=deployed, name="demo_model"))
+    result = gate(
+        ctx,
+        lambda: judge(
+            thresholds, y_true=np.array(evaluate["y_true"]), y_score=np.array(evaluate["y_score"]), deployed=deployed, name="demo_model"
+        ),
+    )
     return {name: item.observed for name, item in ((i.name, i) for i in result.items) if isinstance(item.observed, (int, float))}
 
 

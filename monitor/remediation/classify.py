@@ -122,52 +122,92 @@ SHIPPED: tuple[Pattern, ...] = (
     _p("cuda_oom", "persistent", r"CUDA out of memory|OutOfMemoryError: CUDA"),
     # Persistent: the code, the data or the permissions are wrong; a retry does the same thing.
     _p("assertion", "persistent", r"\bAssertionError\b"),
-    _p("code_error", "persistent",
-       r"\b(?:ImportError|ModuleNotFoundError|SyntaxError|IndentationError|NameError|AttributeError|TypeError"
-       r"|NotImplementedError|ZeroDivisionError|UnboundLocalError|RecursionError)\b", ""),
-    _p("nan_loss", "persistent",
-       r"\b(?:loss|metric)\b[^\n]{0,80}?\b(?:nan|inf|infinity)\b|\bnan or inf\b|\bis not finite\b|non-finite (?:loss|value)"),
+    _p(
+        "code_error",
+        "persistent",
+        r"\b(?:ImportError|ModuleNotFoundError|SyntaxError|IndentationError|NameError|AttributeError|TypeError"
+        r"|NotImplementedError|ZeroDivisionError|UnboundLocalError|RecursionError)\b",
+        "",
+    ),
+    _p(
+        "nan_loss",
+        "persistent",
+        r"\b(?:loss|metric)\b[^\n]{0,80}?\b(?:nan|inf|infinity)\b|\bnan or inf\b|\bis not finite\b|non-finite (?:loss|value)",
+    ),
     _p("convergence", "persistent", r"\bconvergence check '[^'\n]{0,200}' failed|\bdid not converge\b|\bdiverged\b"),
-    _p("data_quality", "persistent",
-       r"\bquality check '[^'\n]{0,200}' failed|\bexpectations? (?:failed|not met)|\bExpectation[^\n]{0,100}?\bfailed\b"),
-    _p("missing_column", "persistent",
-       r"\bKeyError\b|\bnot in index\b|\bhas no column\b|\bno such column\b|\bmissing (?:required )?columns?\b"
-       r"|\bcolumns?\b[^\n]{0,80}?\b(?:not found|missing|does not exist)\b"),
-    _p("schema_mismatch", "persistent",
-       r"\bschemas? (?:does not match|mismatch|are not equal)|field names are not matching|\bSchemaError\b"
-       r"|\bArrowInvalid\b|\bArrowTypeError\b|could not convert string to float|invalid literal for int\(\)"),
+    _p(
+        "data_quality",
+        "persistent",
+        r"\bquality check '[^'\n]{0,200}' failed|\bexpectations? (?:failed|not met)|\bExpectation[^\n]{0,100}?\bfailed\b",
+    ),
+    _p(
+        "missing_column",
+        "persistent",
+        r"\bKeyError\b|\bnot in index\b|\bhas no column\b|\bno such column\b|\bmissing (?:required )?columns?\b"
+        r"|\bcolumns?\b[^\n]{0,80}?\b(?:not found|missing|does not exist)\b",
+    ),
+    _p(
+        "schema_mismatch",
+        "persistent",
+        r"\bschemas? (?:does not match|mismatch|are not equal)|field names are not matching|\bSchemaError\b"
+        r"|\bArrowInvalid\b|\bArrowTypeError\b|could not convert string to float|invalid literal for int\(\)",
+    ),
     _p("input_missing", "persistent", r"\bFileNotFoundError\b|No such file or directory|\bNoSuchKey\b|\bNoSuchBucket\b"),
-    _p("permission", "persistent",
-       r"\bPermissionError\b|Permission denied|\bAccessDenied(?:Exception)?\b|\bAccess Denied\b|\bForbidden\b"
-       r"|\bUnauthorized\b|\b40[13] Client Error\b|\bInvalidAccessKeyId\b|\bSignatureDoesNotMatch\b"),
+    _p(
+        "permission",
+        "persistent",
+        r"\bPermissionError\b|Permission denied|\bAccessDenied(?:Exception)?\b|\bAccess Denied\b|\bForbidden\b"
+        r"|\bUnauthorized\b|\b40[13] Client Error\b|\bInvalidAccessKeyId\b|\bSignatureDoesNotMatch\b",
+    ),
     # Transient: the world was briefly unkind; the same code on a retry usually succeeds.
     _p("task_timeout", "transient", r"\bAirflowTaskTimeout\b|\bTaskTimeout\b|execution_timeout"),
-    _p("nccl_timeout", "transient",
-       r"Watchdog caught collective operation timeout|\bNCCL\b[^\n]{0,120}?\b(?:timeout|timed out)\b"),
-    _p("oom_killed", "transient",
-       r"\bOOMKilled\b|Negsignal\.SIGKILL|\bSIGKILL\b|\b(?:return|exit|status) code:? (?:of )?(?:137|-9)\b"
-       r"|exited with code -9\b|Out of memory: Killed process|out-of-memory \(OOM\)|Likely out of memory"
-       r"|excessive memory usage|^\s*Killed\s*$"),
-    _p("preempted", "transient",
-       r"\bpreempt(?:ed|ion|ible)\b|spot instance interruption|\bSpot Interruption\b|\bEvicted\b|node (?:was )?(?:drained|shut ?down)"),
-    _p("lost_worker", "transient",
-       r"\bWorker ?Lost\b|\bWorker lost\b|killed externally|\bExecutor\b[^\n]{0,200}?reported that the task instance\b"
-       r"|heartbeat timeout|did not emit heartbeat|without a heartbeat|\bzombie\b|received SIGTERM|Process terminated by signal"
-       r"|\bnode lost\b|Execution was (?:aborted|cancelled) by"),
-    _p("throttled", "transient",
-       r"\b429 (?:Client Error|Too Many Requests)|Too Many Requests|\bSlowDown\b|Slow Down|Throttling(?:Exception)?\b"
-       r"|RequestLimitExceeded|\bTooManyRequests(?:Exception)?\b|\bResourceExhausted\b|RESOURCE_EXHAUSTED|ProvisionedThroughputExceeded|\bRate exceeded\b|\brate limit"),
-    _p("server_unavailable", "transient",
-       r"\b(?:502|503|504) (?:Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b|Service Unavailable"
-       r"|\bBad Gateway\b|Gateway Time-?out|\bServiceUnavailable\b"),
-    _p("timeout", "transient",
-       r"\b(?:TimeoutError|ReadTimeout|ConnectTimeout|ReadTimeoutError|ConnectTimeoutError|PoolTimeout|WriteTimeout"
-       r"|TimeoutException|DeadlineExceeded|DEADLINE_EXCEEDED)\b|socket\.timeout|\btimed out\b|\btimeout (?:expired|exceeded)\b", ""),
-    _p("connection", "transient",
-       r"\bConnection(?:Reset|Refused|Aborted)Error\b|\bConnection (?:reset|refused|aborted)|\bConnection broken\b"
-       r"|\bRemoteDisconnected\b|\bRemoteProtocolError\b|\bEndpointConnectionError\b|Could not connect to the endpoint"
-       r"|\bConnectError\b|\bConnectionError\b|\bBrokenPipeError\b|\bBroken pipe\b|\blost connection\b"
-       r"|server closed the connection unexpectedly|\bIncompleteRead\b"),
+    _p("nccl_timeout", "transient", r"Watchdog caught collective operation timeout|\bNCCL\b[^\n]{0,120}?\b(?:timeout|timed out)\b"),
+    _p(
+        "oom_killed",
+        "transient",
+        r"\bOOMKilled\b|Negsignal\.SIGKILL|\bSIGKILL\b|\b(?:return|exit|status) code:? (?:of )?(?:137|-9)\b"
+        r"|exited with code -9\b|Out of memory: Killed process|out-of-memory \(OOM\)|Likely out of memory"
+        r"|excessive memory usage|^\s*Killed\s*$",
+    ),
+    _p(
+        "preempted",
+        "transient",
+        r"\bpreempt(?:ed|ion|ible)\b|spot instance interruption|\bSpot Interruption\b|\bEvicted\b|node (?:was )?(?:drained|shut ?down)",
+    ),
+    _p(
+        "lost_worker",
+        "transient",
+        r"\bWorker ?Lost\b|\bWorker lost\b|killed externally|\bExecutor\b[^\n]{0,200}?reported that the task instance\b"
+        r"|heartbeat timeout|did not emit heartbeat|without a heartbeat|\bzombie\b|received SIGTERM|Process terminated by signal"
+        r"|\bnode lost\b|Execution was (?:aborted|cancelled) by",
+    ),
+    _p(
+        "throttled",
+        "transient",
+        r"\b429 (?:Client Error|Too Many Requests)|Too Many Requests|\bSlowDown\b|Slow Down|Throttling(?:Exception)?\b"
+        r"|RequestLimitExceeded|\bTooManyRequests(?:Exception)?\b|\bResourceExhausted\b|RESOURCE_EXHAUSTED|ProvisionedThroughputExceeded|\bRate exceeded\b|\brate limit",
+    ),
+    _p(
+        "server_unavailable",
+        "transient",
+        r"\b(?:502|503|504) (?:Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b|Service Unavailable"
+        r"|\bBad Gateway\b|Gateway Time-?out|\bServiceUnavailable\b",
+    ),
+    _p(
+        "timeout",
+        "transient",
+        r"\b(?:TimeoutError|ReadTimeout|ConnectTimeout|ReadTimeoutError|ConnectTimeoutError|PoolTimeout|WriteTimeout"
+        r"|TimeoutException|DeadlineExceeded|DEADLINE_EXCEEDED)\b|socket\.timeout|\btimed out\b|\btimeout (?:expired|exceeded)\b",
+        "",
+    ),
+    _p(
+        "connection",
+        "transient",
+        r"\bConnection(?:Reset|Refused|Aborted)Error\b|\bConnection (?:reset|refused|aborted)|\bConnection broken\b"
+        r"|\bRemoteDisconnected\b|\bRemoteProtocolError\b|\bEndpointConnectionError\b|Could not connect to the endpoint"
+        r"|\bConnectError\b|\bConnectionError\b|\bBrokenPipeError\b|\bBroken pipe\b|\blost connection\b"
+        r"|server closed the connection unexpectedly|\bIncompleteRead\b",
+    ),
     _p("dns", "transient", r"Temporary failure in name resolution|\bEAI_AGAIN\b|\bNameResolutionError\b|Could not resolve host"),
 )
 
@@ -180,16 +220,25 @@ def classify(text: str, patterns: Sequence[Pattern] = SHIPPED) -> Classification
         for pattern, regex in compiled:
             if regex.search(line):
                 return Classification(
-                    category=pattern.category, rule=pattern.name, matched=_clip(line),
+                    category=pattern.category,
+                    rule=pattern.name,
+                    matched=_clip(line),
                     reason=f"{_verdict(pattern.category)}: the last error line matches rule {pattern.name!r}",
                 )
     last = lines[-1] if lines else ""
-    return Classification(category="unknown", rule="none", matched=_clip(last),
-                          reason="no rule matched the error; a person should look before anything is retried")
+    return Classification(
+        category="unknown",
+        rule="none",
+        matched=_clip(last),
+        reason="no rule matched the error; a person should look before anything is retried",
+    )
 
 
 def classify_with_history(
-    text: str, previous: Sequence[str], patterns: Sequence[Pattern] = SHIPPED, same_after: int = 3,
+    text: str,
+    previous: Sequence[str],
+    patterns: Sequence[Pattern] = SHIPPED,
+    same_after: int = 3,
 ) -> Classification:
     """`classify`, then the history rule: when the same task ended with the same error (numbers,
     ids, hex and paths aside) on at least `same_after` of its `previous` failed runs, the failure
@@ -199,8 +248,10 @@ def classify_with_history(
     matches = sum(1 for other in previous if mine and signature(other, patterns) == mine)
     if matches < same_after:
         return Classification(found.category, found.rule, found.matched, found.reason, history_matches=matches)
-    reason = (f"the same error ended {matches} of the last {len(previous)} failed runs of this task "
-              f"(rule {found.rule!r} alone says {found.category}), so retrying will not help")
+    reason = (
+        f"the same error ended {matches} of the last {len(previous)} failed runs of this task "
+        f"(rule {found.rule!r} alone says {found.category}), so retrying will not help"
+    )
     return Classification("persistent", "repeated", found.matched, reason, history_matches=matches)
 
 

@@ -22,11 +22,11 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 
 from monitor import metrics
+from monitor.config import RunbookSettings
 from monitor.errors import DagwatchError, InvalidRequest, NotFound
 from monitor.model import Alert, ExecutionStatus, RunbookExecution, StepStatus, utcnow
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import ActionFailed, Finding, StepContext
-from monitor.config import RunbookSettings
 from monitor.remediation.runbook import Runbook, Step, failure_patterns, should_run
 from monitor.sources.base import Source
 from monitor.store import alerts as alert_store
@@ -65,9 +65,15 @@ class Started:
 
 class Engine:
     def __init__(
-        self, store: Store, runbooks: Mapping[str, Runbook], sources: Callable[[str], Source | None], *,
-        services: Mapping[str, Any] | None = None, clock: Callable[[], datetime] = utcnow,
-        rate_limit: RateLimit = RateLimit(), workers: int = 2,
+        self,
+        store: Store,
+        runbooks: Mapping[str, Runbook],
+        sources: Callable[[str], Source | None],
+        *,
+        services: Mapping[str, Any] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rate_limit: RateLimit = RateLimit(),
+        workers: int = 2,
     ) -> None:
         self.store, self.runbooks, self.sources, self.clock, self.rate_limit = store, runbooks, sources, clock, rate_limit
         self.services = {"store": store, **(services or {})}
@@ -76,13 +82,19 @@ class Engine:
         self._allow: dict[int, bool] = {}
 
     @classmethod
-    def from_settings(cls, settings: RunbookSettings, runbooks: Mapping[str, Runbook], store: Store, sources: Callable[[str], Source | None], *,
-                      services: Mapping[str, Any] | None = None) -> "Engine":
+    def from_settings(
+        cls,
+        settings: RunbookSettings,
+        runbooks: Mapping[str, Runbook],
+        store: Store,
+        sources: Callable[[str], Source | None],
+        *,
+        services: Mapping[str, Any] | None = None,
+    ) -> "Engine":
         """The engine `dagwatch up` and `dagwatch runbook run` use (runbooks from `load_all`);
         actions find the `runbooks:` settings (inputs, Prometheus) in their services."""
         services = {"runbook_settings": settings, "patterns": failure_patterns(settings.patterns), **(services or {})}
-        return cls(store, runbooks, sources, services=services,
-                   rate_limit=RateLimit(settings.rate_limit.count, settings.rate_limit.per))
+        return cls(store, runbooks, sources, services=services, rate_limit=RateLimit(settings.rate_limit.count, settings.rate_limit.per))
 
     # ---- starting ------------------------------------------------------------------------
     def start(self, request: StartRequest) -> Started:
@@ -139,7 +151,9 @@ class Engine:
         with self.store.session() as session:
             alert = alert_store.to_models(session, [alert_store.get(session, alert_id=request.alert_id)], deliveries=False)[0]
             if not runbook.applies_to(alert):
-                raise InvalidRequest(f"runbook {runbook.name!r} does not apply to alert {alert.id} ({alert.kind.value}); it matches {runbook.match}")
+                raise InvalidRequest(
+                    f"runbook {runbook.name!r} does not apply to alert {alert.id} ({alert.kind.value}); it matches {runbook.match}"
+                )
             unknown = sorted(set(request.params) - set(runbook.params))
             if unknown:
                 raise InvalidRequest(f"runbook {runbook.name!r} has no parameter(s) {unknown}; it takes {sorted(runbook.params) or 'none'}")
@@ -153,9 +167,17 @@ class Engine:
             try:
                 with session.begin_nested():
                     row = execution_store.create(
-                        session, runbook=runbook.name, alert_id=alert.id, attempt=attempt, source=alert.source, pipeline=alert.pipeline,
-                        dry_run=request.dry_run, started_by=request.started_by, params={**runbook.params, **request.params},
-                        steps=[(s.name, s.action, s.mutating) for s in runbook.steps], now=now,
+                        session,
+                        runbook=runbook.name,
+                        alert_id=alert.id,
+                        attempt=attempt,
+                        source=alert.source,
+                        pipeline=alert.pipeline,
+                        dry_run=request.dry_run,
+                        started_by=request.started_by,
+                        params={**runbook.params, **request.params},
+                        steps=[(s.name, s.action, s.mutating) for s in runbook.steps],
+                        now=now,
                     )
             except IntegrityError:  # another process or click created this attempt first: join it
                 winner = execution_store.latest_real(session, runbook=runbook.name, alert_id=alert.id)
@@ -199,7 +221,9 @@ class Engine:
             if step.mutating and not dry_run and not allow:
                 self._record(execution_id, position, StepStatus.SKIPPED, "not run: changing things is not allowed for this start")
                 continue
-            ctx = StepContext(alert=alert, source=source, params=params, results=dict(results), dry_run=dry_run, clock=self.clock, services=self.services)
+            ctx = StepContext(
+                alert=alert, source=source, params=params, results=dict(results), dry_run=dry_run, clock=self.clock, services=self.services
+            )
             status, finding = self._step(execution_id, position, step, ctx)
             results[step.name] = finding
             if status is StepStatus.FAILED:
@@ -218,8 +242,17 @@ class Engine:
         self._record(execution_id, position, status, finding.summary, data=finding.data | {"ok": finding.ok}, ended=True)
         return status, finding
 
-    def _record(self, execution_id: int, position: int, status: StepStatus, summary: str, *,
-                data: dict[str, Any] | None = None, started: bool = False, ended: bool = False) -> None:
+    def _record(
+        self,
+        execution_id: int,
+        position: int,
+        status: StepStatus,
+        summary: str,
+        *,
+        data: dict[str, Any] | None = None,
+        started: bool = False,
+        ended: bool = False,
+    ) -> None:
         now = self.clock()
         with self.store.session() as session:
             step = execution_store.get(session, execution_id=execution_id).steps[position]

@@ -15,8 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 QUERY_FIELDS: tuple[str, ...] = (
-    "index", "name", "uuid", "utilization.gpu", "utilization.memory", "memory.used", "memory.total",
-    "temperature.gpu", "power.draw",
+    "index",
+    "name",
+    "uuid",
+    "utilization.gpu",
+    "utilization.memory",
+    "memory.used",
+    "memory.total",
+    "temperature.gpu",
+    "power.draw",
 )
 _TEXT_FIELDS = frozenset({"name", "uuid", "pci.bus_id", "driver_version", "serial", "pstate", "vbios_version", "gpu_name", "gpu_uuid"})
 

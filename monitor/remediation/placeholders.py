@@ -30,7 +30,7 @@ def fill(template: str, alert: Alert, *, escape: Callable[[str], str] = str, mis
     def value(match: re.Match[str]) -> str:
         key = match.group(1)
         if key.startswith("label."):
-            found = alert.labels.get(key[len("label."):])
+            found = alert.labels.get(key[len("label.") :])
         else:
             found = {"pipeline": alert.pipeline, "run_id": alert.run_id, "task": alert.task_id, "source": alert.source}[key]
         if found is None or found == "":

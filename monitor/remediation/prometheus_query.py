@@ -76,15 +76,19 @@ class Client:
         try:
             body = response.json()
         except ValueError:
-            raise PrometheusUnreachable(f"{self.url}{path} answered HTTP {response.status_code} that is not a Prometheus API answer") from None
+            raise PrometheusUnreachable(
+                f"{self.url}{path} answered HTTP {response.status_code} that is not a Prometheus API answer"
+            ) from None
         if not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else None
             raise QueryRejected(f"{error or 'no error given'} (HTTP {response.status_code})")
         return body["data"]["result"]
 
     def range(self, promql: str, start: datetime, end: datetime, step: timedelta) -> list[dict[str, Any]]:
-        return self._get("/api/v1/query_range", {"query": promql, "start": start.timestamp(), "end": end.timestamp(),
-                                                 "step": round(max(step.total_seconds(), 0.001), 3)})  # seconds as a float: "3.5s" is refused
+        return self._get(
+            "/api/v1/query_range",
+            {"query": promql, "start": start.timestamp(), "end": end.timestamp(), "step": round(max(step.total_seconds(), 0.001), 3)},
+        )  # seconds as a float: "3.5s" is refused
 
     def instant(self, promql: str, at: datetime) -> list[dict[str, Any]]:
         return self._get("/api/v1/query", {"query": promql, "time": at.timestamp()})
@@ -123,8 +127,17 @@ def summarize(matrix: list[dict[str, Any]], at_failure: list[dict[str, Any]], *,
     return ranked[:max_series]
 
 
-def snapshot(client: Client, named: Mapping[str, str], *, selector: str, failure_at: datetime, start: datetime, end: datetime,
-             step: timedelta, max_series: int = 10) -> dict[str, Any]:
+def snapshot(
+    client: Client,
+    named: Mapping[str, str],
+    *,
+    selector: str,
+    failure_at: datetime,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    max_series: int = 10,
+) -> dict[str, Any]:
     """Every query over [start, end] and at `failure_at`. Raises PrometheusUnreachable."""
     results: dict[str, Any] = {}
     for name, template in named.items():

@@ -87,7 +87,9 @@ def _message(error: Any) -> str:
 
 
 def alert_attributes(alert: Alert) -> dict[str, str]:
-    return route_attributes(tier=alert.tier.value, kind=alert.kind.value, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels)
+    return route_attributes(
+        tier=alert.tier.value, kind=alert.kind.value, source=alert.source, pipeline=alert.pipeline, task=alert.task_id, labels=alert.labels
+    )
 
 
 def findings_attributes(results: Mapping[str, Finding]) -> dict[str, str]:

@@ -63,7 +63,12 @@ class Pipeline:
     """
 
     def __init__(
-        self, name: str, *, params: dict[str, Any] | None = None, description: str = "", executor: Executor | None = None,
+        self,
+        name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        description: str = "",
+        executor: Executor | None = None,
     ) -> None:
         if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise PipelineDefinitionError(f"pipeline name {name!r} must be letters, digits, '_', '-' or '.'")
@@ -137,7 +142,12 @@ class Pipeline:
 
     @classmethod
     def build(
-        cls, name: str, tasks: Iterable[TaskSpec], *, params: dict[str, Any] | None = None, executor: Executor | None = None,
+        cls,
+        name: str,
+        tasks: Iterable[TaskSpec],
+        *,
+        params: dict[str, Any] | None = None,
+        executor: Executor | None = None,
     ) -> "Pipeline":
         """The builder form: all tasks at once, in any order (e.g. generated from a config file)."""
         pipeline = cls(name, params=params, executor=executor)
@@ -193,8 +203,7 @@ def validate_graph(pipeline: str, tasks: dict[str, TaskSpec]) -> None:
         for dep in spec.upstream:
             if dep not in tasks:
                 raise PipelineDefinitionError(
-                    f"pipeline {pipeline!r}: task {spec.name!r} depends on {dep!r}, which is not defined; "
-                    f"known tasks: {sorted(tasks)}"
+                    f"pipeline {pipeline!r}: task {spec.name!r} depends on {dep!r}, which is not defined; known tasks: {sorted(tasks)}"
                 )
     try:
         graphlib.TopologicalSorter({n: t.upstream for n, t in tasks.items()}).prepare()
@@ -214,9 +223,14 @@ def _check_signature(pipeline: str, task: str, func: Callable[..., Any], deps: t
             accepted.add(CONTEXT_ARG)
         elif param.name == CONTEXT_ARG or param.name in deps:
             accepted.add(param.name)
-        elif param.name not in deps and param.default is inspect.Parameter.empty and param.kind not in (
-            inspect.Parameter.VAR_KEYWORD,
-            inspect.Parameter.VAR_POSITIONAL,
+        elif (
+            param.name not in deps
+            and param.default is inspect.Parameter.empty
+            and param.kind
+            not in (
+                inspect.Parameter.VAR_KEYWORD,
+                inspect.Parameter.VAR_POSITIONAL,
+            )
         ):
             raise PipelineDefinitionError(
                 f"pipeline {pipeline!r}: task {task!r} takes argument {param.name!r}, which is neither "

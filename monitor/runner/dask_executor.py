@@ -175,7 +175,11 @@ class DaskCluster:
         except DaskUnavailable as exc:
             return False, str(exc), {}
         except (OSError, TimeoutError) as exc:
-            return False, f"the Dask scheduler at {self._address()} did not answer within {self.options.connect_timeout:g}s ({type(exc).__name__})", {}
+            return (
+                False,
+                f"the Dask scheduler at {self._address()} did not answer within {self.options.connect_timeout:g}s ({type(exc).__name__})",
+                {},
+            )
         workers = info.get("workers", {})
         details: dict[str, Any] = {
             "dask_scheduler": self._address(),
@@ -275,7 +279,13 @@ def run(cluster: DaskCluster, attempt: Attempt) -> None:
     try:
         client = cluster.client()
         future = client.submit(
-            run_on_worker, cluster.shipped(fn), kwargs, attempt.timeout_s, key=f"{KEY_PREFIX}{uuid.uuid4().hex}", pure=False, retries=0,
+            run_on_worker,
+            cluster.shipped(fn),
+            kwargs,
+            attempt.timeout_s,
+            key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
+            pure=False,
+            retries=0,
         )
     except DaskUnavailable as exc:
         _report(attempt, Outcome(ok=False, error_type="DaskUnavailable", error=str(exc)), note=str(exc))

@@ -240,9 +240,7 @@ class Runner:
                 "runs of each pipeline are), so its failed tasks cannot be re-run in place; start a new run of the pipeline"
             )
         # Only results a task takes (as an argument, or the list it maps over) must be kept.
-        consumed = sorted({
-            dep for name in tasks for dep in (*pipeline.tasks[name].inputs, pipeline.tasks[name].map_over) if dep in needed
-        })
+        consumed = sorted({dep for name in tasks for dep in (*pipeline.tasks[name].inputs, pipeline.tasks[name].map_over) if dep in needed})
         missing = [dep for dep in consumed if record is not None and dep not in record.results]
         if missing:
             raise RetryImpossible(
@@ -568,7 +566,12 @@ class _RunLoop:
         if spec.wants_ctx:
             kwargs["ctx"] = ctx
         sink = logs.TrySink.for_try(
-            self.r.log_root, self.pipeline.name, self.run_id, name, index, try_number,
+            self.r.log_root,
+            self.pipeline.name,
+            self.run_id,
+            name,
+            index,
+            try_number,
             tee=self.tee,
             prefix=f"[{name}{'' if index < 0 else f'[{index}]'}] ",
         )
@@ -660,9 +663,7 @@ class _RunLoop:
             self._set((name, -1), group_state, ended_at=self.r.clock())
             self._record_upstream_failed()
 
-    def _failed(
-        self, flight: _InFlight, error_type: str, error: str, tb: str, exc: BaseException | None
-    ) -> None:
+    def _failed(self, flight: _InFlight, error_type: str, error: str, tb: str, exc: BaseException | None) -> None:
         spec = self.pipeline.tasks[flight.key[0]]
         summary = f"{error_type}: {error}" if error_type and not error.startswith(error_type) else error
         offset = self.try_offset.get(flight.key[0], 0)

@@ -111,9 +111,7 @@ class Attempt:
                 # worker's own watchdog stops a running call at the same timeout.
                 self.future.release()
             elif self.thread_id is not None:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self.thread_id), ctypes.py_object(Interrupted)
-                )
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), ctypes.py_object(Interrupted))
 
 
 def _clear_async_exception(thread_id: int) -> None:
@@ -253,9 +251,7 @@ class TaskExecutor:
         assert attempt.target is not None
         fn, kwargs = attempt.target
         receiver, sender = self._mp.Pipe(duplex=False)
-        process = self._mp.Process(
-            target=_process_main, args=(fn, kwargs, str(attempt.sink.path), sender), daemon=True
-        )
+        process = self._mp.Process(target=_process_main, args=(fn, kwargs, str(attempt.sink.path), sender), daemon=True)
         with attempt.lock:
             if attempt.cancelled:
                 return
@@ -267,9 +263,7 @@ class TaskExecutor:
             outcome = Outcome(ok=True, value=payload, usage=usage) if kind == "ok" else Outcome(ok=False, usage=usage, **payload)
         except EOFError:
             process.join()
-            outcome = Outcome(
-                ok=False, error_type="ProcessDied", error=f"task process exited with code {process.exitcode}"
-            )
+            outcome = Outcome(ok=False, error_type="ProcessDied", error=f"task process exited with code {process.exitcode}")
         finally:
             receiver.close()
             process.join(timeout=5)

@@ -19,8 +19,10 @@ def load(ref: str) -> Pipeline:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise PipelineNotFound(f"cannot import {module_name!r} for pipeline {ref!r}: {exc}; run from the folder that holds it, "
-                               "or put that folder on PYTHONPATH") from exc
+        raise PipelineNotFound(
+            f"cannot import {module_name!r} for pipeline {ref!r}: {exc}; run from the folder that holds it, "
+            "or put that folder on PYTHONPATH"
+        ) from exc
     obj = module
     for part in attribute.split("."):
         obj = getattr(obj, part, None)
@@ -51,6 +53,5 @@ def find(name_or_ref: str, refs: Iterable[str]) -> Pipeline:
             return pipeline
         known.append(pipeline.name)
     raise PipelineNotFound(
-        f"no configured pipeline is named {name_or_ref!r} (configured: {known or 'none'}); "
-        "pass a reference like `package.module:pipeline`"
+        f"no configured pipeline is named {name_or_ref!r} (configured: {known or 'none'}); pass a reference like `package.module:pipeline`"
     )

@@ -35,8 +35,15 @@ class TrySink:
 
     @classmethod
     def for_try(
-        cls, root: Path, pipeline: str, run_id: str, task: str, map_index: int, try_number: int,
-        tee: TextIO | None = None, prefix: str = "",
+        cls,
+        root: Path,
+        pipeline: str,
+        run_id: str,
+        task: str,
+        map_index: int,
+        try_number: int,
+        tee: TextIO | None = None,
+        prefix: str = "",
     ) -> "TrySink":
         """The sink at `log_path(...)`, the path built only when first asked for: most tries
         never write, and building it is a good part of the runner's per-task cost."""

@@ -303,16 +303,30 @@ class AirflowSource:
                 error, traceback = self._failure(ti, budget)
             tasks.append(
                 TaskSnapshot(
-                    task_id=ti.task_id, map_index=ti.map_index, state=state, try_number=ti.try_number,
+                    task_id=ti.task_id,
+                    map_index=ti.map_index,
+                    state=state,
+                    try_number=ti.try_number,
                     # Airflow's max_tries counts retries; dagwatch counts tries (retries + 1).
                     max_tries=ti.max_tries + 1 if ti.max_tries is not None else None,
-                    started_at=ti.start_date, ended_at=ti.end_date, queued_at=ti.queued_when, error=error, traceback=traceback,
+                    started_at=ti.start_date,
+                    ended_at=ti.end_date,
+                    queued_at=ti.queued_when,
+                    error=error,
+                    traceback=traceback,
                 )
             )
         return RunSnapshot(
-            source=self.name, pipeline=run.dag_id, run_id=run.dag_run_id, state=run_state(run.state),
-            started_at=run.start_date, ended_at=run.end_date, tasks=tuple(tasks), params=run.conf or {},
-            labels=self._labels.get(run.dag_id, {}), url=self.run_url(run.dag_id, run.dag_run_id),
+            source=self.name,
+            pipeline=run.dag_id,
+            run_id=run.dag_run_id,
+            state=run_state(run.state),
+            started_at=run.start_date,
+            ended_at=run.end_date,
+            tasks=tuple(tasks),
+            params=run.conf or {},
+            labels=self._labels.get(run.dag_id, {}),
+            url=self.run_url(run.dag_id, run.dag_run_id),
         )
 
     def _failure(self, ti: TaskInstance, budget: list[int]) -> tuple[str | None, str | None]:
@@ -428,9 +442,15 @@ class AirflowSource:
             self._labels[dag.dag_id] = self._labels_of(dag, tags)
             out.append(
                 PipelineDefinition(
-                    source=self.name, pipeline=dag.dag_id, schedule=dag.schedule,
+                    source=self.name,
+                    pipeline=dag.dag_id,
+                    schedule=dag.schedule,
                     next_run_expected_at=None if dag.is_paused else dag.next_run_after,
-                    paused=bool(dag.is_paused), tags=tags, owners=tuple(dag.owners), tasks=tasks, url=self.dag_url(dag.dag_id),
+                    paused=bool(dag.is_paused),
+                    tags=tags,
+                    owners=tuple(dag.owners),
+                    tasks=tasks,
+                    url=self.dag_url(dag.dag_id),
                 )
             )
         self._dag_tasks.keep_only(d.dag_id for d in watched)
@@ -509,8 +529,11 @@ class AirflowSource:
         if api.v2:
             body["logical_date"] = None
         run = parse(DagRun, self._client.post(f"{api.prefix}/dags/{quoted(pipeline)}/dagRuns", body), "dagRun")
-        return TriggerResult(run_id=run.dag_run_id, dry_run=False,
-                             message=f"triggered run {run.dag_run_id} of DAG {pipeline} ({self.run_url(pipeline, run.dag_run_id)})")
+        return TriggerResult(
+            run_id=run.dag_run_id,
+            dry_run=False,
+            message=f"triggered run {run.dag_run_id} of DAG {pipeline} ({self.run_url(pipeline, run.dag_run_id)})",
+        )
 
     # -- links --------------------------------------------------------------------------------
 

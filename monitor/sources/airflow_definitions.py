@@ -126,15 +126,21 @@ class DagTaskCache:
                 due.append((cached.read_at, dag.dag_id))
         due.sort()
         why["open recheck"] = {dag_id for _, dag_id in due[: max(0, self.max_open_rereads)]}
-        log.debug("%s: DAG tasks to read: %s (%d open versions due)", self.source,
-                  ", ".join(f"{len(ids)} {reason}" for reason, ids in why.items()), len(due))
+        log.debug(
+            "%s: DAG tasks to read: %s (%d open versions due)",
+            self.source,
+            ", ".join(f"{len(ids)} {reason}" for reason, ids in why.items()),
+            len(due),
+        )
         return set().union(*why.values())
 
     def _settled(self, dag_id: str, version: DagVersion, now: datetime) -> bool:
         ran = self.ran_versions.get(dag_id)
         return ran is not None and ran[0].id == version.id and now - ran[1] >= SETTLE_GRACE
 
-    def put(self, dag: Dag, tags: tuple[str, ...], version: DagVersion | None, tasks: tuple[TaskDefinition, ...] | None, now: datetime) -> None:
+    def put(
+        self, dag: Dag, tags: tuple[str, ...], version: DagVersion | None, tasks: tuple[TaskDefinition, ...] | None, now: datetime
+    ) -> None:
         """Cache a DAG's `tasks` as just read (`read_tasks`) against `version`, its latest. None: the
         DAG was gone; should the next DAG list still hold it, its tasks are read again then."""
         if tasks is None:
@@ -157,7 +163,9 @@ class DagTaskCache:
         for gone in [d for d in self._dags if d not in listed]:
             del self._dags[gone]
 
-    def latest_versions(self, client: AirflowClient, prefix: str, dags: list[Dag], parsed: datetime | None) -> dict[str, DagVersion | None] | None:
+    def latest_versions(
+        self, client: AirflowClient, prefix: str, dags: list[Dag], parsed: datetime | None
+    ) -> dict[str, DagVersion | None] | None:
         """The latest version of each DAG (None where none is visible), or None when this Airflow
         has no `dagVersions` endpoint (or this user may not read it): then the parse time decides.
 
@@ -234,8 +242,7 @@ def read_tasks(client: AirflowClient, prefix: str, dag_id: str, tags: tuple[str,
         log.info("DAG %s disappeared while its tasks were read", dag_id)
         return None
     return tuple(
-        _task_definition(parse(Task, item, "tasks"), tags)
-        for item in (data.get("tasks") if isinstance(data, dict) else None) or []
+        _task_definition(parse(Task, item, "tasks"), tags) for item in (data.get("tasks") if isinstance(data, dict) else None) or []
     )
 
 

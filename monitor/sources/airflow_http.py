@@ -131,7 +131,9 @@ class AirflowClient:
         self.backoff = backoff or BackOff()
         self.retries = retries or Retries()
         self.http = httpx.Client(
-            base_url=self.base_url, timeout=timeout, transport=transport,
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
             headers={"Accept": "application/json", "User-Agent": "dagwatch"},
         )
 
@@ -154,8 +156,15 @@ class AirflowClient:
         return self.request("PATCH", path, json=body, params=params)
 
     def request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
-        authenticated: bool = True, accept: str | None = None, permission_optional: bool = False,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        authenticated: bool = True,
+        accept: str | None = None,
+        permission_optional: bool = False,
     ) -> Any:
         """One API call. GETs are retried after a blip (see `Retries`); the request's final
         failure is what the `BackOff` counts and what the caller sees as SourceUnavailable."""
@@ -188,14 +197,17 @@ class AirflowClient:
         except httpx.HTTPError as exc:  # refused, reset, timed out
             return Blip(f"cannot reach Airflow at {self.base_url}: {type(exc).__name__}: {exc}")
         if response.status_code == 429 or response.status_code >= 500:
-            return Blip(f"Airflow answered HTTP {response.status_code} on {method} {path}", parse_retry_after(response.headers.get("Retry-After")))
+            return Blip(
+                f"Airflow answered HTTP {response.status_code} on {method} {path}", parse_retry_after(response.headers.get("Retry-After"))
+            )
         return response
 
     def _send(self, method: str, path: str, params: Any, json: Any, authenticated: bool, accept: str | None) -> httpx.Response:
         headers = {"Accept": accept} if accept else {}
         if authenticated and self.credentials is not None:
             headers["Authorization"] = (
-                self.credentials.header() if isinstance(self.credentials, BasicCredentials)
+                self.credentials.header()
+                if isinstance(self.credentials, BasicCredentials)
                 else "Bearer " + self.credentials.token(self.http)
             )
         return self.http.request(method, path, params=params, json=json, headers=headers)
@@ -208,7 +220,8 @@ class AirflowClient:
             raise AirflowRejected(f"Airflow denied {where} to dagwatch's role: HTTP 403", status)
         if status in (401, 403):
             what = (
-                "refused dagwatch's credentials" if status == 401
+                "refused dagwatch's credentials"
+                if status == 401
                 else "denied dagwatch access (wrong credentials on Airflow 2, or a role without this permission)"
             )
             reason = f"Airflow {what}: HTTP {status} on {where}"

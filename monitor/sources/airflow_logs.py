@@ -38,7 +38,8 @@ def format_error_detail(detail: list[Any]) -> str:
             continue
         frames = "".join(
             f'  File "{f.get("filename")}", line {f.get("lineno")}, in {f.get("name")}\n'
-            for f in exc.get("frames") or [] if isinstance(f, dict)
+            for f in exc.get("frames") or []
+            if isinstance(f, dict)
         )
         blocks.append(f"Traceback (most recent call last):\n{frames}{_exc_line(exc)}")
     # Airflow lists the raised exception first and its causes after; Python prints causes first.
@@ -101,4 +102,4 @@ def _tail(value: str | None, limit: int) -> str | None:
     """Keep a traceback's end: the raising frame and the exception line matter most."""
     if value is None or len(value) <= limit:
         return value
-    return "…" + value[-(limit - 1):]
+    return "…" + value[-(limit - 1) :]

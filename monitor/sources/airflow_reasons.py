@@ -35,7 +35,13 @@ SCHEDULER_EVENTS = {
     "fail task": "another task of its fail_fast DAG failed",
 }
 #: A user's request that set a state (v3 route names; v2 prefixes them with `api.` or `ui.`).
-USER_ACTIONS = {"patch_task_instance", "patch_task_group_instance", "post_set_task_instances_state", "patch_dag_run", "update_dag_run_state"}
+USER_ACTIONS = {
+    "patch_task_instance",
+    "patch_task_group_instance",
+    "post_set_task_instances_state",
+    "patch_dag_run",
+    "update_dag_run_state",
+}
 #: Clocks of the API server and the scheduler may disagree a little with the task's start time.
 CLOCK_SLACK = timedelta(seconds=2)
 
@@ -80,7 +86,7 @@ def _action_name(event: str) -> tuple[str, str]:
     """(`patch_task_instance`, "API") from `api.patch_task_instance` (v2) or `patch_task_instance` (v3)."""
     for prefix, via in (("api.", "API"), ("ui.", "UI")):
         if event.startswith(prefix):
-            return event[len(prefix):], via
+            return event[len(prefix) :], via
     return event, "API"
 
 

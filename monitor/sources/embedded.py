@@ -43,7 +43,13 @@ class EmbeddedSource:
     stores_runs = True
 
     def __init__(
-        self, name: str, store: Store, log_root: Path, *, runner: Runner | None = None, pipelines: Iterable[Pipeline] = (),
+        self,
+        name: str,
+        store: Store,
+        log_root: Path,
+        *,
+        runner: Runner | None = None,
+        pipelines: Iterable[Pipeline] = (),
     ) -> None:
         if runner is not None and runner.source != name:
             raise ValueError(f"source {name!r} was given the runner of source {runner.source!r}; its runs would be recorded elsewhere")
@@ -99,7 +105,9 @@ class EmbeddedSource:
         key = (pipeline, run_id)
         with self._lock:
             if key in self._retrying:
-                raise Conflict(f"run {run_id} of {pipeline} is being retried already; follow it in /api/v1/runs until it ends, then retry again if it failed")
+                raise Conflict(
+                    f"run {run_id} of {pipeline} is being retried already; follow it in /api/v1/runs until it ends, then retry again if it failed"
+                )
             run = self._run(pipeline, run_id)
             plan = runner.plan_retry(target, run, task_ids)
             if not plan.tasks:
@@ -107,12 +115,15 @@ class EmbeddedSource:
                 return ClearResult(tasks=(), dry_run=dry_run, message=f"nothing to retry in run {run_id} of {pipeline}: {why}")
             reusing = f", reusing the results of {', '.join(plan.reused)}" if plan.reused else ""
             if dry_run:
-                return ClearResult(tasks=plan.tasks, dry_run=True, message=f"would re-run {', '.join(plan.tasks)} of {pipeline} run {run_id}{reusing}")
+                return ClearResult(
+                    tasks=plan.tasks, dry_run=True, message=f"would re-run {', '.join(plan.tasks)} of {pipeline} run {run_id}{reusing}"
+                )
             future = runner.start_retry(plan)
             self._retrying[key] = future
         future.add_done_callback(lambda _done: self._forget(key))
         return ClearResult(
-            tasks=plan.tasks, dry_run=False,
+            tasks=plan.tasks,
+            dry_run=False,
             message=f"re-running {', '.join(plan.tasks)} of {pipeline} run {run_id} in the background{reusing}",
         )
 
@@ -138,7 +149,9 @@ class EmbeddedSource:
                 log.exception("triggered run %s of %s could not run", run_id, pipeline)
 
         threading.Thread(target=run, name=f"dagwatch-trigger-{pipeline}-{run_id}", daemon=True).start()
-        return TriggerResult(run_id=run_id, dry_run=False, message=f"started run {run_id} of {pipeline} with params {merged} in the background")
+        return TriggerResult(
+            run_id=run_id, dry_run=False, message=f"started run {run_id} of {pipeline} with params {merged} in the background"
+        )
 
     def _parts(self, pipeline: str, cannot: str, to: str) -> tuple[Runner, Pipeline]:
         """The runner and the configured pipeline an action runs; the errors say what is missing
@@ -168,7 +181,11 @@ class EmbeddedSource:
                 select(TaskRunRow.task_id, TaskRunRow.map_index, TaskRunRow.state, TaskRunRow.try_number).where(TaskRunRow.run_pk == row.id)
             ).all()
             return RunSnapshot(
-                source=self.name, pipeline=pipeline, run_id=run_id, state=State(row.state), started_at=row.started_at,
+                source=self.name,
+                pipeline=pipeline,
+                run_id=run_id,
+                state=State(row.state),
+                started_at=row.started_at,
                 params=row.params,
                 tasks=tuple(TaskSnapshot(task_id=t, map_index=i, state=State(s), try_number=n) for t, i, s, n in tasks),
             )

@@ -98,7 +98,10 @@ class PrefectSource:
     stores_runs = False
 
     def __init__(
-        self, settings: PrefectSourceSettings, *, transport: httpx.BaseTransport | None = None,
+        self,
+        settings: PrefectSourceSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.name = settings.name
@@ -128,7 +131,9 @@ class PrefectSource:
             result = call()
         except SourceUnavailable as exc:
             self._failures += 1
-            delay = timedelta(seconds=backoff_delay(self._failures, base=self.settings.poll_interval.total_seconds(), cap=MAX_BACKOFF.total_seconds()))
+            delay = timedelta(
+                seconds=backoff_delay(self._failures, base=self.settings.poll_interval.total_seconds(), cap=MAX_BACKOFF.total_seconds())
+            )
             if exc.retry_after is not None:
                 delay = max(delay, timedelta(seconds=exc.retry_after))
             self._blocked_until = self._clock() + delay
@@ -161,10 +166,21 @@ class PrefectSource:
             return ClearResult(tasks=(), dry_run=dry_run, message=f"flow run {run_id} is {run.state_name}: nothing to retry")
         where = "its deployment's worker or serve process" if run.deployment_id else "nothing: it has no deployment, Prefect will refuse"
         if dry_run:
-            return ClearResult(tasks=wanted, dry_run=True, message=f"would set flow run {run_id} ({run.state_name}) to AwaitingRetry, to be run again by {where}")
-        result = self._guard(lambda: self.api.set_flow_run_state(run_id, {
-            "type": "SCHEDULED", "name": "AwaitingRetry", "message": f"retry requested by dagwatch ({', '.join(wanted) or 'flow run'})",
-        }))
+            return ClearResult(
+                tasks=wanted,
+                dry_run=True,
+                message=f"would set flow run {run_id} ({run.state_name}) to AwaitingRetry, to be run again by {where}",
+            )
+        result = self._guard(
+            lambda: self.api.set_flow_run_state(
+                run_id,
+                {
+                    "type": "SCHEDULED",
+                    "name": "AwaitingRetry",
+                    "message": f"retry requested by dagwatch ({', '.join(wanted) or 'flow run'})",
+                },
+            )
+        )
         if result.status != "ACCEPT":
             reason = result.details.get("reason") or result.status
             raise RetryRefused(f"Prefect did not retry flow run {run_id}: {result.status}: {reason}")
@@ -179,21 +195,26 @@ class PrefectSource:
         neither refuses them nor holds them back), so a paused deployment is not refused here."""
         flow, _, name = pipeline.partition("/")
         if not name:
-            raise ActionUnsupported(
-                f"{pipeline!r} is not a deployment (`flow/deployment`): Prefect can only start runs of deployments"
-            )
-        found = self._guard(lambda: self.api.deployments(
-            {"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}, max_items=1))
+            raise ActionUnsupported(f"{pipeline!r} is not a deployment (`flow/deployment`): Prefect can only start runs of deployments")
+        found = self._guard(
+            lambda: self.api.deployments({"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}, max_items=1)
+        )
         if not found:
             raise PipelineNotFound(f"Prefect at {self.api.base_url} has no deployment {pipeline!r}")
         deployment = found[0]
         if dry_run:
-            return TriggerResult(run_id=None, dry_run=True, message=f"would create a flow run of deployment {pipeline} with parameters {dict(params)}")
-        run = self._guard(lambda: self.api.parsed(
-            FlowRun, "POST", f"deployments/{deployment.id}/create_flow_run", {"parameters": dict(params)}))
+            return TriggerResult(
+                run_id=None, dry_run=True, message=f"would create a flow run of deployment {pipeline} with parameters {dict(params)}"
+            )
+        run = self._guard(
+            lambda: self.api.parsed(FlowRun, "POST", f"deployments/{deployment.id}/create_flow_run", {"parameters": dict(params)})
+        )
         self._follow[run.id] = None
-        return TriggerResult(run_id=run.id, dry_run=False,
-                             message=f"created flow run {run.id} of deployment {pipeline} ({ui_url(self.api.base_url, run.id)})")
+        return TriggerResult(
+            run_id=run.id,
+            dry_run=False,
+            message=f"created flow run {run.id} of deployment {pipeline} ({ui_url(self.api.base_url, run.id)})",
+        )
 
     # -- polling ---------------------------------------------------------------------------------
     def _poll(self, since: datetime | None) -> list[RunSnapshot]:
@@ -202,12 +223,20 @@ class PrefectSource:
         runs: dict[str, FlowRun] = {}
         queries = [
             {"flow_runs": {"operator": "or_", "start_time": {"after_": window}, "end_time": {"after_": window}}, "sort": "START_TIME_ASC"},
-            {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED", "PENDING"]}},
-                           "expected_start_time": {"after_": _iso(now - DUE_LOOKBACK), "before_": _iso(now)}},
-             "sort": "EXPECTED_START_TIME_ASC"},
-            {"flow_runs": {"state": {"operator": "or_", "type": {"any_": list(OPEN_TYPES)}, "name": {"any_": ["AwaitingRetry"]}},
-                           "expected_start_time": {"after_": _iso(now - OPEN_LOOKBACK)}},
-             "sort": "EXPECTED_START_TIME_ASC"},
+            {
+                "flow_runs": {
+                    "state": {"type": {"any_": ["SCHEDULED", "PENDING"]}},
+                    "expected_start_time": {"after_": _iso(now - DUE_LOOKBACK), "before_": _iso(now)},
+                },
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
+            {
+                "flow_runs": {
+                    "state": {"operator": "or_", "type": {"any_": list(OPEN_TYPES)}, "name": {"any_": ["AwaitingRetry"]}},
+                    "expected_start_time": {"after_": _iso(now - OPEN_LOOKBACK)},
+                },
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
         ]
         for body in queries:
             found = self.api.flow_runs(body, max_items=MAX_RUNS_PER_QUERY)
@@ -223,8 +252,13 @@ class PrefectSource:
         logs = self._error_logs(kept, tasks)
         snaps = [
             snapshot(
-                source=self.name, api_url=self.api.base_url, run=r, flow_name=self._flow_names.get(r.flow_id, r.flow_id),
-                deployment_name=self._deployment_name(r), task_runs=tasks.get(r.id, []), logs=logs.get(r.id, []),
+                source=self.name,
+                api_url=self.api.base_url,
+                run=r,
+                flow_name=self._flow_names.get(r.flow_id, r.flow_id),
+                deployment_name=self._deployment_name(r),
+                task_runs=tasks.get(r.id, []),
+                logs=logs.get(r.id, []),
                 ml_tags=self.settings.tags_as_ml,
             )
             for r in kept
@@ -280,7 +314,9 @@ class PrefectSource:
         out: dict[str, list[LogEntry]] = {}
         wanted: dict[str, tuple] = {}
         for r in runs:
-            failing = sorted(t.id + t.state_type for t in tasks.get(r.id, []) if t.state_type in ("FAILED", "CRASHED") or t.state_name == "AwaitingRetry")
+            failing = sorted(
+                t.id + t.state_type for t in tasks.get(r.id, []) if t.state_type in ("FAILED", "CRASHED") or t.state_name == "AwaitingRetry"
+            )
             if not failing and r.state_type not in ("FAILED", "CRASHED") and r.state_name != "AwaitingRetry":
                 continue
             key = (r.state_type, r.state_name, r.run_count, tuple(failing))
@@ -322,8 +358,11 @@ class PrefectSource:
             details["work_pools"][pool.name] = pool.status  # type: ignore[index]
             if pool.status != "NOT_READY" or pool.type in _WORKERLESS_POOL_TYPES or pool.type.endswith(":push"):
                 continue
-            offline = [f"{w.name} (last heartbeat {w.last_heartbeat_time:%Y-%m-%d %H:%M:%SZ})" if w.last_heartbeat_time else w.name
-                       for w in self.api.workers(pool.name) if w.status != "ONLINE"]
+            offline = [
+                f"{w.name} (last heartbeat {w.last_heartbeat_time:%Y-%m-%d %H:%M:%SZ})" if w.last_heartbeat_time else w.name
+                for w in self.api.workers(pool.name)
+                if w.status != "ONLINE"
+            ]
             waiting = ", ".join(sorted(pools[pool.name])[:5])
             workers = f"; workers offline: {', '.join(offline[:5])}" if offline else "; no worker has ever polled it"
             problems.append(f"work pool {pool.name} is NOT_READY (no worker online){workers}; deployments waiting on it: {waiting}")
@@ -357,16 +396,30 @@ class PrefectSource:
             active = [s.schedule for s in dep.schedules if s.active]
             nxt = None
             if active and not dep.paused:
-                upcoming = self.api.flow_runs({"flow_runs": {"deployment_id": {"any_": [dep.id]}, "state": {"type": {"any_": ["SCHEDULED"]}},
-                                                             "expected_start_time": {"after_": _iso(now)}},
-                                               "sort": "EXPECTED_START_TIME_ASC"}, max_items=1)
+                upcoming = self.api.flow_runs(
+                    {
+                        "flow_runs": {
+                            "deployment_id": {"any_": [dep.id]},
+                            "state": {"type": {"any_": ["SCHEDULED"]}},
+                            "expected_start_time": {"after_": _iso(now)},
+                        },
+                        "sort": "EXPECTED_START_TIME_ASC",
+                    },
+                    max_items=1,
+                )
                 nxt = upcoming[0].expected_start_time if upcoming else None
             tags = tuple(dep.tags) + ((f"work_pool:{dep.work_pool_name}",) if dep.work_pool_name else ())
-            out.append(PipelineDefinition(
-                source=self.name, pipeline=self._definition_name(dep), schedule="; ".join(_schedule_text(s) for s in active) or None,
-                next_run_expected_at=nxt, paused=dep.paused or (bool(dep.schedules) and not active), tags=tags,
-                url=ui_url(self.api.base_url, dep.id).replace("/runs/flow-run/", "/deployments/deployment/"),
-            ))
+            out.append(
+                PipelineDefinition(
+                    source=self.name,
+                    pipeline=self._definition_name(dep),
+                    schedule="; ".join(_schedule_text(s) for s in active) or None,
+                    next_run_expected_at=nxt,
+                    paused=dep.paused or (bool(dep.schedules) and not active),
+                    tags=tags,
+                    url=ui_url(self.api.base_url, dep.id).replace("/runs/flow-run/", "/deployments/deployment/"),
+                )
+            )
         return out
 
     # -- logs ------------------------------------------------------------------------------------

@@ -190,7 +190,9 @@ class PrefectApi:
             raise SourceUnavailable(f"prefect API refused the credentials (HTTP {response.status_code}): {where}; check the source's auth")
         if response.status_code >= 400:
             wait = parse_retry_after(response.headers.get("Retry-After"), _now())
-            raise SourceUnavailable(f"prefect API answered HTTP {response.status_code}: {where}: {self._quoted(response.text)}", retry_after=wait)
+            raise SourceUnavailable(
+                f"prefect API answered HTTP {response.status_code}: {where}: {self._quoted(response.text)}", retry_after=wait
+            )
         if response.status_code == 204 or not response.content:
             return None
         try:

@@ -61,7 +61,11 @@ def _find(api: PrefectApi, path: str, body: dict[str, Any]) -> list[dict[str, An
 
 
 def install_automation(
-    settings: PrefectSourceSettings, dagwatch_url: str, token: str, *, name: str = "dagwatch-run-failed",
+    settings: PrefectSourceSettings,
+    dagwatch_url: str,
+    token: str,
+    *,
+    name: str = "dagwatch-run-failed",
     transport: httpx.BaseTransport | None = None,
 ) -> InstalledAutomation:
     """Create (or replace) the webhook block and the automation on the Prefect server that
@@ -72,27 +76,46 @@ def install_automation(
     try:
         block_type = api.request("GET", "block_types/slug/webhook")
         schemas = _find(api, "block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}, "limit": 1})
-        for old in _find(api, "block_documents/filter", {"block_documents": {"name": {"any_": [name]}}, "block_types": {"slug": {"any_": ["webhook"]}}}):
+        for old in _find(
+            api, "block_documents/filter", {"block_documents": {"name": {"any_": [name]}}, "block_types": {"slug": {"any_": ["webhook"]}}}
+        ):
             api.request("DELETE", f"block_documents/{old['id']}")
-        block = api.request("POST", "block_documents/", {
-            "name": name, "block_type_id": block_type["id"], "block_schema_id": schemas[0]["id"],
-            "data": {"method": "POST", "url": target, "allow_private_urls": True,
-                     "headers": {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}},
-        })
+        block = api.request(
+            "POST",
+            "block_documents/",
+            {
+                "name": name,
+                "block_type_id": block_type["id"],
+                "block_schema_id": schemas[0]["id"],
+                "data": {
+                    "method": "POST",
+                    "url": target,
+                    "allow_private_urls": True,
+                    "headers": {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                },
+            },
+        )
         for old in _find(api, "automations/filter", {"automations": {"name": {"any_": [name]}}}):
             api.request("DELETE", f"automations/{old['id']}")
-        automation = api.request("POST", "automations/", {
-            "name": name,
-            "description": "Pushes failed and crashed flow runs to dagwatch as run_failed events.",
-            "enabled": True,
-            "trigger": {
-                "type": "event", "posture": "Reactive", "threshold": 1, "within": 0,
-                "match": {"prefect.resource.id": "prefect.flow-run.*"},
-                "expect": ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"],
-                "for_each": ["prefect.resource.id"],
+        automation = api.request(
+            "POST",
+            "automations/",
+            {
+                "name": name,
+                "description": "Pushes failed and crashed flow runs to dagwatch as run_failed events.",
+                "enabled": True,
+                "trigger": {
+                    "type": "event",
+                    "posture": "Reactive",
+                    "threshold": 1,
+                    "within": 0,
+                    "match": {"prefect.resource.id": "prefect.flow-run.*"},
+                    "expect": ["prefect.flow-run.Failed", "prefect.flow-run.Crashed"],
+                    "for_each": ["prefect.resource.id"],
+                },
+                "actions": [{"type": "call-webhook", "block_document_id": block["id"], "payload": event_template(settings.name)}],
             },
-            "actions": [{"type": "call-webhook", "block_document_id": block["id"], "payload": event_template(settings.name)}],
-        })
+        )
     finally:
         api.close()
     return InstalledAutomation(automation_id=automation["id"], block_document_id=block["id"], target=target)

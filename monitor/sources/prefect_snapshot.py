@@ -141,7 +141,8 @@ def task_snapshots(run: FlowRun, task_runs: Sequence[TaskRun], logs: Sequence[Lo
             # Tries of this call that failed in earlier flow attempts; a task that completed and
             # was re-run only because the flow retried was not retried itself.
             earlier = sum(
-                runs[index].run_count for a, runs in by_attempt.items()
+                runs[index].run_count
+                for a, runs in by_attempt.items()
                 if a < latest and len(runs) > index and runs[index].state_type != "COMPLETED"
             )
             state = normalize(tr.state_type, tr.state_name)
@@ -169,7 +170,9 @@ def task_snapshots(run: FlowRun, task_runs: Sequence[TaskRun], logs: Sequence[Lo
     return out + ([flow_task] if flow_task else [])
 
 
-def _flow_task(run: FlowRun, flow_state: State, tasks: list[TaskSnapshot], flow_logs: list[LogEntry], task_runs: Sequence[TaskRun]) -> TaskSnapshot | None:
+def _flow_task(
+    run: FlowRun, flow_state: State, tasks: list[TaskSnapshot], flow_logs: list[LogEntry], task_runs: Sequence[TaskRun]
+) -> TaskSnapshot | None:
     retries = run.empirical_policy.retries or 0
     failed_alone = flow_state is State.FAILED and not any(t.state is State.FAILED for t in tasks)
     cancelled = flow_state is State.CANCELLED
@@ -198,10 +201,13 @@ def _abandoned(task_runs: Sequence[TaskRun]) -> list[str]:
     """Tasks of the latest flow attempt that had started and were still open in Prefect when the
     flow run ended (a task Prefect itself cancelled is not "still open")."""
     latest = max((tr.flow_run_run_count for tr in task_runs), default=0)
-    return sorted({
-        task_id_of(tr) for tr in task_runs
-        if tr.flow_run_run_count == latest and tr.start_time is not None and not is_terminal(tr.state_type)
-    })
+    return sorted(
+        {
+            task_id_of(tr)
+            for tr in task_runs
+            if tr.flow_run_run_count == latest and tr.start_time is not None and not is_terminal(tr.state_type)
+        }
+    )
 
 
 def ui_url(api_url: str, flow_run_id: str) -> str:
@@ -216,8 +222,15 @@ def ui_url(api_url: str, flow_run_id: str) -> str:
 
 
 def snapshot(
-    *, source: str, api_url: str, run: FlowRun, flow_name: str, deployment_name: str | None,
-    task_runs: Sequence[TaskRun], logs: Sequence[LogEntry], ml_tags: Sequence[str] = (),
+    *,
+    source: str,
+    api_url: str,
+    run: FlowRun,
+    flow_name: str,
+    deployment_name: str | None,
+    task_runs: Sequence[TaskRun],
+    logs: Sequence[LogEntry],
+    ml_tags: Sequence[str] = (),
 ) -> RunSnapshot:
     labels = {"prefect_state": run.state_name or run.state_type or "unknown", "flow": flow_name}
     if deployment_name:

@@ -89,7 +89,12 @@ class Sources:
 
 
 def build(
-    settings: SourceSettings, *, store: Store, log_root: Path, runner: Runner | None = None, pipelines: Sequence[Pipeline] = (),
+    settings: SourceSettings,
+    *,
+    store: Store,
+    log_root: Path,
+    runner: Runner | None = None,
+    pipelines: Sequence[Pipeline] = (),
 ) -> Source:
     """`runner` and `pipelines` are the embedded source's (what it retries runs with); other
     kinds take everything from their settings."""
@@ -109,8 +114,12 @@ def build(
 
 
 def build_all(
-    settings: Iterable[SourceSettings], *, store: Store, log_root: Path,
-    runners: Mapping[str, Runner] | None = None, pipelines: Mapping[str, Sequence[Pipeline]] | None = None,
+    settings: Iterable[SourceSettings],
+    *,
+    store: Store,
+    log_root: Path,
+    runners: Mapping[str, Runner] | None = None,
+    pipelines: Mapping[str, Sequence[Pipeline]] | None = None,
 ) -> Sources:
     """Every configured source, once; `runners` and `pipelines` by embedded source name."""
     runners, pipelines = runners or {}, pipelines or {}

@@ -47,11 +47,11 @@ def firing_for(
     fps = sorted(fingerprints)
     whole = sorted({source for source, pipeline in scopes if pipeline is None})
     pairs = sorted({(source, pipeline) for source, pipeline in scopes if pipeline is not None})
-    lookups = [AlertRow.fingerprint.in_(fps[i:i + 500]) for i in range(0, len(fps), 500)]
+    lookups = [AlertRow.fingerprint.in_(fps[i : i + 500]) for i in range(0, len(fps), 500)]
     if kinds:
         of_kinds = AlertRow.kind.in_(sorted(k.value for k in kinds))
         lookups += [and_(AlertRow.source.in_(whole), of_kinds)] if whole else []
-        lookups += [and_(tuple_(AlertRow.source, AlertRow.pipeline).in_(pairs[i:i + 400]), of_kinds) for i in range(0, len(pairs), 400)]
+        lookups += [and_(tuple_(AlertRow.source, AlertRow.pipeline).in_(pairs[i : i + 400]), of_kinds) for i in range(0, len(pairs), 400)]
     found: dict[int, AlertRow] = {}
     for lookup in lookups:
         for row in session.scalars(select(AlertRow).where(lookup, AlertRow.status == AlertStatus.FIRING.value)):
@@ -61,30 +61,56 @@ def firing_for(
 
 def firing_after(session: Session, *, after_id: int, limit: int) -> list[AlertRow]:
     """Firing alerts with ids above `after_id`, oldest first (new alerts since a watermark)."""
-    return list(session.scalars(select(AlertRow).where(AlertRow.id > after_id, AlertRow.status == AlertStatus.FIRING.value)
-                                .order_by(AlertRow.id).limit(limit)))
+    return list(
+        session.scalars(
+            select(AlertRow).where(AlertRow.id > after_id, AlertRow.status == AlertStatus.FIRING.value).order_by(AlertRow.id).limit(limit)
+        )
+    )
 
 
 def held_until(session: Session, *, now: datetime) -> list[AlertRow]:
     """Firing alerts held by flap damping whose quiet period is over (claimed: one process each)."""
-    return list(session.scalars(claim(session, select(AlertRow).where(
-        AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now))))
+    return list(
+        session.scalars(
+            claim(session, select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.resolve_held_until <= now))
+        )
+    )
 
 
 def retrying_since(session: Session, *, before: datetime) -> list[AlertRow]:
     """Retrying alerts not yet paging that started retrying before `before` (claimed)."""
-    return list(session.scalars(claim(session, select(AlertRow).where(
-        AlertRow.status == AlertStatus.FIRING.value, AlertRow.kind == AlertKind.TASK_RETRYING.value,
-        AlertRow.tier != Tier.P1.value, AlertRow.started_at <= before,
-    ))))
+    return list(
+        session.scalars(
+            claim(
+                session,
+                select(AlertRow).where(
+                    AlertRow.status == AlertStatus.FIRING.value,
+                    AlertRow.kind == AlertKind.TASK_RETRYING.value,
+                    AlertRow.tier != Tier.P1.value,
+                    AlertRow.started_at <= before,
+                ),
+            )
+        )
+    )
 
 
 def unacked_pages(session: Session, *, before: datetime) -> list[AlertRow]:
     """Unmuted P1s nobody acknowledged or escalated, firing since before `before` (claimed)."""
-    return list(session.scalars(claim(session, select(AlertRow).where(
-        AlertRow.status == AlertStatus.FIRING.value, AlertRow.tier == Tier.P1.value, AlertRow.acked_at.is_(None),
-        AlertRow.escalated_at.is_(None), AlertRow.muted_by.is_(None), AlertRow.started_at <= before,
-    ))))
+    return list(
+        session.scalars(
+            claim(
+                session,
+                select(AlertRow).where(
+                    AlertRow.status == AlertStatus.FIRING.value,
+                    AlertRow.tier == Tier.P1.value,
+                    AlertRow.acked_at.is_(None),
+                    AlertRow.escalated_at.is_(None),
+                    AlertRow.muted_by.is_(None),
+                    AlertRow.started_at <= before,
+                ),
+            )
+        )
+    )
 
 
 def fires_since(session: Session, *, fingerprints: Collection[str], since: datetime) -> dict[str, int]:
@@ -92,7 +118,7 @@ def fires_since(session: Session, *, fingerprints: Collection[str], since: datet
     fps = list(fingerprints)
     counts: dict[str, int] = {}
     for i in range(0, len(fps), 500):
-        query = select(AlertRow.fingerprint, func.count()).where(AlertRow.fingerprint.in_(fps[i:i + 500]), AlertRow.started_at >= since)
+        query = select(AlertRow.fingerprint, func.count()).where(AlertRow.fingerprint.in_(fps[i : i + 500]), AlertRow.started_at >= since)
         counts.update({fp: n for fp, n in session.execute(query.group_by(AlertRow.fingerprint))})
     return counts
 
@@ -111,8 +137,14 @@ def add_notifications(session: Session, *, alert_id: int, receivers: Sequence[st
     for receiver in receivers:
         session.add(
             NotificationRow(
-                alert_id=alert_id, receiver=receiver, action=action, status=NotificationStatus.PENDING.value,
-                attempts=0, next_attempt_at=now, created_at=now, links=[NotificationAlertRow(alert_id=alert_id)],
+                alert_id=alert_id,
+                receiver=receiver,
+                action=action,
+                status=NotificationStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                links=[NotificationAlertRow(alert_id=alert_id)],
             )
         )
 
@@ -154,7 +186,12 @@ def list_alerts(
 
 
 def to_models(
-    session: Session, rows: Sequence[AlertRow], *, base_url: str | None = None, deliveries: bool = True, runbooks: Iterable[Applies] = (),
+    session: Session,
+    rows: Sequence[AlertRow],
+    *,
+    base_url: str | None = None,
+    deliveries: bool = True,
+    runbooks: Iterable[Applies] = (),
 ) -> list[Alert]:
     """API models of alert rows; with `base_url`, links include the alert's dashboard page
     (built here rather than stored, so firing an alert needs no second write) and, given the
@@ -166,15 +203,33 @@ def to_models(
     if rows and deliveries:
         for alert_id, receiver, status, attempts, action, last_error in notifications_of(session, alert_ids={r.id for r in rows}):
             notes.setdefault(alert_id, []).append(
-                NotificationView(receiver=receiver, status=NotificationStatus(status), attempts=attempts, action=action, last_error=last_error)
+                NotificationView(
+                    receiver=receiver, status=NotificationStatus(status), attempts=attempts, action=action, last_error=last_error
+                )
             )
     alerts = [
         Alert(
-            id=r.id, fingerprint=r.fingerprint, tier=Tier(r.tier), status=AlertStatus(r.status), kind=AlertKind(r.kind),
-            source=r.source, pipeline=r.pipeline, run_id=r.run_id, task_id=r.task_id, try_number=r.try_number,
-            summary=r.summary, details=r.details, labels=r.labels, links=({"dashboard": f"{base_url}/alerts/{r.id}"} if base_url else {}) | (r.links or {}), started_at=r.started_at,
-            updated_at=r.updated_at, resolved_at=r.resolved_at, event_count=r.event_count,
-            acked_at=r.acked_at, acked_by=r.acked_by, muted_by=r.muted_by,
+            id=r.id,
+            fingerprint=r.fingerprint,
+            tier=Tier(r.tier),
+            status=AlertStatus(r.status),
+            kind=AlertKind(r.kind),
+            source=r.source,
+            pipeline=r.pipeline,
+            run_id=r.run_id,
+            task_id=r.task_id,
+            try_number=r.try_number,
+            summary=r.summary,
+            details=r.details,
+            labels=r.labels,
+            links=({"dashboard": f"{base_url}/alerts/{r.id}"} if base_url else {}) | (r.links or {}),
+            started_at=r.started_at,
+            updated_at=r.updated_at,
+            resolved_at=r.resolved_at,
+            event_count=r.event_count,
+            acked_at=r.acked_at,
+            acked_by=r.acked_by,
+            muted_by=r.muted_by,
             notifications=notes.get(r.id, []),
         )
         for r in rows
@@ -201,8 +256,9 @@ def notifications_of(session: Session, *, alert_ids: set[int]) -> list[tuple[int
     )
 
 
-def newest_firing(session: Session, *, source: str, pipeline: str | None = None, run_id: str | None = None,
-                  task_id: str | None = None) -> int | None:
+def newest_firing(
+    session: Session, *, source: str, pipeline: str | None = None, run_id: str | None = None, task_id: str | None = None
+) -> int | None:
     """The id of the newest firing alert with these fields (a Grafana panel's row knows them,
     not the alert id); a field given as None is not compared."""
     query = select(AlertRow.id).where(AlertRow.status == AlertStatus.FIRING.value, AlertRow.source == source)
@@ -216,11 +272,11 @@ def scopes(session: Session, *, limit: int) -> tuple[list[str], list[str]]:
     """The sources and (up to `limit`) pipelines alerts were raised for, sorted: the choices a
     filter form offers."""
     sources = list(session.scalars(select(AlertRow.source).distinct().order_by(AlertRow.source)))
-    pipelines = list(session.scalars(select(AlertRow.pipeline).where(AlertRow.pipeline.is_not(None)).distinct()
-                                     .order_by(AlertRow.pipeline).limit(limit)))
+    pipelines = list(
+        session.scalars(select(AlertRow.pipeline).where(AlertRow.pipeline.is_not(None)).distinct().order_by(AlertRow.pipeline).limit(limit))
+    )
     return sources, pipelines
 
 
 def history(session: Session, *, alert_id: int) -> list[AlertHistoryRow]:
     return list(session.scalars(select(AlertHistoryRow).where(AlertHistoryRow.alert_id == alert_id).order_by(AlertHistoryRow.id)))
-

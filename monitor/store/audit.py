@@ -66,8 +66,9 @@ def prune(session: Session, *, before: datetime, batch: int = PRUNE_BATCH) -> No
     session.execute(delete(AuditRow).where(AuditRow.id.in_(oldest.scalar_subquery())))
 
 
-def query(session: Session, *, since: datetime | None = None, actor: str | None = None, action: str | None = None,
-          limit: int = 100) -> list[AuditRow]:
+def query(
+    session: Session, *, since: datetime | None = None, actor: str | None = None, action: str | None = None, limit: int = 100
+) -> list[AuditRow]:
     """Newest first."""
     wanted = select(AuditRow).order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
     if since is not None:

@@ -17,9 +17,18 @@ def create(session: Session, *, events: Sequence[Event], received_at: datetime) 
     are written, never edited here, and a batch of a thousand must stay cheap."""
     rows = [
         dict(
-            kind=e.kind.value, source=e.source, pipeline=e.pipeline, run_id=e.run_id, task_id=e.task_id,
-            try_number=e.try_number, occurred_at=e.occurred_at, received_at=received_at, summary=e.summary,
-            details=e.details, labels=e.labels, dedup_key=e.dedup_key,
+            kind=e.kind.value,
+            source=e.source,
+            pipeline=e.pipeline,
+            run_id=e.run_id,
+            task_id=e.task_id,
+            try_number=e.try_number,
+            occurred_at=e.occurred_at,
+            received_at=received_at,
+            summary=e.summary,
+            details=e.details,
+            labels=e.labels,
+            dedup_key=e.dedup_key,
         )
         for e in events
     ]

@@ -61,14 +61,26 @@ class Reading:
     receivers: Sequence[str] = field(default_factory=tuple)
 
 
-def read(session: Session, *, now: datetime, baseline_runs: int, schedules: Iterable[tuple[str, str, str | None, bool]],
-         receivers: Sequence[str] = (), compat_kinds: dict[str, str] | None = None,
-         definitions: Sequence[PipelineDefinition] = ()) -> Reading:
+def read(
+    session: Session,
+    *,
+    now: datetime,
+    baseline_runs: int,
+    schedules: Iterable[tuple[str, str, str | None, bool]],
+    receivers: Sequence[str] = (),
+    compat_kinds: dict[str, str] | None = None,
+    definitions: Sequence[PipelineDefinition] = (),
+) -> Reading:
     """`schedules`: (source, pipeline, schedule text, paused) of every pipeline with a definition."""
     reading = Reading(
-        now=now, firing=firing(session), sources=source_status(session), last_success=last_success(session),
+        now=now,
+        firing=firing(session),
+        sources=source_status(session),
+        last_success=last_success(session),
         success_durations=success_durations(session, runs=baseline_runs),
-        expected_interval=expected_intervals(schedules), outbox=outbox(session, now=now), receivers=tuple(receivers),
+        expected_interval=expected_intervals(schedules),
+        outbox=outbox(session, now=now),
+        receivers=tuple(receivers),
     )
     if compat_kinds:
         reading.compat = compat(session, now=now, kinds=compat_kinds, definitions=definitions)
@@ -77,7 +89,8 @@ def read(session: Session, *, now: datetime, baseline_runs: int, schedules: Iter
 
 def firing(session: Session) -> dict[tuple[str, str], int]:
     rows = session.execute(
-        select(AlertRow.tier, AlertRow.kind, func.count()).where(AlertRow.status == AlertStatus.FIRING.value)
+        select(AlertRow.tier, AlertRow.kind, func.count())
+        .where(AlertRow.status == AlertStatus.FIRING.value)
         .group_by(AlertRow.tier, AlertRow.kind)
     )
     return {(tier, kind): count for tier, kind, count in rows}
@@ -91,7 +104,8 @@ def source_status(session: Session) -> list[tuple[str, bool, float | None]]:
 def last_success(session: Session) -> dict[Key, datetime]:
     rows = session.execute(
         select(RunRow.source, RunRow.pipeline, func.max(RunRow.ended_at))
-        .where(RunRow.state == State.SUCCESS.value).group_by(RunRow.source, RunRow.pipeline)
+        .where(RunRow.state == State.SUCCESS.value)
+        .group_by(RunRow.source, RunRow.pipeline)
     )
     return {(s, p): ended for s, p, ended in rows if ended is not None}
 
@@ -99,14 +113,20 @@ def last_success(session: Session) -> dict[Key, datetime]:
 def success_durations(session: Session, *, runs: int) -> dict[Key, list[float]]:
     """Each pipeline's last `runs` successful runs' durations, newest first (one windowed query)."""
     ranked = (
-        select(RunRow.source, RunRow.pipeline, RunRow.started_at, RunRow.ended_at,
-               func.row_number().over(partition_by=(RunRow.source, RunRow.pipeline), order_by=RunRow.ended_at.desc()).label("n"))
+        select(
+            RunRow.source,
+            RunRow.pipeline,
+            RunRow.started_at,
+            RunRow.ended_at,
+            func.row_number().over(partition_by=(RunRow.source, RunRow.pipeline), order_by=RunRow.ended_at.desc()).label("n"),
+        )
         .where(RunRow.state == State.SUCCESS.value, RunRow.started_at.is_not(None), RunRow.ended_at.is_not(None))
         .subquery()
     )
     rows = session.execute(
         select(ranked.c.source, ranked.c.pipeline, ranked.c.started_at, ranked.c.ended_at)
-        .where(ranked.c.n <= runs).order_by(ranked.c.source, ranked.c.pipeline, ranked.c.n)
+        .where(ranked.c.n <= runs)
+        .order_by(ranked.c.source, ranked.c.pipeline, ranked.c.n)
     )
     out: dict[Key, list[float]] = {}
     for source, pipeline, started, ended in rows:
@@ -117,7 +137,8 @@ def success_durations(session: Session, *, runs: int) -> dict[Key, list[float]]:
 def outbox(session: Session, *, now: datetime) -> dict[str, tuple[int, float]]:
     rows = session.execute(
         select(NotificationRow.receiver, func.count(), func.min(NotificationRow.created_at))
-        .where(NotificationRow.status == NotificationStatus.PENDING.value).group_by(NotificationRow.receiver)
+        .where(NotificationRow.status == NotificationStatus.PENDING.value)
+        .group_by(NotificationRow.receiver)
     )
     return {receiver: (count, max(0.0, (now - _utc(oldest)).total_seconds())) for receiver, count, oldest in rows}
 
@@ -126,7 +147,8 @@ def known_pipelines(session: Session) -> list[Key]:
     """Every stored pipeline, the most recently active first: the label budget's seed at start,
     so the pipelines people watch now keep their names after a restart."""
     rows = session.execute(
-        select(RunRow.source, RunRow.pipeline).group_by(RunRow.source, RunRow.pipeline)
+        select(RunRow.source, RunRow.pipeline)
+        .group_by(RunRow.source, RunRow.pipeline)
         .order_by(func.max(RunRow.updated_at).desc(), RunRow.source, RunRow.pipeline)
     )
     return [(s, p) for s, p in rows]
@@ -140,14 +162,22 @@ def compat(session: Session, *, now: datetime, kinds: dict[str, str], definition
     recent = by_state.where(RunRow.started_at >= now - RECENT_RUNS).group_by(*group)
     recent_by_state = {(s, p, st): n for s, p, st, n in session.execute(recent)}
     ranked = (
-        select(RunRow.source, RunRow.pipeline, RunRow.state, RunRow.started_at, RunRow.ended_at,
-               func.row_number().over(partition_by=(RunRow.source, RunRow.pipeline), order_by=RunRow.updated_at.desc()).label("n"))
-        .where(RunRow.source.in_(sources)).subquery()
+        select(
+            RunRow.source,
+            RunRow.pipeline,
+            RunRow.state,
+            RunRow.started_at,
+            RunRow.ended_at,
+            func.row_number().over(partition_by=(RunRow.source, RunRow.pipeline), order_by=RunRow.updated_at.desc()).label("n"),
+        )
+        .where(RunRow.source.in_(sources))
+        .subquery()
     )
     latest = {
         (s, p): LatestRun(st, started, ended)
         for s, p, st, started, ended in session.execute(
-            select(ranked.c.source, ranked.c.pipeline, ranked.c.state, ranked.c.started_at, ranked.c.ended_at).where(ranked.c.n == 1))
+            select(ranked.c.source, ranked.c.pipeline, ranked.c.state, ranked.c.started_at, ranked.c.ended_at).where(ranked.c.n == 1)
+        )
     }
     running = session.execute(
         select(RunRow.source, RunRow.pipeline, func.min(RunRow.started_at))
@@ -156,12 +186,17 @@ def compat(session: Session, *, now: datetime, kinds: dict[str, str], definition
     )
     tasks = session.execute(
         select(RunRow.source, RunRow.pipeline, TaskRunRow.task_id, TaskRunRow.state, func.count())
-        .join(RunRow, TaskRunRow.run_pk == RunRow.id).where(RunRow.source.in_(sources))
+        .join(RunRow, TaskRunRow.run_pk == RunRow.id)
+        .where(RunRow.source.in_(sources))
         .group_by(RunRow.source, RunRow.pipeline, TaskRunRow.task_id, TaskRunRow.state)
     )
     return Compat(
-        kinds=dict(kinds), definitions=[d for d in definitions if d.source in kinds], runs_by_state=runs_by_state,
-        recent_by_state=recent_by_state, latest=latest, running_since={(s, p): _utc(t) for s, p, t in running},
+        kinds=dict(kinds),
+        definitions=[d for d in definitions if d.source in kinds],
+        runs_by_state=runs_by_state,
+        recent_by_state=recent_by_state,
+        latest=latest,
+        running_since={(s, p): _utc(t) for s, p, t in running},
         tasks_by_state={(s, p, t, st): n for s, p, t, st, n in tasks},
     )
 
@@ -177,8 +212,16 @@ def expected_intervals(schedules: Iterable[tuple[str, str, str | None, bool]]) -
     return out
 
 
-_PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
-            "@monthly": "0 0 1 * *", "@quarterly": "0 0 1 */3 *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
 _EVERY = re.compile(r"every (\d+(?:\.\d+)?)s")
 _DELTA = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _CRON_TZ = re.compile(r"\s*\([^)]*\)\s*$")

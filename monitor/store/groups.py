@@ -21,11 +21,27 @@ def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: da
     if missing:
         # INSERT … ON CONFLICT DO NOTHING: two processes opening the same group both go on
         # (the loser waits for the winner's commit, then reads its row).
-        upsert_ignore(session, AlertGroupRow.__table__, [dict(
-            group_key=key, receiver=specs[key]["receiver"], labels=specs[key]["labels"], group_wait=specs[key]["wait"],
-            group_interval=specs[key]["interval"], repeat_interval=specs[key]["repeat"], created_at=now,
-            next_flush_at=None, last_flush_at=None, notified={}, receipt=None,
-        ) for key in missing], keys=("group_key",))
+        upsert_ignore(
+            session,
+            AlertGroupRow.__table__,
+            [
+                dict(
+                    group_key=key,
+                    receiver=specs[key]["receiver"],
+                    labels=specs[key]["labels"],
+                    group_wait=specs[key]["wait"],
+                    group_interval=specs[key]["interval"],
+                    repeat_interval=specs[key]["repeat"],
+                    created_at=now,
+                    next_flush_at=None,
+                    last_flush_at=None,
+                    notified={},
+                    receipt=None,
+                )
+                for key in missing
+            ],
+            keys=("group_key",),
+        )
         found.update(_by_key(session, missing))
     return found
 
@@ -45,7 +61,9 @@ def add_members(session: Session, pairs: Iterable[tuple[int, int]], *, known_new
 
 def remove_members(session: Session, *, group_id: int, alert_ids: list[int]) -> None:
     if alert_ids:
-        session.execute(delete(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id, AlertGroupMemberRow.alert_id.in_(alert_ids)))
+        session.execute(
+            delete(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id, AlertGroupMemberRow.alert_id.in_(alert_ids))
+        )
 
 
 def groups_of(session: Session, *, alert_ids: Collection[int]) -> list[AlertGroupRow]:
@@ -56,7 +74,9 @@ def groups_of(session: Session, *, alert_ids: Collection[int]) -> list[AlertGrou
 
 
 def members(session: Session, *, group_id: int) -> list[AlertRow]:
-    return list(session.scalars(select(AlertRow).join(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id).order_by(AlertRow.id)))
+    return list(
+        session.scalars(select(AlertRow).join(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id).order_by(AlertRow.id))
+    )
 
 
 def due(session: Session, *, now: datetime, limit: int = 200) -> list[AlertGroupRow]:
@@ -70,7 +90,9 @@ def active_silences(session: Session, *, now: datetime) -> list[SilenceRow]:
 
 def down_sources(session: Session) -> dict[str, int]:
     rows = session.execute(
-        select(AlertRow.source, AlertRow.id).where(AlertRow.kind == AlertKind.SOURCE_DOWN.value, AlertRow.status == AlertStatus.FIRING.value)
+        select(AlertRow.source, AlertRow.id).where(
+            AlertRow.kind == AlertKind.SOURCE_DOWN.value, AlertRow.status == AlertStatus.FIRING.value
+        )
     )
     return {source: alert_id for source, alert_id in rows}
 

@@ -59,10 +59,13 @@ def acquire(session: Session, name: str, holder: str, ttl: timedelta) -> bool:
     """Take `name` if it is free or expired, or renew it if `holder` has it; True if `holder`
     now holds it for `ttl`. The updated row stays locked until the transaction ends."""
     now = database_now(session)
-    if dialect.insert_new(session, LeaseRow.__table__, {"name": name, "holder": holder, "expires_at": now + ttl, "acquired_at": now}, ["name"]):
+    if dialect.insert_new(
+        session, LeaseRow.__table__, {"name": name, "holder": holder, "expires_at": now + ttl, "acquired_at": now}, ["name"]
+    ):
         return True
     taken = session.execute(
-        update(LeaseRow).where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
+        update(LeaseRow)
+        .where(LeaseRow.name == name, or_(LeaseRow.holder == holder, LeaseRow.expires_at < now))
         .values(holder=holder, expires_at=now + ttl, acquired_at=case((LeaseRow.holder == holder, LeaseRow.acquired_at), else_=now))
     )
     return bool(taken.rowcount)
@@ -100,16 +103,31 @@ def holdings(session: Session) -> list[Holding]:
 def live_replicas(session: Session) -> int:
     """Replicas whose presence lease has not expired (at least this one)."""
     now = database_now(session)
-    return session.scalar(select(func.count()).select_from(LeaseRow).where(LeaseRow.name.startswith(REPLICA), LeaseRow.expires_at >= now)) or 0
+    return (
+        session.scalar(select(func.count()).select_from(LeaseRow).where(LeaseRow.name.startswith(REPLICA), LeaseRow.expires_at >= now)) or 0
+    )
 
 
 def claim_fire(session: Session, *, source: str, pipeline: str, scheduled_for: datetime, replica: str) -> bool:
     """True for exactly one replica per (pipeline, fire time): the one that runs it."""
-    session.execute(delete(ScheduleFireRow).where(
-        ScheduleFireRow.source == source, ScheduleFireRow.pipeline == pipeline, ScheduleFireRow.scheduled_for < scheduled_for - FIRES_KEPT))
-    return dialect.insert_new(session, ScheduleFireRow.__table__, {
-        "source": source, "pipeline": pipeline, "scheduled_for": scheduled_for, "replica": replica,
-    }, ["source", "pipeline", "scheduled_for"])
+    session.execute(
+        delete(ScheduleFireRow).where(
+            ScheduleFireRow.source == source,
+            ScheduleFireRow.pipeline == pipeline,
+            ScheduleFireRow.scheduled_for < scheduled_for - FIRES_KEPT,
+        )
+    )
+    return dialect.insert_new(
+        session,
+        ScheduleFireRow.__table__,
+        {
+            "source": source,
+            "pipeline": pipeline,
+            "scheduled_for": scheduled_for,
+            "replica": replica,
+        },
+        ["source", "pipeline", "scheduled_for"],
+    )
 
 
 def next_run_number(session: Session, *, source: str, pipeline: str) -> int:
@@ -120,7 +138,9 @@ def next_run_number(session: Session, *, source: str, pipeline: str) -> int:
         taken = session.scalar(update(RunNumberRow).where(*where).values(taken=RunNumberRow.taken + 1).returning(RunNumberRow.taken))
         if taken is not None:
             return taken - 1
-        if dialect.insert_new(session, RunNumberRow.__table__, {"source": source, "pipeline": pipeline, "taken": 1}, ["source", "pipeline"]):
+        if dialect.insert_new(
+            session, RunNumberRow.__table__, {"source": source, "pipeline": pipeline, "taken": 1}, ["source", "pipeline"]
+        ):
             return 0
     raise RuntimeError(f"the run number counter of {source}/{pipeline} vanished while it was taken")  # nothing deletes it
 

@@ -56,7 +56,9 @@ def mark_sent(session: Session, row: NotificationRow, *, now: datetime, receipt:
             group.receipt = receipt
 
 
-def mark_failed(row: NotificationRow, *, now: datetime, error: str, retryable: bool, max_attempts: int, retry_after: float | None = None) -> None:
+def mark_failed(
+    row: NotificationRow, *, now: datetime, error: str, retryable: bool, max_attempts: int, retry_after: float | None = None
+) -> None:
     row.attempts += 1
     row.last_error = error[:2000]
     row.claimed_until = None

@@ -24,7 +24,13 @@ class PastFailure:
 
 
 def previous_failures(
-    session: Session, *, source: str, pipeline: str, task_id: str, exclude_run_id: str | None, runs: int,
+    session: Session,
+    *,
+    source: str,
+    pipeline: str,
+    task_id: str,
+    exclude_run_id: str | None,
+    runs: int,
 ) -> list[PastFailure]:
     """How `task_id` failed on its last `runs` failed runs other than `exclude_run_id`, newest
     first, one per run (a run's task_failed alert is preferred to its run_failed one, which
@@ -33,8 +39,13 @@ def previous_failures(
         return []
     query = (
         select(AlertRow.run_id, AlertRow.kind, AlertRow.summary, AlertRow.details)
-        .where(AlertRow.source == source, AlertRow.pipeline == pipeline, AlertRow.task_id == task_id,
-               AlertRow.kind.in_(_FAILURE_KINDS), AlertRow.run_id.is_not(None))
+        .where(
+            AlertRow.source == source,
+            AlertRow.pipeline == pipeline,
+            AlertRow.task_id == task_id,
+            AlertRow.kind.in_(_FAILURE_KINDS),
+            AlertRow.run_id.is_not(None),
+        )
         .order_by(AlertRow.started_at.desc(), AlertRow.id.desc())
         .limit(runs * 4)  # a run holds a task_failed and a run_failed alert, more if it was re-run
     )

@@ -12,8 +12,8 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from monitor.model import RunSnapshot, RunView, State, TaskRunView, TaskSnapshot
-from monitor.store.tables import RunRow, TaskRunRow
 from monitor.store.dialect import upsert
+from monitor.store.tables import RunRow, TaskRunRow
 
 RunKey = tuple[str, str, str]  # (source, pipeline, run_id)
 _RUN_UPDATE = ("state", "params", "started_at", "ended_at", "updated_at", "url")
@@ -105,8 +105,21 @@ _SQLITE_RUN_UPSERT = _sqlite_upsert(
 )
 _SQLITE_TASK_UPSERT = _sqlite_upsert(
     TaskRunRow.__tablename__,
-    ("run_pk", "task_id", "map_index", "state", "try_number", "max_tries", "started_at", "ended_at", "queued_at", "error", "traceback",
-     *_USAGE, "updated_at"),
+    (
+        "run_pk",
+        "task_id",
+        "map_index",
+        "state",
+        "try_number",
+        "max_tries",
+        "started_at",
+        "ended_at",
+        "queued_at",
+        "error",
+        "traceback",
+        *_USAGE,
+        "updated_at",
+    ),
     ("run_pk", "task_id", "map_index"),
     _TASK_UPDATE,
 )
@@ -249,16 +262,16 @@ def snapshots_since(session: Session, *, source: str, since: datetime | None, li
 def _tasks_of(session: Session, run_pks: list[int]) -> dict[int, list[TaskRunRow]]:
     out: dict[int, list[TaskRunRow]] = {}
     if run_pks:
-        for t in session.scalars(
-            select(TaskRunRow).where(TaskRunRow.run_pk.in_(run_pks)).order_by(TaskRunRow.id)
-        ):
+        for t in session.scalars(select(TaskRunRow).where(TaskRunRow.run_pk.in_(run_pks)).order_by(TaskRunRow.id)):
             out.setdefault(t.run_pk, []).append(t)
     return out
 
 
 def get(session: Session, *, source: str, pipeline: str, run_id: str) -> RunView | None:
     """One run as last saved by its collector (or the embedded runner), or None if unseen."""
-    views = _views(session, session.scalars(select(RunRow).where(RunRow.source == source, RunRow.pipeline == pipeline, RunRow.run_id == run_id)).all())
+    views = _views(
+        session, session.scalars(select(RunRow).where(RunRow.source == source, RunRow.pipeline == pipeline, RunRow.run_id == run_id)).all()
+    )
     return views[0] if views else None
 
 
@@ -289,8 +302,16 @@ def pipelines(session: Session, *, source: str | None = None, contains: str | No
     if contains:
         query = query.where(RunRow.pipeline.contains(contains, autoescape=True))
     groups = session.execute(query.order_by(RunRow.source, RunRow.pipeline).limit(limit)).all()
-    newest = {pk: (state, started) for pk, state, started in session.execute(
-        select(RunRow.id, RunRow.state, RunRow.started_at).where(RunRow.id.in_([g[3] for g in groups])))} if groups else {}
+    newest = (
+        {
+            pk: (state, started)
+            for pk, state, started in session.execute(
+                select(RunRow.id, RunRow.state, RunRow.started_at).where(RunRow.id.in_([g[3] for g in groups]))
+            )
+        }
+        if groups
+        else {}
+    )
     return [PipelineSummary(src, name, count, State(newest[pk][0]), newest[pk][1]) for src, name, count, pk in groups]
 
 
@@ -337,8 +358,12 @@ def _open_tasks(session: Session, source: str, state: State, since: Any) -> list
     rows = session.execute(
         select(RunRow.pipeline, RunRow.run_id, TaskRunRow.task_id, since)
         .join(TaskRunRow, TaskRunRow.run_pk == RunRow.id)
-        .where(RunRow.source == source, RunRow.state.in_([State.RUNNING.value, State.QUEUED.value]),
-               TaskRunRow.state == state.value, since.is_not(None))
+        .where(
+            RunRow.source == source,
+            RunRow.state.in_([State.RUNNING.value, State.QUEUED.value]),
+            TaskRunRow.state == state.value,
+            since.is_not(None),
+        )
     )
     return [(p, r, t, at) for p, r, t, at in rows]
 
@@ -349,8 +374,13 @@ def task_usage(session: Session, *, source: str, pipeline: str, run_id: str, tas
     row = session.execute(
         select(*(getattr(TaskRunRow, name) for name in _USAGE))
         .join(RunRow, TaskRunRow.run_pk == RunRow.id)
-        .where(RunRow.source == source, RunRow.pipeline == pipeline, RunRow.run_id == run_id,
-               TaskRunRow.task_id == task_id, TaskRunRow.map_index == map_index)
+        .where(
+            RunRow.source == source,
+            RunRow.pipeline == pipeline,
+            RunRow.run_id == run_id,
+            TaskRunRow.task_id == task_id,
+            TaskRunRow.map_index == map_index,
+        )
     ).first()
     return dict(zip(_USAGE, row)) if row is not None else None
 
@@ -360,8 +390,14 @@ def recent_durations(session: Session, *, source: str, pipeline: str, task_id: s
     rows = session.execute(
         select(TaskRunRow.started_at, TaskRunRow.ended_at)
         .join(RunRow, TaskRunRow.run_pk == RunRow.id)
-        .where(RunRow.source == source, RunRow.pipeline == pipeline, TaskRunRow.task_id == task_id,
-               TaskRunRow.state == State.SUCCESS.value, TaskRunRow.started_at.is_not(None), TaskRunRow.ended_at.is_not(None))
+        .where(
+            RunRow.source == source,
+            RunRow.pipeline == pipeline,
+            TaskRunRow.task_id == task_id,
+            TaskRunRow.state == State.SUCCESS.value,
+            TaskRunRow.started_at.is_not(None),
+            TaskRunRow.ended_at.is_not(None),
+        )
         .order_by(TaskRunRow.ended_at.desc())
         .limit(limit)
     )

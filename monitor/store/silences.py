@@ -12,7 +12,9 @@ from monitor.store.db import Changed, signal
 from monitor.store.tables import SilenceRow
 
 
-def create(session: Session, *, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, created_by: str, comment: str, now: datetime) -> SilenceRow:
+def create(
+    session: Session, *, matchers: dict[str, str], starts_at: datetime, ends_at: datetime, created_by: str, comment: str, now: datetime
+) -> SilenceRow:
     signal(session, Changed.MUTING)
     row = SilenceRow(matchers=matchers, starts_at=starts_at, ends_at=ends_at, created_by=created_by, comment=comment, created_at=now)
     session.add(row)

@@ -87,8 +87,13 @@ class AlertRow(Base):
         Index("ix_alerts_scope", "source", "pipeline", "status", "kind"),
         Index("ix_alerts_kind_status_source", "kind", "status", "source"),
         # One firing alert per fingerprint, even with several dagwatch processes writing.
-        Index("uq_alerts_firing_fingerprint", "fingerprint", unique=True,
-              sqlite_where=text("status = 'firing'"), postgresql_where=text("status = 'firing'")),
+        Index(
+            "uq_alerts_firing_fingerprint",
+            "fingerprint",
+            unique=True,
+            sqlite_where=text("status = 'firing'"),
+            postgresql_where=text("status = 'firing'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -278,8 +283,15 @@ class RunbookExecutionRow(Base):
 
     __tablename__ = "runbook_executions"
     __table_args__ = (
-        Index("uq_runbook_executions_attempt", "runbook", "alert_id", "attempt", unique=True,
-              sqlite_where=text("dry_run = 0"), postgresql_where=text("dry_run = false")),
+        Index(
+            "uq_runbook_executions_attempt",
+            "runbook",
+            "alert_id",
+            "attempt",
+            unique=True,
+            sqlite_where=text("dry_run = 0"),
+            postgresql_where=text("dry_run = false"),
+        ),
         Index("ix_runbook_executions_status", "status"),
         Index("ix_runbook_executions_pipeline_started", "source", "pipeline", "started_at"),
     )

@@ -17,14 +17,18 @@ def seen_runs(session: Session, *, source: str, runs: list[tuple[str, str]]) -> 
     for pipeline, run_id in runs:
         by_pipeline.setdefault(pipeline, []).append(run_id)
     for pipeline, run_ids in by_pipeline.items():
-        for r in session.scalars(select(TrackedRunRow).where(
-            TrackedRunRow.source == source, TrackedRunRow.pipeline == pipeline, TrackedRunRow.run_id.in_(run_ids)
-        )):
+        for r in session.scalars(
+            select(TrackedRunRow).where(
+                TrackedRunRow.source == source, TrackedRunRow.pipeline == pipeline, TrackedRunRow.run_id.in_(run_ids)
+            )
+        ):
             out[(r.pipeline, r.run_id)] = r
     return out
 
 
-def save_seen(session: Session, *, source: str, run_id: str, pipeline: str, state: str, tasks: dict, now: datetime, row: TrackedRunRow | None) -> None:
+def save_seen(
+    session: Session, *, source: str, run_id: str, pipeline: str, state: str, tasks: dict, now: datetime, row: TrackedRunRow | None
+) -> None:
     if row is None:
         session.add(TrackedRunRow(source=source, run_id=run_id, pipeline=pipeline, state=state, tasks=tasks, updated_at=now))
     else:

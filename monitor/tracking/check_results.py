@@ -78,7 +78,11 @@ def store_reporter(store: Store, policy: AlertPolicy, source: str) -> Callable[[
 
     def report(ctx: Any, result: Any) -> None:
         body = CheckReport(
-            **result.model_dump(mode="json"), source=source, pipeline=ctx.pipeline, run_id=ctx.run_id, task_id=ctx.task_id,
+            **result.model_dump(mode="json"),
+            source=source,
+            pipeline=ctx.pipeline,
+            run_id=ctx.run_id,
+            task_id=ctx.task_id,
         )
         ingest.submit(store, [to_event(body)], policy)
         metrics.check_verdict(body.kind, body.status)

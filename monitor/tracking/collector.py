@@ -20,9 +20,9 @@ from monitor.config import SourceHealthSettings
 from monitor.model import Event, EventKind, RunSnapshot, utcnow
 from monitor.sources.base import Source, SourceUnavailable, api_error_kind
 from monitor.store import runs
-from monitor.store.leases import Lease, LeaseLost
 from monitor.store import tracking as tracking_store
 from monitor.store.db import Store
+from monitor.store.leases import Lease, LeaseLost
 from monitor.store.tables import SourceStatusRow
 from monitor.tracking import rules
 from monitor.tracking.transitions import Seen, diff, task_key
@@ -41,8 +41,15 @@ class PollResult:
 
 class Collector:
     def __init__(
-        self, source: Source, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow,
-        output_tasks: dict[str, str] | None = None, watcher: Watcher | None = None, health: SourceHealthSettings | None = None,
+        self,
+        source: Source,
+        store: Store,
+        policy: ingest.AlertPolicy,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        output_tasks: dict[str, str] | None = None,
+        watcher: Watcher | None = None,
+        health: SourceHealthSettings | None = None,
         lease: Lease | None = None,
     ) -> None:
         self.source = source
@@ -124,8 +131,14 @@ class Collector:
             events += new_events + self._silent_failure(snap, new_events, now)
             self._observe(snap, previous, now_seen)
             tracking_store.save_seen(
-                session, source=self.source.name, run_id=snap.run_id, pipeline=snap.pipeline,
-                state=now_seen.state.value, tasks=now_seen.to_json(), now=now, row=row,
+                session,
+                source=self.source.name,
+                run_id=snap.run_id,
+                pipeline=snap.pipeline,
+                state=now_seen.state.value,
+                tasks=now_seen.to_json(),
+                now=now,
+                row=row,
             )
         return events
 
@@ -136,29 +149,58 @@ class Collector:
         silent = rules.silent_failure(snap, self.output_tasks.get(snap.pipeline))
         if not silent:
             return []
-        return [Event(kind=EventKind.RUN_FAILED, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
-                      occurred_at=snap.ended_at or now, summary=f"silent failure: {silent}",
-                      details={"silent_failure": True, **({"url": snap.url} if snap.url else {})}, labels=snap.labels)]
+        return [
+            Event(
+                kind=EventKind.RUN_FAILED,
+                source=snap.source,
+                pipeline=snap.pipeline,
+                run_id=snap.run_id,
+                occurred_at=snap.ended_at or now,
+                summary=f"silent failure: {silent}",
+                details={"silent_failure": True, **({"url": snap.url} if snap.url else {})},
+                labels=snap.labels,
+            )
+        ]
 
     def _health(self, status: SourceStatusRow, problem: str | None, now: datetime) -> list[Event]:
         """Feed one poll's outcome (`problem` None: healthy) to the hysteresis rule, keep its
         memory in the status row, and return the source_down/source_up event it calls for."""
-        memory = rules.SourceHealth(up=status.up, failures=status.consecutive_failures, successes=status.consecutive_successes,
-                                    failing_since=status.first_failure_at)
+        memory = rules.SourceHealth(
+            up=status.up,
+            failures=status.consecutive_failures,
+            successes=status.consecutive_successes,
+            failing_since=status.first_failure_at,
+        )
         after, change = rules.source_health(memory, problem is None, now, self.health)
         status.up, status.consecutive_failures, status.consecutive_successes, status.first_failure_at = (
-            after.up, after.failures, after.successes, after.failing_since)
+            after.up,
+            after.failures,
+            after.successes,
+            after.failing_since,
+        )
         if problem is not None:
             status.last_error = problem[:2000]
         elif after.up:
             status.last_error = None
         if change is rules.HealthChange.DOWN:
             since = f"{after.failures} failed polls since {after.failing_since:%Y-%m-%d %H:%M:%S} UTC"
-            return [Event(kind=EventKind.SOURCE_DOWN, source=self.source.name, occurred_at=now,
-                          summary=f"source {self.source.name} is down ({since}): {problem}"[:4000])]
+            return [
+                Event(
+                    kind=EventKind.SOURCE_DOWN,
+                    source=self.source.name,
+                    occurred_at=now,
+                    summary=f"source {self.source.name} is down ({since}): {problem}"[:4000],
+                )
+            ]
         if change is rules.HealthChange.UP:
-            return [Event(kind=EventKind.SOURCE_UP, source=self.source.name, occurred_at=now,
-                          summary=f"source {self.source.name} is healthy again ({self.health.up_after_successes} healthy polls in a row)")]
+            return [
+                Event(
+                    kind=EventKind.SOURCE_UP,
+                    source=self.source.name,
+                    occurred_at=now,
+                    summary=f"source {self.source.name} is healthy again ({self.health.up_after_successes} healthy polls in a row)",
+                )
+            ]
         return []
 
     def _fence(self, session) -> None:

@@ -73,7 +73,9 @@ def queued_too_long(queued: Iterable[Running], limit: timedelta, now: datetime) 
     ]
 
 
-def missing(definitions: Iterable[PipelineDefinition], last_started: dict[str, datetime], grace: timedelta, now: datetime) -> list[PipelineDefinition]:
+def missing(
+    definitions: Iterable[PipelineDefinition], last_started: dict[str, datetime], grace: timedelta, now: datetime
+) -> list[PipelineDefinition]:
     """Pipelines whose expected run has not started `grace` after it was due (a dead man's switch)."""
     out = []
     for d in definitions:
@@ -116,13 +118,18 @@ def policy(definitions: Iterable[PipelineDefinition], ml_tags: Iterable[str]) ->
     return out
 
 
-def policy_cleared(firing: Iterable[tuple[str, str]], findings: Iterable[PolicyFinding], definitions: Iterable[PipelineDefinition]) -> list[tuple[str, str, str]]:
+def policy_cleared(
+    firing: Iterable[tuple[str, str]], findings: Iterable[PolicyFinding], definitions: Iterable[PipelineDefinition]
+) -> list[tuple[str, str, str]]:
     """Firing (pipeline, task) policy alerts that no longer hold, each with why: fixed, paused,
     or gone from the (watched) definitions, a deleted or stale DAG whose alert nobody could
     clear otherwise."""
     current = {(f.pipeline, f.task_id) for f in findings}
     by_pipeline = {d.pipeline: d for d in definitions}
-    return [(pipeline, task_id, _why_cleared(pipeline, task_id, by_pipeline.get(pipeline))) for pipeline, task_id in sorted(set(firing) - current)]
+    return [
+        (pipeline, task_id, _why_cleared(pipeline, task_id, by_pipeline.get(pipeline)))
+        for pipeline, task_id in sorted(set(firing) - current)
+    ]
 
 
 def _why_cleared(pipeline: str, task_id: str, definition: PipelineDefinition | None) -> str:

@@ -56,9 +56,16 @@ def diff(previous: Seen | None, snap: RunSnapshot, now: datetime) -> tuple[list[
     if snap.late != was_late:
         events.append(
             Event(
-                kind=EventKind.RUN_LATE, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
-                occurred_at=now, resolved=not snap.late, labels=snap.labels, details={"url": snap.url} if snap.url else {},
-                summary=f"run {snap.run_id} of {snap.pipeline} " + ("is late: it has not started when scheduled" if snap.late else "is no longer late"),
+                kind=EventKind.RUN_LATE,
+                source=snap.source,
+                pipeline=snap.pipeline,
+                run_id=snap.run_id,
+                occurred_at=now,
+                resolved=not snap.late,
+                labels=snap.labels,
+                details={"url": snap.url} if snap.url else {},
+                summary=f"run {snap.run_id} of {snap.pipeline} "
+                + ("is late: it has not started when scheduled" if snap.late else "is no longer late"),
             )
         )
     seen = Seen(snap.pipeline, snap.state, {task_key(t): (t.state, t.try_number) for t in snap.tasks}, snap.late)
@@ -73,7 +80,11 @@ def _task_events(snap: RunSnapshot, task: TaskSnapshot, before: tuple[State, int
     name = task_key(task)
     tries = f"try {task.try_number}" + (f"/{task.max_tries}" if task.max_tries else "")
     if task.state is State.RETRYING:
-        out.append(_task_event(snap, task, EventKind.TASK_RETRYING, now, f"{name} failed on {tries} and will be retried: {task.error or 'no error text'}"))
+        out.append(
+            _task_event(
+                snap, task, EventKind.TASK_RETRYING, now, f"{name} failed on {tries} and will be retried: {task.error or 'no error text'}"
+            )
+        )
     elif (
         task.try_number > max(prev_try, 1)
         and task.state in (State.QUEUED, State.RUNNING, State.SUCCESS)
@@ -81,8 +92,13 @@ def _task_events(snap: RunSnapshot, task: TaskSnapshot, before: tuple[State, int
     ):
         out.append(
             _task_event(
-                snap, task, EventKind.TASK_RETRYING, now,
-                f"{name} was retried (now on {tries})", try_number=task.try_number - 1, inferred=True,
+                snap,
+                task,
+                EventKind.TASK_RETRYING,
+                now,
+                f"{name} was retried (now on {tries})",
+                try_number=task.try_number - 1,
+                inferred=True,
             )
         )
     if task.state is State.FAILED:
@@ -120,8 +136,13 @@ def _run_failed(snap: RunSnapshot, now: datetime) -> Event:
 
 
 def _task_event(
-    snap: RunSnapshot, task: TaskSnapshot, kind: EventKind, now: datetime, summary: str,
-    try_number: int | None = None, inferred: bool = False,
+    snap: RunSnapshot,
+    task: TaskSnapshot,
+    kind: EventKind,
+    now: datetime,
+    summary: str,
+    try_number: int | None = None,
+    inferred: bool = False,
 ) -> Event:
     details = {"error": task.error, "traceback": task.traceback, "map_index": task.map_index, "max_tries": task.max_tries}
     if inferred:
@@ -142,6 +163,11 @@ def _task_event(
 
 def _event(snap: RunSnapshot, kind: EventKind, now: datetime, summary: str) -> Event:
     return Event(
-        kind=kind, source=snap.source, pipeline=snap.pipeline, run_id=snap.run_id,
-        occurred_at=snap.ended_at or now, summary=summary, labels=snap.labels,
+        kind=kind,
+        source=snap.source,
+        pipeline=snap.pipeline,
+        run_id=snap.run_id,
+        occurred_at=snap.ended_at or now,
+        summary=summary,
+        labels=snap.labels,
     )

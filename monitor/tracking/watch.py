@@ -28,8 +28,17 @@ WATCH_EVERY = timedelta(seconds=15)
 
 
 class Watcher:
-    def __init__(self, source: Source, settings: SourceCommonSettings, store: Store, policy: ingest.AlertPolicy, *,
-                 clock: Callable[[], datetime] = utcnow, ml_tags: Sequence[str] = ("ml",), definitions_every: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        source: Source,
+        settings: SourceCommonSettings,
+        store: Store,
+        policy: ingest.AlertPolicy,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        ml_tags: Sequence[str] = ("ml",),
+        definitions_every: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.source, self.settings, self.store, self.policy, self.clock = source, settings, store, policy, clock
         self.ml_tags = tuple(ml_tags)
         self.definitions_every = definitions_every
@@ -70,12 +79,18 @@ class Watcher:
         return Event(source=self.source.name, occurred_at=now, **fields)
 
     def _stuck(self, session: Session, now: datetime) -> list[Event]:
-        running = [rules.Running(p, r, t, s) for p, r, t, s in runs.running_tasks(session, source=self.source.name) if self.settings.watches(p)]
+        running = [
+            rules.Running(p, r, t, s) for p, r, t, s in runs.running_tasks(session, source=self.source.name) if self.settings.watches(p)
+        ]
         baselines = {
-            (task.pipeline, task.task_id): runs.recent_durations(session, source=self.source.name, pipeline=task.pipeline, task_id=task.task_id, limit=self.settings.baseline_runs)
+            (task.pipeline, task.task_id): runs.recent_durations(
+                session, source=self.source.name, pipeline=task.pipeline, task_id=task.task_id, limit=self.settings.baseline_runs
+            )
             for task in running
         }
-        queued = [rules.Running(p, r, t, q) for p, r, t, q in runs.queued_tasks(session, source=self.source.name) if self.settings.watches(p)]
+        queued = [
+            rules.Running(p, r, t, q) for p, r, t, q in runs.queued_tasks(session, source=self.source.name) if self.settings.watches(p)
+        ]
         findings = rules.stuck(running, baselines, self.settings.expected_durations, self.settings.stuck_factor, now)
         findings += rules.queued_too_long(queued, self.settings.queued_limit, now)
         firing = self._firing(session, AlertKind.TASK_STUCK)
@@ -86,15 +101,30 @@ class Watcher:
             found.add(key)
             if key not in firing:
                 doing = "has waited in the queue" if f.basis == "queued limit" else "has run"
-                emitted.append(self._event(
-                    now, kind=EventKind.TASK_STUCK, pipeline=f.task.pipeline, run_id=f.task.run_id, task_id=f.task.task_id,
-                    summary=f"{f.task.task_id} of {f.task.pipeline} {doing} {f.running_for:.0f}s, over its limit of {f.limit:.0f}s ({f.basis})",
-                    details={"running_for_seconds": round(f.running_for, 1), "limit_seconds": round(f.limit, 1), "basis": f.basis},
-                ))
-        for (pipeline, run_id, task_id) in firing:
+                emitted.append(
+                    self._event(
+                        now,
+                        kind=EventKind.TASK_STUCK,
+                        pipeline=f.task.pipeline,
+                        run_id=f.task.run_id,
+                        task_id=f.task.task_id,
+                        summary=f"{f.task.task_id} of {f.task.pipeline} {doing} {f.running_for:.0f}s, over its limit of {f.limit:.0f}s ({f.basis})",
+                        details={"running_for_seconds": round(f.running_for, 1), "limit_seconds": round(f.limit, 1), "basis": f.basis},
+                    )
+                )
+        for pipeline, run_id, task_id in firing:
             if (pipeline, run_id, task_id) not in found:  # finished, failed, or left the queue
-                emitted.append(self._event(now, kind=EventKind.TASK_STUCK, pipeline=pipeline, run_id=run_id, task_id=task_id,
-                                           resolved=True, summary=f"{task_id} of {pipeline} is no longer stuck"))
+                emitted.append(
+                    self._event(
+                        now,
+                        kind=EventKind.TASK_STUCK,
+                        pipeline=pipeline,
+                        run_id=run_id,
+                        task_id=task_id,
+                        resolved=True,
+                        summary=f"{task_id} of {pipeline} is no longer stuck",
+                    )
+                )
         return emitted
 
     def _missing(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> list[Event]:
@@ -104,13 +134,23 @@ class Watcher:
         missing_now = {d.pipeline for d in findings}
         for d in findings:
             if d.pipeline not in firing:
-                emitted.append(self._event(
-                    now, kind=EventKind.RUN_MISSING, pipeline=d.pipeline,
-                    summary=f"{d.pipeline} should have started at {d.next_run_expected_at:%Y-%m-%d %H:%M} UTC (schedule {d.schedule or 'unknown'}) and has not",
-                    details={"expected_at": d.next_run_expected_at.isoformat() if d.next_run_expected_at else None, "schedule": d.schedule, **({"url": d.url} if d.url else {})},
-                ))
+                emitted.append(
+                    self._event(
+                        now,
+                        kind=EventKind.RUN_MISSING,
+                        pipeline=d.pipeline,
+                        summary=f"{d.pipeline} should have started at {d.next_run_expected_at:%Y-%m-%d %H:%M} UTC (schedule {d.schedule or 'unknown'}) and has not",
+                        details={
+                            "expected_at": d.next_run_expected_at.isoformat() if d.next_run_expected_at else None,
+                            "schedule": d.schedule,
+                            **({"url": d.url} if d.url else {}),
+                        },
+                    )
+                )
         for pipeline in firing - missing_now:
-            emitted.append(self._event(now, kind=EventKind.RUN_MISSING, pipeline=pipeline, resolved=True, summary=f"{pipeline} has started again"))
+            emitted.append(
+                self._event(now, kind=EventKind.RUN_MISSING, pipeline=pipeline, resolved=True, summary=f"{pipeline} has started again")
+            )
         return emitted
 
     def _policy(self, session: Session, definitions: list[PipelineDefinition], now: datetime) -> list[Event]:
@@ -121,10 +161,19 @@ class Watcher:
         findings = rules.policy(definitions, self.ml_tags)
         firing = {(p, t) for (p, _, t) in self._firing(session, AlertKind.POLICY_VIOLATION)}
         emitted = [
-            self._event(now, kind=EventKind.POLICY_VIOLATION, pipeline=f.pipeline, task_id=f.task_id,
-                        summary=f"ML task {f.task_id} of {f.pipeline}: " + "; ".join(f.problems), details={"problems": list(f.problems)})
-            for f in findings if (f.pipeline, f.task_id) not in firing
+            self._event(
+                now,
+                kind=EventKind.POLICY_VIOLATION,
+                pipeline=f.pipeline,
+                task_id=f.task_id,
+                summary=f"ML task {f.task_id} of {f.pipeline}: " + "; ".join(f.problems),
+                details={"problems": list(f.problems)},
+            )
+            for f in findings
+            if (f.pipeline, f.task_id) not in firing
         ]
         for pipeline, task_id, why in rules.policy_cleared(firing, findings, definitions):
-            emitted.append(self._event(now, kind=EventKind.POLICY_VIOLATION, pipeline=pipeline, task_id=task_id, resolved=True, summary=why))
+            emitted.append(
+                self._event(now, kind=EventKind.POLICY_VIOLATION, pipeline=pipeline, task_id=task_id, resolved=True, summary=why)
+            )
         return emitted

@@ -11,21 +11,27 @@ import httpx
 import pytest
 
 from monitor.api.page_render import runs_url
-
 from tests.integration.server import DEMO_CONFIG, DagwatchProcess, free_port, wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and not os.environ.get("CI"):
     pytest.skip("headless Chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium(tmp_path, *args: str) -> str:
     assert CHROMIUM, "CI must install chromium"
-    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *args],
-                         capture_output=True, text=True, timeout=90)
+    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *args], capture_output=True, text=True, timeout=90)
     return out.stdout
 
 
@@ -35,6 +41,7 @@ def test_alerts_page_and_alert_page_render_in_a_browser(tmp_path):
     server = DagwatchProcess(config, free_port(), tmp_path / "dagwatch.log")
     try:
         server.wait_healthy()
+
         def resolved_p1():
             return [a for a in httpx.get(f"{server.url}/api/v1/alerts").json() if a["status"] == "resolved" and a["tier"] == "P1"]
 

@@ -43,7 +43,7 @@ from tests.integration.test_pages_runbooks import (
 )
 
 _PUSHERS = itertools.count()  # token names are unique
-HOSTILE = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"
+HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
 class GatedSource(EmbeddedSource):
@@ -74,8 +74,13 @@ def site(store, tmp_path, gate):
     folder.mkdir()
     (folder / "diagnose.yaml").write_text(DIAGNOSE)
     found = runbooks.load_file(folder / "diagnose.yaml")
-    engine = Engine(store, {found.name: found}, lambda name: GatedSource(name, store, folder / "logs", gate),
-                    services={"policy": POLICY}, rate_limit=RateLimit(count=50))
+    engine = Engine(
+        store,
+        {found.name: found},
+        lambda name: GatedSource(name, store, folder / "logs", gate),
+        services={"policy": POLICY},
+        rate_limit=RateLimit(count=50),
+    )
     try:
         with serve_app(diagnosing_app(store, engine)) as url:
             yield url
@@ -100,7 +105,15 @@ def push(site: str, store, *events: dict) -> list[int]:
 
 
 def failure(pipeline: str = "train", *, kind: str = "task_failed", source: str = "embedded", run_id: str = "r1", **extra) -> dict:
-    return {"kind": kind, "source": source, "pipeline": pipeline, "run_id": run_id, "task_id": "fit", "summary": f"{kind} in {pipeline}", **extra}
+    return {
+        "kind": kind,
+        "source": source,
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "task_id": "fit",
+        "summary": f"{kind} in {pipeline}",
+        **extra,
+    }
 
 
 def api(site: str, path: str):
@@ -139,7 +152,9 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 
 def test_filters_and_auto_refresh_keep_what_was_chosen(store, site, browser, tmp_path):
-    paged, late, other = push(site, store, failure(), failure(kind="run_late", run_id="r2"), failure("score", source="airflow", run_id="r3"))
+    paged, late, other = push(
+        site, store, failure(), failure(kind="run_late", run_id="r2"), failure("score", source="airflow", run_id="r3")
+    )
     browser.set_window_size(1280, 800)
     browser.get(f"{site}/")
     assert shown_ids(browser) == {paged, late, other}
@@ -255,14 +270,34 @@ def test_silences_are_created_and_expired_in_the_browser(store, site, browser):
 def test_links_lead_where_they_say_and_hostile_text_stays_text(store, site, browser, orchestrator):
     url = f"{orchestrator.url}/dags/team/train/grid?run_id=r1"
     [alert_id] = push(site, store, failure("team/train", details={"url": url}))
-    [hostile] = push(site, store, failure(HOSTILE, run_id="r9", summary=f"failed: {HOSTILE}",
-                                          details={"url": "javascript:window.__xss=3", "traceback": HOSTILE}))
+    [hostile] = push(
+        site,
+        store,
+        failure(HOSTILE, run_id="r9", summary=f"failed: {HOSTILE}", details={"url": "javascript:window.__xss=3", "traceback": HOSTILE}),
+    )
     start = utcnow() - timedelta(minutes=5)
     with store.session() as s:
-        run_store.save(s, [(RunSnapshot(source="embedded", pipeline="team/train", run_id="r1", state=State.FAILED, started_at=start,
-                                        ended_at=start + timedelta(seconds=90)),
-                            [TaskSnapshot(task_id="fit", state=State.FAILED, try_number=2, started_at=start, ended_at=start + timedelta(seconds=80))])],
-                       utcnow())
+        run_store.save(
+            s,
+            [
+                (
+                    RunSnapshot(
+                        source="embedded",
+                        pipeline="team/train",
+                        run_id="r1",
+                        state=State.FAILED,
+                        started_at=start,
+                        ended_at=start + timedelta(seconds=90),
+                    ),
+                    [
+                        TaskSnapshot(
+                            task_id="fit", state=State.FAILED, try_number=2, started_at=start, ended_at=start + timedelta(seconds=80)
+                        )
+                    ],
+                )
+            ],
+            utcnow(),
+        )
 
     browser.get(f"{site}/")
     for nav, heading in (("silences", "Silences"), ("pipelines", "Pipelines"), ("runbooks", "Runbooks"), ("alerts", "Alerts")):
@@ -308,12 +343,20 @@ def test_the_execution_page_follows_the_runbook_while_it_runs(store, site, brows
     browser.find_element(By.ID, "run-diagnose").click()
     WebDriverWait(browser, 30).until(lambda b: "/runbooks/executions/" in b.current_url)
     until(browser, lambda b: b.find_element(By.CSS_SELECTOR, 'tr.step[data-step="health"]').get_attribute("data-status") == "running")
-    until(browser, lambda b: b.find_element(By.ID, "status").text == "running"  # and it keeps reloading while it runs
-          and "0 of 3 done" in b.find_element(By.ID, "progress").text and b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]'))
+    until(
+        browser,
+        lambda b: (
+            b.find_element(By.ID, "status").text == "running"  # and it keeps reloading while it runs
+            and "0 of 3 done" in b.find_element(By.ID, "progress").text
+            and b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]')
+        ),
+    )
 
     gate.set()  # the page reloads itself and shows the steps end
     until(browser, lambda b: b.find_element(By.ID, "status").text == "succeeded")
     until(browser, lambda b: not b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]'))  # ended: no more reloading
-    steps = {row.get_attribute("data-step"): row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")}
+    steps = {
+        row.get_attribute("data-step"): row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")
+    }
     assert steps == {"health": "succeeded", "clear": "skipped", "escalate": "succeeded"}
     assert "3 of 3 done" in browser.find_element(By.ID, "progress").text

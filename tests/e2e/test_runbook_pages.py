@@ -17,8 +17,10 @@ from tests.integration.test_pages_runbooks import diagnosing_app, diagnosing_eng
 
 CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
 if (CHROMEDRIVER is None or shutil.which("chromium") is None) and not os.environ.get("CI"):
-    pytest.skip("headless Chromium with chromedriver is not installed (apt-get install chromium chromium-driver); CI installs them",
-                allow_module_level=True)
+    pytest.skip(
+        "headless Chromium with chromedriver is not installed (apt-get install chromium chromium-driver); CI installs them",
+        allow_module_level=True,
+    )
 
 from selenium import webdriver  # noqa: E402 - only where a browser is there to drive
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
@@ -87,9 +89,15 @@ def test_confirming_the_start_page_runs_the_runbook_and_shows_its_steps(store, s
     assert executions(store) == 1
     # the page refreshes itself every 2 s while the execution runs; wait for it to show the end
     WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(  # found just before a reload: look again
-        lambda b: b.find_element(By.ID, "status").text in ("succeeded", "failed") and not b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]'))
+        lambda b: (
+            b.find_element(By.ID, "status").text in ("succeeded", "failed")
+            and not b.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]')
+        )
+    )
     assert browser.find_element(By.ID, "status").text == "succeeded"
-    shown = {row.get_attribute("data-step"): row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")}
+    shown = {
+        row.get_attribute("data-step"): row.get_attribute("data-status") for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")
+    }
     assert shown == {"health": "succeeded", "clear": "skipped", "escalate": "succeeded"}
     assert "embedded is healthy" in browser.find_element(By.ID, "steps").text
     assert "ops" in browser.find_element(By.ID, "execution").text
@@ -107,5 +115,7 @@ def test_a_form_posted_without_a_session_is_refused(store, server, browser):
     browser.find_element(By.ID, "confirm").click()
     WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "message"))
     assert "log in first" in browser.find_element(By.ID, "message").text
-    assert browser.find_element(By.ID, "login").get_attribute("href").endswith(f"/login?next=/runbooks/diagnose/start%3Falert_id%3D{alert_id}")
+    assert (
+        browser.find_element(By.ID, "login").get_attribute("href").endswith(f"/login?next=/runbooks/diagnose/start%3Falert_id%3D{alert_id}")
+    )
     assert executions(store) == 0

@@ -108,8 +108,15 @@ class FakeSlack(FakeHTTPServer):
         return Reply(200, handler(args))
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://dagwatch-test.slack.com/", "team": "dagwatch", "user": "dagwatch-bot",
-                "team_id": "T0", "user_id": "U0BOT", "bot_id": "B0BOT"}
+        return {
+            "ok": True,
+            "url": "https://dagwatch-test.slack.com/",
+            "team": "dagwatch",
+            "user": "dagwatch-bot",
+            "team_id": "T0",
+            "user_id": "U0BOT",
+            "bot_id": "B0BOT",
+        }
 
     def _post(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self.channels.get(str(args.get("channel")))
@@ -169,8 +176,13 @@ def signed(body: bytes, secret: str, timestamp: int | None = None) -> dict[str, 
 def click_body(message_blocks: list[dict[str, Any]], action_id: str, user_id: str, trigger: str, username: str = "someone") -> bytes:
     """The form body Slack posts when `user_id` clicks the button `action_id` of a message."""
     button = next(e for b in message_blocks if b["type"] == "actions" for e in b["elements"] if e.get("action_id") == action_id)
-    payload = {"type": "block_actions", "user": {"id": user_id, "username": username, "team_id": "T0"}, "trigger_id": trigger,
-               "response_url": "http://127.0.0.1:9/unused", "actions": [{"action_id": action_id, "value": button["value"], "type": "button"}]}
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": username, "team_id": "T0"},
+        "trigger_id": trigger,
+        "response_url": "http://127.0.0.1:9/unused",
+        "actions": [{"action_id": action_id, "value": button["value"], "type": "button"}],
+    }
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 

@@ -51,8 +51,9 @@ class _Handler:
         if self.server.reject_data:
             return self.server.reject_data
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
-        self.server.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
-                                             tls=session.ssl is not None, login=login))
+        self.server.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, tls=session.ssl is not None, login=login)
+        )
         return "250 Message accepted for delivery"
 
 
@@ -84,8 +85,9 @@ class FakeSMTP:
         if self.users is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True, auth_require_tls=self.tls)
         self.port = _free_port()
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
-                                      decode_data=False, enable_SMTPUTF8=True, **kwargs)
+        self._controller = Controller(
+            _Handler(self), hostname="127.0.0.1", port=self.port, decode_data=False, enable_SMTPUTF8=True, **kwargs
+        )
         self._controller.start()
         return self
 

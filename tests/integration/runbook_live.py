@@ -33,14 +33,30 @@ from tests.integration.server import serve_app, wait_for
 ESCALATION = "oncall-lead"
 RUNBOOKS = load_all()  # the shipped runbooks, as `dagwatch up` loads them with no runbooks.folder
 POLICY = ingest.AlertPolicy(
-    receivers=[("console", "console"), (ESCALATION, "webhook")], base_url="http://127.0.0.1:8000",
-    alerting=AlertingSettings(escalate_to=[ESCALATION]), runbooks=tuple(RUNBOOKS.values()),
+    receivers=[("console", "console"), (ESCALATION, "webhook")],
+    base_url="http://127.0.0.1:8000",
+    alerting=AlertingSettings(escalate_to=[ESCALATION]),
+    runbooks=tuple(RUNBOOKS.values()),
 )
 
 # How the pipeline-failure runbook's steps end (the API's step statuses) for a transient failure it
 # fixes, and for a persistent one it must not retry.
-FIXED = {"health": "succeeded", "logs": "succeeded", "classify": "succeeded", "clear": "succeeded", "rerun": "succeeded", "escalate": "skipped"}
-NOT_RETRIED = {"health": "succeeded", "logs": "succeeded", "classify": "succeeded", "clear": "skipped", "rerun": "skipped", "escalate": "succeeded"}
+FIXED = {
+    "health": "succeeded",
+    "logs": "succeeded",
+    "classify": "succeeded",
+    "clear": "succeeded",
+    "rerun": "succeeded",
+    "escalate": "skipped",
+}
+NOT_RETRIED = {
+    "health": "succeeded",
+    "logs": "succeeded",
+    "classify": "succeeded",
+    "clear": "skipped",
+    "rerun": "skipped",
+    "escalate": "succeeded",
+}
 
 
 class LiveDagwatch:
@@ -51,8 +67,13 @@ class LiveDagwatch:
         self.store, self.collector, self.poll_every = store, collector, poll_every
         self.sources = Sources([collector.source])
         # Wired as monitor/service.py wires it (default `runbooks:` settings, no notifiers).
-        self.engine = Engine.from_settings(RunbookSettings(), RUNBOOKS, store, self.sources.find,
-                                           services={"policy": POLICY, "notifiers": {}, "sources": self.sources.find})
+        self.engine = Engine.from_settings(
+            RunbookSettings(),
+            RUNBOOKS,
+            store,
+            self.sources.find,
+            services={"policy": POLICY, "notifiers": {}, "sources": self.sources.find},
+        )
         self.polls: list[PollResult] = []
         self.poll_errors: list[BaseException] = []
         self._stop = threading.Event()
@@ -130,8 +151,9 @@ class LiveDagwatch:
         assert response.status_code == 202, response.text
         return response.json()
 
-    def run_pipeline_failure(self, alert: Alert, expected: dict[str, str], *, error: str, verdict: tuple[str, str],
-                             timeout: float) -> tuple[dict, dict[str, dict]]:
+    def run_pipeline_failure(
+        self, alert: Alert, expected: dict[str, str], *, error: str, verdict: tuple[str, str], timeout: float
+    ) -> tuple[dict, dict[str, dict]]:
         """Start the shipped pipeline-failure runbook for `alert` through the API, wait for it to end,
         and check what every such execution shows through the API: it succeeded with its steps
         ending as `expected` (FIXED or NOT_RETRIED), the orchestrator was healthy, the failed try's
@@ -157,9 +179,11 @@ class LiveDagwatch:
 
     def wait_finished(self, execution_id: int, timeout: float) -> dict:
         """The execution, read through the API, once it has ended (bounded wait)."""
+
         def finished() -> dict | None:
             execution = self.execution(execution_id)
             return execution if ExecutionStatus(execution["status"]).finished else None
+
         return wait_for(finished, limit=timeout, step=0.5)
 
 
@@ -176,19 +200,25 @@ def outcomes(execution: dict, expected: dict[str, str]) -> dict[str, str]:
     return {name: statuses.get(name, "absent") for name in expected}
 
 
-
 def report(execution: dict, alert: Alert, resolved: Alert | None = None) -> str:
     """What a test measured, printed for the record (`pytest -s`): each step's status, duration
     and summary, the execution's length and, when it resolved, the alert's time to resolution."""
+
     def took(start: str | None, end: str | None) -> str:
         if not (start and end):
             return "-"
         return f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():.1f}s"
 
-    head = f"execution {execution['id']} of {execution['runbook']} for alert {alert.id} ({alert.kind.value} {alert.pipeline}.{alert.task_id})"
+    head = (
+        f"execution {execution['id']} of {execution['runbook']} for alert {alert.id} ({alert.kind.value} {alert.pipeline}.{alert.task_id})"
+    )
     lines = [f"{head}: {execution['status']} in {took(execution['started_at'], execution['ended_at'])}"]
-    lines += [f"  {s['name']:<9} {s['status']:<9} {took(s['started_at'], s['ended_at']):>6}  {s['summary'][:150]}" for s in execution["steps"]]
+    lines += [
+        f"  {s['name']:<9} {s['status']:<9} {took(s['started_at'], s['ended_at']):>6}  {s['summary'][:150]}" for s in execution["steps"]
+    ]
     if resolved is not None and resolved.resolved_at is not None:
-        lines.append(f"  alert fired {alert.started_at:%H:%M:%S}, resolved {resolved.resolved_at:%H:%M:%S}:"
-                     f" {(resolved.resolved_at - alert.started_at).total_seconds():.1f}s from alert to resolved")
+        lines.append(
+            f"  alert fired {alert.started_at:%H:%M:%S}, resolved {resolved.resolved_at:%H:%M:%S}:"
+            f" {(resolved.resolved_at - alert.started_at).total_seconds():.1f}s from alert to resolved"
+        )
     return "\n".join(lines)

@@ -46,7 +46,9 @@ def create_token(config: Path, name: str, role: str = "operator") -> str:
     """An API token, made the way an operator makes one: `dagwatch token create`."""
     out = subprocess.run(
         [sys.executable, "-m", "monitor.cli", "token", "create", "--name", name, "--role", role, "--config", str(config)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip()
 
@@ -83,7 +85,9 @@ class DagwatchProcess:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "up", "--config", str(config), "--port", str(port)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def wait_healthy(self, limit: float = 60) -> float:

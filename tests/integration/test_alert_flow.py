@@ -4,13 +4,12 @@ outbox → console receiver, across a restart."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers.console import ConsoleNotifier
 from monitor.config import ConsoleReceiverSettings
 from monitor.demo.pipeline import pipeline
-from datetime import timedelta
-
 from monitor.model import AlertKind, AlertStatus, NotificationStatus, State, Tier, utcnow
 from monitor.runner import Runner
 from monitor.sources.embedded import EmbeddedSource
@@ -65,7 +64,8 @@ def test_failure_fires_p1_prints_it_and_a_healthy_run_resolves_it(store, data_di
         resolved = alert_store.to_models(s, [alert_store.get(s, alert_id=run_alert.id)])[0]
     assert resolved.status is AlertStatus.RESOLVED and resolved.resolved_at is not None
     assert [(n.action, n.status) for n in resolved.notifications] == [
-        ("firing", NotificationStatus.SENT), ("resolved", NotificationStatus.SENT)
+        ("firing", NotificationStatus.SENT),
+        ("resolved", NotificationStatus.SENT),
     ]
     assert f"RESOLVED P1 #{run_alert.id}" in out.getvalue()
     recorder.close()
@@ -188,8 +188,13 @@ def test_same_run_id_in_two_pipelines_are_two_runs(store):
 
         def poll(self, since):
             return [
-                RunSnapshot(source="af", pipeline=dag, run_id="scheduled__2026-11-26T00:00:00+00:00", state=state,
-                            tasks=(TaskSnapshot(task_id="t", state=state, error="boom" if state is State.FAILED else None),))
+                RunSnapshot(
+                    source="af",
+                    pipeline=dag,
+                    run_id="scheduled__2026-11-26T00:00:00+00:00",
+                    state=state,
+                    tasks=(TaskSnapshot(task_id="t", state=state, error="boom" if state is State.FAILED else None),),
+                )
                 for dag, state in (("a", State.FAILED), ("b", State.SUCCESS))
             ]
 
@@ -215,11 +220,26 @@ def test_pushed_and_polled_reports_of_one_failure_are_one_alert(store):
             return Health(True)
 
         def poll(self, since):
-            return [RunSnapshot(source="airflow-prod", pipeline="train", run_id="manual__1", state=State.FAILED,
-                                tasks=(TaskSnapshot(task_id="fit", state=State.FAILED, try_number=3, max_tries=3, error="OOM"),))]
+            return [
+                RunSnapshot(
+                    source="airflow-prod",
+                    pipeline="train",
+                    run_id="manual__1",
+                    state=State.FAILED,
+                    tasks=(TaskSnapshot(task_id="fit", state=State.FAILED, try_number=3, max_tries=3, error="OOM"),),
+                )
+            ]
 
     pushed = [
-        Event(kind=EventKind.TASK_FAILED, source="airflow-prod", pipeline="train", run_id="manual__1", task_id="fit", try_number=3, summary="fit failed (pushed)"),
+        Event(
+            kind=EventKind.TASK_FAILED,
+            source="airflow-prod",
+            pipeline="train",
+            run_id="manual__1",
+            task_id="fit",
+            try_number=3,
+            summary="fit failed (pushed)",
+        ),
         Event(kind=EventKind.RUN_FAILED, source="airflow-prod", pipeline="train", run_id="manual__1", summary="train failed (pushed)"),
     ]
     with store.session() as s:

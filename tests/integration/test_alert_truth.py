@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from monitor.alerting import dispatch, ingest, verbs
@@ -63,8 +64,9 @@ class Receiver:
 
 
 def truth_policy() -> ingest.AlertPolicy:
-    alerting = AlertingSettings(group_wait=timedelta(seconds=10), group_interval=timedelta(seconds=60),
-                                flap=FlapSettings(threshold=1_000_000))  # damping is tested on its own (test_router)
+    alerting = AlertingSettings(
+        group_wait=timedelta(seconds=10), group_interval=timedelta(seconds=60), flap=FlapSettings(threshold=1_000_000)
+    )  # damping is tested on its own (test_router)
     return ingest.AlertPolicy(receivers=[("pager", "pagerduty"), ("chat", "slack")], base_url="http://127.0.0.1:8000", alerting=alerting)
 
 
@@ -72,7 +74,9 @@ def event(kind: EventKind, at: datetime, run: str | None = None, task: str | Non
     if kind in (EventKind.RUN_FAILED, EventKind.RUN_SUCCEEDED):
         task = None
     pipeline = None if kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP) else PIPELINE
-    return Event(kind=kind, source=SOURCE, pipeline=pipeline, run_id=run if pipeline else None, task_id=task, occurred_at=at, summary=kind.value)
+    return Event(
+        kind=kind, source=SOURCE, pipeline=pipeline, run_id=run if pipeline else None, task_id=task, occurred_at=at, summary=kind.value
+    )
 
 
 Key = tuple[str, str | None, str | None]  # (kind, run, task)
@@ -130,8 +134,13 @@ class AlertTruth(RuleBasedStateMachine):
     def pushed(self, kind: EventKind, run: str, task: str, ago: int) -> None:
         self._apply([event(kind, self.clock() - timedelta(seconds=ago), run, task)])
 
-    @rule(items=st.lists(st.tuples(st.sampled_from(FAILURES + GOOD_NEWS), st.sampled_from(RUNS), st.sampled_from(TASKS), st.integers(0, 600)),
-                         min_size=2, max_size=5))
+    @rule(
+        items=st.lists(
+            st.tuples(st.sampled_from(FAILURES + GOOD_NEWS), st.sampled_from(RUNS), st.sampled_from(TASKS), st.integers(0, 600)),
+            min_size=2,
+            max_size=5,
+        )
+    )
     def polled(self, items: list[tuple[EventKind, str, str, int]]) -> None:
         """One poll's events, in the order a source lists them (by run id, not by time)."""
         self._apply([event(kind, self.clock() - timedelta(seconds=ago), run, task) for kind, run, task, ago in items])
@@ -144,7 +153,9 @@ class AlertTruth(RuleBasedStateMachine):
     def silence(self, task: str) -> None:
         matchers = {"task": task} if task else {"kind": "run_failed"}
         with self.store.session() as s:
-            verbs.silence(s, matchers=matchers, starts_at=self.clock(), ends_at=self.clock() + timedelta(hours=1), who="op", now=self.clock())
+            verbs.silence(
+                s, matchers=matchers, starts_at=self.clock(), ends_at=self.clock() + timedelta(hours=1), who="op", now=self.clock()
+            )
 
     @rule()
     def expire_silences(self) -> None:
@@ -171,7 +182,9 @@ class AlertTruth(RuleBasedStateMachine):
             for alert in alerts:
                 last = receiver.words.get(alert.id, [None])[-1]
                 if alert.tier == Tier.P1.value and alert.status == AlertStatus.FIRING.value:
-                    assert last == "firing", f"{receiver.name}: alert {alert.id} ({alert.kind} {alert.run_id} {alert.task_id}) fires, last word {last}"
+                    assert last == "firing", (
+                        f"{receiver.name}: alert {alert.id} ({alert.kind} {alert.run_id} {alert.task_id}) fires, last word {last}"
+                    )
                 elif alert.status == AlertStatus.RESOLVED.value:
                     assert last in (None, "resolved"), f"{receiver.name}: alert {alert.id} is resolved, last word {last}"
 
@@ -200,12 +213,19 @@ class AlertTruth(RuleBasedStateMachine):
 def test_receivers_last_word_equals_the_store_under_random_interleavings(store):
     run_state_machine_as_test(
         lambda: AlertTruth(store),
-        settings=settings(max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]),
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=40,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
     )
 
 
 # ---- issue 8's cases from the alert path, as regressions ----------------------------------
+
 
 def _truth(store: Store) -> AlertTruth:
     machine = AlertTruth(store)
@@ -271,14 +291,17 @@ def test_another_runs_success_leaves_a_retrying_task_firing(store):
 def test_a_backfill_pages_only_for_what_is_still_failing(store):
     """A first start reads history: a failure already followed by a success is recorded, not paged."""
     machine = AlertTruth(store)
-    machine.polled([
-        (EventKind.RUN_SUCCEEDED, "scheduled__3", "fit", 100),  # listed first, happened last
-        (EventKind.TASK_FAILED, "scheduled__2", "fit", 300), (EventKind.RUN_FAILED, "scheduled__2", "fit", 290),
-        (EventKind.TASK_FAILED, "manual__1", "load", 50), (EventKind.RUN_FAILED, "manual__1", "load", 40),
-    ])
+    machine.polled(
+        [
+            (EventKind.RUN_SUCCEEDED, "scheduled__3", "fit", 100),  # listed first, happened last
+            (EventKind.TASK_FAILED, "scheduled__2", "fit", 300),
+            (EventKind.RUN_FAILED, "scheduled__2", "fit", 290),
+            (EventKind.TASK_FAILED, "manual__1", "load", 50),
+            (EventKind.RUN_FAILED, "manual__1", "load", 40),
+        ]
+    )
     machine.quiet_point()
-    pages = {(a.kind, a.run_id) for receiver in machine.receivers.values() for a_id in receiver.words
-             for a in [_alert(store, a_id)]}
+    pages = {(a.kind, a.run_id) for receiver in machine.receivers.values() for a_id in receiver.words for a in [_alert(store, a_id)]}
     assert pages == {("task_failed", "manual__1"), ("run_failed", "manual__1")}
     with store.session() as s:
         assert s.query(AlertRow).filter(AlertRow.run_id == "scheduled__2", AlertRow.status == "resolved").count() == 2

@@ -93,7 +93,8 @@ def test_a_typed_422_is_a_sentence_the_schema_allows(served):
     FastAPI's list of invalid fields), so a generated client would choke on it."""
     proc, auth = served
     case = schema["/api/v1/silences"]["POST"].Case(
-        body={"matchers": {"pipeline": "=etl"}, "starts_at": "2030-01-02T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"})
+        body={"matchers": {"pipeline": "=etl"}, "starts_at": "2030-01-02T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"}
+    )
     response = case.call_and_validate(base_url=proc.url, headers=auth, checks=CHECKS)
     assert response.status_code == 422 and "ends_at must be after starts_at" in response.json()["detail"]
 
@@ -111,8 +112,11 @@ def test_linked_operations_in_sequence_answer_within_their_schema(served):
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
 
-    Workflow.run(settings=settings(max_examples=STATEFUL_SCENARIOS, stateful_step_count=6, deadline=None,
-                                   suppress_health_check=list(HealthCheck), derandomize=True))
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+        )
+    )
 
 
 def test_the_fuzzed_schema_is_the_served_one_and_covers_the_api(served):
@@ -122,5 +126,11 @@ def test_the_fuzzed_schema_is_the_served_one_and_covers_the_api(served):
     served_schema = httpx.get(f"{proc.url}/openapi.json").json()
     assert served_schema == _openapi()
     paths = set(served_schema["paths"])
-    assert {"/api/v1/events", "/api/v1/alerts/{alert_id}/ack", "/api/v1/silences/{silence_id}",
-            "/api/v1/runbooks/{name}/executions", "/slack/actions", "/api/v1/check-results"} <= paths
+    assert {
+        "/api/v1/events",
+        "/api/v1/alerts/{alert_id}/ack",
+        "/api/v1/silences/{silence_id}",
+        "/api/v1/runbooks/{name}/executions",
+        "/slack/actions",
+        "/api/v1/check-results",
+    } <= paths

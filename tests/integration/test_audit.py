@@ -67,8 +67,17 @@ def served(tmp_path_factory) -> Iterator[Served]:
     engine = diagnosing_engine(store, folder / "runbooks")
     with store.session() as db:
         made = {role: tokens.create(db, name=f"{role}-token", role=role, now=utcnow()) for role in tokens.ROLES}
-    chat = SlackNotifier(SlackReceiverSettings(kind="slack", name="chat", token=SLACK_TOKEN, channel="#alerts", api_url="http://127.0.0.1:9/",
-                                               signing_secret=SIGNING, operators={ALICE: "alice"}))
+    chat = SlackNotifier(
+        SlackReceiverSettings(
+            kind="slack",
+            name="chat",
+            token=SLACK_TOKEN,
+            channel="#alerts",
+            api_url="http://127.0.0.1:9/",
+            signing_secret=SIGNING,
+            operators={ALICE: "alice"},
+        )
+    )
     app = create_app(store, POLICY, runbook_engine=engine, slack_signing_secrets=[SIGNING], notifiers={"chat": chat})
     try:
         with serve_app(app) as url:
@@ -80,8 +89,11 @@ def served(tmp_path_factory) -> Iterator[Served]:
 
 def test_api_changes_are_audited_with_who_what_target_and_via(served: Served) -> None:
     op = bearer(served.tokens["operator"])
-    events = [{"kind": "run_failed", "source": "af", "pipeline": "train", "run_id": "a1", "summary": "failed"},
-              {"kind": "run_failed", "source": "af", "pipeline": "train", "run_id": "a2", "summary": "failed"}, {"kind": "nonsense"}]
+    events = [
+        {"kind": "run_failed", "source": "af", "pipeline": "train", "run_id": "a1", "summary": "failed"},
+        {"kind": "run_failed", "source": "af", "pipeline": "train", "run_id": "a2", "summary": "failed"},
+        {"kind": "nonsense"},
+    ]
     answer = httpx.post(f"{served.url}/api/v1/events", json=events, headers=bearer(served.tokens["ingest"])).json()
     alert_id = answer["items"][0]["fired"][0]
     assert httpx.post(f"{served.url}/api/v1/alerts/{alert_id}/ack", json={"comment": "on it"}, headers=op).status_code == 200
@@ -89,7 +101,9 @@ def test_api_changes_are_audited_with_who_what_target_and_via(served: Served) ->
     assert httpx.delete(f"{served.url}/api/v1/silences/{silence['id']}", headers=op).status_code == 200
     report = {"kind": "quality", "name": "orders_suite", "status": "failed", "pipeline": "train"}
     assert httpx.post(f"{served.url}/api/v1/check-results", json=report, headers=bearer(served.tokens["ingest"])).status_code == 202
-    started = httpx.post(f"{served.url}/api/v1/runbooks/diagnose/executions", json={"alert_id": alert_id, "dry_run": True}, headers=op).json()
+    started = httpx.post(
+        f"{served.url}/api/v1/runbooks/diagnose/executions", json={"alert_id": alert_id, "dry_run": True}, headers=op
+    ).json()
     refused = httpx.post(f"{served.url}/api/v1/alerts/{alert_id}/ack", headers=bearer(served.tokens["viewer"]))
     assert refused.status_code == 403
 
@@ -162,23 +176,31 @@ def test_slack_clicks_and_refused_clicks_are_audited(served: Served) -> None:
     assert entry(alice, action="silence")["detail"].startswith("silence #")
     assert entry(alice, action="run_runbook")["target"] == f"diagnose for alert #{alert_id}"
     mallory = entry(served.audit(actor=f"slack-user:{MALLORY}"), action="retry")
-    assert (mallory["outcome"], mallory["reason"], mallory["target"]) == ("refused", "not mapped to a dagwatch operator",
-                                                                          f"retry-failed for alert #{alert_id}")
+    assert (mallory["outcome"], mallory["reason"], mallory["target"]) == (
+        "refused",
+        "not mapped to a dagwatch operator",
+        f"retry-failed for alert #{alert_id}",
+    )
 
 
 def test_cli_commands_are_audited_without_the_token(tmp_path: Path) -> None:
     config = tmp_path / "dagwatch.yaml"
     config.write_text(f"data_dir: {tmp_path / 'data'}\nsources: []\n")
     cli = [sys.executable, "-m", "monitor.cli"]
-    token = subprocess.run([*cli, "token", "create", "--name", "airflow-listener", "--role", "ingest", "--config", str(config)],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    token = subprocess.run(
+        [*cli, "token", "create", "--name", "airflow-listener", "--role", "ingest", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     subprocess.run([*cli, "token", "revoke", "--name", "airflow-listener", "--config", str(config)], capture_output=True, check=True)
     store = open_store(f"sqlite:///{tmp_path / 'data' / 'dagwatch.db'}")
     alert_id = fire(store, run_id="cli-1")
     store.close()
     subprocess.run([*cli, "alerts", "ack", str(alert_id), "--config", str(config)], capture_output=True, check=True)
-    silenced = subprocess.run([*cli, "alerts", "silence", str(alert_id), "--for", "2h", "--config", str(config)],
-                              capture_output=True, text=True, check=True).stdout
+    silenced = subprocess.run(
+        [*cli, "alerts", "silence", str(alert_id), "--for", "2h", "--config", str(config)], capture_output=True, text=True, check=True
+    ).stdout
     refused = subprocess.run([*cli, "alerts", "ack", "999999", "--config", str(config)], capture_output=True, text=True)
     assert refused.returncode == 2 and "999999" in refused.stderr
     silence_id = re.search(r"silence (\d+)", silenced).group(1)
@@ -190,8 +212,12 @@ def test_cli_commands_are_audited_without_the_token(tmp_path: Path) -> None:
             actors = {r.actor for r in audit.query(db)}
     finally:
         store.close()
-    assert rows == [("cli", "token_create", "airflow-listener", "role ingest"), ("cli", "token_revoke", "airflow-listener", ""),
-                    ("cli", "ack", f"alert #{alert_id}", ""), ("cli", "silence", f"alert #{alert_id}", f"silence #{silence_id} for 2:00:00")]
+    assert rows == [
+        ("cli", "token_create", "airflow-listener", "role ingest"),
+        ("cli", "token_revoke", "airflow-listener", ""),
+        ("cli", "ack", f"alert #{alert_id}", ""),
+        ("cli", "silence", f"alert #{alert_id}", f"silence #{silence_id} for 2:00:00"),
+    ]
     assert len(actors) == 1 and next(iter(actors)).startswith("cli:")
     assert token.startswith(tokens.PREFIX) and not any(token in t or tokens.digest(token) in t for t in texts)
 
@@ -213,8 +239,12 @@ def proxied(tmp_path_factory) -> Iterator[tuple[DagwatchProcess, str]]:
     tmp = tmp_path_factory.mktemp("proxy")
     config = tmp / "dagwatch.yaml"
     config.write_text(PROXY_CONFIG.format(data_dir=tmp / "data"))
-    admin = subprocess.run([sys.executable, "-m", "monitor.cli", "token", "create", "--name", "root", "--role", "admin", "--config", str(config)],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    admin = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "token", "create", "--name", "root", "--role", "admin", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     proc = DagwatchProcess(config, free_port(), tmp / "dagwatch.log")
     proc.wait_healthy()
     yield proc, admin
@@ -254,6 +284,9 @@ def test_trusted_proxy_is_believed_from_its_address_only(proxied: tuple[Dagwatch
     assert (ack["via"], ack["target"], ack["address"]) == ("proxy", f"alert #{alert_id}", "203.0.113.7 via 127.0.0.1")
     assert entry(entries, action="ack", outcome="refused")["reason"].startswith("a change through the auth proxy must come from this site")
     assert entry(entries, action="post_events")["via"] == "proxy"
-    assert entry(httpx.get(f"{proc.url}/api/v1/audit", params={"actor": "bob"}, headers=bearer(admin)).json(), action="ack")["outcome"] == "refused"
+    assert (
+        entry(httpx.get(f"{proc.url}/api/v1/audit", params={"actor": "bob"}, headers=bearer(admin)).json(), action="ack")["outcome"]
+        == "refused"
+    )
     assert "believing the X-Forwarded-User header from 127.0.0.1/32 only" in wait_for(lambda: proc.log_path.read_text(), limit=5)
     assert "reads need a viewer" in proc.log_path.read_text()

@@ -39,16 +39,32 @@ def orchestrator_venv(name: str) -> Path:
 
 def frozen_constraints(venv: Path, dest: Path) -> dict[str, str]:
     """Write the venv's installed set as a constraints file; returns {name: version}."""
-    out = subprocess.run([str(python_of(venv)), "-m", "pip", "list", "--format=freeze", "--exclude-editable",
-                          "--disable-pip-version-check"], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [str(python_of(venv)), "-m", "pip", "list", "--format=freeze", "--exclude-editable", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     pins = [line for line in out.stdout.splitlines() if "==" in line and " @ " not in line]
     dest.write_text("\n".join(pins) + "\n")
     return {canonicalize_name(p.split("==")[0]): p.split("==")[1] for p in pins}
 
 
 def dry_run(python: Path, spec: str, report: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
-           "--report", str(report), *extra, spec]
+    cmd = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--report",
+        str(report),
+        *extra,
+        spec,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 
 

@@ -52,12 +52,19 @@ def served(tmp_path_factory) -> Iterator[Served]:
     port = free_port()
     config = tmp / "dagwatch.yaml"
     config.write_text(CONFIG.format(data_dir=tmp / "data", port=port))
-    tokens = {"operator": create_token(config, "alice-ops"), "viewer": create_token(config, "dash", "viewer"),
-              "admin": create_token(config, "root", "admin")}
+    tokens = {
+        "operator": create_token(config, "alice-ops"),
+        "viewer": create_token(config, "dash", "viewer"),
+        "admin": create_token(config, "root", "admin"),
+    }
     stderr = tmp / "stderr.log"
     with stderr.open("wb") as err, (tmp / "stdout.log").open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "up", "--config", str(config), "--log-format", "json",
-                                 "--log-level", "info"], stdout=out, stderr=err, env=clean_env())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "up", "--config", str(config), "--log-format", "json", "--log-level", "info"],
+            stdout=out,
+            stderr=err,
+            env=clean_env(),
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _healthy(url) or proc.poll() is not None, limit=60)
@@ -138,13 +145,16 @@ def test_the_configured_server_is_used_when_it_answers(served: Served) -> None:
     assert "acting on the store directly" not in acked.output and acked.stdout.strip().endswith("by alice-ops")
 
 
-@pytest.mark.parametrize(("token", "args", "words"), [
-    (None, ("ack", "{id}"), "HTTP 401"),
-    ("viewer", ("ack", "{id}"), "HTTP 403"),
-    ("operator", ("ack", "999999"), "HTTP 404"),
-    ("operator", ("silence", "-m", "pipeline=~(", "--for", "1h"), "--match: "),
-    ("operator", ("silence", "{id}", "--for", "1000d"), "HTTP 422: body.duration: a silence lasts at most 90 days"),
-])
+@pytest.mark.parametrize(
+    ("token", "args", "words"),
+    [
+        (None, ("ack", "{id}"), "HTTP 401"),
+        ("viewer", ("ack", "{id}"), "HTTP 403"),
+        ("operator", ("ack", "999999"), "HTTP 404"),
+        ("operator", ("silence", "-m", "pipeline=~(", "--for", "1h"), "--match: "),
+        ("operator", ("silence", "{id}", "--for", "1000d"), "HTTP 422: body.duration: a silence lasts at most 90 days"),
+    ],
+)
 def test_refusals_are_one_line_and_exit_2(served: Served, token, args, words) -> None:
     [alert] = served.get("/api/v1/alerts", pipeline="train")
     secret = served.tokens.get(token, "dw_bogus-token-value")
@@ -162,7 +172,8 @@ def test_an_unreachable_url_is_one_line_and_exit_2() -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     result = cli("alerts", "list", "--url", closed)
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
-        f"error: cannot reach dagwatch at {closed} (connection refused or no route): is `dagwatch up` running there? Set --url or DAGWATCH_URL"]
+        f"error: cannot reach dagwatch at {closed} (connection refused or no route): is `dagwatch up` running there? Set --url or DAGWATCH_URL"
+    ]
 
 
 def test_the_server_logs_json_lines_without_secrets(served: Served) -> None:

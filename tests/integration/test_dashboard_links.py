@@ -72,8 +72,15 @@ def served(store: Store, tmp_path: Path):
 
 
 def test_alert_table_links_open_the_start_page_of_the_rows_alert(store: Store, served: str):
-    tricky = Event(kind=EventKind.TASK_FAILED, source="airflow", pipeline="etl & train/v2", run_id="manual__2024-05-01T10:00:00+00:00",
-                   task_id="fit", summary="fit failed: tricky", details={"url": RUN_PAGE})
+    tricky = Event(
+        kind=EventKind.TASK_FAILED,
+        source="airflow",
+        pipeline="etl & train/v2",
+        run_id="manual__2024-05-01T10:00:00+00:00",
+        task_id="fit",
+        summary="fit failed: tricky",
+        details={"url": RUN_PAGE},
+    )
     plain = Event(kind=EventKind.RUN_FAILED, source="airflow", pipeline="etl", run_id="scheduled__2024-05-01", summary="etl failed: plain")
     fired = {event.summary: ingest.submit(store, [event], POLICY)[0].fired[0] for event in (tricky, plain)}
     opened = 0

@@ -105,11 +105,10 @@ def dag(tmp: Path) -> Pipeline:
     parts = [f"part_{i}" for i in range(PARTS)]
     for i, name in enumerate(parts):
         retries = 1 if i in FLAKY | {VICTIM, HANG} else 0
-        p.task(part_fn(i), name=name, upstream=["prepare", "features"], retries=retries, retry_delay=0.1,
-               timeout=2 if i == HANG else None)
+        p.task(part_fn(i), name=name, upstream=["prepare", "features"], retries=retries, retry_delay=0.1, timeout=2 if i == HANG else None)
     per = PARTS // MERGES + 1
     for j in range(MERGES):
-        deps = parts[j * per:(j + 1) * per]
+        deps = parts[j * per : (j + 1) * per]
 
         def merge(ctx, **inputs):
             print(f"merging {len(inputs)}")
@@ -157,7 +156,9 @@ def test_a_200_task_dag_on_a_local_cluster_with_retries_a_cache_hit_and_a_killed
     # The run and every task as the store has them.
     with store.session() as s:
         run = runs.get(s, source="embedded", pipeline="dask_dag", run_id=result.run_id)
-    assert run is not None and run.state is State.SUCCESS, [(t.task_id, t.state, t.error) for t in run.tasks if t.state is not State.SUCCESS]
+    assert run is not None and run.state is State.SUCCESS, [
+        (t.task_id, t.state, t.error) for t in run.tasks if t.state is not State.SUCCESS
+    ]
     tasks = {t.task_id: t for t in run.tasks}
     assert len(tasks) == 200 and all(t.state is State.SUCCESS for t in tasks.values())
     expected_tries = {name: 1 for name in pipeline.tasks}
@@ -241,13 +242,23 @@ def remote_cluster(tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path])}
-    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--dashboard-address", f"127.0.0.1:{dash}"],
-                              stdout=(tmp_path / "scheduler.log").open("wb"), stderr=subprocess.STDOUT, env=env)]
+    procs = [
+        subprocess.Popen(
+            [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", f"127.0.0.1:{dash}"],
+            stdout=(tmp_path / "scheduler.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    ]
     try:
-        procs.append(subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nworkers", "1",
-                                       "--nthreads", "1", "--no-dashboard"],
-                                      stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT, env=env))
+        procs.append(
+            subprocess.Popen(
+                [str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+                stdout=(tmp_path / "worker.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
         yield address, procs
     finally:
         for proc in reversed(procs):

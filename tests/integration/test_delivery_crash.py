@@ -23,8 +23,6 @@ routes:
 BURST = 60
 
 
-
-
 def test_sigkill_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path):
     receiver = RecordingServer().start()
     receiver.delay = 0.1  # a slow receiver, so the kill lands mid-burst
@@ -34,8 +32,17 @@ def test_sigkill_during_a_burst_loses_nothing_and_doubles_nothing(tmp_path):
     first = DagwatchProcess(config, free_port(), tmp_path / "first.log")
     try:
         first.wait_healthy()
-        events = [{"kind": "task_failed", "source": "af", "pipeline": "etl", "run_id": "r1", "task_id": f"t{i:03d}", "summary": f"t{i:03d} failed"}
-                  for i in range(BURST)]
+        events = [
+            {
+                "kind": "task_failed",
+                "source": "af",
+                "pipeline": "etl",
+                "run_id": "r1",
+                "task_id": f"t{i:03d}",
+                "summary": f"t{i:03d} failed",
+            }
+            for i in range(BURST)
+        ]
         answer = httpx.post(f"{first.url}/api/v1/events", json=events, headers={"Authorization": f"Bearer {op}"}, timeout=60).json()
         assert answer["accepted"] == BURST
         wait_for(lambda: len(receiver.requests) >= 5)

@@ -80,8 +80,11 @@ def world(store, data_dir, tmp_path, gate):
     recorder = StoreRecorder(store)
     runner = Runner(data_dir=data_dir, recorder=recorder)
     sources = registry.build_all(
-        [EmbeddedSourceSettings(kind="embedded", name="embedded")], store=store, log_root=data_dir / "logs",
-        runners={"embedded": runner}, pipelines={"embedded": [pipeline]},
+        [EmbeddedSourceSettings(kind="embedded", name="embedded")],
+        store=store,
+        log_root=data_dir / "logs",
+        runners={"embedded": runner},
+        pipelines={"embedded": [pipeline]},
     )
     collector = Collector(sources.get("embedded"), store, POLICY)
     yield pipeline, runner, sources.retryable("embedded"), collector
@@ -96,7 +99,9 @@ def the_run(store, run_id):
 
 def events_of(store, run_id):
     with store.session() as s:
-        return [(e.kind, e.task_id, e.try_number) for e in s.scalars(select(EventRow).where(EventRow.run_id == run_id).order_by(EventRow.id))]
+        return [
+            (e.kind, e.task_id, e.try_number) for e in s.scalars(select(EventRow).where(EventRow.run_id == run_id).order_by(EventRow.id))
+        ]
 
 
 def alerts_of(store, run_id):
@@ -110,7 +115,8 @@ def test_a_failed_run_is_retried_in_place_and_its_alerts_resolve(world, store, t
     assert failed.state is State.FAILED
     collector.poll_once()
     assert alerts_of(store, failed.run_id) == {
-        (AlertKind.RUN_FAILED, "train"): AlertStatus.FIRING, (AlertKind.TASK_FAILED, "train"): AlertStatus.FIRING,
+        (AlertKind.RUN_FAILED, "train"): AlertStatus.FIRING,
+        (AlertKind.TASK_FAILED, "train"): AlertStatus.FIRING,
     }
     counts = {name: count(tmp_path / f"{name}.count") for name in ("prepare", "train", "evaluate", "report")}
     assert counts == {"prepare": 1, "train": 1, "evaluate": 0, "report": 1}
@@ -132,14 +138,21 @@ def test_a_failed_run_is_retried_in_place_and_its_alerts_resolve(world, store, t
     assert {t.task_id: (t.state, t.try_number) for t in running.tasks}["prepare"] == (State.SUCCESS, 1)
     assert {t.task_id: t.try_number for t in running.tasks}["train"] == 2  # waiting for, or running, its next try
     collector.poll_once()
-    wait_for(lambda: {t.task_id: (t.state, t.try_number) for t in the_run(store, failed.run_id).tasks}["train"] == (State.RUNNING, 2), limit=30, step=0.05)
+    wait_for(
+        lambda: {t.task_id: (t.state, t.try_number) for t in the_run(store, failed.run_id).tasks}["train"] == (State.RUNNING, 2),
+        limit=30,
+        step=0.05,
+    )
     collector.poll_once()  # polls mid-retry: a cleared task on its next try is not "retrying"
     assert [kind for kind, *_ in events_of(store, failed.run_id)] == ["task_failed", "run_failed"]
 
     gate.set()
     done = wait_for(lambda: (r := the_run(store, failed.run_id)).state is State.SUCCESS and r, limit=30, step=0.05)
     assert {t.task_id: (t.state, t.try_number) for t in done.tasks} == {
-        "prepare": (State.SUCCESS, 1), "train": (State.SUCCESS, 2), "evaluate": (State.SUCCESS, 1), "report": (State.SUCCESS, 1),
+        "prepare": (State.SUCCESS, 1),
+        "train": (State.SUCCESS, 2),
+        "evaluate": (State.SUCCESS, 1),
+        "report": (State.SUCCESS, 1),
     }
     # Upstream was reused, not re-executed; only the failed task and its downstream ran again.
     counts = {name: count(tmp_path / f"{name}.count") for name in ("prepare", "train", "evaluate", "report")}
@@ -147,9 +160,13 @@ def test_a_failed_run_is_retried_in_place_and_its_alerts_resolve(world, store, t
 
     collector.poll_once()
     assert events_of(store, failed.run_id) == [
-        ("task_failed", "train", 1), ("run_failed", "train", 1), ("task_succeeded", "train", 2), ("run_succeeded", None, None),
+        ("task_failed", "train", 1),
+        ("run_failed", "train", 1),
+        ("task_succeeded", "train", 2),
+        ("run_succeeded", None, None),
     ]
     assert alerts_of(store, failed.run_id) == {
-        (AlertKind.RUN_FAILED, "train"): AlertStatus.RESOLVED, (AlertKind.TASK_FAILED, "train"): AlertStatus.RESOLVED,
+        (AlertKind.RUN_FAILED, "train"): AlertStatus.RESOLVED,
+        (AlertKind.TASK_FAILED, "train"): AlertStatus.RESOLVED,
     }
     assert runner.results.run(pipeline.name, failed.run_id).results["evaluate"] == 9.0

@@ -116,7 +116,7 @@ def test_an_orchestrator_that_breaks_in_every_way_is_down_once_per_outage_and_re
             assert len(down) == 1, down
             polled = len(orchestrator.requests)
             # The outage goes on for more polls: still one alert, told once.
-            wait_for(lambda: len(orchestrator.requests) >= polled + 3, limit=60)
+            wait_for(lambda polled=polled: len(orchestrator.requests) >= polled + 3, limit=60)
             assert len(_source_down(proc.url)) == number, (fault, _source_down(proc.url))
             assert httpx.get(f"{proc.url}/healthz", timeout=5).status_code == 200
             orchestrator.mode = "ok"
@@ -138,6 +138,7 @@ def test_an_orchestrator_that_breaks_in_every_way_is_down_once_per_outage_and_re
 
 
 # --- a receiver that is down for minutes (simulated time) -------------------------------------
+
 
 class DownReceiver(RecordingServer):
     """A webhook receiver that answers 503 while `down`, and keeps what it accepted."""
@@ -165,8 +166,19 @@ def test_a_receiver_down_for_minutes_gets_everything_afterwards_and_nothing_twic
         policy = ingest.AlertPolicy.from_settings(settings)
         notifiers = build(settings.receivers)
         clock = Clock()
-        failures = [Event(kind=EventKind.TASK_FAILED, source="af", pipeline="etl", run_id="r1", task_id=f"t{i}", try_number=1,
-                          summary=f"t{i} failed", occurred_at=clock()) for i in range(12)]
+        failures = [
+            Event(
+                kind=EventKind.TASK_FAILED,
+                source="af",
+                pipeline="etl",
+                run_id="r1",
+                task_id=f"t{i}",
+                try_number=1,
+                summary=f"t{i} failed",
+                occurred_at=clock(),
+            )
+            for i in range(12)
+        ]
         ingest.submit(store, failures, policy, clock=clock)
         attempts = 0
         while clock.now - failures[0].occurred_at < timedelta(minutes=8):  # down for 8 simulated minutes
@@ -224,8 +236,9 @@ def _restart(server) -> None:
     """`pg_ctl restart -m fast`: every connection is cut, the server is back on the same port
     (pg_ctl reuses the options it was started with; its output goes to the log again, not to
     our pipe); the pid and its watchdog follow."""
-    done = server._run("pg_ctl", "-D", str(server.data), "-l", str(server.root / "server.log"), "-m", "fast", "-w", "-t", "60", "restart",
-                       timeout=90)
+    done = server._run(
+        "pg_ctl", "-D", str(server.data), "-l", str(server.root / "server.log"), "-m", "fast", "-w", "-t", "60", "restart", timeout=90
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     server.pid = server._read_pid()
     server._start_watchdog()
@@ -267,7 +280,9 @@ def test_postgres_restarted_under_load_loses_nothing_dagwatch_answered_2xx_for(t
         # While the database is away a request is told to retry (503), never a 500 with a traceback.
         assert set(answered.values()) <= {200, 503}, Counter(answered.values())
         stored: set[str] = set()
-        while page := httpx.get(f"{proc.url}/api/v1/alerts", params={"source": "load", "limit": 500, "offset": len(stored)}, timeout=30).json():
+        while page := httpx.get(
+            f"{proc.url}/api/v1/alerts", params={"source": "load", "limit": 500, "offset": len(stored)}, timeout=30
+        ).json():
             stored |= {a["run_id"] for a in page}
         assert ok <= stored, sorted(ok - stored)[:10]
         assert httpx.get(f"{proc.url}/readyz", timeout=10).status_code == 200

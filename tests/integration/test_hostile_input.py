@@ -77,16 +77,25 @@ def test_out_of_range_items_are_rejected_alone_and_the_valid_ones_accepted(serve
 
 def test_nan_and_infinity_in_details_are_refused_so_pagerduty_can_always_encode_the_alert(server):
     proc, auth = server
-    text = '[{"kind": "run_failed", "source": "hostile", "pipeline": "nan", "details": {"loss": NaN}},' \
-           ' {"kind": "run_failed", "source": "hostile", "pipeline": "inf", "details": {"loss": [Infinity]}}]'
+    text = (
+        '[{"kind": "run_failed", "source": "hostile", "pipeline": "nan", "details": {"loss": NaN}},'
+        ' {"kind": "run_failed", "source": "hostile", "pipeline": "inf", "details": {"loss": [Infinity]}}]'
+    )
     answer = _post_raw(proc.url, "/api/v1/events", text, auth).json()
     assert answer["accepted"] == 0 and all("finite" in " ".join(i["errors"]) for i in answer["items"])
     report = '{"kind": "convergence", "name": "loss", "status": "failed", "details": {"last": -Infinity}}'
     assert _post_raw(proc.url, "/api/v1/check-results", report, auth).status_code == 422
 
 
-@pytest.mark.parametrize("path", ["/api/v1/alerts?offset=9223372036854775808", "/api/v1/alerts/9223372036854775808",
-                                  "/api/v1/alerts/2147483648", "/api/v1/runbooks/executions/9223372036854775808"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/alerts?offset=9223372036854775808",
+        "/api/v1/alerts/9223372036854775808",
+        "/api/v1/alerts/2147483648",
+        "/api/v1/runbooks/executions/9223372036854775808",
+    ],
+)
 def test_ids_and_offsets_past_the_database_integer_are_422_not_500(server, path):
     proc, _ = server
     response = httpx.get(proc.url + path)
@@ -136,13 +145,17 @@ def test_big_bodies_are_refused_before_they_are_read(server):
     idle = _rss_kib(proc.proc.pid)
     announced = 100 * MB
     for _ in range(5):
-        anonymous, _ = _exchange(proc.url, f"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                                           f"Content-Length: {announced}\r\n\r\n")
+        anonymous, _ = _exchange(
+            proc.url, f"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+        )
         assert anonymous == 401
         unsigned, _ = _exchange(proc.url, f"POST /slack/actions HTTP/1.1\r\nHost: x\r\nContent-Length: {announced}\r\n\r\n")
         assert unsigned == 401
-        declared, answer = _exchange(proc.url, f"POST /api/v1/events HTTP/1.1\r\nHost: x\r\n{'Authorization: ' + auth['Authorization']}\r\n"
-                                               f"Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n")
+        declared, answer = _exchange(
+            proc.url,
+            f"POST /api/v1/events HTTP/1.1\r\nHost: x\r\n{'Authorization: ' + auth['Authorization']}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n",
+        )
         assert declared == 413, answer
 
     def chunks():

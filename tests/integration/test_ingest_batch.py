@@ -19,12 +19,21 @@ from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertHistor
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 POLICY = ingest.AlertPolicy(
-    receivers=[("pager", "pagerduty"), ("mail", "email")], base_url="http://127.0.0.1:8000",
+    receivers=[("pager", "pagerduty"), ("mail", "email")],
+    base_url="http://127.0.0.1:8000",
     alerting=AlertingSettings(flap=FlapSettings(threshold=2, window=timedelta(hours=1), quiet=timedelta(minutes=5))),
 )
 KINDS = [
-    EventKind.TASK_FAILED, EventKind.TASK_FAILED, EventKind.TASK_RETRYING, EventKind.TASK_SUCCEEDED, EventKind.RUN_FAILED,
-    EventKind.RUN_SUCCEEDED, EventKind.QUALITY_FAILED, EventKind.CHECK_PASSED, EventKind.SOURCE_DOWN, EventKind.SOURCE_UP,
+    EventKind.TASK_FAILED,
+    EventKind.TASK_FAILED,
+    EventKind.TASK_RETRYING,
+    EventKind.TASK_SUCCEEDED,
+    EventKind.RUN_FAILED,
+    EventKind.RUN_SUCCEEDED,
+    EventKind.QUALITY_FAILED,
+    EventKind.CHECK_PASSED,
+    EventKind.SOURCE_DOWN,
+    EventKind.SOURCE_UP,
 ]
 
 
@@ -34,8 +43,13 @@ def random_event(rng: random.Random) -> Event:
     if kind in (EventKind.SOURCE_DOWN, EventKind.SOURCE_UP):
         return Event(kind=kind, source=source, summary=f"{source} {kind}")
     fields = dict(
-        kind=kind, source=source, pipeline=rng.choice(["etl", "train"]), run_id=rng.choice(["r1", "r2"]),
-        task_id=rng.choice(["a", "b"]), try_number=rng.randint(1, 3), summary=f"{kind} #{rng.randint(0, 99)}",
+        kind=kind,
+        source=source,
+        pipeline=rng.choice(["etl", "train"]),
+        run_id=rng.choice(["r1", "r2"]),
+        task_id=rng.choice(["a", "b"]),
+        try_number=rng.randint(1, 3),
+        summary=f"{kind} #{rng.randint(0, 99)}",
         details={"check": rng.choice(["rows", "nulls"])} if kind in (EventKind.QUALITY_FAILED, EventKind.CHECK_PASSED) else {},
     )
     if kind is EventKind.TASK_FAILED and rng.random() < 0.15:
@@ -46,7 +60,19 @@ def random_event(rng: random.Random) -> Event:
 def state(store: Store) -> dict:
     with store.session() as s:
         alerts = [
-            (a.id, a.fingerprint, a.status, a.tier, a.kind, a.event_count, a.try_number, a.summary, a.resolved_at, a.resolve_held_until, a.details)
+            (
+                a.id,
+                a.fingerprint,
+                a.status,
+                a.tier,
+                a.kind,
+                a.event_count,
+                a.try_number,
+                a.summary,
+                a.resolved_at,
+                a.resolve_held_until,
+                a.details,
+            )
             for a in s.scalars(select(AlertRow).order_by(AlertRow.id))
         ]
         history = sorted((h.alert_id, h.event_id or 0, h.change, h.note or "") for h in s.scalars(select(AlertHistoryRow)))
@@ -104,7 +130,10 @@ def test_writers_sharing_one_sqlite_file_take_turns_one_failure_one_alert(tmp_pa
 
     def push(store: Store) -> None:
         for k in range(15):
-            events = [Event(kind=EventKind.TASK_FAILED, source="af", pipeline="etl", run_id=f"r{k}", task_id=f"t{i}", summary="boom") for i in range(10)]
+            events = [
+                Event(kind=EventKind.TASK_FAILED, source="af", pipeline="etl", run_id=f"r{k}", task_id=f"t{i}", summary="boom")
+                for i in range(10)
+            ]
             start.wait()
             try:
                 ingest.submit(store, events, POLICY)

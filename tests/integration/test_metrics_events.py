@@ -18,8 +18,9 @@ from monitor.tracking.collector import Collector
 from monitor.tracking.watch import Watcher
 from tests.fakes.clock import T0, Clock
 
-POLICY = ingest.AlertPolicy(receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000",
-                            alerting=AlertingSettings(group_wait="0s", group_interval="1s"))
+POLICY = ingest.AlertPolicy(
+    receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000", alerting=AlertingSettings(group_wait="0s", group_interval="1s")
+)
 
 
 def value(name, **labels):
@@ -42,9 +43,20 @@ class Source:
         return Health(True)
 
     def poll(self, since):
-        task = TaskSnapshot(task_id="fit", state=State.FAILED, try_number=2, max_tries=2, started_at=T0, ended_at=T0 + timedelta(seconds=42))
-        return [RunSnapshot(source=self.name, pipeline="train", run_id="run-1", state=State.FAILED, started_at=T0 - timedelta(seconds=60),
-                            ended_at=T0 + timedelta(seconds=45), tasks=(task,))]
+        task = TaskSnapshot(
+            task_id="fit", state=State.FAILED, try_number=2, max_tries=2, started_at=T0, ended_at=T0 + timedelta(seconds=42)
+        )
+        return [
+            RunSnapshot(
+                source=self.name,
+                pipeline="train",
+                run_id="run-1",
+                state=State.FAILED,
+                started_at=T0 - timedelta(seconds=60),
+                ended_at=T0 + timedelta(seconds=45),
+                tasks=(task,),
+            )
+        ]
 
     def definitions(self):
         return self.defs
@@ -101,7 +113,9 @@ class Accepting:
 def test_the_dispatchers_own_events_and_delivery_series(store):
     clock = Clock()
     with store.session() as session:
-        ingest.apply(session, Event(kind="run_failed", source="metrics-disp", pipeline="p", run_id="r1", occurred_at=clock()), POLICY, clock())
+        ingest.apply(
+            session, Event(kind="run_failed", source="metrics-disp", pipeline="p", run_id="r1", occurred_at=clock()), POLICY, clock()
+        )
     down = value("dagwatch_events_total", kind="source_down")
     dead = value("dagwatch_notifications_total", receiver="pager", status="dead")
     clock.advance(timedelta(seconds=1))
@@ -110,7 +124,9 @@ def test_the_dispatchers_own_events_and_delivery_series(store):
     assert value("dagwatch_events_total", kind="source_down") - down == 1  # receiver/pager is down: applied, so counted
 
     with store.session() as session:
-        ingest.apply(session, Event(kind="run_failed", source="metrics-disp", pipeline="q", run_id="r2", occurred_at=clock()), POLICY, clock())
+        ingest.apply(
+            session, Event(kind="run_failed", source="metrics-disp", pipeline="q", run_id="r2", occurred_at=clock()), POLICY, clock()
+        )
         # the outbox rows are written: this alert's and the one about receiver/pager being down
         assert len(groups.flush_due(session, clock.advance(timedelta(seconds=1)))) == 2
     latency = value("dagwatch_notification_latency_seconds_count", receiver="pager")

@@ -78,7 +78,9 @@ def test_demo_failures_on_metrics_and_no_run_ids(dagwatch):
 
     # pushed events: counted once each where they are applied; a rejected item is not counted
     before = get(series, "dagwatch_events_total", kind="run_missing")
-    batch = [{"kind": "run_missing", "source": "pushed", "pipeline": f"nightly-{i}", "summary": "no run"} for i in range(2)] + [{"kind": "nope"}]
+    batch = [{"kind": "run_missing", "source": "pushed", "pipeline": f"nightly-{i}", "summary": "no run"} for i in range(2)] + [
+        {"kind": "nope"}
+    ]
     answer = httpx.post(f"{server.url}/api/v1/events", json=batch, headers={"Authorization": f"Bearer {token}"}).json()
     assert (answer["accepted"], answer["rejected"]) == (2, 1)
     check = {"kind": "quality", "name": "rows", "status": "failed", "source": "pushed", "pipeline": "nightly-0"}

@@ -55,16 +55,22 @@ def diagnosing_engine(store: Store, folder: Path) -> Engine:
     folder.mkdir(exist_ok=True)
     (folder / "diagnose.yaml").write_text(DIAGNOSE)
     found = runbooks.load_file(folder / "diagnose.yaml")
-    return Engine(store, {found.name: found}, lambda name: EmbeddedSource(name, store, folder / "logs"),
-                  services={"policy": POLICY}, rate_limit=RateLimit(count=50))
+    return Engine(
+        store,
+        {found.name: found},
+        lambda name: EmbeddedSource(name, store, folder / "logs"),
+        services={"policy": POLICY},
+        rate_limit=RateLimit(count=50),
+    )
 
 
 def diagnosing_app(store: Store, engine: Engine) -> FastAPI:
     return create_app(store, POLICY, runbook_engine=engine)
 
 
-def fire(store: Store, *, summary: str = "fit failed: boom", kind: EventKind = EventKind.TASK_FAILED, run_id: str = "r1",
-         pipeline: str = "train") -> int:
+def fire(
+    store: Store, *, summary: str = "fit failed: boom", kind: EventKind = EventKind.TASK_FAILED, run_id: str = "r1", pipeline: str = "train"
+) -> int:
     event = Event(kind=kind, source="embedded", pipeline=pipeline, run_id=run_id, task_id="fit", summary=summary)
     return ingest.submit(store, [event], POLICY)[0].fired[0]
 
@@ -163,7 +169,9 @@ def test_starting_needs_a_session_an_operator_and_the_sessions_csrf_field(store,
     cross_site = client.post("/runbooks/diagnose/start", data=good, headers={"Origin": "https://evil.example"})
     assert cross_site.status_code == 403 and "another site" in cross_site.text
     assert client.post("/runbooks/diagnose/start", data=good).status_code == 403  # neither Origin nor Referer
-    from_page = client.post("/runbooks/diagnose/start", data=good, headers={"Referer": f"{BASE_URL}/runbooks/diagnose/start"}, follow_redirects=False)
+    from_page = client.post(
+        "/runbooks/diagnose/start", data=good, headers={"Referer": f"{BASE_URL}/runbooks/diagnose/start"}, follow_redirects=False
+    )
     assert from_page.status_code == 303
     assert executions(store) == 1  # only the last, complete request started anything
 
@@ -228,7 +236,9 @@ def test_logging_in_and_out(store, client):
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie and operator not in cookie
     assert "ops" in client.get("/").text.split("<main>")[0]
 
-    onward = client.post("/login", data={"token": operator, "next": "/runbooks/diagnose/start?alert_id=1"}, headers=SITE, follow_redirects=False)
+    onward = client.post(
+        "/login", data={"token": operator, "next": "/runbooks/diagnose/start?alert_id=1"}, headers=SITE, follow_redirects=False
+    )
     assert onward.headers["location"] == "/runbooks/diagnose/start?alert_id=1"
 
     signed = client.cookies["dagwatch_session"]

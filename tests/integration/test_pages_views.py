@@ -55,8 +55,9 @@ def push(client: TestClient, store, events: list[dict]) -> list[int]:
     return [i for item in answer.json()["items"] for i in item["fired"]]
 
 
-def event(kind: str = "task_failed", *, source: str = "embedded", pipeline: str = "train", run_id: str = "r1", summary: str = "boom",
-          **extra) -> dict:
+def event(
+    kind: str = "task_failed", *, source: str = "embedded", pipeline: str = "train", run_id: str = "r1", summary: str = "boom", **extra
+) -> dict:
     return {"kind": kind, "source": source, "pipeline": pipeline, "run_id": run_id, "task_id": "fit", "summary": summary, **extra}
 
 
@@ -69,8 +70,21 @@ def test_every_page_answers_with_the_security_headers(store, client):
     alert_id = fire(store)
     login(client, store)
     page = client.get(f"/alerts/{alert_id}")
-    answers = [client.get(path) for path in ("/", f"/alerts/{alert_id}", "/silences", "/pipelines", "/pipelines/runs?source=embedded&pipeline=train",
-                                              "/runbooks", "/login", "/alerts/999", "/runbooks/diagnose/start?alert_id=1", "/?tier=P9")]
+    answers = [
+        client.get(path)
+        for path in (
+            "/",
+            f"/alerts/{alert_id}",
+            "/silences",
+            "/pipelines",
+            "/pipelines/runs?source=embedded&pipeline=train",
+            "/runbooks",
+            "/login",
+            "/alerts/999",
+            "/runbooks/diagnose/start?alert_id=1",
+            "/?tier=P9",
+        )
+    ]
     answers.append(client.post(f"/alerts/{alert_id}/ack", data={"csrf": csrf(page.text)}, headers=SITE, follow_redirects=False))
     answers.append(client.post(f"/alerts/{alert_id}/ack", data={"csrf": "forged"}, headers=SITE))
     for answer in answers:
@@ -85,10 +99,16 @@ def test_every_page_answers_with_the_security_headers(store, client):
 
 
 def test_the_alerts_list_filters_by_tier_status_source_and_pipeline(store, client):
-    fired = push(client, store, [
-        event(pipeline="train"), event(pipeline="score", run_id="r2"), event("run_late", pipeline="train", run_id="r3"),
-        event(source="airflow", pipeline="train", run_id="r4"),
-    ])
+    fired = push(
+        client,
+        store,
+        [
+            event(pipeline="train"),
+            event(pipeline="score", run_id="r2"),
+            event("run_late", pipeline="train", run_id="r3"),
+            event(source="airflow", pipeline="train", run_id="r4"),
+        ],
+    )
     train, score, late, airflow = fired
     push(client, store, [event("run_succeeded", pipeline="score", run_id="r5")])  # resolves score's failure
 
@@ -109,8 +129,12 @@ def test_the_alerts_list_filters_by_tier_status_source_and_pipeline(store, clien
 
 def test_a_bad_filter_is_shown_on_the_page_not_answered_with_json(store, client):
     fire(store)
-    for query, says in (("tier=P9", "tier: Input should be 'P1', 'P2' or 'P3'"), ("status=burning", "status: Input should be"),
-                        ("refresh=1", "refresh: Value error, choose one of 0, 10, 30, 60, 300 seconds"), ("pipeline=" + "x" * 501, "pipeline: String should have at most 500")):
+    for query, says in (
+        ("tier=P9", "tier: Input should be 'P1', 'P2' or 'P3'"),
+        ("status=burning", "status: Input should be"),
+        ("refresh=1", "refresh: Value error, choose one of 0, 10, 30, 60, 300 seconds"),
+        ("pipeline=" + "x" * 501, "pipeline: String should have at most 500"),
+    ):
         answer = client.get(f"/?{query}")
         assert answer.status_code == 422 and answer.headers["content-type"].startswith("text/html"), query
         assert says in html.unescape(answer.text) and 'id="problems"' in answer.text and 'id="alerts"' not in answer.text
@@ -123,12 +147,36 @@ def test_pipelines_and_their_runs_with_task_states_durations_and_tries(store, cl
     start = utcnow() - timedelta(minutes=10)
     names = ["team/train", "..", HOSTILE]
     with store.session() as s:
-        run_store.save(s, [(RunSnapshot(source="embedded", pipeline=name, run_id=f"{name}-r{i}", state=state, started_at=start + timedelta(minutes=i),
-                                        ended_at=start + timedelta(minutes=i, seconds=125) if state.terminal else None),
-                            [TaskSnapshot(task_id="extract", state=State.SUCCESS, try_number=1, started_at=start, ended_at=start + timedelta(seconds=4.25)),
-                             TaskSnapshot(task_id="fit", state=state if state.terminal else State.RUNNING, try_number=3,
-                                          started_at=start + timedelta(seconds=5), ended_at=start + timedelta(seconds=65) if state.terminal else None)])
-                           for name in names for i, state in enumerate((State.FAILED, State.RUNNING))], utcnow())
+        run_store.save(
+            s,
+            [
+                (
+                    RunSnapshot(
+                        source="embedded",
+                        pipeline=name,
+                        run_id=f"{name}-r{i}",
+                        state=state,
+                        started_at=start + timedelta(minutes=i),
+                        ended_at=start + timedelta(minutes=i, seconds=125) if state.terminal else None,
+                    ),
+                    [
+                        TaskSnapshot(
+                            task_id="extract", state=State.SUCCESS, try_number=1, started_at=start, ended_at=start + timedelta(seconds=4.25)
+                        ),
+                        TaskSnapshot(
+                            task_id="fit",
+                            state=state if state.terminal else State.RUNNING,
+                            try_number=3,
+                            started_at=start + timedelta(seconds=5),
+                            ended_at=start + timedelta(seconds=65) if state.terminal else None,
+                        ),
+                    ],
+                )
+                for name in names
+                for i, state in enumerate((State.FAILED, State.RUNNING))
+            ],
+            utcnow(),
+        )
 
     index = client.get("/pipelines").text
     assert index.count('class="pipeline-row"') == 3 and HOSTILE not in index and "&lt;script&gt;" in index
@@ -148,8 +196,11 @@ def test_pipelines_and_their_runs_with_task_states_durations_and_tries(store, cl
 
 
 def test_hostile_pipeline_text_and_links_render_inert(store, client):
-    [alert_id] = push(client, store, [event(pipeline=HOSTILE, summary=f"failed: {HOSTILE}",
-                                            details={"url": "javascript:alert(document.cookie)", "traceback": HOSTILE})])
+    [alert_id] = push(
+        client,
+        store,
+        [event(pipeline=HOSTILE, summary=f"failed: {HOSTILE}", details={"url": "javascript:alert(document.cookie)", "traceback": HOSTILE})],
+    )
     [linked] = push(client, store, [event(pipeline="ok", run_id="r9", details={"url": "https://airflow.example/dags/ok/grid?x=1&y=2"})])
     for page in (client.get(f"/alerts/{alert_id}").text, client.get("/").text):
         assert HOSTILE not in page and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
@@ -168,9 +219,16 @@ def test_the_notifications_table_shows_no_secrets(store, client):
         alert_store.add_notifications(s, alert_id=alert_id, receivers=["webhook"], action="firing", now=utcnow())
         s.flush()
         row = s.query(NotificationRow).filter(NotificationRow.alert_id == alert_id, NotificationRow.receiver == "webhook").one()
-        outbox.mark_failed(row, now=utcnow(), retryable=False, max_attempts=3, error=(
-            "webhook answered HTTP 401 for https://ops:hunter2@hooks.example/in?token=s3cr3t&sig=abc; Authorization: Bearer abc.def "
-            "xoxb-1234-5678-abcdefgh https://hooks.slack.com/services/T000/B000/XXXXXXXX dw_aaaaaaaaaaaaaaaa api_key=k123"))
+        outbox.mark_failed(
+            row,
+            now=utcnow(),
+            retryable=False,
+            max_attempts=3,
+            error=(
+                "webhook answered HTTP 401 for https://ops:hunter2@hooks.example/in?token=s3cr3t&sig=abc; Authorization: Bearer abc.def "
+                "xoxb-1234-5678-abcdefgh https://hooks.slack.com/services/T000/B000/XXXXXXXX dw_aaaaaaaaaaaaaaaa api_key=k123"
+            ),
+        )
     page = client.get(f"/alerts/{alert_id}").text
     table = page.split('id="notifications"')[1].split("</table>")[0]
     assert "dead" in table and "webhook answered HTTP 401" in table
@@ -191,10 +249,15 @@ def test_silences_are_created_validated_and_expired_by_an_operator(store, client
     login(client, store)
     token_field = csrf(client.get("/silences").text)
     assert client.post("/silences", data=form | {"csrf": token_field}, headers={"Origin": "https://evil.example"}).status_code == 403
-    for matchers, duration, says in (("pipeline=~train(", "2h", "invalid regex"), ("no equals sign", "2h", "line 1: write key=value"),
-                                     ("", "2h", "at least one key=value"), ("pipeline=a", "forever", "invalid duration"),
-                                     ("pipeline=a", "91d", "at most 90 days"), ("pipeline=a\npipeline=b", "1h", "given twice"),
-                                     ("pipeline=a", "0s", "ends_at must be after starts_at")):
+    for matchers, duration, says in (
+        ("pipeline=~train(", "2h", "invalid regex"),
+        ("no equals sign", "2h", "line 1: write key=value"),
+        ("", "2h", "at least one key=value"),
+        ("pipeline=a", "forever", "invalid duration"),
+        ("pipeline=a", "91d", "at most 90 days"),
+        ("pipeline=a\npipeline=b", "1h", "given twice"),
+        ("pipeline=a", "0s", "ends_at must be after starts_at"),
+    ):
         bad = client.post("/silences", data={"matchers": matchers, "duration": duration, "csrf": token_field}, headers=SITE)
         assert bad.status_code == 422 and says in bad.text, (matchers, duration, bad.text[-800:])
         assert f">{matchers}</textarea>" in bad.text  # what was typed stays in the form
@@ -205,7 +268,9 @@ def test_silences_are_created_validated_and_expired_by_an_operator(store, client
     assert made.status_code == 303
     silence_id = int(made.headers["location"].rsplit("=", 1)[1])
     listed = client.get(made.headers["location"]).text
-    assert f'data-id="{silence_id}" data-status="active"' in listed and "<code>pipeline=~train.*</code>" in listed and "maintenance" in listed
+    assert (
+        f'data-id="{silence_id}" data-status="active"' in listed and "<code>pipeline=~train.*</code>" in listed and "maintenance" in listed
+    )
     with store.session() as s:
         [row] = silence_store.get_all(s, include_expired=False, now=utcnow())
         assert row.matchers == {"pipeline": "~train.*", "kind": "task_failed"} and row.created_by == "ops"
@@ -223,8 +288,12 @@ def test_the_alert_pages_silence_takes_a_duration_and_a_comment(store, client):
     alert_id = fire(store)
     login(client, store)
     page = client.get(f"/alerts/{alert_id}").text
-    done = client.post(f"/alerts/{alert_id}/silence", data={"csrf": csrf(page), "duration": "4h", "comment": "deploying"}, headers=SITE,
-                       follow_redirects=False)
+    done = client.post(
+        f"/alerts/{alert_id}/silence",
+        data={"csrf": csrf(page), "duration": "4h", "comment": "deploying"},
+        headers=SITE,
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     with store.session() as s:
         [row] = silence_store.get_all(s, include_expired=False, now=utcnow())

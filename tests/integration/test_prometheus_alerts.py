@@ -38,14 +38,29 @@ from tests.servers.prometheus.server import PrometheusServer
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus"
 DEADLINE = 120.0
 
-GPU_RULES = {"groups": [{"name": "gpu", "rules": [
-    {"alert": "GpuNodeDown", "expr": "gpu_node_up == 0",
-     "labels": {"severity": "critical"},  # no tier label: the severity maps to P1
-     "annotations": {"summary": "GPU node {{ $labels.node }} is down",
-                     "runbook_url": "https://runbooks.example.com/gpu-node-down?node={{ $labels.node }}"}},
-    {"alert": "GpuMemoryHigh", "expr": "gpu_memory_used_ratio > 0.9",
-     "annotations": {"summary": "GPU memory on {{ $labels.node }} above 90%"}},  # label-less: P2, never a surprise page
-]}]}
+GPU_RULES = {
+    "groups": [
+        {
+            "name": "gpu",
+            "rules": [
+                {
+                    "alert": "GpuNodeDown",
+                    "expr": "gpu_node_up == 0",
+                    "labels": {"severity": "critical"},  # no tier label: the severity maps to P1
+                    "annotations": {
+                        "summary": "GPU node {{ $labels.node }} is down",
+                        "runbook_url": "https://runbooks.example.com/gpu-node-down?node={{ $labels.node }}",
+                    },
+                },
+                {
+                    "alert": "GpuMemoryHigh",
+                    "expr": "gpu_memory_used_ratio > 0.9",
+                    "annotations": {"summary": "GPU memory on {{ $labels.node }} above 90%"},
+                },  # label-less: P2, never a surprise page
+            ],
+        }
+    ]
+}
 
 CONFIG = """
 data_dir: {data_dir}
@@ -70,11 +85,18 @@ def prometheus_config(dagwatch_port: int, exporter_port: int, token: str) -> dic
     job["static_configs"][0]["targets"] = [f"127.0.0.1:{dagwatch_port}"]
     config["scrape_configs"].append({"job_name": "gpu", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]})
     config["rule_files"].append("test-rules/gpu.yml")
-    config["alerting"] = {"alertmanagers": [{
-        "api_version": "v2", "path_prefix": "/", "scheme": "http", "timeout": "5s",
-        "authorization": {"type": "Bearer", "credentials": token},
-        "static_configs": [{"targets": [f"127.0.0.1:{dagwatch_port}"]}],
-    }]}
+    config["alerting"] = {
+        "alertmanagers": [
+            {
+                "api_version": "v2",
+                "path_prefix": "/",
+                "scheme": "http",
+                "timeout": "5s",
+                "authorization": {"type": "Bearer", "credentials": token},
+                "static_configs": [{"targets": [f"127.0.0.1:{dagwatch_port}"]}],
+            }
+        ]
+    }
     return config
 
 
@@ -87,7 +109,9 @@ class Stack:
     token: str
 
     def alerts(self, **params) -> list[dict]:
-        answer = httpx.get(f"{self.dagwatch.url}/api/v1/alerts", params=params, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        answer = httpx.get(
+            f"{self.dagwatch.url}/api/v1/alerts", params=params, headers={"Authorization": f"Bearer {self.token}"}, timeout=10
+        )
         answer.raise_for_status()
         return answer.json()
 
@@ -100,8 +124,10 @@ class Stack:
             if value := predicate():
                 return value
             time.sleep(0.25)
-        pytest.fail(f"{what}: not seen in {DEADLINE:.0f}s\nPrometheus log:\n{self.prometheus.log_tail()}\n"
-                    f"dagwatch log:\n{self.dagwatch.log_path.read_text(errors='replace')[-3000:]}")
+        pytest.fail(
+            f"{what}: not seen in {DEADLINE:.0f}s\nPrometheus log:\n{self.prometheus.log_tail()}\n"
+            f"dagwatch log:\n{self.dagwatch.log_path.read_text(errors='replace')[-3000:]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +152,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     rules.write_text(yaml.safe_dump(GPU_RULES))
     port = free_port()
     dagwatch = DagwatchProcess(config, port, folder / "dagwatch.log")
-    prometheus = PrometheusServer(prometheus_config(port, exporter_port, token),
-                                  files={"rules": PROMETHEUS_DIR / "rules", "test-rules/gpu.yml": rules})
+    prometheus = PrometheusServer(
+        prometheus_config(port, exporter_port, token), files={"rules": PROMETHEUS_DIR / "rules", "test-rules/gpu.yml": rules}
+    )
     try:
         dagwatch.wait_healthy()
         prometheus.start()
@@ -147,8 +174,10 @@ def test_prometheus_loads_the_shipped_rules_next_to_its_own(stack):
 
     assert {"DagwatchSourceDown", "DagwatchDown", "GpuNodeDown", "GpuMemoryHigh"} <= {rule["name"] for rule in rules()}
     stack.wait("every rule evaluated without error", lambda: all(rule["health"] == "ok" for rule in rules()))
-    active = stack.wait("dagwatch as Prometheus's alertmanager", lambda: httpx.get(
-        f"{stack.prometheus.url}/api/v1/alertmanagers", timeout=10).json()["data"]["activeAlertmanagers"])
+    active = stack.wait(
+        "dagwatch as Prometheus's alertmanager",
+        lambda: httpx.get(f"{stack.prometheus.url}/api/v1/alertmanagers", timeout=10).json()["data"]["activeAlertmanagers"],
+    )
     assert [am["url"] for am in active] == [f"{stack.dagwatch.url}/api/v2/alerts"]
 
 
@@ -185,11 +214,17 @@ def test_a_prometheus_alert_is_routed_by_tier_and_resolved_when_prometheus_resol
 
 
 def test_one_bad_alert_in_a_batch_costs_only_itself(stack):
-    good = {"labels": {"alertname": "DiskFull", "instance": "db-1:9100", "severity": "warning"},
-            "annotations": {"summary": "disk full on db-1", "runbook_url": "javascript:alert(1)"}}
+    good = {
+        "labels": {"alertname": "DiskFull", "instance": "db-1:9100", "severity": "warning"},
+        "annotations": {"summary": "disk full on db-1", "runbook_url": "javascript:alert(1)"},
+    }
     bad = {"labels": {"alertname": "x" * 10, "bad": 3}}
-    answer = httpx.post(f"{stack.dagwatch.url}/api/v2/alerts", json=[good, bad, {"annotations": {}}],
-                        headers={"Authorization": f"Bearer {stack.token}"}, timeout=10)
+    answer = httpx.post(
+        f"{stack.dagwatch.url}/api/v2/alerts",
+        json=[good, bad, {"annotations": {}}],
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=10,
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert [i["status"] for i in body["items"]] == ["accepted", "rejected", "rejected"]
@@ -224,18 +259,34 @@ def policy_of(config: dict) -> ingest.AlertPolicy:
 
 def prometheus_alert(policy: ingest.AlertPolicy, now: datetime, *, ends: datetime | None = None, **labels: str) -> Event:
     """What POST /api/v2/alerts makes of one alert (same mapping), at `now`."""
-    return Event.model_validate(external.to_event(
-        labels=labels, annotations={"summary": labels["alertname"]}, starts_at=now - timedelta(seconds=30), ends_at=ends,
-        generator_url=None, resolved=None, severity_tiers=policy.alerting.severity_tiers, now=now,
-    ))
+    return Event.model_validate(
+        external.to_event(
+            labels=labels,
+            annotations={"summary": labels["alertname"]},
+            starts_at=now - timedelta(seconds=30),
+            ends_at=ends,
+            generator_url=None,
+            resolved=None,
+            severity_tiers=policy.alerting.severity_tiers,
+            now=now,
+        )
+    )
 
 
 def test_a_mute_window_holds_alerts_back_and_sends_what_changed_when_it_ends(store):
-    policy = policy_of({
-        "alerting": {"group_wait": "0s", "group_interval": "1s", "group_by": ["alertname"],
-                     "time_intervals": [{"name": "upgrade", "time_intervals": [{"start": "2026-03-28T22:00:00+01:00", "end": "2026-03-29T03:30:00+02:00"}]}]},
-        "routes": [{"matchers": ['severity="critical"'], "receivers": ["pager"], "mute_time_intervals": ["upgrade"]}],
-    })
+    policy = policy_of(
+        {
+            "alerting": {
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "group_by": ["alertname"],
+                "time_intervals": [
+                    {"name": "upgrade", "time_intervals": [{"start": "2026-03-28T22:00:00+01:00", "end": "2026-03-29T03:30:00+02:00"}]}
+                ],
+            },
+            "routes": [{"matchers": ['severity="critical"'], "receivers": ["pager"], "mute_time_intervals": ["upgrade"]}],
+        }
+    )
     clock, pager = Clock(T0), Recording()
     tick = lambda: dispatch.tick(store, {"pager": pager}, policy, clock=clock)  # noqa: E731
     ingest.submit(store, [prometheus_alert(policy, clock(), alertname="DiskFull", severity="critical")], policy, clock)
@@ -246,7 +297,12 @@ def test_a_mute_window_holds_alerts_back_and_sends_what_changed_when_it_ends(sto
     ingest.submit(store, [prometheus_alert(policy, clock(), alertname="GpuNodeDown", severity="critical", node="gpu-3")], policy, clock)
     tick()
     clock.advance(timedelta(seconds=5))
-    ingest.submit(store, [prometheus_alert(policy, clock(), ends=clock() - timedelta(seconds=1), alertname="DiskFull", severity="critical")], policy, clock)
+    ingest.submit(
+        store,
+        [prometheus_alert(policy, clock(), ends=clock() - timedelta(seconds=1), alertname="DiskFull", severity="critical")],
+        policy,
+        clock,
+    )
     for _ in range(3):
         clock.advance(timedelta(minutes=20))
         tick()
@@ -267,20 +323,33 @@ def test_a_mute_window_holds_alerts_back_and_sends_what_changed_when_it_ends(sto
 
 
 def test_an_inhibit_rule_holds_targets_while_its_source_fires(store):
-    policy = policy_of({
-        "alerting": {"group_wait": "0s", "group_interval": "1s", "group_by": ["alertname"],
-                     "inhibit_rules": [{"source_matchers": ['alertname="GpuNodeDown"'], "target_matchers": ['severity=~"warning|info"'], "equal": ["node"]}]},
-        "routes": [{"matchers": ['kind="infra_alert"'], "receivers": ["pager"]}],
-    })
+    policy = policy_of(
+        {
+            "alerting": {
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "group_by": ["alertname"],
+                "inhibit_rules": [
+                    {"source_matchers": ['alertname="GpuNodeDown"'], "target_matchers": ['severity=~"warning|info"'], "equal": ["node"]}
+                ],
+            },
+            "routes": [{"matchers": ['kind="infra_alert"'], "receivers": ["pager"]}],
+        }
+    )
     clock, pager = Clock(T0), Recording()
     tick = lambda: dispatch.tick(store, {"pager": pager}, policy, clock=clock)  # noqa: E731
     node_down = dict(alertname="GpuNodeDown", severity="critical", node="gpu-3")
     ingest.submit(store, [prometheus_alert(policy, clock(), **node_down)], policy, clock)
     clock.advance(timedelta(seconds=2))
-    ingest.submit(store, [
-        prometheus_alert(policy, clock(), alertname="GpuMemoryHigh", severity="warning", node="gpu-3"),
-        prometheus_alert(policy, clock(), alertname="GpuMemoryHigh", severity="warning", node="gpu-4"),
-    ], policy, clock)
+    ingest.submit(
+        store,
+        [
+            prometheus_alert(policy, clock(), alertname="GpuMemoryHigh", severity="warning", node="gpu-3"),
+            prometheus_alert(policy, clock(), alertname="GpuMemoryHigh", severity="warning", node="gpu-4"),
+        ],
+        policy,
+        clock,
+    )
     for _ in range(3):
         clock.advance(timedelta(seconds=2))
         tick()

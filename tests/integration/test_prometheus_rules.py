@@ -42,13 +42,13 @@ def promtool(*args: str | Path) -> str:
 
 
 def alert_rules() -> list[dict]:
-    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
-            if "alert" in rule]
+    return [
+        rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"] if "alert" in rule
+    ]
 
 
 def unit_cases() -> list[dict]:
-    return [case for path in TEST_FILES for group in yaml.safe_load(path.read_text())["tests"]
-            for case in group.get("alert_rule_test", [])]
+    return [case for path in TEST_FILES for group in yaml.safe_load(path.read_text())["tests"] for case in group.get("alert_rule_test", [])]
 
 
 def test_the_shipped_files_are_there():
@@ -90,7 +90,7 @@ def test_every_alert_rule_says_how_bad_and_where_to_act(rule):
     assert {"summary", "description", "runbook_url"} <= annotations.keys()
     assert annotations["runbook_url"].startswith(DAGWATCH_URL + "/"), "links go to dagwatch (external label dagwatch_url)"
     if "$labels.pipeline" in annotations["summary"]:  # a pipeline alert opens the runbook page for its pipeline
-        path, _, query = annotations["runbook_url"][len(DAGWATCH_URL):].partition("?")
+        path, _, query = annotations["runbook_url"][len(DAGWATCH_URL) :].partition("?")
         match = re.fullmatch(r"/runbooks/([\w-]+)/start", path)
         assert match and match.group(1) in runbooks.load_all(), f"{path} is not the start page of a shipped runbook"
         assert query == "source={{ $labels.source | urlquery }}&pipeline={{ $labels.pipeline | urlquery }}"

@@ -111,8 +111,12 @@ def test_recording_rules_evaluate_over_the_scraped_data(stack):
 
 def test_the_rules_read_only_metrics_dagwatch_exports(stack):
     exported = set(re.findall(r"^# TYPE (\w+) ", httpx.get(f"{stack.dagwatch.url}/metrics", timeout=10).text, re.MULTILINE))
-    exprs = " ".join(rule["expr"] for p in (PROMETHEUS_DIR / "rules").glob("*.yml")
-                     for g in yaml.safe_load(p.read_text())["groups"] for rule in g["rules"])
+    exprs = " ".join(
+        rule["expr"]
+        for p in (PROMETHEUS_DIR / "rules").glob("*.yml")
+        for g in yaml.safe_load(p.read_text())["groups"]
+        for rule in g["rules"]
+    )
     read = {re.sub(r"_(bucket|sum|count)$", "", name) for name in re.findall(r"(?<![:\w])dagwatch_\w+", exprs)}
     assert read - exported == set(), "the rules read metrics that dagwatch does not export"
 
@@ -120,9 +124,13 @@ def test_the_rules_read_only_metrics_dagwatch_exports(stack):
 def test_the_alerts_links_lead_to_dagwatch_pages(stack):
     """The links promtool's cases expect (tests/*.test.yml), on this running dagwatch: every page
     exists, and the runbook start pages name a runbook dagwatch knows."""
-    expected = [alert["exp_annotations"]["runbook_url"] for path in (PROMETHEUS_DIR / "tests").glob("*.test.yml")
-                for group in yaml.safe_load(path.read_text())["tests"] for case in group.get("alert_rule_test", [])
-                for alert in case.get("exp_alerts") or []]
+    expected = [
+        alert["exp_annotations"]["runbook_url"]
+        for path in (PROMETHEUS_DIR / "tests").glob("*.test.yml")
+        for group in yaml.safe_load(path.read_text())["tests"]
+        for case in group.get("alert_rule_test", [])
+        for alert in case.get("exp_alerts") or []
+    ]
     assert expected
     for link in expected:
         page = httpx.get(link.replace("https://dagwatch.example", stack.dagwatch.url), timeout=10)

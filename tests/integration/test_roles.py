@@ -52,8 +52,13 @@ def allowed(rule: str, role: str, read_auth: bool) -> str:
         return "403" if role == "ingest" else "ok"
     if rule == READ and not read_auth:
         return "ok"
-    needs = {READ: tokens.Permission.READ, INGEST: tokens.Permission.INGEST, ACT: tokens.Permission.ACT, FORM: tokens.Permission.ACT,
-             ADMIN: tokens.Permission.ADMIN}[rule]
+    needs = {
+        READ: tokens.Permission.READ,
+        INGEST: tokens.Permission.INGEST,
+        ACT: tokens.Permission.ACT,
+        FORM: tokens.Permission.ACT,
+        ADMIN: tokens.Permission.ADMIN,
+    }[rule]
     return "ok" if tokens.allows(role, needs) else "403"
 
 
@@ -72,7 +77,9 @@ class World:
     def silence(self) -> int:
         now = utcnow()
         with self.store.session() as db:
-            row = verbs.silence(db, matchers={"pipeline": f"p{next(_serial)}"}, starts_at=now, ends_at=now + timedelta(hours=1), who="t", now=now)
+            row = verbs.silence(
+                db, matchers={"pipeline": f"p{next(_serial)}"}, starts_at=now, ends_at=now + timedelta(hours=1), who="t", now=now
+            )
             db.flush()
             return row.id
 
@@ -128,19 +135,32 @@ ROUTES: dict[tuple[str, str], tuple[str, Request]] = {
     ("GET", "/api/v1/alerts/{alert_id}"): (READ, get(lambda w: f"/api/v1/alerts/{w.alert()}")),
     ("POST", "/api/v1/alerts/{alert_id}/ack"): (ACT, post(lambda w: f"/api/v1/alerts/{w.alert()}/ack")),
     ("POST", "/api/v1/events"): (INGEST, post("/api/v1/events", event)),
-    ("POST", "/api/v1/events/alertmanager"): (INGEST, post("/api/v1/events/alertmanager", lambda w: {"alerts": [
-        {"status": "firing", "labels": {"alertname": "Disk", "pipeline": "train"}, "annotations": {"summary": "disk"}}]})),
-    ("POST", "/api/v2/alerts"): (INGEST, post("/api/v2/alerts", lambda w: [
-        {"labels": {"alertname": "Disk", "severity": "warning"}, "annotations": {"summary": "disk"}}])),
-    ("POST", "/api/v1/check-results"): (INGEST, post("/api/v1/check-results", lambda w: {
-        "kind": "quality", "name": "orders", "status": "failed", "pipeline": "train"})),
+    ("POST", "/api/v1/events/alertmanager"): (
+        INGEST,
+        post(
+            "/api/v1/events/alertmanager",
+            lambda w: {
+                "alerts": [{"status": "firing", "labels": {"alertname": "Disk", "pipeline": "train"}, "annotations": {"summary": "disk"}}]
+            },
+        ),
+    ),
+    ("POST", "/api/v2/alerts"): (
+        INGEST,
+        post("/api/v2/alerts", lambda w: [{"labels": {"alertname": "Disk", "severity": "warning"}, "annotations": {"summary": "disk"}}]),
+    ),
+    ("POST", "/api/v1/check-results"): (
+        INGEST,
+        post("/api/v1/check-results", lambda w: {"kind": "quality", "name": "orders", "status": "failed", "pipeline": "train"}),
+    ),
     ("GET", "/api/v1/silences"): (READ, get("/api/v1/silences")),
     ("POST", "/api/v1/silences"): (ACT, post("/api/v1/silences", lambda w: {"matchers": {"pipeline": "x"}, "duration": "1h"})),
     ("DELETE", "/api/v1/silences/{silence_id}"): (ACT, lambda w, _r: ("DELETE", f"/api/v1/silences/{w.silence()}", {})),
     ("GET", "/api/v1/runs"): (READ, get("/api/v1/runs")),
     ("GET", "/api/v1/runbooks"): (READ, get("/api/v1/runbooks")),
-    ("POST", "/api/v1/runbooks/{name}/executions"): (ACT, post("/api/v1/runbooks/diagnose/executions",
-                                                               lambda w: {"alert_id": w.alert(), "dry_run": True})),
+    ("POST", "/api/v1/runbooks/{name}/executions"): (
+        ACT,
+        post("/api/v1/runbooks/diagnose/executions", lambda w: {"alert_id": w.alert(), "dry_run": True}),
+    ),
     ("GET", "/api/v1/runbooks/executions"): (READ, get(lambda w: f"/api/v1/runbooks/executions?alert_id={w.alert()}")),
     ("GET", "/api/v1/runbooks/executions/{execution_id}"): (READ, get(lambda w: f"/api/v1/runbooks/executions/{execution(w)}")),
     ("GET", "/api/v1/cluster"): (READ, get("/api/v1/cluster")),
@@ -156,7 +176,10 @@ ROUTES: dict[tuple[str, str], tuple[str, Request]] = {
     ("GET", "/runbooks/executions/{execution_id}"): (READ, get(lambda w: f"/runbooks/executions/{execution(w)}")),
     ("POST", "/login"): (LOGIN, lambda w, role: ("POST", "/login", {"data": {"token": w.tokens.get(role, ""), "next": "/"}})),
     ("POST", "/logout"): (PUBLIC, lambda w, _r: ("POST", "/logout", {})),
-    ("POST", "/runbooks/{name}/start"): (FORM, form(lambda w: "/runbooks/diagnose/start", lambda w: {"alert_id": str(w.alert()), "dry_run": "1"})),
+    ("POST", "/runbooks/{name}/start"): (
+        FORM,
+        form(lambda w: "/runbooks/diagnose/start", lambda w: {"alert_id": str(w.alert()), "dry_run": "1"}),
+    ),
     ("POST", "/alerts/{alert_id}/ack"): (FORM, form(lambda w: f"/alerts/{w.alert()}/ack")),
     ("POST", "/alerts/{alert_id}/silence"): (FORM, form(lambda w: f"/alerts/{w.alert()}/silence", lambda w: {"duration": "1h"})),
     ("POST", "/silences"): (FORM, form(lambda w: "/silences", lambda w: {"matchers": f"pipeline=f{next(_serial)}", "duration": "1h"})),

@@ -44,7 +44,9 @@ class Recording:
 
 def policy(**alerting) -> ingest.AlertPolicy:
     defaults = {"group_wait": timedelta(seconds=10), "group_interval": timedelta(seconds=60), "repeat_interval": timedelta(hours=4)}
-    return ingest.AlertPolicy(receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000", alerting=AlertingSettings(**{**defaults, **alerting}))
+    return ingest.AlertPolicy(
+        receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000", alerting=AlertingSettings(**{**defaults, **alerting})
+    )
 
 
 def push(store, event: Event, pol, clock) -> ingest.Outcome:
@@ -53,7 +55,9 @@ def push(store, event: Event, pol, clock) -> ingest.Outcome:
 
 
 def task_failed(task: str, run: str = "r1", pipeline: str = "etl", source: str = "af") -> Event:
-    return Event(kind=EventKind.TASK_FAILED, source=source, pipeline=pipeline, run_id=run, task_id=task, try_number=1, summary=f"{task} failed")
+    return Event(
+        kind=EventKind.TASK_FAILED, source=source, pipeline=pipeline, run_id=run, task_id=task, try_number=1, summary=f"{task} failed"
+    )
 
 
 @pytest.fixture
@@ -132,7 +136,15 @@ def test_resolution_is_notified_once_and_alert_resolved_before_group_wait_never_
 def test_silence_mutes_but_keeps_and_shows_the_alert(store, clock):
     pol, pager = policy(), Recording()
     with store.session() as s:
-        silence = silence_store.create(s, matchers={"pipeline": "etl"}, starts_at=clock(), ends_at=clock() + timedelta(hours=1), created_by="op", comment="maintenance", now=clock())
+        silence = silence_store.create(
+            s,
+            matchers={"pipeline": "etl"},
+            starts_at=clock(),
+            ends_at=clock() + timedelta(hours=1),
+            created_by="op",
+            comment="maintenance",
+            now=clock(),
+        )
     push(store, task_failed("a"), pol, clock)
     clock.advance(11)
     dispatch.tick(store, {"pager": pager}, pol, clock=clock)
@@ -160,8 +172,11 @@ def test_source_down_inhibits_that_sources_task_alerts(store, clock):
 
 
 def test_flapping_alert_is_held_firing_and_notifies_once_per_cycle(store, clock):
-    pol = policy(flap=FlapSettings(threshold=3, window=timedelta(minutes=30), quiet=timedelta(minutes=10)),
-                 group_wait=timedelta(0), group_interval=timedelta(seconds=1))
+    pol = policy(
+        flap=FlapSettings(threshold=3, window=timedelta(minutes=30), quiet=timedelta(minutes=10)),
+        group_wait=timedelta(0),
+        group_interval=timedelta(seconds=1),
+    )
     pager = Recording()
     down = Event(kind=EventKind.SOURCE_DOWN, source="af", summary="down")
     up = Event(kind=EventKind.SOURCE_UP, source="af", summary="up")
@@ -253,7 +268,15 @@ def test_permanent_failure_is_dead_and_raises_an_alert_about_the_receiver(store,
 
 def test_retrying_task_does_not_page_until_it_has_retried_too_long(store, clock):
     pol, pager = policy(retry_page_after=timedelta(minutes=30)), Recording()
-    retrying = Event(kind=EventKind.TASK_RETRYING, source="af", pipeline="etl", run_id="r1", task_id="fetch", try_number=1, summary="fetch failed, retrying")
+    retrying = Event(
+        kind=EventKind.TASK_RETRYING,
+        source="af",
+        pipeline="etl",
+        run_id="r1",
+        task_id="fetch",
+        try_number=1,
+        summary="fetch failed, retrying",
+    )
     push(store, retrying, pol, clock)
     for _ in range(3):
         clock.advance(600)

@@ -54,8 +54,15 @@ def auth(token: str) -> dict[str, str]:
 
 
 def push_failure(proc, token: str, pipeline: str, error: str) -> int:
-    event = {"kind": "task_failed", "source": "embedded", "pipeline": pipeline, "run_id": "r1", "task_id": "fit",
-             "summary": f"fit failed: {error}", "details": {"error": error, "traceback": f"Traceback (most recent call last):\n{error}"}}
+    event = {
+        "kind": "task_failed",
+        "source": "embedded",
+        "pipeline": pipeline,
+        "run_id": "r1",
+        "task_id": "fit",
+        "summary": f"fit failed: {error}",
+        "details": {"error": error, "traceback": f"Traceback (most recent call last):\n{error}"},
+    }
     answer = httpx.post(f"{proc.url}/api/v1/events", json=event, headers=auth(token)).json()
     return answer["items"][0]["fired"][0]
 
@@ -119,14 +126,24 @@ def test_a_policy_starts_its_runbook_by_itself(server):
 def test_the_cli_runs_a_runbook_and_shows_each_step(server):
     proc, tokens, config = server
     alert_id = push_failure(proc, tokens["operator"], "cli_pipeline", "ConnectionResetError(104, 'Connection reset by peer')")
-    out = subprocess.run([sys.executable, "-m", "monitor.cli", "runbook", "run", "diagnose", "--alert", str(alert_id), "--config", str(config), "--json"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "runbook", "run", "diagnose", "--alert", str(alert_id), "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     execution = json.loads(out.stdout)
     assert execution["started_by"].startswith("cli:") and execution["status"] == "succeeded"
     assert {s["name"]: s["status"] for s in execution["steps"]}["escalate"] == "skipped"  # transient: nothing to escalate
-    again = subprocess.run([sys.executable, "-m", "monitor.cli", "runbook", "run", "diagnose", "--alert", str(alert_id), "--config", str(config)],
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "runbook", "run", "diagnose", "--alert", str(alert_id), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "already ran" in again.stdout
-    listed = subprocess.run([sys.executable, "-m", "monitor.cli", "runbook", "list", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "runbook", "list", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0 and "diagnose: Look, escalate, change nothing." in listed.stdout

@@ -15,7 +15,6 @@ a secret cut in half by a truncation is found too."""
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import sqlite3
 import time
@@ -89,8 +88,13 @@ class EchoingServer(FakeHTTPServer):
         self.status, self.known = status, known
 
     def respond(self, request: Recorded) -> Reply:
-        line = " | ".join([f"{request.method} {request.path}", *(f"{k}: {v}" for k, v in request.headers.items()),
-                           request.body.decode("utf-8", "replace").replace("\n", " ")])
+        line = " | ".join(
+            [
+                f"{request.method} {request.path}",
+                *(f"{k}: {v}" for k, v in request.headers.items()),
+                request.body.decode("utf-8", "replace").replace("\n", " "),
+            ]
+        )
         head = "upstream refused: "
         first = min((line.find(s) for s in self.known if s in line), default=-1)
         cut = self.CUTS[len(self.requests) % len(self.CUTS)]
@@ -103,7 +107,7 @@ def _secret(prefix: str = "") -> str:
 
 
 def _pieces(value: str) -> set[str]:
-    return {value[i:i + PIECE] for i in range(len(value) - PIECE + 1)}
+    return {value[i : i + PIECE] for i in range(len(value) - PIECE + 1)}
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +131,16 @@ def world(tmp_path_factory) -> Iterator[dict]:
     hook_secret = _secret()
     values["LEAK_SLACK_HOOK"] = f"{echo.url}/services/T0/B0/{hook_secret}"
     config = tmp / "dagwatch.yaml"
-    config.write_text(CONFIG.format(data_dir=tmp / "data", airflow=refusing_orchestrator.url, prefect=broken_orchestrator.url,
-                                    echo=echo.url, slow=slow.url, smtp_port=smtp.port))
+    config.write_text(
+        CONFIG.format(
+            data_dir=tmp / "data",
+            airflow=refusing_orchestrator.url,
+            prefect=broken_orchestrator.url,
+            echo=echo.url,
+            slow=slow.url,
+            smtp_port=smtp.port,
+        )
+    )
     proc = None
     with pytest.MonkeyPatch.context() as env:
         for name, value in values.items():
@@ -138,12 +150,27 @@ def world(tmp_path_factory) -> Iterator[dict]:
             proc = DagwatchProcess(config, free_port(), tmp / "dagwatch.log")
             proc.wait_healthy()
             # The webhook URL's host and /services/ are no secret; its last part is.
-            scanned = {**{k: v for k, v in values.items() if k != "LEAK_SLACK_HOOK"}, "slack webhook path": hook_secret, **{f"{r} token": t for r, t in tokens.items()},
-                       "refused token": "dw_" + secrets.token_urlsafe(32)}
-            encoded = {f"{name} (base64)": base64.b64encode(f"dagwatch:{value}".encode()).decode()
-                       for name, value in values.items() if name == "LEAK_AIRFLOW_PASSWORD"}
-            yield {"proc": proc, "tokens": tokens, "secrets": {**scanned, **encoded}, "db": tmp / "data" / "dagwatch.db",
-                   "echo": echo, "orchestrators": (refusing_orchestrator, broken_orchestrator), "smtp": smtp, "slow": slow}
+            scanned = {
+                **{k: v for k, v in values.items() if k != "LEAK_SLACK_HOOK"},
+                "slack webhook path": hook_secret,
+                **{f"{r} token": t for r, t in tokens.items()},
+                "refused token": "dw_" + secrets.token_urlsafe(32),
+            }
+            encoded = {
+                f"{name} (base64)": base64.b64encode(f"dagwatch:{value}".encode()).decode()
+                for name, value in values.items()
+                if name == "LEAK_AIRFLOW_PASSWORD"
+            }
+            yield {
+                "proc": proc,
+                "tokens": tokens,
+                "secrets": {**scanned, **encoded},
+                "db": tmp / "data" / "dagwatch.db",
+                "echo": echo,
+                "orchestrators": (refusing_orchestrator, broken_orchestrator),
+                "smtp": smtp,
+                "slow": slow,
+            }
         finally:
             if proc is not None:
                 proc.stop()
@@ -167,8 +194,9 @@ def _drive(world: dict) -> list[tuple[str, str]]:
         seen.append((f"GET {path}", answer.text))
         return answer
 
-    events = [{"kind": "run_failed", "source": "batch", "pipeline": "train", "run_id": f"r{i}", "summary": "train failed"}
-              for i in range(3)] + [{"kind": "data_quality_failed", "source": "batch", "pipeline": "train", "run_id": "r0", "summary": "nulls"}]
+    events = [
+        {"kind": "run_failed", "source": "batch", "pipeline": "train", "run_id": f"r{i}", "summary": "train failed"} for i in range(3)
+    ] + [{"kind": "data_quality_failed", "source": "batch", "pipeline": "train", "run_id": "r0", "summary": "nulls"}]
     posted = httpx.post(f"{proc.url}/api/v1/events", json=events, headers=op, timeout=30)
     assert posted.status_code == 200, posted.text
     seen.append(("POST /api/v1/events", posted.text))
@@ -181,8 +209,9 @@ def _drive(world: dict) -> list[tuple[str, str]]:
     seen.append(("POST /login (refused)", login.text))
     body = b"payload=%7B%22type%22%3A%22block_actions%22%7D"
     for secret in (world["secrets"]["LEAK_SLACK_SIGNING"], "a-forged-secret-of-some-length"):
-        click = httpx.post(f"{proc.url}/slack/actions", content=body,
-                           headers={**signed(body, secret), "Content-Type": "application/x-www-form-urlencoded"})
+        click = httpx.post(
+            f"{proc.url}/slack/actions", content=body, headers={**signed(body, secret), "Content-Type": "application/x-www-form-urlencoded"}
+        )
         assert click.status_code in (400, 401), click.text
         seen.append(("POST /slack/actions", click.text))
 
@@ -204,9 +233,22 @@ def _drive(world: dict) -> list[tuple[str, str]]:
     for alert in alerts:
         read(f"/api/v1/alerts/{alert['id']}")
         read(f"/alerts/{alert['id']}")
-        read(f"/runbooks/pipeline-failure/start", params={"alert": alert["id"]})
-    for path in ("/", "/pipelines", "/silences", "/runbooks", "/login", "/api/v1/runs", "/api/v1/silences", "/api/v1/runbooks",
-                 "/api/v1/runbooks/executions", "/readyz", "/healthz", "/metrics", "/openapi.json"):
+        read("/runbooks/pipeline-failure/start", params={"alert": alert["id"]})
+    for path in (
+        "/",
+        "/pipelines",
+        "/silences",
+        "/runbooks",
+        "/login",
+        "/api/v1/runs",
+        "/api/v1/silences",
+        "/api/v1/runbooks",
+        "/api/v1/runbooks/executions",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+    ):
         read(path)
     for source in ("af", "pf", "batch"):
         read("/", params={"source": source})

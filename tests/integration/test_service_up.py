@@ -9,7 +9,6 @@ import pytest
 from tests.integration.server import DEMO_CONFIG, DagwatchProcess, free_port, wait_for
 
 
-
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "dagwatch.yaml"
@@ -21,7 +20,8 @@ def resolved_p1(url):
     """Resolved run failures whose resolve notification has been delivered too."""
     alerts = httpx.get(f"{url}/api/v1/alerts", params={"tier": "P1", "status": "resolved"}).json()
     return [
-        a for a in alerts
+        a
+        for a in alerts
         if a["kind"] == "run_failed" and any(n["action"] == "resolved" and n["status"] == "sent" for n in a["notifications"])
     ]
 
@@ -35,7 +35,8 @@ def test_demo_failure_fires_and_resolves_across_the_whole_service(config, tmp_pa
         assert "FeatureStoreError" in alert["summary"] and "raise FeatureStoreError" in alert["details"]["traceback"]
         assert alert["resolved_at"] >= alert["started_at"]
         assert [(n["receiver"], n["action"], n["status"]) for n in alert["notifications"]] == [
-            ("console", "firing", "sent"), ("console", "resolved", "sent")
+            ("console", "firing", "sent"),
+            ("console", "resolved", "sent"),
         ]
         one = httpx.get(f"{server.url}/api/v1/alerts/{alert['id']}").json()
         assert one["id"] == alert["id"] and one["fingerprint"] == alert["fingerprint"]
@@ -43,9 +44,17 @@ def test_demo_failure_fires_and_resolves_across_the_whole_service(config, tmp_pa
         runs = httpx.get(f"{server.url}/api/v1/runs", params={"pipeline": "demo_ml"}).json()
         failed = next(r for r in runs if r["run_id"] == alert["run_id"])
         states = {t["task_id"]: t["state"] for t in failed["tasks"]}
-        assert states == {"ingest": "success", "validate": "success", "features": "failed", "train": "upstream_failed",
-                          "check_convergence": "upstream_failed", "evaluate": "upstream_failed", "check_output": "upstream_failed",
-                          "check_drift": "upstream_failed", "deploy": "upstream_failed"}
+        assert states == {
+            "ingest": "success",
+            "validate": "success",
+            "features": "failed",
+            "train": "upstream_failed",
+            "check_convergence": "upstream_failed",
+            "evaluate": "upstream_failed",
+            "check_output": "upstream_failed",
+            "check_drift": "upstream_failed",
+            "deploy": "upstream_failed",
+        }
 
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'dagwatch_runs_total{pipeline="demo_ml",source="embedded",state="failed"}' in metrics

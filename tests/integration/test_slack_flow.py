@@ -79,7 +79,9 @@ def test_ack_and_silence_buttons(setup):
     forged = click_body(original, "dagwatch_ack", ALICE, "trig-2")
     assert httpx.post(f"{proc.url}/slack/actions", content=forged, headers=signed(forged, secret="wrong")).status_code == 401
     stale = click_body(original, "dagwatch_ack", ALICE, "trig-3")
-    assert httpx.post(f"{proc.url}/slack/actions", content=stale, headers=signed(stale, timestamp=int(time.time()) - 3600)).status_code == 401
+    assert (
+        httpx.post(f"{proc.url}/slack/actions", content=stale, headers=signed(stale, timestamp=int(time.time()) - 3600)).status_code == 401
+    )
     assert httpx.post(f"{proc.url}/slack/actions", content=b"payload=1").status_code == 401
 
     body = click_body(original, "dagwatch_silence", BOB, "trig-4")
@@ -93,7 +95,12 @@ def test_unmapped_users_change_nothing(setup):
     proc, slack, op = setup
     alert_id = fire(proc, op)
     [message] = wait_for(lambda: list(slack.messages.values()))
-    for action_id, trigger in (("dagwatch_ack", "t-ack"), ("dagwatch_silence", "t-silence"), ("dagwatch_run_runbook", "t-run"), ("dagwatch_retry", "t-retry")):
+    for action_id, trigger in (
+        ("dagwatch_ack", "t-ack"),
+        ("dagwatch_silence", "t-silence"),
+        ("dagwatch_run_runbook", "t-run"),
+        ("dagwatch_retry", "t-retry"),
+    ):
         body = click_body(message.blocks, action_id, MALLORY, trigger, username="alice")  # a mapped operator's name is not enough
         answer = httpx.post(f"{proc.url}/slack/actions", content=body, headers=signed(body))
         assert answer.status_code == 200 and answer.json()["response_type"] == "ephemeral"
@@ -106,16 +113,20 @@ def test_unmapped_users_change_nothing(setup):
 def test_signed_payloads_that_are_not_clicks_answer_400(setup):
     proc, _slack, _op = setup
     bad_bodies = [
-        b"payload=%ff%fe%fd",                                   # not UTF-8 once decoded
-        b"\xff\xfepayload=x",                                     # not UTF-8 at all
-        b"payload=not-json", b"nothing=here", b"payload=%5B1%2C2%5D",  # no JSON, no field, a JSON list
+        b"payload=%ff%fe%fd",  # not UTF-8 once decoded
+        b"\xff\xfepayload=x",  # not UTF-8 at all
+        b"payload=not-json",
+        b"nothing=here",
+        b"payload=%5B1%2C2%5D",  # no JSON, no field, a JSON list
         urlencode({"payload": json.dumps({"user": "U1", "actions": []})}).encode(),
         urlencode({"payload": json.dumps({"user": {"id": ALICE}, "actions": ["dagwatch_ack"]})}).encode(),
-        urlencode({"payload": "[" * 100_000}).encode(),             # nested past the parser's recursion limit
+        urlencode({"payload": "[" * 100_000}).encode(),  # nested past the parser's recursion limit
     ]
     for body in bad_bodies:
         answer = httpx.post(f"{proc.url}/slack/actions", content=body, headers=signed(body))
         assert answer.status_code == 400, body[:40]
-    foreign = urlencode({"payload": json.dumps({"user": {"id": ALICE}, "actions": [{"action_id": "dagwatch_ack", "value": "{}"}]})}).encode()
+    foreign = urlencode(
+        {"payload": json.dumps({"user": {"id": ALICE}, "actions": [{"action_id": "dagwatch_ack", "value": "{}"}]})}
+    ).encode()
     answer = httpx.post(f"{proc.url}/slack/actions", content=foreign, headers=signed(foreign))
     assert answer.status_code == 200 and "not one of dagwatch's" in answer.json()["text"]

@@ -26,8 +26,7 @@ from monitor.remediation.engine import Engine
 from monitor.remediation.runbook import load_all
 from monitor.runner import Pipeline, Runner
 from monitor.sources import registry
-from monitor.store import open_store
-from monitor.store import runs
+from monitor.store import open_store, runs
 from monitor.store.recorder import StoreRecorder
 from monitor.tracking.collector import Collector
 from tests.fakes.slack import FakeSlack, Message, click_body, signed
@@ -39,10 +38,22 @@ ALICE = "U024BE7LH"
 
 
 def config(data_dir: Path, api_url: str) -> dict:
-    receiver = {"name": "chat", "kind": "slack", "token": TOKEN, "channel": "#alerts", "api_url": api_url,
-                "signing_secret": SIGNING, "operators": {ALICE: "alice"}}
-    return {"data_dir": str(data_dir), "server": {"public_url": "http://dagwatch.test"}, "sources": [{"name": "embedded", "kind": "embedded"}],
-            "alerting": {"group_wait": "0s", "group_interval": "1s"}, "receivers": [receiver]}
+    receiver = {
+        "name": "chat",
+        "kind": "slack",
+        "token": TOKEN,
+        "channel": "#alerts",
+        "api_url": api_url,
+        "signing_secret": SIGNING,
+        "operators": {ALICE: "alice"},
+    }
+    return {
+        "data_dir": str(data_dir),
+        "server": {"public_url": "http://dagwatch.test"},
+        "sources": [{"name": "embedded", "kind": "embedded"}],
+        "alerting": {"group_wait": "0s", "group_interval": "1s"},
+        "receivers": [receiver],
+    }
 
 
 def flaky_pipeline(flag: Path) -> Pipeline:
@@ -99,8 +110,13 @@ def world(tmp_path) -> Iterator[World]:
 def instance(world: World) -> Iterator[Instance]:
     settings = world.settings
     store = open_store(settings.store_url)
-    sources = registry.build_all(settings.sources, store=store, log_root=settings.data_dir / "logs",
-                                 runners={"embedded": world.runner}, pipelines={"embedded": [world.pipeline]})
+    sources = registry.build_all(
+        settings.sources,
+        store=store,
+        log_root=settings.data_dir / "logs",
+        runners={"embedded": world.runner},
+        pipelines={"embedded": [world.pipeline]},
+    )
     engine = Engine.from_settings(settings.runbooks, load_all(settings.runbooks.folder), store, sources.find)
     policy = ingest.AlertPolicy.from_settings(settings)
     notifiers = {"chat": SlackNotifier(settings.receivers[0], runbooks=engine.runbooks.values())}
@@ -130,7 +146,9 @@ def fail_and_post(world: World) -> tuple[str, Message]:
         store.close()
 
 
-def press(inst: Instance, message: Message, action_id: str, trigger: str, user: str = ALICE) -> tuple[bytes, dict[str, str], httpx.Response]:
+def press(
+    inst: Instance, message: Message, action_id: str, trigger: str, user: str = ALICE
+) -> tuple[bytes, dict[str, str], httpx.Response]:
     body = click_body(message.blocks, action_id, user, trigger)
     headers = signed(body, SIGNING)
     return body, headers, httpx.post(f"{inst.url}/slack/actions", content=body, headers=headers, timeout=10)

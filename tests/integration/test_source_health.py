@@ -124,8 +124,15 @@ def test_the_sources_health_settings_come_from_its_config(store):
 
 def test_runs_are_read_while_the_scheduler_is_unhealthy(store):
     """An unhealthy answer fails the poll for health, yet its runs are alerted on as usual."""
-    failed = RunSnapshot(source="orch", pipeline="train", run_id="r1", state=State.FAILED, started_at=T0, ended_at=T0,
-                         tasks=(TaskSnapshot(task_id="fit", state=State.FAILED, try_number=1, max_tries=1, error="OOM"),))
+    failed = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id="r1",
+        state=State.FAILED,
+        started_at=T0,
+        ended_at=T0,
+        tasks=(TaskSnapshot(task_id="fit", state=State.FAILED, try_number=1, max_tries=1, error="OOM"),),
+    )
     clock, source = Clock(), ScriptedSource(runs=(failed,))
     polls(collector(store, source, clock), source, "u", clock)
     with store.session() as s:
@@ -136,13 +143,37 @@ def test_runs_are_read_while_the_scheduler_is_unhealthy(store):
 def test_a_backfilled_failure_followed_by_a_success_pages_nobody(store):
     """A first start reads history: run A failed at t1, run B succeeded at t2. One poll, one batch
     applied in time order: A's alert is raised and resolved in the same transaction."""
-    a = RunSnapshot(source="orch", pipeline="train", run_id="scheduled__a", state=State.FAILED, started_at=T0, ended_at=T0 + timedelta(minutes=1),
-                    tasks=(TaskSnapshot(task_id="fit", state=State.FAILED, try_number=1, max_tries=1, error="OOM",
-                                        started_at=T0, ended_at=T0 + timedelta(minutes=1)),))
-    b = RunSnapshot(source="orch", pipeline="train", run_id="manual__b", state=State.SUCCESS, started_at=T0 + timedelta(minutes=5),
-                    ended_at=T0 + timedelta(minutes=6),
-                    tasks=(TaskSnapshot(task_id="fit", state=State.SUCCESS, try_number=1, max_tries=1,
-                                        started_at=T0 + timedelta(minutes=5), ended_at=T0 + timedelta(minutes=6)),))
+    a = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id="scheduled__a",
+        state=State.FAILED,
+        started_at=T0,
+        ended_at=T0 + timedelta(minutes=1),
+        tasks=(
+            TaskSnapshot(
+                task_id="fit", state=State.FAILED, try_number=1, max_tries=1, error="OOM", started_at=T0, ended_at=T0 + timedelta(minutes=1)
+            ),
+        ),
+    )
+    b = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id="manual__b",
+        state=State.SUCCESS,
+        started_at=T0 + timedelta(minutes=5),
+        ended_at=T0 + timedelta(minutes=6),
+        tasks=(
+            TaskSnapshot(
+                task_id="fit",
+                state=State.SUCCESS,
+                try_number=1,
+                max_tries=1,
+                started_at=T0 + timedelta(minutes=5),
+                ended_at=T0 + timedelta(minutes=6),
+            ),
+        ),
+    )
     clock, source = Clock(), ScriptedSource(runs=(b, a))  # not in time order on purpose
     clock.now = T0 + timedelta(hours=1)
     polls(collector(store, source, clock), source, ".", clock)

@@ -56,8 +56,13 @@ def test_tries_record_cpu_and_memory_and_resource_snapshot_reports_them(store, d
     pipeline = resources_pipeline()
     recorder = StoreRecorder(store)
     runner = Runner(data_dir=data_dir, recorder=recorder)
-    sources = registry.build_all([EmbeddedSourceSettings(kind="embedded", name="embedded")], store=store, log_root=data_dir / "logs",
-                                 runners={"embedded": runner}, pipelines={"embedded": [pipeline]})
+    sources = registry.build_all(
+        [EmbeddedSourceSettings(kind="embedded", name="embedded")],
+        store=store,
+        log_root=data_dir / "logs",
+        runners={"embedded": runner},
+        pipelines={"embedded": [pipeline]},
+    )
     try:
         result = runner.run(pipeline)
     finally:
@@ -74,8 +79,9 @@ def test_tries_record_cpu_and_memory_and_resource_snapshot_reports_them(store, d
         alert = next(a for a in alert_store.list_alerts(s) if a.kind is AlertKind.TASK_FAILED)
     assert (alert.source, alert.run_id, alert.task_id) == ("embedded", result.run_id, "allocate_then_fail")
     action = ACTIONS["resource_snapshot"]
-    ctx = StepContext(alert=alert, source=sources.get("embedded"), params={}, results={}, dry_run=False, clock=runner.clock,
-                      services={"store": store})
+    ctx = StepContext(
+        alert=alert, source=sources.get("embedded"), params={}, results={}, dry_run=False, clock=runner.clock, services={"store": store}
+    )
     finding = action.run(ctx, action.Args(nvidia_smi=False))
     assert finding.ok and finding.data["task"] == {"recorded": True, **allocated}
     assert f"task: {allocated['cpu_seconds']:.2f} CPU s, peak RSS " in finding.summary and "MiB (task)" in finding.summary

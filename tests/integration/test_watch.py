@@ -35,8 +35,15 @@ class DefinedSource:
 
 
 def save_run(store, run_id, state, task_state, started, ended=None):
-    snap = RunSnapshot(source="orch", pipeline="train", run_id=run_id, state=state, started_at=started, ended_at=ended,
-                       tasks=(TaskSnapshot(task_id="fit", state=task_state, started_at=started, ended_at=ended),))
+    snap = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id=run_id,
+        state=state,
+        started_at=started,
+        ended_at=ended,
+        tasks=(TaskSnapshot(task_id="fit", state=task_state, started_at=started, ended_at=ended),),
+    )
     with store.session() as s:
         runs.save(s, [(snap, snap.tasks)], started)
 
@@ -69,10 +76,15 @@ def test_stuck_task_is_raised_once_and_resolved_when_it_ends(store):
 
 def test_missing_run_and_policy_from_definitions(store):
     source = DefinedSource()
-    source.defs = [PipelineDefinition(
-        source="orch", pipeline="train", schedule="0 * * * *", next_run_expected_at=T0,
-        tasks=(TaskDefinition(task_id="fit", retries=0, timeout_seconds=None, tags=("ml",)),),
-    )]
+    source.defs = [
+        PipelineDefinition(
+            source="orch",
+            pipeline="train",
+            schedule="0 * * * *",
+            next_run_expected_at=T0,
+            tasks=(TaskDefinition(task_id="fit", retries=0, timeout_seconds=None, tags=("ml",)),),
+        )
+    ]
     w = watcher(store, source)
     w.run(T0 + timedelta(minutes=11))
     [missing] = alerts(store, AlertKind.RUN_MISSING)
@@ -82,15 +94,23 @@ def test_missing_run_and_policy_from_definitions(store):
     w.run(T0 + timedelta(minutes=12))
     assert len(alerts(store, AlertKind.POLICY_VIOLATION)) == 1  # once
     save_run(store, "late", State.RUNNING, State.RUNNING, T0 + timedelta(minutes=12))
-    source.defs = [source.defs[0].model_copy(update={"tasks": (TaskDefinition(task_id="fit", retries=2, timeout_seconds=3600, tags=("ml",)),)})]
+    source.defs = [
+        source.defs[0].model_copy(update={"tasks": (TaskDefinition(task_id="fit", retries=2, timeout_seconds=3600, tags=("ml",)),)})
+    ]
     w.run(T0 + timedelta(minutes=13))
     assert alerts(store, AlertKind.RUN_MISSING)[0].status is AlertStatus.RESOLVED
     assert alerts(store, AlertKind.POLICY_VIOLATION)[0].status is AlertStatus.RESOLVED
 
 
 def test_task_queued_too_long_is_stuck_until_it_starts(store):
-    snap = RunSnapshot(source="orch", pipeline="train", run_id="q1", state=State.RUNNING, started_at=T0,
-                       tasks=(TaskSnapshot(task_id="fit", state=State.QUEUED, queued_at=T0),))
+    snap = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id="q1",
+        state=State.RUNNING,
+        started_at=T0,
+        tasks=(TaskSnapshot(task_id="fit", state=State.QUEUED, queued_at=T0),),
+    )
     with store.session() as s:
         runs.save(s, [(snap, snap.tasks)], T0)
     w = watcher(store, DefinedSource(), queued_limit="30m")
@@ -98,7 +118,9 @@ def test_task_queued_too_long_is_stuck_until_it_starts(store):
     assert w.run(T0 + timedelta(minutes=31)) == 1
     [alert] = alerts(store, AlertKind.TASK_STUCK)
     assert "waited in the queue" in alert.summary and alert.status is AlertStatus.FIRING
-    started = snap.model_copy(update={"tasks": (TaskSnapshot(task_id="fit", state=State.RUNNING, queued_at=T0, started_at=T0 + timedelta(minutes=32)),)})
+    started = snap.model_copy(
+        update={"tasks": (TaskSnapshot(task_id="fit", state=State.RUNNING, queued_at=T0, started_at=T0 + timedelta(minutes=32)),)}
+    )
     with store.session() as s:
         runs.save(s, [(started, started.tasks)], T0 + timedelta(minutes=32))
     w.run(T0 + timedelta(minutes=33))
@@ -106,14 +128,18 @@ def test_task_queued_too_long_is_stuck_until_it_starts(store):
 
 
 def risky(pipeline="train", **kw):
-    return PipelineDefinition(source="orch", pipeline=pipeline, tasks=(TaskDefinition(task_id="fit", retries=0, timeout_seconds=3600, tags=("ml",)),), **kw)
+    return PipelineDefinition(
+        source="orch", pipeline=pipeline, tasks=(TaskDefinition(task_id="fit", retries=0, timeout_seconds=3600, tags=("ml",)),), **kw
+    )
 
 
 def policy_alerts(store):
     """(pipeline, status, why it resolved: the resolution's note in the alert's history)."""
     with store.session() as s:
-        return [(a.pipeline, a.status, next((h.note for h in alert_store.history(s, alert_id=a.id) if h.change == "resolved"), None))
-                for a in alert_store.list_alerts(s, kind=AlertKind.POLICY_VIOLATION)]
+        return [
+            (a.pipeline, a.status, next((h.note for h in alert_store.history(s, alert_id=a.id) if h.change == "resolved"), None))
+            for a in alert_store.list_alerts(s, kind=AlertKind.POLICY_VIOLATION)
+        ]
 
 
 def test_policy_is_not_raised_for_a_paused_pipeline(store):

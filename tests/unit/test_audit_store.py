@@ -31,7 +31,9 @@ def test_old_entries_go_a_bounded_batch_per_write_and_young_ones_stay(store: Sto
             audit.record(db, Entry(actor="old", via=Via.API, action="ack"), now=now - timedelta(days=age), keep=timedelta(days=3650))
     with store.session() as db:
         audit.record(db, Entry(actor="new", via=Via.API, action="ack"), now=now, keep=timedelta(days=90))
-        assert db.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.at < now - timedelta(days=90))) == 150 - audit.PRUNE_BATCH
+        assert (
+            db.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.at < now - timedelta(days=90))) == 150 - audit.PRUNE_BATCH
+        )
     with store.session() as db:
         audit.record(db, Entry(actor="new", via=Via.CLI, action="token_create"), now=now, keep=timedelta(days=90))
         ages = sorted((now - at).days for at in db.scalars(select(AuditRow.at)))

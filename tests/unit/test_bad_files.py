@@ -66,7 +66,9 @@ def test_a_bad_config_names_file_key_and_reason(tmp_path, content, key, reason):
 
 def test_config_validate_reports_a_non_utf8_file_in_one_line_not_a_traceback(tmp_path):
     path = _write(tmp_path, "dagwatch.yaml", NOT_UTF8)
-    done = subprocess.run([sys.executable, "-m", "monitor.cli", "config", "validate", str(path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "config", "validate", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
     assert f"{path}: not UTF-8 text" in done.stderr + done.stdout
@@ -93,8 +95,11 @@ RUNBOOKS = [
     ("name: x\nsteps: [{name: a, action: orchestrator_health, when: {b.ok: 'true'}}]", "steps[0] (a).when", "'b.ok' names no earlier step"),
     # Matchers are checked as a route's; the error is the field's own, not a `match.match`.
     (f"name: x\nmatch: {{kind: '~('}}\nsteps: [{STEP}]", "match", "matcher kind: invalid regex '('"),
-    (f"name: x\nsteps: [{STEP}, {{name: b, action: orchestrator_health, when: {{health.ok: '~('}}}}]", "steps[1] (b).when",
-     "matcher health.ok: invalid regex '('"),
+    (
+        f"name: x\nsteps: [{STEP}, {{name: b, action: orchestrator_health, when: {{health.ok: '~('}}}}]",
+        "steps[1] (b).when",
+        "matcher health.ok: invalid regex '('",
+    ),
 ]
 
 
@@ -111,18 +116,27 @@ def test_a_bad_runbook_names_file_step_and_reason(tmp_path, content, key, reason
 
 EXISTS = {"type": "expect_column_to_exist", "kwargs": {"column": "a"}}
 SUITES = [
-    (b"{\"expectations\": [\xff]}", "not valid JSON"),
+    (b'{"expectations": [\xff]}', "not valid JSON"),
     ([], "top level must be a JSON object"),
     ({}, "'expectations' must be a non-empty list"),
     ({"expectations": 5}, "'expectations' must be a non-empty list"),
     ({"expectations": [5]}, "expectation #0 is not an object"),
     ({"expectations": [{"type": 5}]}, "expectation #0 has no 'type'"),
-    ({"expectations": [{"type": "expect_column_to_exist", "kwargs": [1]}]}, "expectation #0 (expect_column_to_exist): 'kwargs' must be an object"),
+    (
+        {"expectations": [{"type": "expect_column_to_exist", "kwargs": [1]}]},
+        "expectation #0 (expect_column_to_exist): 'kwargs' must be an object",
+    ),
     # These three were TypeErrors from deep inside the loader.
     ({"expectations": [{**EXISTS, "meta": 5}]}, "expectation #0 (expect_column_to_exist): 'meta' must be an object"),
     ({"expectations": [{**EXISTS, "meta": [["check_id", "x"]]}]}, "expectation #0 (expect_column_to_exist): 'meta' must be an object"),
-    ({"expectations": [{**EXISTS, "meta": {"check_id": [1]}}]}, "expectation #0 (expect_column_to_exist): 'meta.check_id' must be a non-empty string"),
-    ({"expectations": [{**EXISTS, "meta": {"check_id": "a"}}, {**EXISTS, "meta": {"check_id": "a"}}]}, "expectation #1: duplicate check_id 'a'"),
+    (
+        {"expectations": [{**EXISTS, "meta": {"check_id": [1]}}]},
+        "expectation #0 (expect_column_to_exist): 'meta.check_id' must be a non-empty string",
+    ),
+    (
+        {"expectations": [{**EXISTS, "meta": {"check_id": "a"}}, {**EXISTS, "meta": {"check_id": "a"}}]},
+        "expectation #1: duplicate check_id 'a'",
+    ),
 ]
 
 
@@ -135,11 +149,17 @@ def test_a_bad_suite_structure_names_file_expectation_and_reason(tmp_path, conte
     assert reason in str(info.value)
 
 
-@pytest.mark.parametrize(("expectation", "reason"), [
-    ({"type": "expect_no_such_thing"}, "1 of 1 expectations did not load (unknown type: expect_no_such_thing)"),
-    ({"type": "expect_column_to_exist", "kwargs": {}}, "invalid expectation arguments: 1 validation error for ExpectColumnToExist column field required"),
-    ({"type": "expect_column_to_exist", "kwargs": {"column": 5}}, "invalid expectation arguments"),
-])
+@pytest.mark.parametrize(
+    ("expectation", "reason"),
+    [
+        ({"type": "expect_no_such_thing"}, "1 of 1 expectations did not load (unknown type: expect_no_such_thing)"),
+        (
+            {"type": "expect_column_to_exist", "kwargs": {}},
+            "invalid expectation arguments: 1 validation error for ExpectColumnToExist column field required",
+        ),
+        ({"type": "expect_column_to_exist", "kwargs": {"column": 5}}, "invalid expectation arguments"),
+    ],
+)
 def test_a_suite_gx_cannot_build_names_the_expectation(tmp_path, expectation, reason):
     path = _write(tmp_path, "suite.json", json.dumps({"expectations": [expectation]}))
     with pytest.raises(SuiteLoadError) as info:

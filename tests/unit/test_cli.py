@@ -31,8 +31,10 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.strip() == f"dagwatch {version('dagwatch')}"
 
 
-@pytest.mark.parametrize("command", [(), ("alerts",), ("alerts", "list"), ("config", "validate"), ("up",), ("run",),
-                                     ("check", "convergence"), ("token", "create")])
+@pytest.mark.parametrize(
+    "command",
+    [(), ("alerts",), ("alerts", "list"), ("config", "validate"), ("up",), ("run",), ("check", "convergence"), ("token", "create")],
+)
 def test_short_help_everywhere(command):
     result = cli(*command, "-h")
     assert result.exit_code == 0, result.output
@@ -44,7 +46,8 @@ def test_json_log_lines_carry_the_traceback_as_one_string():
         raise ValueError("boom")
     except ValueError:
         record = logging.getLogger("monitor.service").makeRecord(
-            "monitor.service", logging.ERROR, __file__, 1, "run of %s could not complete", ("train",), sys.exc_info())
+            "monitor.service", logging.ERROR, __file__, 1, "run of %s could not complete", ("train",), sys.exc_info()
+        )
     line = JsonLines().format(record)
     assert "\n" not in line  # one record, one line
     parsed = json.loads(line)
@@ -142,8 +145,15 @@ def test_run_imports_the_pipeline_from_the_working_folder(tmp_path):
     (tmp_path / "dagwatch.yaml").write_text(f"data_dir: {tmp_path / 'data'}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGWATCH_") and k != "PYTHONPATH"}
     script = Path(sys.executable).parent / "dagwatch"
-    result = subprocess.run([str(script), "run", "mypipes:pipeline", "-c", "dagwatch.yaml"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(script), "run", "mypipes:pipeline", "-c", "dagwatch.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "hello from mypipes" in result.stdout and "of mine: success" in result.stdout
 
@@ -192,13 +202,16 @@ def test_list_ack_and_silence_on_the_store_when_no_server_answers(local):
     assert muted["muted_by"] == f"silence:{made['id']}"
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    ((), "give an alert id or --match"),
-    (("1", "-m", "tier=P1"), "give an alert id or --match"),
-    (("-m", "tier"), "--match: write key=matcher"),
-    (("-m", "pipeline=~("), "--match: "),
-    (("1", "--for", "soon"), "--for: invalid duration 'soon'"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ((), "give an alert id or --match"),
+        (("1", "-m", "tier=P1"), "give an alert id or --match"),
+        (("-m", "tier"), "--match: write key=matcher"),
+        (("-m", "pipeline=~("), "--match: "),
+        (("1", "--for", "soon"), "--for: invalid duration 'soon'"),
+    ],
+)
 def test_silence_arguments_are_checked_before_anything_is_done(local, args, words):
     config, _ = local
     result = cli("alerts", "silence", *args, "-c", str(config))

@@ -49,7 +49,11 @@ def test_quality_pass_fail_and_bad_input(frames, tmp_path):
 
 def test_convergence_nan_loss_fails_with_the_step(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
-    metrics.write_text("\n".join(json.dumps({"step": i, "split": "train", "loss": v}) for i, v in enumerate([0.9, 0.7, 0.6, float("nan")])).replace("NaN", "NaN"))
+    metrics.write_text(
+        "\n".join(json.dumps({"step": i, "split": "train", "loss": v}) for i, v in enumerate([0.9, 0.7, 0.6, float("nan")])).replace(
+            "NaN", "NaN"
+        )
+    )
     result = run("convergence", str(metrics), "--json")
     assert result.exit_code == 1
     fired = [i for i in json.loads(result.output)["items"] if i["status"] == "failed"]

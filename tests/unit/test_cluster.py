@@ -19,12 +19,27 @@ UTC = timezone.utc
 TTL = timedelta(seconds=30)
 
 
-@pytest.mark.parametrize(("schedule", "now", "fire"), [
-    (ScheduleSettings(every=timedelta(seconds=20)), datetime(2030, 1, 1, 12, 0, 19, 999000, tzinfo=UTC), datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)),
-    (ScheduleSettings(every=timedelta(seconds=20)), datetime(2030, 1, 1, 12, 0, 20, tzinfo=UTC), datetime(2030, 1, 1, 12, 0, 20, tzinfo=UTC)),
-    (ScheduleSettings(every=timedelta(seconds=7)), datetime(2030, 1, 1, 12, 0, 0, 740000, tzinfo=UTC), datetime(2030, 1, 1, 11, 59, 55, tzinfo=UTC)),
-    (ScheduleSettings(cron="*/5 * * * *"), datetime(2030, 1, 1, 12, 5, 2, tzinfo=UTC), datetime(2030, 1, 1, 12, 5, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("schedule", "now", "fire"),
+    [
+        (
+            ScheduleSettings(every=timedelta(seconds=20)),
+            datetime(2030, 1, 1, 12, 0, 19, 999000, tzinfo=UTC),
+            datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC),
+        ),
+        (
+            ScheduleSettings(every=timedelta(seconds=20)),
+            datetime(2030, 1, 1, 12, 0, 20, tzinfo=UTC),
+            datetime(2030, 1, 1, 12, 0, 20, tzinfo=UTC),
+        ),
+        (
+            ScheduleSettings(every=timedelta(seconds=7)),
+            datetime(2030, 1, 1, 12, 0, 0, 740000, tzinfo=UTC),
+            datetime(2030, 1, 1, 11, 59, 55, tzinfo=UTC),
+        ),
+        (ScheduleSettings(cron="*/5 * * * *"), datetime(2030, 1, 1, 12, 5, 2, tzinfo=UTC), datetime(2030, 1, 1, 12, 5, tzinfo=UTC)),
+    ],
+)
 def test_a_trigger_firing_late_stands_for_the_fire_time_every_replica_computes(schedule, now, fire):
     assert fire_time(schedule, now) == fire
     assert fire_time(schedule, fire) == fire  # on time: itself
@@ -35,7 +50,9 @@ def test_a_second_holder_of_a_sqlite_file_is_refused_with_what_to_do(tmp_path):
     assert path == tmp_path / "data" / "dagwatch.db.lock"
     first = ExclusiveLock.take(path, what="dagwatch up")
     try:
-        with pytest.raises(StoreInUse, match=r"another dagwatch up \(pid \d+\) is already running on the SQLite database .*dagwatch\.db.*PostgreSQL"):
+        with pytest.raises(
+            StoreInUse, match=r"another dagwatch up \(pid \d+\) is already running on the SQLite database .*dagwatch\.db.*PostgreSQL"
+        ):
             ExclusiveLock.take(path, what="dagwatch up")
     finally:
         first.release()

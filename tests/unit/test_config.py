@@ -36,9 +36,17 @@ CASES = [
         "sources[0].pipelines[0].schedule",
         "invalid cron expression",
     ),
-    ("sources: [{name: a, kind: embedded, pipelines: [{ref: 'no-colon'}]}]", "sources[0].pipelines[0].ref", "not `package.module:attribute`"),
+    (
+        "sources: [{name: a, kind: embedded, pipelines: [{ref: 'no-colon'}]}]",
+        "sources[0].pipelines[0].ref",
+        "not `package.module:attribute`",
+    ),
     ("sources: [{name: a, kind: embedded}, {name: a, kind: embedded}]", "sources", "two sources are named 'a'"),
-    ("receivers: [{name: c, kind: console, extra: '${DAGWATCH_TEST_UNSET_VAR}'}]", "receivers[0].extra", "DAGWATCH_TEST_UNSET_VAR is not set"),
+    (
+        "receivers: [{name: c, kind: console, extra: '${DAGWATCH_TEST_UNSET_VAR}'}]",
+        "receivers[0].extra",
+        "DAGWATCH_TEST_UNSET_VAR is not set",
+    ),
 ]
 
 
@@ -97,15 +105,15 @@ def test_config_env_var_is_used(tmp_path, monkeypatch):
     assert load_settings(None).server.port == 8999
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), (12, 12), ("2d", 172800)]
-)
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), (12, 12), ("2d", 172800)])
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
 def test_config_validate_command(tmp_path):
-    good = write(tmp_path, "sources: [{name: e, kind: embedded, pipelines: [{ref: 'monitor.demo.pipeline:pipeline', schedule: {every: 30s}}]}]")
+    good = write(
+        tmp_path, "sources: [{name: e, kind: embedded, pipelines: [{ref: 'monitor.demo.pipeline:pipeline', schedule: {every: 30s}}]}]"
+    )
     result = CliRunner().invoke(app, ["config", "validate", str(good)])
     assert result.exit_code == 0, result.output
     assert "ok (1 source(s)" in result.output
@@ -134,8 +142,13 @@ def test_errors_name_the_environment_reference_not_its_value(tmp_path, monkeypat
     monkeypatch.setenv("POLL_EVERY", "s3cr3t-Passw0rd!")
     monkeypatch.setenv("SHORT", "pw1")
     with pytest.raises(ConfigError) as caught:
-        load_settings(write(tmp_path, "sources: [{name: a, kind: embedded, poll_interval: '${POLL_EVERY}'},"
-                                      " {name: b, kind: embedded, poll_interval: '${SHORT}'}]"))
+        load_settings(
+            write(
+                tmp_path,
+                "sources: [{name: a, kind: embedded, poll_interval: '${POLL_EVERY}'},"
+                " {name: b, kind: embedded, poll_interval: '${SHORT}'}]",
+            )
+        )
     message = str(caught.value)
     assert "s3cr3t-Passw0rd!" not in message and "${POLL_EVERY}" in message
     assert "'pw1'" not in message and "${SHORT}" in message
@@ -164,12 +177,16 @@ def test_an_error_from_an_environment_variable_names_it_not_the_file(monkeypatch
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     lines = str(caught.value).splitlines()
-    assert sorted(lines) == sorted([
-        f"{path}: server.hots: unknown key (check its spelling and its place in the file)",
-        "environment variable dagwatch_server__port: server.port: Input should be less than or equal to 65535",
-        ("environment variable DAGWATCH_ALERTING__GROUP_WAIT: alerting.group_wait: invalid duration ${DAGWATCH_ALERTING__GROUP_WAIT} "
-         "(write e.g. 30s, 5m, 1h30m or a number of seconds)"),
-    ])
+    assert sorted(lines) == sorted(
+        [
+            f"{path}: server.hots: unknown key (check its spelling and its place in the file)",
+            "environment variable dagwatch_server__port: server.port: Input should be less than or equal to 65535",
+            (
+                "environment variable DAGWATCH_ALERTING__GROUP_WAIT: alerting.group_wait: invalid duration ${DAGWATCH_ALERTING__GROUP_WAIT} "
+                "(write e.g. 30s, 5m, 1h30m or a number of seconds)"
+            ),
+        ]
+    )
 
 
 def test_a_variable_that_is_not_json_is_named(monkeypatch):
@@ -188,14 +205,19 @@ SCHEDULED = "sources: [{{name: e, kind: embedded, pipelines: [{{ref: 'monitor.de
 def test_a_schedule_reads_cron_in_its_time_zone(tmp_path):
     settings = load_settings(write(tmp_path, SCHEDULED.format(schedule="{cron: '0 2 * * *', timezone: Europe/Paris}")))
     assert settings.sources[0].pipelines[0].schedule.timezone == "Europe/Paris"
-    assert load_settings(write(tmp_path, SCHEDULED.format(schedule="{cron: '0 2 * * *'}"))).sources[0].pipelines[0].schedule.timezone == "UTC"
+    assert (
+        load_settings(write(tmp_path, SCHEDULED.format(schedule="{cron: '0 2 * * *'}"))).sources[0].pipelines[0].schedule.timezone == "UTC"
+    )
 
 
-@pytest.mark.parametrize(("schedule", "reason"), [
-    ("{cron: '0 2 * * *', timezone: Europe/Pariss}", "unknown time zone 'Europe/Pariss'"),
-    ("{cron: '0 2 * * *', timezone: '../../etc/passwd'}", "unknown time zone"),
-    ("{every: 1h, timezone: Europe/Paris}", "`timezone` is for `cron`"),
-])
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [
+        ("{cron: '0 2 * * *', timezone: Europe/Pariss}", "unknown time zone 'Europe/Pariss'"),
+        ("{cron: '0 2 * * *', timezone: '../../etc/passwd'}", "unknown time zone"),
+        ("{every: 1h, timezone: Europe/Paris}", "`timezone` is for `cron`"),
+    ],
+)
 def test_a_bad_schedule_time_zone_is_named(tmp_path, schedule, reason):
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, SCHEDULED.format(schedule=schedule)))
@@ -208,10 +230,15 @@ def _schedule(cron: str, zone: str):
     return ScheduleSettings(cron=cron, timezone=zone)
 
 
-@pytest.mark.parametrize(("zone", "day", "utc_hour"), [
-    ("Europe/Paris", "2026-01-15", 1), ("Europe/Paris", "2026-07-15", 0),  # CET, then CEST
-    ("America/New_York", "2026-07-15", 6), ("Asia/Kathmandu", "2026-07-15", 20),
-])
+@pytest.mark.parametrize(
+    ("zone", "day", "utc_hour"),
+    [
+        ("Europe/Paris", "2026-01-15", 1),
+        ("Europe/Paris", "2026-07-15", 0),  # CET, then CEST
+        ("America/New_York", "2026-07-15", 6),
+        ("Asia/Kathmandu", "2026-07-15", 20),
+    ],
+)
 def test_the_scheduler_fires_at_the_zones_time_and_every_replica_claims_the_same_instant(zone, day, utc_hour):
     """The trigger the service builds, and the fire time each replica computes for it, late or not."""
     from datetime import UTC, datetime

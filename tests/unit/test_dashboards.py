@@ -34,15 +34,57 @@ RULES = ROOT / "dashboards" / "prometheus" / "rules"
 EXPECTED_UIDS = {"dagwatch-pipelines", "dagwatch-pipeline", "dagwatch-alerts"}
 
 #: Grafana's own variables a panel may use.
-GLOBALS = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms", "__from", "__to",
-           "__url_time_range", "__timezone", "__dashboard", "__org", "__user"}
+GLOBALS = {
+    "__rate_interval",
+    "__interval",
+    "__interval_ms",
+    "__range",
+    "__range_s",
+    "__range_ms",
+    "__from",
+    "__to",
+    "__url_time_range",
+    "__timezone",
+    "__dashboard",
+    "__org",
+    "__user",
+}
 #: Data link variables that need no field of the query.
 LINK_BUILTINS = {"__value.raw", "__value.text", "__value.numeric", "__value.time", "__value.calc", "__series.name", "__field.name"}
 #: Grafana's variable formats (`${var:format}`).
-FORMATS = {"percentencode", "queryparam", "raw", "text", "json", "csv", "pipe", "regex", "glob", "distributed", "lucene",
-           "sqlstring", "doublequote", "singlequote", "htmlescape"}
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool",
-                "inf", "nan", "atan2"}
+FORMATS = {
+    "percentencode",
+    "queryparam",
+    "raw",
+    "text",
+    "json",
+    "csv",
+    "pipe",
+    "regex",
+    "glob",
+    "distributed",
+    "lucene",
+    "sqlstring",
+    "doublequote",
+    "singlequote",
+    "htmlescape",
+}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def _build_module() -> Any:
@@ -112,8 +154,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         names: set[str] = set()
         for family in REGISTRY.collect():
             names.update(sample.name for sample in family.samples)
-            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("", "_sum", "_count"),
-                        "info": ("_info",)}.get(family.type, ("",))
+            suffixes = {
+                "counter": ("_total",),
+                "histogram": ("_bucket", "_sum", "_count"),
+                "summary": ("", "_sum", "_count"),
+                "info": ("_info",),
+            }.get(family.type, ("",))
             names.update(family.name + suffix for suffix in suffixes)
     finally:
         service.stop()
@@ -168,8 +214,10 @@ def row_labels(expr: str) -> set[str] | None:
 
 
 def test_the_promql_reader_finds_metrics_and_row_labels():
-    expr = ('topk(10, sum by (source, pipeline) (rate(dagwatch_runs_total{state="failed", pipeline=~"a.b"}[5m] offset 1h))'
-            " / on (source) group_left max by (source) (dagwatch_source_up)) > bool 0.5 and time() - inf < 3")
+    expr = (
+        'topk(10, sum by (source, pipeline) (rate(dagwatch_runs_total{state="failed", pipeline=~"a.b"}[5m] offset 1h))'
+        " / on (source) group_left max by (source) (dagwatch_source_up)) > bool 0.5 and time() - inf < 3"
+    )
     assert metric_names(expr) == ["dagwatch_runs_total", "dagwatch_source_up"]
     assert row_labels(expr) == {"source", "pipeline"}
     assert row_labels("max(dagwatch_source_up)") is None

@@ -109,11 +109,12 @@ def host_path(service: dict, container_path: str) -> Path | None:
     best: tuple[Path, str] | None = None
     for source, target in bind_mounts(service):
         if (container_path == target or container_path.startswith(target.rstrip("/") + "/")) and (
-                best is None or len(target) > len(best[1])):
+            best is None or len(target) > len(best[1])
+        ):
             best = (source, target)
     if best is None:
         return None
-    return best[0] / container_path[len(best[1]):].lstrip("/")
+    return best[0] / container_path[len(best[1]) :].lstrip("/")
 
 
 def dockerfile_stages(path: Path) -> list[list[tuple[str, str]]]:
@@ -170,6 +171,7 @@ def image_healthcheck(service: dict) -> str | None:
 
 # ---- the compose file -----------------------------------------------------------------------
 
+
 def test_compose_file_is_valid_against_the_compose_specification():
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft202012Validator(schema)
@@ -183,8 +185,19 @@ def test_compose_file_is_valid_against_the_compose_specification():
 
 
 def test_the_stack_has_every_part_the_deployment_promises():
-    expected = {"dagwatch", "postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                "airflow-init", "prefect", "prefect-flows", "prometheus", "grafana", "mailpit"}
+    expected = {
+        "dagwatch",
+        "postgres",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-init",
+        "prefect",
+        "prefect-flows",
+        "prometheus",
+        "grafana",
+        "mailpit",
+    }
     assert expected <= set(SERVICES), f"missing services: {sorted(expected - set(SERVICES))}"
     assert "airflow db migrate" in (ROOT / "deploy" / "airflow" / "init.sh").read_text()
     assert env_of(SERVICES["grafana"])["GF_INSTALL_PLUGINS"] == "yesoreyeram-infinity-datasource"
@@ -237,11 +250,16 @@ def test_files_the_containers_are_told_to_use_exist_behind_their_mounts():
                     if not source.exists():
                         problems.append(f"{name}: {candidate} → {source} does not exist")
     assert not problems, "\n".join(problems)
-    assert {"/etc/prometheus/prometheus.yml", "/opt/dagwatch/stack/airflow_dags",
-            "/opt/dagwatch/stack/prefect_flows/dw_stack_flow.py", "/opt/dagwatch-deploy/dagwatch-init.sh",
-            "/opt/dagwatch-deploy/airflow-init.sh"} <= set(checked)
-    assert (host_path(SERVICES["airflow-scheduler"], env_of(SERVICES["airflow-scheduler"])["AIRFLOW__CORE__DAGS_FOLDER"])
-            / "dw_stack_train.py").is_file()
+    assert {
+        "/etc/prometheus/prometheus.yml",
+        "/opt/dagwatch/stack/airflow_dags",
+        "/opt/dagwatch/stack/prefect_flows/dw_stack_flow.py",
+        "/opt/dagwatch-deploy/dagwatch-init.sh",
+        "/opt/dagwatch-deploy/airflow-init.sh",
+    } <= set(checked)
+    assert (
+        host_path(SERVICES["airflow-scheduler"], env_of(SERVICES["airflow-scheduler"])["AIRFLOW__CORE__DAGS_FOLDER"]) / "dw_stack_train.py"
+    ).is_file()
 
 
 def test_published_ports_are_bound_to_loopback_only():
@@ -311,6 +329,7 @@ def test_orchestrators_run_the_versions_the_integration_tests_run():
 
 # ---- the dagwatch config the stack mounts ---------------------------------------------------
 
+
 def _stack_env(service_name: str) -> dict[str, str]:
     service = SERVICES[service_name]
     return {**image_env(build_of(service)[1]), **env_of(service)}
@@ -325,14 +344,14 @@ def test_the_mounted_dagwatch_config_passes_dagwatch_config_validate_with_the_st
     assert config == ROOT / "deploy" / "dagwatch.yaml"
     env = {k: v for k, v in _stack_env("dagwatch").items() if k != "PATH"}
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    done = subprocess.run([str(BIN / "dagwatch"), "config", "validate", str(config)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([str(BIN / "dagwatch"), "config", "validate", str(config)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"{config}: ok (2 source(s), 2 receiver(s)" in done.stdout
     # Without the variables the compose file gives, the same command names what is missing.
     bare = {"PATH": env["PATH"]}
-    failed = subprocess.run([str(BIN / "dagwatch"), "config", "validate", str(config)], env=bare,
-                            capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [str(BIN / "dagwatch"), "config", "validate", str(config)], env=bare, capture_output=True, text=True, timeout=120
+    )
     assert failed.returncode == 2 and "DAGWATCH_DB_PASSWORD is not set" in failed.stderr
     # The token job reads the same file through DAGWATCH_CONFIG, with the same variables.
     init_env = env_of(SERVICES["dagwatch-init"])
@@ -420,8 +439,7 @@ def _docker_context(root: Path) -> list[str]:
     for folder, dirs, names in os.walk(root):
         rel_dir = os.path.relpath(folder, root)
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirs[:] = [d for d in dirs if not excluded(rel_dir + d)
-                   or any(neg and p.startswith(rel_dir + d + "/") for neg, p, _ in rules)]
+        dirs[:] = [d for d in dirs if not excluded(rel_dir + d) or any(neg and p.startswith(rel_dir + d + "/") for neg, p, _ in rules)]
         files += [rel_dir + n for n in names if not excluded(rel_dir + n)]
     return files
 
@@ -435,24 +453,46 @@ def test_build_context_holds_what_the_dockerfiles_copy_and_builds_the_complete_p
                 if name == "COPY" and "--from" not in args:
                     sources = [a for a in shlex.split(args) if not a.startswith("--")][:-1]
                     for src in sources:
-                        assert src in context or any(f.startswith(src.rstrip("/") + "/") for f in context), \
+                        assert src in context or any(f.startswith(src.rstrip("/") + "/") for f in context), (
                             f"{dockerfile.relative_to(ROOT)} copies {src}, which .dockerignore leaves out of the context"
+                        )
     copy = tmp_path / "context"
     for rel in context:
         (copy / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, copy / rel)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir",
-                           "--quiet", "-w", str(tmp_path / "dist"), str(copy)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-cache-dir",
+            "--quiet",
+            "-w",
+            str(tmp_path / "dist"),
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     [wheel] = (tmp_path / "dist").glob("dagwatch-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    wanted = [f for f in context if f.startswith(("monitor/", "checks/", "runbooks/"))
-              and f.endswith((".py", ".html", ".css", ".js", ".json", ".yaml", ".ini", ".mako"))]
+    wanted = [
+        f
+        for f in context
+        if f.startswith(("monitor/", "checks/", "runbooks/"))
+        and f.endswith((".py", ".html", ".css", ".js", ".json", ".yaml", ".ini", ".mako"))
+    ]
     lost = sorted(set(wanted) - shipped)
     assert not lost, f"the image would miss {lost}: add them to [tool.setuptools.package-data] in pyproject.toml"
 
 
 # ---- running pieces for real ----------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -472,7 +512,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _healthcheck_argv() -> list[str]:
     args = dict(dockerfile_stages(ROOT / "Dockerfile")[-1])["HEALTHCHECK"]
-    argv = json.loads(args[args.index("CMD") + 3:].strip())
+    argv = json.loads(args[args.index("CMD") + 3 :].strip())
     assert argv[0] == "python"
     return [sys.executable, *argv[1:]]
 
@@ -484,11 +524,23 @@ def live_dagwatch(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagwatch")
     port = _free_port()
     config = home / "dagwatch.yaml"
-    config.write_text(yaml.safe_dump({"data_dir": str(home / "data"), "store": {"url": f"sqlite:///{home / 'dw.db'}"},
-                                      "sources": [], "alerting": {"group_wait": "1s"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(home / "data"),
+                "store": {"url": f"sqlite:///{home / 'dw.db'}"},
+                "sources": [],
+                "alerting": {"group_wait": "1s"},
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGWATCH_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", DAGWATCH_CONFIG=str(config),
-               DAGWATCH_TOKEN_DIR=str(home), DAGWATCH_SERVER__PORT=str(port))
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        DAGWATCH_CONFIG=str(config),
+        DAGWATCH_TOKEN_DIR=str(home),
+        DAGWATCH_SERVER__PORT=str(port),
+    )
     tokens = []
     for _ in range(2):
         done = subprocess.run(["sh", str(ROOT / "deploy" / "dagwatch-init.sh")], env=env, capture_output=True, text=True, timeout=120)
@@ -525,8 +577,16 @@ def test_image_healthcheck_command_passes_on_a_ready_dagwatch_and_fails_without_
 def test_token_job_replaces_the_pipelines_token_and_revokes_the_old_one(live_dagwatch):
     old, new = live_dagwatch["tokens"]
     assert old != new
-    body = {"kind": "quality", "name": "token_probe", "status": "passed", "summary": "probe", "items": [],
-            "pipeline": "token_probe", "run_id": "r1", "task_id": "t"}
+    body = {
+        "kind": "quality",
+        "name": "token_probe",
+        "status": "passed",
+        "summary": "probe",
+        "items": [],
+        "pipeline": "token_probe",
+        "run_id": "r1",
+        "task_id": "t",
+    }
     url = live_dagwatch["url"] + "/api/v1/check-results"
     assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {new}"}).status_code == 202
     assert httpx.post(url, json=body, headers={"Authorization": f"Bearer {old}"}).status_code in (401, 403)
@@ -544,15 +604,20 @@ print(json.dumps({"errors": {k: v[-800:] for k, v in bag.import_errors.items()},
   "schedule": dag.schedule.total_seconds() if dag else None, "scenarios": dag.params["scenario"] if dag else None}))
 """ % str(STACK / "airflow_dags")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               PYTHONPATH=f"{ROOT}{os.pathsep}{STACK}")  # as the image's PYTHONPATH: checks + dw_stack_steps
+    env.update(
+        AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False", PYTHONPATH=f"{ROOT}{os.pathsep}{STACK}"
+    )  # as the image's PYTHONPATH: checks + dw_stack_steps
     done = subprocess.run([str(AIRFLOW_PYTHON), "-c", script], env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["errors"] == {} and found["dags"] == ["dw_stack_train"]
     assert found["tasks"] == {
-        "ingest": [0, ["validate"]], "validate": [0, ["features"]], "features": [1, ["train"]],
-        "train": [2, ["check_convergence"]], "check_convergence": [0, ["deploy"]], "deploy": [0, []],
+        "ingest": [0, ["validate"]],
+        "validate": [0, ["features"]],
+        "features": [1, ["train"]],
+        "train": [2, ["check_convergence"]],
+        "check_convergence": [0, ["deploy"]],
+        "deploy": [0, []],
     }
     assert found["schedule"] == 120 and found["scenarios"] == "cycle"
 
@@ -561,14 +626,16 @@ def test_stack_steps_cycle_through_the_demo_failures():
     sys.path.insert(0, str(STACK))
     try:
         import dw_stack_steps as steps
+
         from monitor.demo.pipeline import CYCLE
     finally:
         sys.path.remove(str(STACK))
     from datetime import UTC, datetime, timedelta
 
     assert steps.CYCLE == CYCLE
-    slots = [steps.choose("cycle", datetime(2026, 1, 1, tzinfo=UTC) + i * timedelta(minutes=2), timedelta(minutes=2))
-             for i in range(len(CYCLE))]
+    slots = [
+        steps.choose("cycle", datetime(2026, 1, 1, tzinfo=UTC) + i * timedelta(minutes=2), timedelta(minutes=2)) for i in range(len(CYCLE))
+    ]
     assert sorted(set(slots)) == sorted(steps.SCENARIOS)
     assert steps.choose("nan_loss", None, timedelta(minutes=2)) == "nan_loss"
     with pytest.raises(ValueError, match="unknown scenario"):
@@ -592,28 +659,42 @@ def test_stack_flow_fails_in_the_demo_ways_on_real_prefect_and_its_gates_page_da
     """Every scenario, each run as the stack runs it (the flow file, its steps and `checks` on
     PYTHONPATH, the token from the token job's file), against a real Prefect 3 and dagwatch. The
     passing runs go first: their passing gates would resolve a failure reported before them."""
-    env = {**prefect_server.env, "PYTHONPATH": f"{ROOT}{os.pathsep}{STACK}", "DW_STACK_WORKDIR": str(tmp_path),
-           "DAGWATCH_URL": live_dagwatch["url"], "DAGWATCH_TOKEN_FILE": str(live_dagwatch["token_dir"] / "token")}
+    env = {
+        **prefect_server.env,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{STACK}",
+        "DW_STACK_WORKDIR": str(tmp_path),
+        "DAGWATCH_URL": live_dagwatch["url"],
+        "DAGWATCH_TOKEN_FILE": str(live_dagwatch["token_dir"] / "token"),
+    }
     env.pop("DAGWATCH_TOKEN", None)
     flow = STACK / "prefect_flows" / "dw_stack_flow.py"
     results = {}
     for batch in (("healthy", "transient"), ("persistent", "nan_loss"), ("bad_data",)):
-        procs = {s: subprocess.Popen([str(PREFECT_PYTHON), str(flow), "run", s], env=env, cwd=tmp_path, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for s in batch}
+        procs = {
+            s: subprocess.Popen(
+                [str(PREFECT_PYTHON), str(flow), "run", s], env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for s in batch
+        }
         for scenario, proc in procs.items():
             out, err = proc.communicate(timeout=300)
             assert proc.returncode in (0, 1), f"{scenario}: {err[-2000:]}"
             results[scenario] = json.loads(out.strip().splitlines()[-1])
     assert {s: r["state"] for s, r in results.items()} == {
-        "healthy": "COMPLETED", "transient": "COMPLETED", "persistent": "FAILED", "nan_loss": "FAILED", "bad_data": "FAILED"}
+        "healthy": "COMPLETED",
+        "transient": "COMPLETED",
+        "persistent": "FAILED",
+        "nan_loss": "FAILED",
+        "bad_data": "FAILED",
+    }
 
     def task_runs(scenario: str) -> dict[str, tuple[str, int]]:
         body = {"flow_runs": {"id": {"any_": [results[scenario]["flow_run_id"]]}}, "limit": 50}
         runs = httpx.post(prefect_server.api_url + "/task_runs/filter", json=body, timeout=10).json()
         return {r["name"].rsplit("-", 1)[0]: (r["state_type"], r["run_count"]) for r in runs}
 
-    assert task_runs("transient")["train"] == ("COMPLETED", 2)          # failed once, resumed on retry
-    assert task_runs("persistent")["features"] == ("FAILED", 2)         # every try fails the same way
+    assert task_runs("transient")["train"] == ("COMPLETED", 2)  # failed once, resumed on retry
+    assert task_runs("persistent")["features"] == ("FAILED", 2)  # every try fails the same way
     assert task_runs("nan_loss")["check_convergence"][0] == "FAILED"
     assert task_runs("bad_data")["validate"][0] == "FAILED" and "train" not in task_runs("bad_data")
 

@@ -12,15 +12,29 @@ from monitor.retry import MAX_RETRY_AFTER, backoff_delay, parse_retry_after
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("7", 7.0), (" 120 ", 120.0), ("1.5", 1.5), ("0", 0.0),
-    (None, None), ("", None), ("soon", None), ("-5", None), ("1e3", None), ("nan", None), ("inf", None),
-    ("Wed, 01 May 2024 12:00:30 GMT", 30.0),  # an HTTP date: seconds from now
-    ("Wed, 01 May 2024 11:00:00 GMT", 0.0),  # in the past: at once, never negative
-    ("Wed, 01 May 2024 12:00:30 -0000", 30.0),  # a date with no zone claim is UTC
-    ("Wed, 01 May 2024 14:00:30 +0200", 30.0),
-    ("Wed, 32 May 2024 12:00:30 GMT", None), ("Wed, 01 May 2024", None), ("x" * 10_000, None),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        ("1.5", 1.5),
+        ("0", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("1e3", None),
+        ("nan", None),
+        ("inf", None),
+        ("Wed, 01 May 2024 12:00:30 GMT", 30.0),  # an HTTP date: seconds from now
+        ("Wed, 01 May 2024 11:00:00 GMT", 0.0),  # in the past: at once, never negative
+        ("Wed, 01 May 2024 12:00:30 -0000", 30.0),  # a date with no zone claim is UTC
+        ("Wed, 01 May 2024 14:00:30 +0200", 30.0),
+        ("Wed, 32 May 2024 12:00:30 GMT", None),
+        ("Wed, 01 May 2024", None),
+        ("x" * 10_000, None),
+    ],
+)
 def test_retry_after_seconds_or_http_date(value, expected):
     assert parse_retry_after(value, NOW) == expected
 

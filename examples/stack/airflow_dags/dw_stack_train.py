@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Param, dag, task
-
 import dw_stack_steps as steps
+from airflow.sdk import Param, dag, task
 
 PERIOD = timedelta(minutes=2)
 WORKDIR = os.environ.get("DW_STACK_WORKDIR", "/tmp/dw-stack")

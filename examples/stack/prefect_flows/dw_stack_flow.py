@@ -19,10 +19,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import dw_stack_steps as steps
 from prefect import flow, task
 from prefect.runtime import flow_run, task_run
-
-import dw_stack_steps as steps
 
 FLOW_NAME = "dw-stack-train"
 PERIOD = timedelta(minutes=2)
@@ -32,8 +31,15 @@ WORKDIR = os.environ.get("DW_STACK_WORKDIR", "/tmp/dw-stack")
 def _gate(check, kind, name: str):
     from checks import gate
 
-    return gate(check, kind=kind, name=name, pipeline=flow_run.flow_name, run_id=flow_run.id,
-                task_id=task_run.task_name, token=steps.dagwatch_token())
+    return gate(
+        check,
+        kind=kind,
+        name=name,
+        pipeline=flow_run.flow_name,
+        run_id=flow_run.id,
+        task_id=task_run.task_name,
+        token=steps.dagwatch_token(),
+    )
 
 
 @task

@@ -55,8 +55,9 @@ def build_one(settings: ReceiverSettings, runbooks: Iterable[Applicable] = (), t
     raise TypeError(f"no notifier for receiver settings {type(settings).__name__}")
 
 
-def build(receivers: Sequence[ReceiverSettings], runbooks: Iterable[Applicable] = (),
-          templates: FolderSettings | None = None) -> dict[str, Notifier]:
+def build(
+    receivers: Sequence[ReceiverSettings], runbooks: Iterable[Applicable] = (), templates: FolderSettings | None = None
+) -> dict[str, Notifier]:
     """One notifier per configured receiver, all built before any is used; console when none is
     configured. ConfigError (file and line) when a template in the `templates` folder is wrong."""
     configured, runbooks, loaded = list(receivers) or [DEFAULT_CONSOLE], list(runbooks), load_templates(templates)

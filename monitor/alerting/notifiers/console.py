@@ -34,8 +34,15 @@ class ConsoleNotifier:
             action = NotificationAction.ACKNOWLEDGED
         lines = [f"[dagwatch] {action.value.upper()} {alert.tier.value} #{alert.id} {alert.kind.value}: {alert.summary}"]
         where = ", ".join(
-            f"{k}={v}" for k, v in (("source", alert.source), ("pipeline", alert.pipeline), ("run", alert.run_id),
-                                   ("task", alert.task_id), ("try", alert.try_number)) if v is not None
+            f"{k}={v}"
+            for k, v in (
+                ("source", alert.source),
+                ("pipeline", alert.pipeline),
+                ("run", alert.run_id),
+                ("task", alert.task_id),
+                ("try", alert.try_number),
+            )
+            if v is not None
         )
         lines.append(f"           {where}")
         if action is NotificationAction.FIRING and alert.details.get("traceback"):

@@ -60,8 +60,7 @@ def _message_id(key: str) -> str:
     return f"<{token}.{hashlib.sha256(key.encode()).hexdigest()[:12]}@{ID_DOMAIN}>"
 
 
-def message(notification: Notification, sender: str, recipients: list[str],
-            templates: Templates | None = None) -> EmailMessage:
+def message(notification: Notification, sender: str, recipients: list[str], templates: Templates | None = None) -> EmailMessage:
     """multipart/alternative: plain text first, HTML preferred by clients that show it."""
     mail = EmailMessage()
     mail["Subject"] = subject(notification, templates)
@@ -86,8 +85,9 @@ class EmailNotifier:
 
     kind = "email"
 
-    def __init__(self, settings: EmailReceiverSettings, *, ssl_context: ssl.SSLContext | None = None,
-                 templates: Templates | None = None) -> None:
+    def __init__(
+        self, settings: EmailReceiverSettings, *, ssl_context: ssl.SSLContext | None = None, templates: Templates | None = None
+    ) -> None:
         self.name = settings.name
         self._templates = templates or templating.shipped()
         self._settings = settings
@@ -102,8 +102,7 @@ class EmailNotifier:
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"SMTP login refused: {self._reply(exc)}", retryable=False) from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"SMTP server lacks a required extension: {render.describe(exc, self._secrets)}",
-                                retryable=False) from None
+            raise DeliveryError(f"SMTP server lacks a required extension: {render.describe(exc, self._secrets)}", retryable=False) from None
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             retryable = all(400 <= code < 500 for code in codes)
@@ -112,8 +111,7 @@ class EmailNotifier:
             retryable = 400 <= exc.smtp_code < 500 or exc.smtp_code == -1
             raise DeliveryError(f"SMTP server answered {self._reply(exc)}", retryable=retryable) from None
         except ssl.SSLCertVerificationError as exc:
-            raise DeliveryError(f"SMTP server certificate rejected: {render.describe(exc, self._secrets)}",
-                                retryable=False) from None
+            raise DeliveryError(f"SMTP server certificate rejected: {render.describe(exc, self._secrets)}", retryable=False) from None
         except (smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections, timeouts, TLS trouble
             raise DeliveryError(f"SMTP delivery failed: {render.describe(exc, self._secrets)}", retryable=True) from None
         if refused:

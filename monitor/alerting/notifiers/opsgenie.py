@@ -72,8 +72,7 @@ def _state(alert: Alert) -> str:
     return "acknowledge" if alert.acked_at is not None else "create"
 
 
-GROUP_ACTION = {NotificationAction.FIRING: "create", NotificationAction.ACKNOWLEDGED: "acknowledge",
-                NotificationAction.RESOLVED: "close"}
+GROUP_ACTION = {NotificationAction.FIRING: "create", NotificationAction.ACKNOWLEDGED: "acknowledge", NotificationAction.RESOLVED: "close"}
 
 
 def calls(notification: Notification, by: str) -> list[Call]:
@@ -90,11 +89,16 @@ def calls(notification: Notification, by: str) -> list[Call]:
 def _details(notification: Notification, alerts: tuple[Alert, ...]) -> dict[str, str]:
     """Opsgenie's extra properties (strings only, 8000 characters in all): where, and the labels."""
     first = alerts[0]
-    pairs = [("dagwatch_alert", str(first.id)), ("tier", first.tier.value), ("kind", first.kind.value),
-             *((label.lower(), value) for label, value in render.where(first)),
-             ("group_key", notification.group_key), ("alert_count", str(len(alerts))),
-             ("dagwatch_url", render.alert_page(notification, first)),
-             *((f"label.{k}", str(v)) for k, v in sorted(first.labels.items()))]
+    pairs = [
+        ("dagwatch_alert", str(first.id)),
+        ("tier", first.tier.value),
+        ("kind", first.kind.value),
+        *((label.lower(), value) for label, value in render.where(first)),
+        ("group_key", notification.group_key),
+        ("alert_count", str(len(alerts))),
+        ("dagwatch_url", render.alert_page(notification, first)),
+        *((f"label.{k}", str(v)) for k, v in sorted(first.labels.items())),
+    ]
     out: dict[str, str] = {}
     used = 0
     for key, value in pairs:
@@ -112,8 +116,9 @@ def _tags(alerts: tuple[Alert, ...], extra: list[str]) -> list[str]:
     return list(dict.fromkeys(render.truncate(tag, TAG_LIMIT) for tag in wanted if tag))[:MAX_TAGS]
 
 
-def create_body(notification: Notification, call: Call, settings: OpsgenieReceiverSettings,
-                templates: Templates | None = None) -> dict[str, Any]:
+def create_body(
+    notification: Notification, call: Call, settings: OpsgenieReceiverSettings, templates: Templates | None = None
+) -> dict[str, Any]:
     """The body of `POST /v2/alerts` for the call's alerts; text from the opsgenie templates."""
     templates = templates or templating.shipped()
     ctx = templating.context(notification.model_copy(update={"alerts": list(call.alerts)}))
@@ -140,16 +145,20 @@ def update_body(call: Call, settings: OpsgenieReceiverSettings) -> dict[str, Any
 class OpsgenieNotifier:
     kind = "opsgenie"
 
-    def __init__(self, settings: OpsgenieReceiverSettings, *, transport: httpx.BaseTransport | None = None,
-                 templates: Templates | None = None) -> None:
+    def __init__(
+        self, settings: OpsgenieReceiverSettings, *, transport: httpx.BaseTransport | None = None, templates: Templates | None = None
+    ) -> None:
         self.name = settings.name
         self._settings = settings
         self._templates = templates or templating.shipped()
         self._secrets = render.secret_values(settings.api_key)
         self._client = httpx.Client(
-            transport=transport, base_url=settings.api_url.rstrip("/"), timeout=settings.timeout.total_seconds(),
+            transport=transport,
+            base_url=settings.api_url.rstrip("/"),
+            timeout=settings.timeout.total_seconds(),
             headers={"User-Agent": "dagwatch", "Authorization": f"GenieKey {settings.api_key.get_secret_value()}"},
-            follow_redirects=False)
+            follow_redirects=False,
+        )
 
     def notify(self, notification: Notification) -> Receipt | None:
         request_ids = [self._send(notification, call) for call in calls(notification, self._settings.alias)]
@@ -174,8 +183,9 @@ class OpsgenieNotifier:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"Opsgenie request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
         if not response.is_success:
-            raise render.http_failure(f"Opsgenie ({call.action})", response.status_code, _reason(response),
-                                      response.headers.get("Retry-After"), self._secrets)
+            raise render.http_failure(
+                f"Opsgenie ({call.action})", response.status_code, _reason(response), response.headers.get("Retry-After"), self._secrets
+            )
         log.debug("Opsgenie took %s of %s", call.action, call.alias)
         try:
             answer = response.json()

@@ -62,7 +62,10 @@ def _bounded(value: Any) -> Any:
 def alert_details(alert: Alert) -> dict[str, Any]:
     """One alert as PagerDuty shows it under Custom Details: its identity and bounded details."""
     return {
-        "id": alert.id, "tier": alert.tier.value, "kind": alert.kind.value, "status": alert.status.value,
+        "id": alert.id,
+        "tier": alert.tier.value,
+        "kind": alert.kind.value,
+        "status": alert.status.value,
         "summary": render.truncate(alert.summary, DETAIL_LIMIT),
         **{label.lower(): value for label, value in render.where(alert)},
         "started_at": alert.started_at.isoformat(),
@@ -110,8 +113,9 @@ def trigger_payload(notification: Notification, templates: Templates | None = No
     return payload
 
 
-def build_event(notification: Notification, routing_key: str, action: str | None = None,
-                templates: Templates | None = None) -> dict[str, Any]:
+def build_event(
+    notification: Notification, routing_key: str, action: str | None = None, templates: Templates | None = None
+) -> dict[str, Any]:
     """The whole Events v2 body. Acknowledge and resolve need only the key, so they carry no payload."""
     action = action or EVENT_ACTION[notification.action]
     event: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": dedup_key(notification)}
@@ -132,15 +136,17 @@ class PagerDutyNotifier:
 
     kind = "pagerduty"
 
-    def __init__(self, settings: PagerDutyReceiverSettings, *, transport: httpx.BaseTransport | None = None,
-                 templates: Templates | None = None) -> None:
+    def __init__(
+        self, settings: PagerDutyReceiverSettings, *, transport: httpx.BaseTransport | None = None, templates: Templates | None = None
+    ) -> None:
         self.name = settings.name
         self._templates = templates or templating.shipped()
         self._url = settings.events_url
         self._routing_key = settings.routing_key
         self._secrets = render.secret_values(settings.routing_key)
-        self._client = httpx.Client(transport=transport, timeout=settings.timeout.total_seconds(),
-                                    headers={"User-Agent": "dagwatch"}, follow_redirects=False)
+        self._client = httpx.Client(
+            transport=transport, timeout=settings.timeout.total_seconds(), headers={"User-Agent": "dagwatch"}, follow_redirects=False
+        )
 
     def notify(self, notification: Notification) -> Receipt | None:
         key = self._routing_key.get_secret_value()
@@ -163,8 +169,9 @@ class PagerDutyNotifier:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"PagerDuty request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
         if response.status_code != 202 and not response.is_success:
-            raise render.http_failure("PagerDuty", response.status_code, _reason(response),
-                                      response.headers.get("Retry-After"), self._secrets)
+            raise render.http_failure(
+                "PagerDuty", response.status_code, _reason(response), response.headers.get("Retry-After"), self._secrets
+            )
         log.debug("PagerDuty took %s for %s", event["event_action"], event["dedup_key"])
         try:
             body = response.json()

@@ -43,8 +43,13 @@ def one_line(text: str) -> str:
 
 def where(alert: Alert) -> list[tuple[str, str]]:
     """(label, value) for what is known of the alert's place; unknown parts are left out."""
-    facts = (("Source", alert.source), ("Pipeline", alert.pipeline), ("Run", alert.run_id),
-             ("Task", alert.task_id), ("Try", alert.try_number))
+    facts = (
+        ("Source", alert.source),
+        ("Pipeline", alert.pipeline),
+        ("Run", alert.run_id),
+        ("Task", alert.task_id),
+        ("Try", alert.try_number),
+    )
     return [(label, str(value)) for label, value in facts if value is not None]
 
 
@@ -67,15 +72,22 @@ def alert_page(notification: Notification, alert: Alert) -> str:
 
 def links(notification: Notification, alert: Alert) -> list[tuple[str, str]]:
     """(text, url) of the alert's links in a fixed order: orchestrator, alert page, runbook."""
-    found = [("Orchestrator", alert.links.get("orchestrator")), ("Alert in dagwatch", alert_page(notification, alert)),
-             ("Runbook", alert.links.get("runbook"))]
+    found = [
+        ("Orchestrator", alert.links.get("orchestrator")),
+        ("Alert in dagwatch", alert_page(notification, alert)),
+        ("Runbook", alert.links.get("runbook")),
+    ]
     return [(text, url) for text, url in found if url]
 
 
 def headline(notification: Notification) -> str:
     """`[P1] FIRING: summary (+2 more)` — the one line every channel leads with."""
-    verb = {NotificationAction.FIRING: "FIRING", NotificationAction.RESOLVED: "RESOLVED",
-            NotificationAction.ACKNOWLEDGED: "ACKNOWLEDGED", NotificationAction.TEST: "TEST"}[notification.action]
+    verb = {
+        NotificationAction.FIRING: "FIRING",
+        NotificationAction.RESOLVED: "RESOLVED",
+        NotificationAction.ACKNOWLEDGED: "ACKNOWLEDGED",
+        NotificationAction.TEST: "TEST",
+    }[notification.action]
     first = notification.alerts[0]
     more = f" (+{len(notification.alerts) - 1} more)" if len(notification.alerts) > 1 else ""
     return f"[{group_tier(notification.alerts).value}] {verb}: {one_line(first.summary)}{more}"
@@ -117,8 +129,7 @@ def url_secrets(url: SecretStr | None) -> tuple[str, ...]:
     parts = urlsplit(value)
     last = parts.path.rstrip("/").rsplit("/", 1)[-1]
     query = [v for _, v in parse_qsl(parts.query) if len(v) >= 8]
-    found = (value, parts.path if len(parts.path) > 1 else "", last if len(last) >= 8 else "",
-             *query, *(quote(v, safe="") for v in query))
+    found = (value, parts.path if len(parts.path) > 1 else "", last if len(last) >= 8 else "", *query, *(quote(v, safe="") for v in query))
     return tuple(dict.fromkeys(part for part in found if part))
 
 

@@ -65,18 +65,43 @@ RETRY_KINDS = frozenset({AlertKind.TASK_FAILED, AlertKind.RUN_FAILED})
 RUNNABLE = frozenset({NotificationAction.FIRING, NotificationAction.ACKNOWLEDGED})
 
 #: Slack's errors that no retry will fix: the token, the channel or the payload is wrong.
-PERMANENT_ERRORS = frozenset({
-    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
-    "missing_scope", "channel_not_found", "is_archived", "not_in_channel", "msg_too_long", "invalid_blocks",
-    "invalid_arguments", "no_text", "too_many_attachments", "restricted_action", "invalid_payload",
-    "no_service", "no_service_id", "no_team", "team_disabled", "channel_is_archived", "action_prohibited",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "channel_not_found",
+        "is_archived",
+        "not_in_channel",
+        "msg_too_long",
+        "invalid_blocks",
+        "invalid_arguments",
+        "no_text",
+        "too_many_attachments",
+        "restricted_action",
+        "invalid_payload",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+        "channel_is_archived",
+        "action_prohibited",
+    }
+)
 #: chat.update cannot edit the message (deleted, too old): post a new one instead.
 TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 UPDATE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 
-ICON = {NotificationAction.FIRING: "🔴", NotificationAction.RESOLVED: "✅",
-        NotificationAction.ACKNOWLEDGED: "👀", NotificationAction.TEST: "🧪"}
+ICON = {
+    NotificationAction.FIRING: "🔴",
+    NotificationAction.RESOLVED: "✅",
+    NotificationAction.ACKNOWLEDGED: "👀",
+    NotificationAction.TEST: "🧪",
+}
 MAX_LISTED_ALERTS = 10
 HEADER_LIMIT = 150
 SECTION_LIMIT = 2900
@@ -127,15 +152,21 @@ def runnable(runbooks: Iterable[Applicable], alert: Alert) -> tuple[str | None, 
 
 def _facts(templates: Templates, ctx: dict[str, Any], alert: Alert) -> dict[str, Any]:
     facts = [("Tier", alert.tier.value), *render.where(alert)][:10]
-    fields = [{"type": "mrkdwn", "text": render.truncate(templates.render("slack_fact.mrkdwn.j2", ctx, label=label, value=value),
-                                                         FIELD_LIMIT)} for label, value in facts]
+    fields = [
+        {"type": "mrkdwn", "text": render.truncate(templates.render("slack_fact.mrkdwn.j2", ctx, label=label, value=value), FIELD_LIMIT)}
+        for label, value in facts
+    ]
     return {"type": "section", "fields": fields}
 
 
 def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:
     """Slack's own "are you sure?" dialog, shown before the click is sent."""
-    return {"title": {"type": "plain_text", "text": title}, "text": {"type": "plain_text", "text": render.truncate(text, 300)},
-            "confirm": {"type": "plain_text", "text": confirm}, "deny": {"type": "plain_text", "text": "Cancel"}}
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "plain_text", "text": render.truncate(text, 300)},
+        "confirm": {"type": "plain_text", "text": confirm},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
 
 
 def _button(action_id: str, label: str, value: str, **extra: Any) -> dict[str, Any]:
@@ -149,16 +180,39 @@ def _buttons(notification: Notification, alert: Alert, runbooks: Iterable[Applic
         buttons.append(_button(ACTION_RUNBOOK, "Runbook", value, url=alert.links["runbook"]))
     first, retry = runnable(runbooks, alert) if notification.action in RUNNABLE else (None, None)
     if first:
-        buttons.append(_button(ACTION_RUN_RUNBOOK, "Run runbook", action_value(alert, notification.group_key, first), confirm=_confirm(
-            "Run the runbook?", f"Runs {first} for alert #{alert.id} now; it may clear and re-run failed tasks.", "Run")))
+        buttons.append(
+            _button(
+                ACTION_RUN_RUNBOOK,
+                "Run runbook",
+                action_value(alert, notification.group_key, first),
+                confirm=_confirm(
+                    "Run the runbook?", f"Runs {first} for alert #{alert.id} now; it may clear and re-run failed tasks.", "Run"
+                ),
+            )
+        )
     if retry:
-        buttons.append(_button(ACTION_RETRY, "Retry failed tasks", action_value(alert, notification.group_key, retry), confirm=_confirm(
-            "Retry the failed tasks?", f"Clears the failed tasks of run {alert.run_id or '?'} of {alert.pipeline or alert.source} "
-            "and follows the re-run.", "Retry")))
+        buttons.append(
+            _button(
+                ACTION_RETRY,
+                "Retry failed tasks",
+                action_value(alert, notification.group_key, retry),
+                confirm=_confirm(
+                    "Retry the failed tasks?",
+                    f"Clears the failed tasks of run {alert.run_id or '?'} of {alert.pipeline or alert.source} and follows the re-run.",
+                    "Retry",
+                ),
+            )
+        )
     if notification.action is NotificationAction.FIRING:
         buttons.append(_button(ACTION_ACK, "Acknowledge", value, style="primary"))
-    buttons.append(_button(ACTION_SILENCE, "Silence 1h", value, confirm=_confirm(
-        "Silence this alert?", "No new notifications for this group for 1 hour.", "Silence")))
+    buttons.append(
+        _button(
+            ACTION_SILENCE,
+            "Silence 1h",
+            value,
+            confirm=_confirm("Silence this alert?", "No new notifications for this group for 1 hour.", "Silence"),
+        )
+    )
     return {"type": "actions", "block_id": f"dagwatch_actions_{alert.id}", "elements": buttons}
 
 
@@ -173,8 +227,7 @@ def _body_block(kind: str, text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
-def blocks(notification: Notification, runbooks: Iterable[Applicable] = (),
-           templates: Templates | None = None) -> list[dict[str, Any]]:
+def blocks(notification: Notification, runbooks: Iterable[Applicable] = (), templates: Templates | None = None) -> list[dict[str, Any]]:
     """The message: header, facts of the first alert, error, links and the rest of the group (as
     the templates render them), then the buttons.
 
@@ -206,8 +259,11 @@ def fallback_text(notification: Notification, templates: Templates | None = None
 
 
 def thread_reply(notification: Notification) -> str:
-    verb = {NotificationAction.RESOLVED: "Resolved", NotificationAction.ACKNOWLEDGED: "Acknowledged",
-            NotificationAction.FIRING: "Firing"}.get(notification.action, notification.action.value.capitalize())
+    verb = {
+        NotificationAction.RESOLVED: "Resolved",
+        NotificationAction.ACKNOWLEDGED: "Acknowledged",
+        NotificationAction.FIRING: "Firing",
+    }.get(notification.action, notification.action.value.capitalize())
     ids = ", ".join(f"#{a.id}" for a in notification.alerts[:MAX_LISTED_ALERTS])
     return f"{ICON[notification.action]} {verb}: {ids}"
 
@@ -227,8 +283,12 @@ def execution_report(execution: RunbookExecution, *, link: str | None = None) ->
     if execution.result:
         head += f": {escape(render.one_line(execution.result))}"
     lines = [render.truncate(head, 500)]
-    lines += [render.truncate(f"• {escape(step.name)} — {step.status.value}" + (f": {escape(render.one_line(step.summary))}" if step.summary else ""), 300)
-              for step in execution.steps]
+    lines += [
+        render.truncate(
+            f"• {escape(step.name)} — {step.status.value}" + (f": {escape(render.one_line(step.summary))}" if step.summary else ""), 300
+        )
+        for step in execution.steps
+    ]
     if link:
         lines.append(mrkdwn_link(link, f"execution #{execution.id}"))
     return render.truncate("\n".join(lines), SECTION_LIMIT)
@@ -248,27 +308,27 @@ class SlackNotifier:
 
     kind = "slack"
 
-    def __init__(self, settings: SlackReceiverSettings, runbooks: Iterable[Applicable] | None = None,
-                 templates: Templates | None = None) -> None:
+    def __init__(
+        self, settings: SlackReceiverSettings, runbooks: Iterable[Applicable] | None = None, templates: Templates | None = None
+    ) -> None:
         self.name = settings.name
         self._templates = templates or templating.shipped()
         self.operators: dict[str, str] = dict(settings.operators)
         self._signing_secret = settings.signing_secret
         self._runbooks = list(runbooks or ())
         self._channel = settings.channel
-        self._secrets = render.secret_values(settings.token, settings.signing_secret,
-                                             *render.url_secrets(settings.webhook_url))
+        self._secrets = render.secret_values(settings.token, settings.signing_secret, *render.url_secrets(settings.webhook_url))
         sdk_log = render.redacting_logger(f"{__name__}.sdk.{settings.name}", self._secrets)
         timeout: Any = settings.timeout.total_seconds()  # urllib takes float seconds; slack_sdk annotates int
         self._web: WebClient | None = None
         self._hook: WebhookClient | None = None
         if settings.token:
-            self._web = WebClient(token=settings.token.get_secret_value(), base_url=settings.api_url,
-                                  timeout=timeout, logger=sdk_log, retry_handlers=[])
+            self._web = WebClient(
+                token=settings.token.get_secret_value(), base_url=settings.api_url, timeout=timeout, logger=sdk_log, retry_handlers=[]
+            )
         else:
             assert settings.webhook_url is not None  # config guarantees one mode
-            self._hook = WebhookClient(settings.webhook_url.get_secret_value(), timeout=timeout,
-                                       logger=sdk_log, retry_handlers=[])
+            self._hook = WebhookClient(settings.webhook_url.get_secret_value(), timeout=timeout, logger=sdk_log, retry_handlers=[])
 
     def notify(self, notification: Notification) -> Receipt | None:
         if self._hook is not None:
@@ -308,29 +368,38 @@ class SlackNotifier:
         message = blocks(notification, self._runbooks, self._templates)
         if notification.action is not NotificationAction.TEST and previous.get("channel") and previous.get("ts"):
             try:
-                self._web.chat_update(channel=previous["channel"], ts=previous["ts"],
-                                      text=fallback_text(notification, self._templates), blocks=message)
+                self._web.chat_update(
+                    channel=previous["channel"], ts=previous["ts"], text=fallback_text(notification, self._templates), blocks=message
+                )
             except SlackApiError as exc:
                 if exc.response.get("error") not in UPDATE_GONE:
                     raise
                 log.info("Slack message of group %s is gone; posting a new one", notification.group_key)
             else:
                 # Firing again (the group grew, or a repeat) is broadcast to the channel: it must be seen.
-                self._web.chat_postMessage(channel=previous["channel"], thread_ts=previous["ts"],
-                                           text=thread_reply(notification),
-                                           reply_broadcast=notification.action is NotificationAction.FIRING)
+                self._web.chat_postMessage(
+                    channel=previous["channel"],
+                    thread_ts=previous["ts"],
+                    text=thread_reply(notification),
+                    reply_broadcast=notification.action is NotificationAction.FIRING,
+                )
                 return {"channel": previous["channel"], "ts": previous["ts"]}
         response = self._web.chat_postMessage(channel=self._channel, text=fallback_text(notification, self._templates), blocks=message)
         return {"channel": response["channel"], "ts": response["ts"]}
 
     def _send_webhook(self, notification: Notification) -> None:
         assert self._hook is not None
-        response = self._hook.send(text=fallback_text(notification, self._templates),
-                                   blocks=blocks(notification, self._runbooks, self._templates))
+        response = self._hook.send(
+            text=fallback_text(notification, self._templates), blocks=blocks(notification, self._runbooks, self._templates)
+        )
         if response.status_code != 200:
-            raise render.http_failure("Slack webhook", response.status_code, response.body or "",
-                                      response.headers.get("Retry-After") or response.headers.get("retry-after"),
-                                      self._secrets)
+            raise render.http_failure(
+                "Slack webhook",
+                response.status_code,
+                response.body or "",
+                response.headers.get("Retry-After") or response.headers.get("retry-after"),
+                self._secrets,
+            )
 
     def _api_failure(self, exc: SlackApiError) -> DeliveryError:
         """Slack's `error` decides: ratelimited/5xx retry (after Retry-After), known misconfigurations do not."""
@@ -349,8 +418,7 @@ class SlackNotifier:
         else:
             retryable = render.status_is_retryable(status)
         message = f"Slack API answered HTTP {status} error={render.truncate(render.redact(error, self._secrets), 200)}"
-        return DeliveryError(message, retryable=retryable,
-                             retry_after=parse_retry_after(retry_after) if retryable else None)
+        return DeliveryError(message, retryable=retryable, retry_after=parse_retry_after(retry_after) if retryable else None)
 
 
 # --- interactivity: verifying what Slack sends to POST /slack/actions -------------------------
@@ -414,8 +482,9 @@ def _trigger_id(body: bytes) -> str | None:
         return None
 
 
-def verify_slack_request(signing_secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None,
-                         *, guard: ReplayGuard) -> None:
+def verify_slack_request(
+    signing_secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None, *, guard: ReplayGuard
+) -> None:
     """Accept a request only if Slack signed it in the last 5 minutes and `guard` has not seen it.
 
     Raises SlackRequestRejected otherwise. `now` is epoch seconds (defaults to the clock).

@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
-COLOR = {NotificationAction.FIRING: "Attention", NotificationAction.RESOLVED: "Good",
-         NotificationAction.ACKNOWLEDGED: "Warning", NotificationAction.TEST: "Accent"}
+COLOR = {
+    NotificationAction.FIRING: "Attention",
+    NotificationAction.RESOLVED: "Good",
+    NotificationAction.ACKNOWLEDGED: "Warning",
+    NotificationAction.TEST: "Accent",
+}
 #: Teams refuses messages over about 28 KB: facts, errors and the group list are cut to these.
 FACT_LIMIT = 300
 ERROR_LIMIT = 2000
@@ -64,13 +68,14 @@ def _text(text: str, **style: Any) -> dict[str, Any]:
 
 def _facts(alert: Alert) -> dict[str, Any]:
     facts = [("Tier", alert.tier.value), ("Kind", alert.kind.value), *render.where(alert)]
-    return {"type": "FactSet", "facts": [{"title": label, "value": escape(render.truncate(value, FACT_LIMIT))}
-                                         for label, value in facts]}
+    return {"type": "FactSet", "facts": [{"title": label, "value": escape(render.truncate(value, FACT_LIMIT))} for label, value in facts]}
 
 
 def _group(notification: Notification) -> dict[str, Any]:
-    facts = [{"title": f"#{a.id}", "value": escape(f"[{a.tier.value}] {render.truncate(render.one_line(a.summary), 150)}")}
-             for a in notification.alerts[:MAX_LISTED_ALERTS]]
+    facts = [
+        {"title": f"#{a.id}", "value": escape(f"[{a.tier.value}] {render.truncate(render.one_line(a.summary), 150)}")}
+        for a in notification.alerts[:MAX_LISTED_ALERTS]
+    ]
     left = len(notification.alerts) - MAX_LISTED_ALERTS
     if left > 0:
         facts.append({"title": "…", "value": f"and {left} more"})
@@ -86,8 +91,7 @@ def card(notification: Notification) -> dict[str, Any]:
     """The Adaptive Card: headline, facts of the first alert, its error, the rest of the group, links as buttons."""
     first = notification.alerts[0]
     body: list[dict[str, Any]] = [
-        _text(escape(render.headline(notification)), weight="Bolder", size="Medium", style="heading",
-              color=COLOR[notification.action]),
+        _text(escape(render.headline(notification)), weight="Bolder", size="Medium", style="heading", color=COLOR[notification.action]),
         _facts(first),
     ]
     error = render.error_summary(first, ERROR_LIMIT)
@@ -95,10 +99,17 @@ def card(notification: Notification) -> dict[str, Any]:
         body.append(_text(escape(error), fontType="Monospace", separator=True))
     if len(notification.alerts) > 1:
         body.append(_group(notification))
-    actions = [{"type": "Action.OpenUrl", "title": text, "url": url}
-               for text, url in render.links(notification, first) if _is_web(url)][:MAX_ACTIONS]
-    return {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-            "version": CARD_VERSION, "msteams": {"width": "Full"}, "body": body, "actions": actions}
+    actions = [{"type": "Action.OpenUrl", "title": text, "url": url} for text, url in render.links(notification, first) if _is_web(url)][
+        :MAX_ACTIONS
+    ]
+    return {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": body,
+        "actions": actions,
+    }
 
 
 def message(notification: Notification) -> dict[str, Any]:
@@ -114,8 +125,9 @@ class TeamsNotifier:
         self._url = settings.webhook_url
         self._secrets = render.secret_values(*render.url_secrets(settings.webhook_url))
         render.redacting_logger("httpx", self._secrets)  # httpx logs each request's URL, signature and all
-        self._client = httpx.Client(transport=transport, timeout=settings.timeout.total_seconds(),
-                                    headers={"User-Agent": "dagwatch"}, follow_redirects=False)
+        self._client = httpx.Client(
+            transport=transport, timeout=settings.timeout.total_seconds(), headers={"User-Agent": "dagwatch"}, follow_redirects=False
+        )
 
     def notify(self, notification: Notification) -> Receipt | None:
         try:
@@ -127,8 +139,9 @@ class TeamsNotifier:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"Teams request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
         if not response.is_success:
-            raise render.http_failure("Teams workflow", response.status_code, _reason(response),
-                                      response.headers.get("Retry-After"), self._secrets)
+            raise render.http_failure(
+                "Teams workflow", response.status_code, _reason(response), response.headers.get("Retry-After"), self._secrets
+            )
         log.debug("Teams receiver %s took notification %s", self.name, notification.id)
         return None
 

@@ -62,8 +62,9 @@ class Piece:
 PIECES: dict[str, Piece] = {
     "slack_text.mrkdwn.j2": Piece("Slack: the message `text` (phone notifications, clients without blocks)"),
     "slack_header.txt.j2": Piece("Slack: the header block; gets `icon`", {"icon": "🔴"}),
-    "slack_fact.mrkdwn.j2": Piece("Slack: one fact field of the first alert; gets `label`, `value`",
-                                  {"label": "Pipeline", "value": "train_ranker"}),
+    "slack_fact.mrkdwn.j2": Piece(
+        "Slack: one fact field of the first alert; gets `label`, `value`", {"label": "Pipeline", "value": "train_ranker"}
+    ),
     "slack_error.mrkdwn.j2": Piece("Slack: the error section (left out when it renders empty)"),
     "slack_links.mrkdwn.j2": Piece("Slack: the links line (left out when it renders empty)"),
     "slack_group.mrkdwn.j2": Piece("Slack: the rest of the group (left out when it renders empty)"),
@@ -93,8 +94,12 @@ def _environment(kind: str, folder: Path | None) -> ImmutableSandboxedEnvironmen
     loaders = [FileSystemLoader(folder)] if folder else []
     finalize: Callable[[Any], Any] | None = _mrkdwn_output if kind == "mrkdwn" else None
     env = ImmutableSandboxedEnvironment(
-        loader=ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]), undefined=StrictUndefined,
-        autoescape=kind == "html", finalize=finalize, trim_blocks=True, lstrip_blocks=True,
+        loader=ChoiceLoader([*loaders, FileSystemLoader(SHIPPED)]),
+        undefined=StrictUndefined,
+        autoescape=kind == "html",
+        finalize=finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["one_line"] = render.one_line
     env.filters["cut"] = render.truncate
@@ -116,12 +121,25 @@ def _kind(name: str) -> str:
 
 def _alert(notification: Notification, alert: Alert) -> dict[str, Any]:
     return {
-        "id": alert.id, "fingerprint": alert.fingerprint, "tier": alert.tier.value, "kind": alert.kind.value,
-        "status": alert.status.value, "acked": alert.acked_at is not None, "summary": alert.summary,
-        "source": alert.source, "pipeline": alert.pipeline, "run_id": alert.run_id, "task_id": alert.task_id,
-        "try_number": alert.try_number, "started_at": alert.started_at.isoformat(), "labels": dict(alert.labels),
-        "details": alert.details, "where": render.where(alert), "error": render.error_summary(alert, ERROR_LIMIT),
-        "links": render.links(notification, alert), "page": render.alert_page(notification, alert),
+        "id": alert.id,
+        "fingerprint": alert.fingerprint,
+        "tier": alert.tier.value,
+        "kind": alert.kind.value,
+        "status": alert.status.value,
+        "acked": alert.acked_at is not None,
+        "summary": alert.summary,
+        "source": alert.source,
+        "pipeline": alert.pipeline,
+        "run_id": alert.run_id,
+        "task_id": alert.task_id,
+        "try_number": alert.try_number,
+        "started_at": alert.started_at.isoformat(),
+        "labels": dict(alert.labels),
+        "details": alert.details,
+        "where": render.where(alert),
+        "error": render.error_summary(alert, ERROR_LIMIT),
+        "links": render.links(notification, alert),
+        "page": render.alert_page(notification, alert),
     }
 
 
@@ -129,9 +147,14 @@ def context(notification: Notification) -> dict[str, Any]:
     """The variables every template gets (README lists them); built once per notification."""
     alerts = [_alert(notification, alert) for alert in notification.alerts]
     return {
-        "action": notification.action.value, "headline": render.headline(notification),
-        "tier": render.group_tier(notification.alerts).value, "alerts": alerts, "first": alerts[0],
-        "count": len(alerts), "group_key": notification.group_key, "receiver": notification.receiver,
+        "action": notification.action.value,
+        "headline": render.headline(notification),
+        "tier": render.group_tier(notification.alerts).value,
+        "alerts": alerts,
+        "first": alerts[0],
+        "count": len(alerts),
+        "group_key": notification.group_key,
+        "receiver": notification.receiver,
         "base_url": notification.base_url,
     }
 
@@ -141,20 +164,45 @@ def samples() -> list[Notification]:
     text a pipeline can put in, and a bare alert through every other action."""
     at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     full = Alert(
-        id=1, fingerprint="sample-1", tier=Tier.P1, status=AlertStatus.FIRING, kind=AlertKind.TASK_FAILED,
-        source="airflow-prod", pipeline="train_ranker", run_id="scheduled__2024-05-01T12:00", task_id="fit_model",
-        try_number=3, summary="fit_model failed after 3 tries <!channel> & <b>",
+        id=1,
+        fingerprint="sample-1",
+        tier=Tier.P1,
+        status=AlertStatus.FIRING,
+        kind=AlertKind.TASK_FAILED,
+        source="airflow-prod",
+        pipeline="train_ranker",
+        run_id="scheduled__2024-05-01T12:00",
+        task_id="fit_model",
+        try_number=3,
+        summary="fit_model failed after 3 tries <!channel> & <b>",
         details={"error": "RuntimeError: CUDA out of memory", "traceback": "Traceback...\nRuntimeError: CUDA out of memory"},
-        labels={"team": "ml"}, started_at=at, updated_at=at,
-        links={"orchestrator": "https://airflow.example/dags/train_ranker/grid",
-               "runbook": "https://dagwatch.example/runbooks/pipeline-failure/start?alert=1"},
+        labels={"team": "ml"},
+        started_at=at,
+        updated_at=at,
+        links={
+            "orchestrator": "https://airflow.example/dags/train_ranker/grid",
+            "runbook": "https://dagwatch.example/runbooks/pipeline-failure/start?alert=1",
+        },
     )
-    bare = Alert(id=2, fingerprint="sample-2", tier=Tier.P3, status=AlertStatus.RESOLVED, kind=AlertKind.SOURCE_DOWN,
-                 source="prefect", summary="source prefect is down", started_at=at, updated_at=at)
+    bare = Alert(
+        id=2,
+        fingerprint="sample-2",
+        tier=Tier.P3,
+        status=AlertStatus.RESOLVED,
+        kind=AlertKind.SOURCE_DOWN,
+        source="prefect",
+        summary="source prefect is down",
+        started_at=at,
+        updated_at=at,
+    )
     common = {"receiver": "sample", "base_url": "https://dagwatch.example", "idempotency_key": "sample"}
-    return [Notification(id=1, action=NotificationAction.FIRING, group_key="train_ranker", alerts=[full, bare], **common),
-            *(Notification(id=2, action=action, group_key="prefect", alerts=[bare], **common)
-              for action in (NotificationAction.RESOLVED, NotificationAction.ACKNOWLEDGED, NotificationAction.TEST))]
+    return [
+        Notification(id=1, action=NotificationAction.FIRING, group_key="train_ranker", alerts=[full, bare], **common),
+        *(
+            Notification(id=2, action=action, group_key="prefect", alerts=[bare], **common)
+            for action in (NotificationAction.RESOLVED, NotificationAction.ACKNOWLEDGED, NotificationAction.TEST)
+        ),
+    ]
 
 
 # --- loading and rendering ----------------------------------------------------------------------
@@ -189,8 +237,11 @@ class Templates:
                     self._render(name, ctx, piece.extra)
                 except RENDER_ERRORS as exc:
                     template = self._compiled[name]
-                    raise ConfigError(template.filename, None, f"rendering a sample {notification.action.value} "
-                                                               f"notification failed: {_failure(template, exc)}") from None
+                    raise ConfigError(
+                        template.filename,
+                        None,
+                        f"rendering a sample {notification.action.value} notification failed: {_failure(template, exc)}",
+                    ) from None
 
     def _render(self, name: str, ctx: dict[str, Any], extra: dict[str, Any]) -> str:
         return self._compiled[name].render({**ctx, **extra})
@@ -230,8 +281,11 @@ def load(settings: FolderSettings | None) -> Templates:
         raise ConfigError(str(folder), None, "templates.folder is not a folder")
     unknown = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in PIECES and not p.name.startswith(("_", ".")))
     if unknown:
-        raise ConfigError(str(folder / unknown[0]), None, f"not a template name; the templates are {', '.join(PIECES)} "
-                                                          "(helpers for {% import %} start with _)")
+        raise ConfigError(
+            str(folder / unknown[0]),
+            None,
+            f"not a template name; the templates are {', '.join(PIECES)} (helpers for {{% import %}} start with _)",
+        )
     templates = Templates(folder)
     templates.check()
     return templates

@@ -54,8 +54,9 @@ def signature(secret: str, timestamp: int, raw: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + raw, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, raw: bytes, header: str | None, timestamp: str | None, now: float | None = None,
-                     tolerance: float = TOLERANCE_SECONDS) -> bool:
+def verify_signature(
+    secret: str, raw: bytes, header: str | None, timestamp: str | None, now: float | None = None, tolerance: float = TOLERANCE_SECONDS
+) -> bool:
     """For receivers (and tests): was this body signed with `secret` at `timestamp` (the
     X-Dagwatch-Timestamp header), and is that recent? Constant-time."""
     if header is None or timestamp is None or not timestamp.isdigit():
@@ -67,8 +68,11 @@ def verify_signature(secret: str, raw: bytes, header: str | None, timestamp: str
 
 def headers(notification: Notification, raw: bytes, secret: str | None, now: float | None = None) -> dict[str, str]:
     """Signed afresh for each attempt: a retry hours later carries that hour's timestamp."""
-    out = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: notification.idempotency_key,
-           "User-Agent": "dagwatch-webhook/" + VERSION}
+    out = {
+        "Content-Type": "application/json",
+        IDEMPOTENCY_HEADER: notification.idempotency_key,
+        "User-Agent": "dagwatch-webhook/" + VERSION,
+    }
     if secret:
         stamp = int(time.time() if now is None else now)
         out[TIMESTAMP_HEADER] = str(stamp)
@@ -98,8 +102,7 @@ class WebhookNotifier:
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
         if not response.is_success:
-            raise render.http_failure("webhook", response.status_code, response.text,
-                                      response.headers.get("Retry-After"), self._secrets)
+            raise render.http_failure("webhook", response.status_code, response.text, response.headers.get("Retry-After"), self._secrets)
         log.debug("webhook %s took notification %s", self.name, notification.id)
         return None
 

@@ -40,8 +40,14 @@ class ClassifyFailure:
         patterns = [*args.patterns, *ctx.services.get("patterns", ()), *SHIPPED]
         previous = _history(ctx, args.history)
         found = classify_with_history(_failure_text(ctx), previous, patterns, same_after=args.same_after)
-        data = {"category": found.category, "rule": found.rule, "matched": found.matched, "reason": found.reason,
-                "history_matches": found.history_matches, "history_runs": len(previous)}
+        data = {
+            "category": found.category,
+            "rule": found.rule,
+            "matched": found.matched,
+            "reason": found.reason,
+            "history_matches": found.history_matches,
+            "history_runs": len(previous),
+        }
         return Finding(summary=f"{found.category} ({found.rule}): {found.reason}", data=data)
 
 
@@ -75,6 +81,7 @@ def _history(ctx: StepContext, runs: int) -> list[str]:
     if not isinstance(store, Store) or not (alert.pipeline and alert.task_id) or runs <= 0:
         return []
     with store.session() as session:
-        past = previous_failures(session, source=alert.source, pipeline=alert.pipeline, task_id=alert.task_id,
-                                 exclude_run_id=alert.run_id, runs=runs)
+        past = previous_failures(
+            session, source=alert.source, pipeline=alert.pipeline, task_id=alert.task_id, exclude_run_id=alert.run_id, runs=runs
+        )
     return [alert_text(p.details, p.summary) for p in past]

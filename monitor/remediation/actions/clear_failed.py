@@ -47,9 +47,17 @@ class ClearFailed:
             with ctx.services["store"].session() as session:
                 done, last = execution_store.clears_for_run(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id)
             if done >= args.max_per_run:
-                raise ActionFailed(f"run {alert.run_id} was already cleared {done} time(s) (max_per_run {args.max_per_run}); not clearing again")
-            if last is not None and (wait_until := last + timedelta(seconds=backoff_delay(done, base=args.backoff.total_seconds(), cap=MAX_CLEAR_WAIT))) > ctx.clock():
-                raise ActionFailed(f"run {alert.run_id} was cleared at {last:%H:%M:%S}; the next clear is allowed from {wait_until:%H:%M:%S} UTC (backoff)")
+                raise ActionFailed(
+                    f"run {alert.run_id} was already cleared {done} time(s) (max_per_run {args.max_per_run}); not clearing again"
+                )
+            if (
+                last is not None
+                and (wait_until := last + timedelta(seconds=backoff_delay(done, base=args.backoff.total_seconds(), cap=MAX_CLEAR_WAIT)))
+                > ctx.clock()
+            ):
+                raise ActionFailed(
+                    f"run {alert.run_id} was cleared at {last:%H:%M:%S}; the next clear is allowed from {wait_until:%H:%M:%S} UTC (backoff)"
+                )
         started = ctx.clock()
         planned = self._clear(source, alert.pipeline, alert.run_id, dry_run=True)
         if ctx.dry_run or not planned.tasks:
@@ -67,6 +75,14 @@ class ClearFailed:
 def _finding(pipeline: str, run_id: str, planned: ClearResult, result: ClearResult, started: datetime) -> Finding:
     verb = "would re-run" if result.dry_run else "re-running"
     summary = f"{verb} {len(result.tasks)} task(s) of {pipeline} run {run_id}: {', '.join(result.tasks) or 'none'}"
-    return Finding(ok=bool(result.tasks), summary=summary + (f" ({result.message})" if result.message else ""),
-                   data={"tasks": list(result.tasks), "planned": list(planned.tasks), "dry_run": result.dry_run,
-                         "cleared_at": started.isoformat(), "run_id": run_id})
+    return Finding(
+        ok=bool(result.tasks),
+        summary=summary + (f" ({result.message})" if result.message else ""),
+        data={
+            "tasks": list(result.tasks),
+            "planned": list(planned.tasks),
+            "dry_run": result.dry_run,
+            "cleared_at": started.isoformat(),
+            "run_id": run_id,
+        },
+    )

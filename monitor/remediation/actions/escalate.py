@@ -30,6 +30,7 @@ class Escalate:
         if ctx.dry_run:
             return Finding(summary=f"dry run: would escalate alert {ctx.alert.id} to {args.tier}", data={"dry_run": True})
         with ctx.services["store"].session() as session:
-            outcome = verbs.escalate(session, alert_id=ctx.alert.id, tier=args.tier, note=args.note,
-                                     policy=ctx.services["policy"], now=ctx.clock())
+            outcome = verbs.escalate(
+                session, alert_id=ctx.alert.id, tier=args.tier, note=args.note, policy=ctx.services["policy"], now=ctx.clock()
+            )
         return Finding(summary=outcome, data={"tier": args.tier})

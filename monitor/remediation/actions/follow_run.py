@@ -26,7 +26,9 @@ from monitor.store import runs
 class FollowArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    after: str = Field("clear", description="The earlier step whose run to follow (its finding has `run_id`, `cleared_at` or `triggered_at`).")
+    after: str = Field(
+        "clear", description="The earlier step whose run to follow (its finding has `run_id`, `cleared_at` or `triggered_at`)."
+    )
     every: float = Field(2.0, gt=0, le=60, description="Seconds between looks at the store.")
 
 
@@ -51,6 +53,9 @@ class FollowRun:
                 view = runs.get(session, source=source, pipeline=pipeline, run_id=earlier.data["run_id"])
             if view is not None and view.state.terminal and view.ended_at is not None and view.ended_at >= since:
                 ok = view.state is State.SUCCESS
-                return Finding(ok=ok, summary=f"run {view.run_id} of {view.pipeline} ended {view.state.value}",
-                               data={"state": view.state.value, "run_id": view.run_id, "ended_at": view.ended_at.isoformat()})
+                return Finding(
+                    ok=ok,
+                    summary=f"run {view.run_id} of {view.pipeline} ended {view.state.value}",
+                    data={"state": view.state.value, "run_id": view.run_id, "ended_at": view.ended_at.isoformat()},
+                )
             time.sleep(args.every)

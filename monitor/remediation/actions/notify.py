@@ -44,8 +44,10 @@ def report(ctx: StepContext, args: NotifyArgs) -> str:
     """The note: the title, then one line per reported finding."""
     chosen = [(name, ctx.results[name]) for name in args.steps if name in ctx.results] if args.steps else list(ctx.results.items())
     lines = [f"{args.title} (alert #{ctx.alert.id})"]
-    lines += [render.truncate(f"• {name} — {'ok' if finding.ok else 'not ok'}: {render.one_line(finding.summary)}", LINE_LIMIT)
-              for name, finding in chosen]
+    lines += [
+        render.truncate(f"• {name} — {'ok' if finding.ok else 'not ok'}: {render.one_line(finding.summary)}", LINE_LIMIT)
+        for name, finding in chosen
+    ]
     if not chosen:
         lines.append("• no step reported anything yet")
     return render.truncate("\n".join(lines), NOTE_LIMIT)
@@ -59,12 +61,21 @@ class Notify:
     def run(self, ctx: StepContext, args: NotifyArgs) -> Finding:
         text = report(ctx, args)
         if ctx.dry_run:
-            return Finding(summary=f"dry run: would note on alert {ctx.alert.id} and its Slack thread: {render.one_line(text)}",
-                           data={"dry_run": True, "note": text})
+            return Finding(
+                summary=f"dry run: would note on alert {ctx.alert.id} and its Slack thread: {render.one_line(text)}",
+                data={"dry_run": True, "note": text},
+            )
         with ctx.services["store"].session() as session:
             alert_store.add_history(session, alert_id=ctx.alert.id, at=ctx.clock(), change="runbook", event_id=None, note=text)
-            threads = {(g.receiver, g.receipt["channel"], g.receipt["ts"]) for g in group_store.groups_of(session, alert_ids=[ctx.alert.id])
-                       if g.receipt and g.receipt.get("channel") and g.receipt.get("ts")} if args.slack else set()
+            threads = (
+                {
+                    (g.receiver, g.receipt["channel"], g.receipt["ts"])
+                    for g in group_store.groups_of(session, alert_ids=[ctx.alert.id])
+                    if g.receipt and g.receipt.get("channel") and g.receipt.get("ts")
+                }
+                if args.slack
+                else set()
+            )
         notifiers = ctx.services.get("notifiers", {})
         posted, failed = [], []
         for receiver, channel, ts in sorted(threads):
@@ -76,7 +87,12 @@ class Notify:
                 posted.append(f"{receiver}:{channel}/{ts}")
             except DeliveryError as exc:
                 failed.append(f"{receiver}: {exc}")
-        where = (f"the alert page and {len(posted)} Slack thread(s)" if posted
-                 else "the alert page" if failed else "the alert page (no Slack thread to reply in)")
+        where = (
+            f"the alert page and {len(posted)} Slack thread(s)"
+            if posted
+            else "the alert page"
+            if failed
+            else "the alert page (no Slack thread to reply in)"
+        )
         summary = f"noted on {where}" + (f"; Slack refused: {'; '.join(failed)}" if failed else "")
         return Finding(ok=not failed, summary=summary, data={"note": text, "slack_threads": posted, "slack_failed": failed})

@@ -23,7 +23,15 @@ class OrchestratorHealth:
         try:
             health = source.health()
         except SourceUnavailable as exc:
-            return Finding(ok=False, summary=f"{source.name} is unreachable: {exc}", data={"reachable": False, "healthy": False, "problems": [str(exc)]})
+            return Finding(
+                ok=False,
+                summary=f"{source.name} is unreachable: {exc}",
+                data={"reachable": False, "healthy": False, "problems": [str(exc)]},
+            )
         problems = list(health.problems)
         summary = f"{source.name} is healthy" if health.healthy else f"{source.name} is unhealthy: {'; '.join(problems)}"
-        return Finding(ok=health.healthy, summary=summary, data={"reachable": True, "healthy": health.healthy, "problems": problems, "details": dict(health.details)})
+        return Finding(
+            ok=health.healthy,
+            summary=summary,
+            data={"reachable": True, "healthy": health.healthy, "problems": problems, "details": dict(health.details)},
+        )

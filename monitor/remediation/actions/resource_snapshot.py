@@ -55,13 +55,22 @@ class ResourceSnapshot:
         start, end = failure_at - args.before, min(failure_at + args.after, now)
         window = {"failure_at": failure_at, "start": start, "end": end}
         prometheus = _prometheus(ctx, settings, args, window)
-        gpus = gpu.query(timeout=args.nvidia_smi_timeout.total_seconds()) if args.nvidia_smi else {"available": False, "reason": "not asked (args.nvidia_smi)"}
+        gpus = (
+            gpu.query(timeout=args.nvidia_smi_timeout.total_seconds())
+            if args.nvidia_smi
+            else {"available": False, "reason": "not asked (args.nvidia_smi)"}
+        )
         gpus["sampled_at"] = ctx.clock()
         task = _task_usage(ctx)
         ok = prometheus.get("ok", True)
         parts = [_prometheus_summary(prometheus), f"nvidia-smi: {_gpu_summary(gpus)}", f"task: {_task_summary(task)}"]
-        data = {"window": window, "prometheus_reachable": prometheus.get("reachable"), "prometheus": prometheus,
-                "nvidia_smi": gpus, "task": task}
+        data = {
+            "window": window,
+            "prometheus_reachable": prometheus.get("reachable"),
+            "prometheus": prometheus,
+            "nvidia_smi": gpus,
+            "task": task,
+        }
         if not ok:
             data["reason"] = prometheus["reason"]
         return Finding(ok=ok, summary="; ".join(parts), data=data)
@@ -76,8 +85,16 @@ def _prometheus(ctx: StepContext, settings: RunbookSettings, args: ResourceArgs,
     found: dict[str, Any] = {"configured": True, "url": settings.prometheus_url, "selector": selector, "step_seconds": step.total_seconds()}
     try:
         with prom.Client(settings.prometheus_url, timeout=settings.prometheus_timeout.total_seconds()) as client:
-            queries = prom.snapshot(client, prom.queries(settings.prometheus_queries), selector=selector, failure_at=window["failure_at"],
-                                    start=window["start"], end=window["end"], step=step, max_series=args.max_series)
+            queries = prom.snapshot(
+                client,
+                prom.queries(settings.prometheus_queries),
+                selector=selector,
+                failure_at=window["failure_at"],
+                start=window["start"],
+                end=window["end"],
+                step=step,
+                max_series=args.max_series,
+            )
     except prom.PrometheusUnreachable as exc:
         return found | {"reachable": False, "ok": False, "reason": str(exc), "queries": {}}
     rejected = {name: q["error"] for name, q in queries.items() if "error" in q}
@@ -95,12 +112,16 @@ def _task_usage(ctx: StepContext) -> dict[str, Any]:
     if store is None:
         return {"recorded": False, "reason": "no store to read the task run from"}
     with store.session() as session:
-        usage = runs.task_usage(session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id,
-                                task_id=alert.task_id, map_index=map_index_of(alert))
+        usage = runs.task_usage(
+            session, source=alert.source, pipeline=alert.pipeline, run_id=alert.run_id, task_id=alert.task_id, map_index=map_index_of(alert)
+        )
     if usage is None:
         return {"recorded": False, "reason": f"the store has no task run {alert.task_id} of run {alert.run_id}"}
     if usage["cpu_seconds"] is None:
-        return {"recorded": False, "reason": "no figures for this try (only the embedded runner measures them, and not for a try it killed)"}
+        return {
+            "recorded": False,
+            "reason": "no figures for this try (only the embedded runner measures them, and not for a try it killed)",
+        }
     return {"recorded": True, **usage}
 
 
@@ -132,6 +153,10 @@ def _prometheus_summary(found: dict[str, Any]) -> str:
 def _gpu_summary(found: dict[str, Any]) -> str:
     if not found.get("available"):
         return found["reason"]
-    return ", ".join(
-        f"GPU {g.get('index')} {g.get('utilization.gpu')}% busy, {g.get('memory.used')}/{g.get('memory.total')} MiB" for g in found["gpus"]
-    ) or "no GPUs listed"
+    return (
+        ", ".join(
+            f"GPU {g.get('index')} {g.get('utilization.gpu')}% busy, {g.get('memory.used')}/{g.get('memory.total')} MiB"
+            for g in found["gpus"]
+        )
+        or "no GPUs listed"
+    )

@@ -58,4 +58,4 @@ def map_index_of(alert: Alert) -> int:
 
 
 def _tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]

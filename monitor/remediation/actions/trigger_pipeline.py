@@ -61,7 +61,9 @@ def _check_templates(value: Any) -> Any:
         for braced in _BRACED.findall(value):
             match = PLACEHOLDER.fullmatch(braced)
             if match is None or (match[1] == "alert" and match[2] not in ALERT_FIELDS):
-                raise ValueError(f"{braced} is not a placeholder: use {{params.NAME}} or {{alert.FIELD}} (FIELD: {', '.join(sorted(ALERT_FIELDS))})")
+                raise ValueError(
+                    f"{braced} is not a placeholder: use {{params.NAME}} or {{alert.FIELD}} (FIELD: {', '.join(sorted(ALERT_FIELDS))})"
+                )
     elif isinstance(value, dict):
         for item in value.values():
             _check_templates(item)
@@ -129,8 +131,11 @@ class TriggerPipeline:
     def run(self, ctx: StepContext, args: TriggerArgs) -> Finding:
         pipeline = _text(render(args.pipeline, ctx)).strip()
         if not pipeline:
-            return Finding(ok=False, summary=f"no pipeline to trigger ({args.pipeline!r} is empty for this start): nothing triggered",
-                           data={"triggered": False, "dry_run": ctx.dry_run})
+            return Finding(
+                ok=False,
+                summary=f"no pipeline to trigger ({args.pipeline!r} is empty for this start): nothing triggered",
+                data={"triggered": False, "dry_run": ctx.dry_run},
+            )
         params = render(args.params, ctx)
         if not isinstance(params, dict):
             raise ActionFailed(f"params {args.params!r} gave {type(params).__name__}, not a mapping of parameters")
@@ -142,10 +147,18 @@ class TriggerPipeline:
             result = source.trigger(pipeline, params, dry_run=ctx.dry_run)
         except (SourceUnavailable, ActionUnsupported, PipelineNotFound) as exc:
             raise ActionFailed(f"{source.name} did not start {pipeline}: {exc}") from exc
-        return Finding(summary=result.message or f"triggered {pipeline} on {source.name}", data={
-            "triggered": not result.dry_run, "dry_run": result.dry_run, "run_id": result.run_id, "source": source.name,
-            "pipeline": pipeline, "params": params, "triggered_at": started.isoformat(),
-        })
+        return Finding(
+            summary=result.message or f"triggered {pipeline} on {source.name}",
+            data={
+                "triggered": not result.dry_run,
+                "dry_run": result.dry_run,
+                "run_id": result.run_id,
+                "source": source.name,
+                "pipeline": pipeline,
+                "params": params,
+                "triggered_at": started.isoformat(),
+            },
+        )
 
     @staticmethod
     def _source(ctx: StepContext, name: str) -> Source:
@@ -153,7 +166,9 @@ class TriggerPipeline:
             return ctx.require_source()
         find: Callable[[str], Source | None] | None = ctx.services.get("sources")
         if find is None:
-            raise ActionFailed(f"this runbook engine was given no source registry (services['sources']), so it cannot reach source {name!r}")
+            raise ActionFailed(
+                f"this runbook engine was given no source registry (services['sources']), so it cannot reach source {name!r}"
+            )
         found = find(name)
         if found is None:
             raise ActionFailed(f"source {name!r} is not configured in dagwatch, so no run can be started on it")

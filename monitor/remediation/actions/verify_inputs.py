@@ -34,7 +34,9 @@ _OK = ("passed", "warning")
 class VerifyInputsArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quality_timeout: Duration = Field(timedelta(minutes=3), description="All GX suites of the step together; keep it under the step's timeout.")
+    quality_timeout: Duration = Field(
+        timedelta(minutes=3), description="All GX suites of the step together; keep it under the step's timeout."
+    )
 
 
 class VerifyInputs:
@@ -47,7 +49,9 @@ class VerifyInputs:
         pipeline = ctx.alert.pipeline or ""
         declared = settings.inputs.get(pipeline, [])
         if not declared:
-            return Finding(summary=f"no inputs declared for {pipeline or 'this alert'} (runbooks.inputs)", data={"declared": 0, "inputs": []})
+            return Finding(
+                summary=f"no inputs declared for {pipeline or 'this alert'} (runbooks.inputs)", data={"declared": 0, "inputs": []}
+            )
         inputs = [_integrity(ctx, spec) for spec in declared]
         suites = [(entry, spec.suite) for entry, spec in zip(inputs, declared) if spec.suite and entry["exists"]]
         if suites:

@@ -112,14 +112,26 @@ def airflow(request, airflow_servers) -> AirflowServer:
     return airflow_servers.get(request.param)
 
 
-def source_for(server: AirflowServer, include: list[str] | None = None, *, url: str | None = None, timeout: float = 10,
-               health: dict | None = None, **auth) -> AirflowSource:
+def source_for(
+    server: AirflowServer,
+    include: list[str] | None = None,
+    *,
+    url: str | None = None,
+    timeout: float = 10,
+    health: dict | None = None,
+    **auth,
+) -> AirflowSource:
     """dagwatch's source for this server (or for `url`, a proxy in front of it), admin unless told;
     `health` is the source's `health:` settings (when polls make it down)."""
     settings = AirflowSourceSettings(
-        kind="airflow", name=f"airflow{server.major}", url=url or server.url,
-        auth=auth or {"username": ADMIN[0], "password": ADMIN[1]}, include=include or [],
-        definitions_interval=0, timeout=timedelta(seconds=timeout), **({"health": health} if health else {}),
+        kind="airflow",
+        name=f"airflow{server.major}",
+        url=url or server.url,
+        auth=auth or {"username": ADMIN[0], "password": ADMIN[1]},
+        include=include or [],
+        definitions_interval=0,
+        timeout=timedelta(seconds=timeout),
+        **({"health": health} if health else {}),
     )
     return AirflowSource(settings)
 

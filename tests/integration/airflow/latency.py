@@ -49,8 +49,10 @@ def main(failures: int = 20, poll: float = 1.0) -> int:
             time.sleep(poll)
         latencies.sort()
         print(f"failures detected: {len(latencies)}/{failures}, poll interval {poll}s")
-        print(f"median {statistics.median(latencies):.2f}s  p90 {latencies[int(0.9 * (len(latencies) - 1))]:.2f}s  "
-              f"worst {latencies[-1]:.2f}s  best {latencies[0]:.2f}s")
+        print(
+            f"median {statistics.median(latencies):.2f}s  p90 {latencies[int(0.9 * (len(latencies) - 1))]:.2f}s  "
+            f"worst {latencies[-1]:.2f}s  best {latencies[0]:.2f}s"
+        )
         store.close()
         return 0 if len(latencies) == failures else 1
     finally:

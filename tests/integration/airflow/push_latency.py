@@ -76,24 +76,53 @@ class Dagwatch:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = work / "dagwatch.yaml"
-        self.config.write_text(json.dumps({  # JSON is YAML
-            "data_dir": str(work / "data"),
-            "server": {"host": "127.0.0.1", "port": self.port},
-            "sources": [],
-        }))
+        self.config.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "data_dir": str(work / "data"),
+                    "server": {"host": "127.0.0.1", "port": self.port},
+                    "sources": [],
+                }
+            )
+        )
         self.proc: subprocess.Popen | None = None
         self.token = ""
 
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.token = subprocess.run(
-            [str(PYTHON), "-m", "monitor.cli", "token", "create", "--name", "airflow", "--role", "operator", "--config", str(self.config)],
-            check=True, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
-        ).stdout.strip().splitlines()[-1]
+        self.token = (
+            subprocess.run(
+                [
+                    str(PYTHON),
+                    "-m",
+                    "monitor.cli",
+                    "token",
+                    "create",
+                    "--name",
+                    "airflow",
+                    "--role",
+                    "operator",
+                    "--config",
+                    str(self.config),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=env,
+                timeout=120,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         log = (self.work / "dagwatch.log").open("ab")
         self.proc = subprocess.Popen(
             [str(PYTHON), "-m", "monitor.cli", "up", "--config", str(self.config), "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -131,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         dagwatch.start()
         print(f"dagwatch up at {dagwatch.url} after {time.monotonic() - t0:.1f}s", flush=True)
         airflow = AirflowServer(
-            3, dags, plugins_folder=ROOT / "examples" / "airflow_plugin",
+            3,
+            dags,
+            plugins_folder=ROOT / "examples" / "airflow_plugin",
             extra_env={"DAGWATCH_URL": dagwatch.url, "DAGWATCH_TOKEN": dagwatch.token, "DAGWATCH_SOURCE": SOURCE},
         )
         took = airflow.start()
@@ -187,23 +218,45 @@ def main(argv: list[str] | None = None) -> int:
             ended = datetime.fromisoformat(ti["end_date"])
             updated = updated if updated.tzinfo else updated.replace(tzinfo=UTC)
             started = started if started.tzinfo else started.replace(tzinfo=UTC)
-            rows.append({"run_id": run_id, "end_date": ti["end_date"], "state": ti["state"],
-                         "ingest_latency_s": (updated - ended).total_seconds(),
-                         "observed_latency_s": (observed - ended).total_seconds(),
-                         "alert_started_at": started.isoformat(), "ingested_at": updated.isoformat(), "observed_at": observed.isoformat()})
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "end_date": ti["end_date"],
+                    "state": ti["state"],
+                    "ingest_latency_s": (updated - ended).total_seconds(),
+                    "observed_latency_s": (observed - ended).total_seconds(),
+                    "alert_started_at": started.isoformat(),
+                    "ingested_at": updated.isoformat(),
+                    "observed_at": observed.isoformat(),
+                }
+            )
         missing = [r for r in triggered if r not in seen]
         print("(negative = dagwatch had the alert before Airflow recorded the task's end_date: the hook runs in the task process first)")
         print(f"\nfailures detected by push: {len(rows)}/{args.failures} (triggered {len(triggered)}; missing {missing})")
-        for label, key in (("ingest  (alert.updated_at - TI end_date)", "ingest_latency_s"),
-                           ("observed (GET /alerts saw it - TI end_date)", "observed_latency_s")):
+        for label, key in (
+            ("ingest  (alert.updated_at - TI end_date)", "ingest_latency_s"),
+            ("observed (GET /alerts saw it - TI end_date)", "observed_latency_s"),
+        ):
             xs = sorted(r[key] for r in rows)
             if xs:
-                print(f"{label}: median {statistics.median(xs):.3f}s  p90 {xs[int(0.9 * (len(xs) - 1))]:.3f}s  "
-                      f"worst {xs[-1]:.3f}s  best {xs[0]:.3f}s")
+                print(
+                    f"{label}: median {statistics.median(xs):.3f}s  p90 {xs[int(0.9 * (len(xs) - 1))]:.3f}s  "
+                    f"worst {xs[-1]:.3f}s  best {xs[0]:.3f}s"
+                )
         out = ROOT / "bench" / "results" / "push_latency.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(), "failures": args.failures,
-                                   "interval_s": args.interval, "rows": rows, "missing": missing}, indent=2))
+        out.write_text(
+            json.dumps(
+                {
+                    "measured_at": datetime.now(UTC).isoformat(),
+                    "failures": args.failures,
+                    "interval_s": args.interval,
+                    "rows": rows,
+                    "missing": missing,
+                },
+                indent=2,
+            )
+        )
         print(f"per-run rows: {out}")
         return 0 if len(rows) == args.failures else 1
     finally:
@@ -212,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         dagwatch.stop()
         if not args.keep:
             import shutil
+
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}")

@@ -41,8 +41,13 @@ alerting: {{group_wait: 0s, group_interval: 1s}}
 
 
 def site_packages(python: Path) -> Path:
-    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return Path(out.stdout.strip())
 
 
@@ -56,23 +61,44 @@ def worker(tmp_path_factory) -> Path:
     python = overlay / "bin" / "python"
     (site_packages(python) / "_airflow2_underneath.pth").write_text(f"{site_packages(base / 'bin' / 'python')}\n")
     frozen_constraints(base, where / "constraints.txt")
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                           "-c", str(where / "constraints.txt"), f"{ROOT / 'checks'}[quality]"],
-                          capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(where / "constraints.txt"),
+            f"{ROOT / 'checks'}[quality]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return python
 
 
 def worker_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DAGWATCH_", "PYTHONPATH"))}
-    return {**env, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "DAGWATCH_GATED_WORKDIR": str(home / "work"), **extra}
+    return {
+        **env,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "DAGWATCH_GATED_WORKDIR": str(home / "work"),
+        **extra,
+    }
 
 
 def test_the_worker_has_the_library_and_not_the_service(worker, tmp_path):
     code = "import airflow, checks, sqlalchemy; print(airflow.__version__, sqlalchemy.__version__, checks.__file__)"
-    out = subprocess.run([str(worker), "-c", code],
-                         capture_output=True, text=True, check=True, cwd=tmp_path, env=worker_env(tmp_path), timeout=120)
+    out = subprocess.run(
+        [str(worker), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, env=worker_env(tmp_path), timeout=120
+    )
     airflow_version, sqlalchemy_version, checks_file = out.stdout.split()
     assert airflow_version.startswith("2.11.") and sqlalchemy_version.startswith("1.4.")
     assert Path(checks_file).is_relative_to(site_packages(worker)), "the tasks must import the installed copy"
@@ -105,8 +131,15 @@ class Airflow2:
         self.airflow("db", "migrate")
 
     def airflow(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.python), "-m", "airflow", *args], capture_output=True, text=True,
-                              cwd=self.home, env=self.env, timeout=600, check=False)
+        return subprocess.run(
+            [str(self.python), "-m", "airflow", *args],
+            capture_output=True,
+            text=True,
+            cwd=self.home,
+            env=self.env,
+            timeout=600,
+            check=False,
+        )
 
     def run(self, day: str, scenario: str) -> subprocess.CompletedProcess:
         return self.airflow("dags", "test", DAG_ID, day, "--conf", json.dumps({"scenario": scenario}))

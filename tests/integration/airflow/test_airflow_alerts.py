@@ -82,7 +82,8 @@ def test_clearing_a_failed_task_reruns_it_and_resolves_its_alerts(airflow, api, 
     after = [a for a in alerts(store, "dw_fail_once") if a.run_id == run_id]
     # A clear after a final failure is a rerun, not a retry: no retry alert, the failures resolve.
     assert {(a.kind, a.status) for a in after} == {
-        (AlertKind.TASK_FAILED, AlertStatus.RESOLVED), (AlertKind.RUN_FAILED, AlertStatus.RESOLVED),
+        (AlertKind.TASK_FAILED, AlertStatus.RESOLVED),
+        (AlertKind.RUN_FAILED, AlertStatus.RESOLVED),
     }
     [snap] = [s for s in source.poll(None) if s.run_id == run_id]
     assert (snap.state, snap.tasks[0].try_number, snap.tasks[0].state) == (State.SUCCESS, 2, State.SUCCESS)

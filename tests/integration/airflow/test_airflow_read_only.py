@@ -53,5 +53,7 @@ def logged_call(server: AirflowServer, api: Api, user: tuple[str, str]) -> None:
         return
     http = httpx.Client(base_url=server.url, timeout=30)
     token = http.post("/auth/token", json={"username": user[0], "password": user[1]}).json()["access_token"]
-    batch = http.post("/api/v2/dags/~/dagRuns/~/taskInstances/list", json={"dag_ids": ["dw_ok"]}, headers={"Authorization": f"Bearer {token}"})
+    batch = http.post(
+        "/api/v2/dags/~/dagRuns/~/taskInstances/list", json={"dag_ids": ["dw_ok"]}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert batch.status_code == 200

@@ -53,8 +53,9 @@ def test_transient_failure_is_cleared_rerun_and_resolved_with_no_human(api3, liv
     assert steps(preview)["clear"]["status"] == "previewed" and steps(preview)["clear"]["data"]["tasks"] == ["fetch", "publish"]
     assert api3.run(TRANSIENT, run_id)["state"] == "failed" and tries(api3, TRANSIENT, run_id, "extract", "fetch", "publish") == failed
 
-    execution, found = live.run_pipeline_failure(alert, FIXED, error="ConnectionResetError: [Errno 104] Connection reset by peer",
-                                                 verdict=("transient", "connection"), timeout=300)
+    execution, found = live.run_pipeline_failure(
+        alert, FIXED, error="ConnectionResetError: [Errno 104] Connection reset by peer", verdict=("transient", "connection"), timeout=300
+    )
     resolved = live.wait_alert(TRANSIENT, run_id, AlertKind.TASK_FAILED, AlertStatus.RESOLVED, timeout=60)
     print("\n" + report(execution, alert, resolved))
     assert "in _fetch" in found["logs"]["data"]["traceback"]
@@ -82,8 +83,9 @@ def test_persistent_failure_is_not_retried_and_is_escalated(api3, live):
     before = tries(api3, PERSISTENT, run_id, "extract", "join_users")
     assert before == {"extract": ("success", 1), "join_users": ("failed", 1)}
 
-    execution, found = live.run_pipeline_failure(alert, NOT_RETRIED, error="KeyError: 'user_id'", verdict=("persistent", "missing_column"),
-                                                 timeout=180)
+    execution, found = live.run_pipeline_failure(
+        alert, NOT_RETRIED, error="KeyError: 'user_id'", verdict=("persistent", "missing_column"), timeout=180
+    )
     print("\n" + report(execution, alert))
     assert "when" in found["clear"]["summary"]
     assert ESCALATION in found["escalate"]["summary"]

@@ -14,7 +14,7 @@ from monitor.model import State
 from monitor.sources.base import PipelinePaused, Triggerable
 from tests.integration.airflow.conftest import Api, source_for
 
-DAGS = '''
+DAGS = """
 from datetime import UTC, datetime
 
 try:  # Airflow 3
@@ -39,7 +39,7 @@ with DAG("dw_trigger_conf", **COMMON):
 
 with DAG("dw_trigger_paused", is_paused_upon_creation=True, **COMMON):
     PythonOperator(task_id="deploy", python_callable=lambda: None)
-'''
+"""
 
 
 @pytest.fixture(scope="module")

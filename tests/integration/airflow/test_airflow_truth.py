@@ -67,7 +67,9 @@ class Listening:
 
 def alerts_of(store: Store, pipeline: str, run_id: str | None = None):
     with store.session() as s:
-        return sorted((a for a in alert_store.list_alerts(s, pipeline=pipeline) if run_id is None or a.run_id == run_id), key=lambda a: a.id)
+        return sorted(
+            (a for a in alert_store.list_alerts(s, pipeline=pipeline) if run_id is None or a.run_id == run_id), key=lambda a: a.id
+        )
 
 
 def run_until(api: Api, dag_id: str, run_id: str, conf: dict | None, state: str) -> None:
@@ -115,7 +117,12 @@ def test_another_runs_success_leaves_a_retrying_task_firing(airflow3, api3, stor
         assert collector.poll_once().ok
         [alert] = alerts_of(store, "dw_truth_retry")
         assert (alert.kind, alert.run_id, alert.task_id, alert.try_number, alert.status) == (
-            AlertKind.TASK_RETRYING, retrying, "fit", 1, AlertStatus.FIRING)
+            AlertKind.TASK_RETRYING,
+            retrying,
+            "fit",
+            1,
+            AlertStatus.FIRING,
+        )
     assert "first try fails" in alert.summary
 
 

@@ -48,8 +48,9 @@ def validate(message: Any) -> list[str]:
             errors.append(f"unknown element {kind!r}")
         elif kind == "TextBlock" and (not isinstance(element.get("text"), str) or not element["text"]):
             errors.append("TextBlock needs text")
-        elif kind == "FactSet" and not all(isinstance(f.get("title"), str) and isinstance(f.get("value"), str)
-                                           for f in element.get("facts", [])):
+        elif kind == "FactSet" and not all(
+            isinstance(f.get("title"), str) and isinstance(f.get("value"), str) for f in element.get("facts", [])
+        ):
             errors.append("each fact needs a title and a value (strings)")
     for action in card.get("actions") or []:
         if action.get("type") not in ACTIONS:

@@ -53,8 +53,17 @@ from tests.integration.notifiers.fake_teams import FakeTeamsWorkflow
 
 TIMEOUT = 0.5  # client timeout in these tests; a stalled server waits longer than this
 STALL = 2.0
-SECRETS = [ROUTING_KEY, SLACK_TOKEN, SLACK_SIGNING, SLACK_HOOK_PATH.rsplit("/", 1)[1], SMTP_PASSWORD, WEBHOOK_SECRET,
-           TEAMS_SIG, quote(TEAMS_SIG, safe=""), OPSGENIE_KEY]
+SECRETS = [
+    ROUTING_KEY,
+    SLACK_TOKEN,
+    SLACK_SIGNING,
+    SLACK_HOOK_PATH.rsplit("/", 1)[1],
+    SMTP_PASSWORD,
+    WEBHOOK_SECRET,
+    TEAMS_SIG,
+    quote(TEAMS_SIG, safe=""),
+    OPSGENIE_KEY,
+]
 #: failure → (retryable, retry_after)
 EXPECTED = {
     "server_error": (True, None),
@@ -113,12 +122,14 @@ class PagerDutyHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         url = f"{self.dead_url}/v2/enqueue" if self.dead_url else self.server.events_url
-        return build_one(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY,
-                                                   events_url=url, timeout=TIMEOUT))
+        return build_one(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY, events_url=url, timeout=TIMEOUT))
 
     def reject(self) -> None:
-        self.server.fail_next(1, 400, {"status": "invalid event", "message": "Event object is invalid",
-                                       "errors": [f"routing_key {ROUTING_KEY} is not allowed here"]})
+        self.server.fail_next(
+            1,
+            400,
+            {"status": "invalid event", "message": "Event object is invalid", "errors": [f"routing_key {ROUTING_KEY} is not allowed here"]},
+        )
 
     def strip_auth(self, request: Recorded) -> str:
         event = request.json()
@@ -139,8 +150,11 @@ class SlackWebHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         url = f"{self.dead_url}/api/" if self.dead_url else self.server.api_url
-        return build_one(SlackReceiverSettings(kind="slack", name="slack", token=SLACK_TOKEN, channel="#alerts",
-                                               api_url=url, signing_secret=SLACK_SIGNING, timeout=TIMEOUT))
+        return build_one(
+            SlackReceiverSettings(
+                kind="slack", name="slack", token=SLACK_TOKEN, channel="#alerts", api_url=url, signing_secret=SLACK_SIGNING, timeout=TIMEOUT
+            )
+        )
 
     def rate_limited_body(self) -> Any:
         return {"ok": False, "error": "ratelimited"}
@@ -160,8 +174,11 @@ class SlackHookHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         base = self.dead_url or self.server.url
-        return build_one(SlackReceiverSettings(kind="slack", name="hook", webhook_url=f"{base}{SLACK_HOOK_PATH}",
-                                               signing_secret=SLACK_SIGNING, timeout=TIMEOUT))
+        return build_one(
+            SlackReceiverSettings(
+                kind="slack", name="hook", webhook_url=f"{base}{SLACK_HOOK_PATH}", signing_secret=SLACK_SIGNING, timeout=TIMEOUT
+            )
+        )
 
     def reject(self) -> None:
         self.server.fail_next(1, 400, f"invalid_payload for {SLACK_HOOK_PATH}")
@@ -178,8 +195,7 @@ class WebhookHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         base = self.dead_url or self.server.url
-        return build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook",
-                                                 secret=WEBHOOK_SECRET, timeout=TIMEOUT))
+        return build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook", secret=WEBHOOK_SECRET, timeout=TIMEOUT))
 
     def reject(self) -> None:
         self.server.fail_next(1, 400, f"bad request; did you mean secret={WEBHOOK_SECRET}?")
@@ -201,8 +217,16 @@ class TeamsHarness(HttpHarness):
 
     def reject(self) -> None:
         # Power Automate quotes the trigger it refused, query and all (decoded and not).
-        self.server.fail_next(1, 400, {"error": {"code": "InvalidRequestContent", "message": f"bad content for {self.echo()} "
-                                                 f"sig={TEAMS_SIG} sig={quote(TEAMS_SIG, safe='')}"}})
+        self.server.fail_next(
+            1,
+            400,
+            {
+                "error": {
+                    "code": "InvalidRequestContent",
+                    "message": f"bad content for {self.echo()} sig={TEAMS_SIG} sig={quote(TEAMS_SIG, safe='')}",
+                }
+            },
+        )
 
     def strip_auth(self, request: Recorded) -> str:
         query = request.path.split("?", 1)[1]
@@ -216,8 +240,11 @@ class OpsgenieHarness(HttpHarness):
         self.server = server
 
     def notifier(self) -> Notifier:
-        return build_one(OpsgenieReceiverSettings(kind="opsgenie", name="og", api_key=OPSGENIE_KEY,
-                                                  api_url=self.dead_url or self.server.url, timeout=TIMEOUT))
+        return build_one(
+            OpsgenieReceiverSettings(
+                kind="opsgenie", name="og", api_key=OPSGENIE_KEY, api_url=self.dead_url or self.server.url, timeout=TIMEOUT
+            )
+        )
 
     def reject(self) -> None:
         self.server.fail_next(1, 403, {"message": f"Key {OPSGENIE_KEY} has no access to create alerts", "took": 0.0})
@@ -242,9 +269,18 @@ class EmailHarness:
         self._silent: SilentSMTP | None = None
 
     def notifier(self) -> Notifier:
-        settings = EmailReceiverSettings(kind="email", name="mail", host="127.0.0.1", port=self.port, starttls=True,
-                                         username=SMTP_USER, password=SMTP_PASSWORD, **{"from": "dagwatch@example.org"},
-                                         to=["ml@example.org"], timeout=TIMEOUT)
+        settings = EmailReceiverSettings(
+            kind="email",
+            name="mail",
+            host="127.0.0.1",
+            port=self.port,
+            starttls=True,
+            username=SMTP_USER,
+            password=SMTP_PASSWORD,
+            **{"from": "dagwatch@example.org"},
+            to=["ml@example.org"],
+            timeout=TIMEOUT,
+        )
         return EmailNotifier(settings, ssl_context=self.server.client_context)
 
     def arrange(self, failure: str) -> None:
@@ -392,8 +428,13 @@ def test_a_delivery_repeated_carries_one_key_and_leaves_one_item_open(deduping):
 
 
 #: The secret each channel's receiver could quote back in a refusal body it answers as text.
-QUOTED = {"pagerduty": ROUTING_KEY, "slack-webhook": SLACK_HOOK_PATH.rsplit("/", 1)[1], "webhook": WEBHOOK_SECRET,
-          "teams": TEAMS_SIG, "opsgenie": OPSGENIE_KEY}
+QUOTED = {
+    "pagerduty": ROUTING_KEY,
+    "slack-webhook": SLACK_HOOK_PATH.rsplit("/", 1)[1],
+    "webhook": WEBHOOK_SECRET,
+    "teams": TEAMS_SIG,
+    "opsgenie": OPSGENIE_KEY,
+}
 
 
 @pytest.mark.parametrize("name", list(QUOTED))
@@ -406,5 +447,5 @@ def test_a_secret_quoted_where_the_error_is_cut_is_masked_whole(name, request):
     harness.server.fail_next(1, 400, "x" * 288 + secret + " " + "y" * 400)  # a cut at 300 keeps 12 of its characters
     with pytest.raises(DeliveryError) as caught:
         harness.notifier().notify(notification())
-    pieces = {secret[i:i + 10] for i in range(len(secret) - 9)}
+    pieces = {secret[i : i + 10] for i in range(len(secret) - 9)}
     assert not any(piece in str(caught.value) for piece in pieces), str(caught.value)

@@ -15,12 +15,26 @@ from tests.fakes.smtp import FakeSMTP
 from tests.integration.notifiers.conftest import SMTP_PASSWORD, SMTP_USER
 
 
-def mailer(server: FakeSMTP, *, starttls: bool = True, password: str | None = SMTP_PASSWORD,
-           to: list[str] | None = None, context: ssl.SSLContext | None = None, timeout: float = 5) -> EmailNotifier:
+def mailer(
+    server: FakeSMTP,
+    *,
+    starttls: bool = True,
+    password: str | None = SMTP_PASSWORD,
+    to: list[str] | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 5,
+) -> EmailNotifier:
     settings = EmailReceiverSettings(
-        kind="email", name="mail", host="127.0.0.1", port=server.port, starttls=starttls,
-        username=SMTP_USER if password else None, password=password, to=to or ["ml@example.org"],
-        timeout=timeout, **{"from": "dagwatch@example.org"},
+        kind="email",
+        name="mail",
+        host="127.0.0.1",
+        port=server.port,
+        starttls=starttls,
+        username=SMTP_USER if password else None,
+        password=password,
+        to=to or ["ml@example.org"],
+        timeout=timeout,
+        **{"from": "dagwatch@example.org"},
     )
     return EmailNotifier(settings, ssl_context=context or server.client_context)
 
@@ -68,8 +82,9 @@ def test_a_wrong_password_is_not_retried(fake_smtp_tls):
     assert fake_smtp_tls.auth_attempts and all(attempt == (SMTP_USER, False) for attempt in fake_smtp_tls.auth_attempts)
 
 
-@pytest.mark.parametrize("reply, retryable", [("451 4.3.0 Try again later", True), ("550 5.1.1 No such user", False),
-                                              ("554 5.7.1 Relay denied", False)])
+@pytest.mark.parametrize(
+    "reply, retryable", [("451 4.3.0 Try again later", True), ("550 5.1.1 No such user", False), ("554 5.7.1 Relay denied", False)]
+)
 def test_reply_codes_decide_retries(fake_smtp_tls, reply, retryable):
     fake_smtp_tls.reject_rcpt = {"ml@example.org": reply}
     with pytest.raises(DeliveryError) as caught:

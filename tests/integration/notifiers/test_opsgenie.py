@@ -13,13 +13,13 @@ from tests.integration.notifiers.conftest import OPSGENIE_KEY
 
 
 def opsgenie(server, **settings) -> OpsgenieNotifier:
-    return OpsgenieNotifier(OpsgenieReceiverSettings(kind="opsgenie", name="og", api_key=OPSGENIE_KEY,
-                                                     api_url=server.url, **settings))
+    return OpsgenieNotifier(OpsgenieReceiverSettings(kind="opsgenie", name="og", api_key=OPSGENIE_KEY, api_url=server.url, **settings))
 
 
 def test_firing_creates_one_alert_per_fingerprint_with_priority_tags_and_details(fake_opsgenie):
     receipt = opsgenie(fake_opsgenie, tags=["team-ml"]).notify(
-        notification(alerts=[alert(1), alert(2, tier=Tier.P2, task_id="evaluate"), alert(3, tier=Tier.P3)]))
+        notification(alerts=[alert(1), alert(2, tier=Tier.P2, task_id="evaluate"), alert(3, tier=Tier.P3)])
+    )
     assert len(receipt["request_ids"]) == 3
     created = fake_opsgenie.alerts
     assert sorted(created) == ["fp-1", "fp-2", "fp-3"]
@@ -76,8 +76,7 @@ def test_a_test_notification_leaves_nothing_open(fake_opsgenie):
 
 
 def test_a_wrong_key_is_refused_for_good(fake_opsgenie):
-    notifier = OpsgenieNotifier(OpsgenieReceiverSettings(kind="opsgenie", name="og", api_key="wrong-key-123456",
-                                                         api_url=fake_opsgenie.url))
+    notifier = OpsgenieNotifier(OpsgenieReceiverSettings(kind="opsgenie", name="og", api_key="wrong-key-123456", api_url=fake_opsgenie.url))
     with pytest.raises(DeliveryError) as caught:
         notifier.notify(notification())
     assert not caught.value.retryable and "HTTP 401" in str(caught.value) and "Could not authenticate" in str(caught.value)

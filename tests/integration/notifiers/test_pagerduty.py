@@ -14,8 +14,9 @@ from tests.integration.notifiers.conftest import ROUTING_KEY
 
 
 def notifier(fake, **kw) -> PagerDutyNotifier:
-    return PagerDutyNotifier(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY,
-                                                       events_url=fake.events_url, **kw))
+    return PagerDutyNotifier(
+        PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY, events_url=fake.events_url, **kw)
+    )
 
 
 def test_trigger_ack_resolve_follow_one_incident(fake_pagerduty):
@@ -47,8 +48,7 @@ def test_what_arrives_is_json_with_the_documented_fields(fake_pagerduty):
 
 
 def test_an_invalid_routing_key_is_a_permanent_400(fake_pagerduty):
-    settings = PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key="too-short",
-                                         events_url=fake_pagerduty.events_url)
+    settings = PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key="too-short", events_url=fake_pagerduty.events_url)
     with pytest.raises(DeliveryError) as caught:
         PagerDutyNotifier(settings).notify(notification())
     assert not caught.value.retryable and "routing_key" in str(caught.value)

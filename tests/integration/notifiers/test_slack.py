@@ -29,8 +29,7 @@ def test_firing_posts_blocks_and_returns_the_receipt(fake_slack):
     assert fake_slack.requests[0].header("Authorization") == f"Bearer {SLACK_TOKEN}"
 
 
-@pytest.mark.parametrize("action, word", [(NotificationAction.RESOLVED, "Resolved"),
-                                          (NotificationAction.ACKNOWLEDGED, "Acknowledged")])
+@pytest.mark.parametrize("action, word", [(NotificationAction.RESOLVED, "Resolved"), (NotificationAction.ACKNOWLEDGED, "Acknowledged")])
 def test_resolve_and_ack_update_the_message_in_place_and_reply_in_its_thread(fake_slack, action, word):
     slack = web(fake_slack)
     receipt = slack.notify(notification())
@@ -61,8 +60,9 @@ def test_a_group_is_listed_in_one_message(fake_slack):
     assert "(+2 more)" in message.text and "#3" in str(message.blocks)
 
 
-@pytest.mark.parametrize("token, channel, error", [("xoxb-wrong", "#alerts", "invalid_auth"),
-                                                   (SLACK_TOKEN, "#nowhere", "channel_not_found")])
+@pytest.mark.parametrize(
+    "token, channel, error", [("xoxb-wrong", "#alerts", "invalid_auth"), (SLACK_TOKEN, "#nowhere", "channel_not_found")]
+)
 def test_misconfiguration_is_not_retried(fake_slack, token, channel, error):
     with pytest.raises(DeliveryError) as caught:
         web(fake_slack, token=token, channel=channel).notify(notification())

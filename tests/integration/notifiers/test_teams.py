@@ -33,17 +33,26 @@ def test_firing_posts_one_adaptive_card_with_facts_error_and_link_buttons(fake_t
     headline, error = texts(card)
     assert headline == "\\[P1\\] FIRING: fit_model failed after 3 tries"
     assert [e.get("color") for e in card["body"][:1]] == ["Attention"]
-    assert facts(card) == {"Tier": "P1", "Kind": "task_failed", "Source": "airflow-prod", "Pipeline": "train_ranker",
-                           "Run": "scheduled__2024-05-01T12:00", "Task": "fit_model", "Try": "3"}
+    assert facts(card) == {
+        "Tier": "P1",
+        "Kind": "task_failed",
+        "Source": "airflow-prod",
+        "Pipeline": "train_ranker",
+        "Run": "scheduled__2024-05-01T12:00",
+        "Task": "fit_model",
+        "Try": "3",
+    }
     assert error == "RuntimeError: CUDA out of memory"
     assert [(a["type"], a["title"], a["url"]) for a in card["actions"]] == [
         ("Action.OpenUrl", "Orchestrator", "http://airflow.test/dags/train_ranker/grid"),
         ("Action.OpenUrl", "Alert in dagwatch", "http://dagwatch.test/alerts/1"),
-        ("Action.OpenUrl", "Runbook", "http://dagwatch.test/runbooks/pipeline-failure/start?alert=1")]
+        ("Action.OpenUrl", "Runbook", "http://dagwatch.test/runbooks/pipeline-failure/start?alert=1"),
+    ]
 
 
-@pytest.mark.parametrize("action, color, word", [(NotificationAction.RESOLVED, "Good", "RESOLVED"),
-                                                 (NotificationAction.ACKNOWLEDGED, "Warning", "ACKNOWLEDGED")])
+@pytest.mark.parametrize(
+    "action, color, word", [(NotificationAction.RESOLVED, "Good", "RESOLVED"), (NotificationAction.ACKNOWLEDGED, "Warning", "ACKNOWLEDGED")]
+)
 def test_resolve_and_ack_are_new_cards_that_say_so(fake_teams, action, color, word):
     notifier = teams(fake_teams.workflow_url)
     notifier.notify(notification())
@@ -63,9 +72,12 @@ def test_a_group_lists_its_alerts_and_a_big_one_stays_under_teams_size_limit(fak
 
 
 def test_pipeline_text_cannot_add_links_or_formatting(fake_teams):
-    evil = alert(summary="**urgent** [open me](https://evil.example) _now_", pipeline="- list",
-                 details={"error": "# heading\n1. [x](javascript:alert(1))"},
-                 links={"orchestrator": "http://airflow.test/x", "runbook": "http://dagwatch.test/runbooks/r"})
+    evil = alert(
+        summary="**urgent** [open me](https://evil.example) _now_",
+        pipeline="- list",
+        details={"error": "# heading\n1. [x](javascript:alert(1))"},
+        links={"orchestrator": "http://airflow.test/x", "runbook": "http://dagwatch.test/runbooks/r"},
+    )
     teams(fake_teams.workflow_url).notify(notification(alerts=[evil], base_url="ftp://dagwatch.example"))
     [card] = fake_teams.cards
     body = json.dumps(card["body"])

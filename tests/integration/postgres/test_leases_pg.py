@@ -14,10 +14,10 @@ from sqlalchemy import select, text
 
 from monitor.alerting import ingest
 from monitor.model import Event, EventKind
-from monitor.remediation.engine import Engine, StartRequest
 from monitor.remediation import runbook as runbooks
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import Finding, NoArgs, StepContext
+from monitor.remediation.engine import Engine, StartRequest
 from monitor.sources.embedded import EmbeddedSource
 from monitor.store import leases, open_store, replays
 from monitor.store import runbooks as execution_store
@@ -118,7 +118,9 @@ def _waiting_on_a_lock(pg_url: str) -> bool:
     probe = open_store(pg_url)
     try:
         with probe.session() as db:
-            return bool(db.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")))
+            return bool(
+                db.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"))
+            )
     finally:
         probe.close()
 

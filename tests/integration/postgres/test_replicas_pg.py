@@ -101,7 +101,9 @@ def test_two_replicas_split_the_sources_poll_each_from_one_replica_and_fire_each
 
     held = wait_for(split, limit=60)  # one source each, once the second replica's heartbeat asked for its share
     before = {replica: polls(process.url) for replica, process in ids.items()}
-    wait_for(lambda: all(polls(ids[holder].url).get(source, 0) >= before[holder].get(source, 0) + 5 for source, holder in held.items()), limit=60)
+    wait_for(
+        lambda: all(polls(ids[holder].url).get(source, 0) >= before[holder].get(source, 0) + 5 for source, holder in held.items()), limit=60
+    )
     after = {replica: polls(process.url) for replica, process in ids.items()}
     assert holders(cluster(b.url)) == held  # nothing moved meanwhile...
     for source, holder in held.items():
@@ -157,8 +159,17 @@ def test_a_replica_killed_mid_burst_is_taken_over_and_every_alert_is_notified_on
     expiry_seen = max(datetime.fromisoformat(s["expires_at"]) for s in view["sources"] if s["source"] in orphaned)
 
     op = create_token(config, "ops")
-    events = [{"kind": "task_failed", "source": "pushed", "pipeline": "etl", "run_id": "r1", "task_id": f"t{i:03d}", "summary": f"t{i:03d} failed"}
-              for i in range(BURST)]
+    events = [
+        {
+            "kind": "task_failed",
+            "source": "pushed",
+            "pipeline": "etl",
+            "run_id": "r1",
+            "task_id": f"t{i:03d}",
+            "summary": f"t{i:03d} failed",
+        }
+        for i in range(BURST)
+    ]
     answer = httpx.post(f"{victim.url}/api/v1/events", json=events, headers={"Authorization": f"Bearer {op}"}, timeout=60)
     assert answer.json()["accepted"] == BURST
     wait_for(lambda: len(receiver.requests) >= 3, limit=60)
@@ -202,15 +213,25 @@ def test_a_second_dagwatch_up_on_one_sqlite_file_is_refused_while_short_commands
     try:
         first.wait_healthy()
         env = {k: v for k, v in os.environ.items() if k != "DAGWATCH_CONFIG"}
-        second = subprocess.run([sys.executable, "-m", "monitor.cli", "up", "--config", str(config), "--port", str(free_port())],
-                                capture_output=True, text=True, timeout=60, env=env)
+        second = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "up", "--config", str(config), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert second.returncode != 0
         assert f"pid {first.proc.pid}" in second.stderr and "already running on the SQLite database" in second.stderr
         assert "PostgreSQL" in second.stderr
         token = create_token(config, "ops")  # short commands still open the file
         assert httpx.get(f"{first.url}/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        revoked = subprocess.run([sys.executable, "-m", "monitor.cli", "token", "revoke", "--name", "ops", "--config", str(config)],
-                                 capture_output=True, text=True, timeout=60, env=env)
+        revoked = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "token", "revoke", "--name", "ops", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
         assert revoked.returncode == 0, revoked.stderr
         assert first.proc.poll() is None
     finally:

@@ -39,8 +39,9 @@ T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)  #
 
 def policy(**alerting) -> ingest.AlertPolicy:
     defaults = {"group_wait": timedelta(seconds=10), "group_interval": timedelta(seconds=60), "repeat_interval": timedelta(hours=4)}
-    return ingest.AlertPolicy(receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000",
-                              alerting=AlertingSettings(**{**defaults, **alerting}))
+    return ingest.AlertPolicy(
+        receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000", alerting=AlertingSettings(**{**defaults, **alerting})
+    )
 
 
 class Recording:
@@ -62,9 +63,23 @@ def seed_pending(store, n: int = PENDING) -> set[int]:
     """n firing alerts, each with one pending notification to `pager`."""
     with store.session() as s:
         rows = [
-            AlertRow(fingerprint=f"fp{i:04d}", tier="P1", status=AlertStatus.FIRING.value, kind="task_failed", source="af",
-                     pipeline="etl", run_id="r1", task_id=f"t{i:04d}", summary=f"t{i:04d} failed", details={}, labels={}, links={},
-                     started_at=T0, updated_at=T0, event_count=1)
+            AlertRow(
+                fingerprint=f"fp{i:04d}",
+                tier="P1",
+                status=AlertStatus.FIRING.value,
+                kind="task_failed",
+                source="af",
+                pipeline="etl",
+                run_id="r1",
+                task_id=f"t{i:04d}",
+                summary=f"t{i:04d} failed",
+                details={},
+                labels={},
+                links={},
+                started_at=T0,
+                updated_at=T0,
+                event_count=1,
+            )
             for i in range(n)
         ]
         s.add_all(rows)
@@ -77,7 +92,9 @@ def seed_pending(store, n: int = PENDING) -> set[int]:
 
 def outbox_state(store) -> Counter:
     with store.session() as s:
-        return Counter({status: n for status, n in s.execute(select(NotificationRow.status, func.count()).group_by(NotificationRow.status))})
+        return Counter(
+            {status: n for status, n in s.execute(select(NotificationRow.status, func.count()).group_by(NotificationRow.status))}
+        )
 
 
 def run_threads(*targets, limit: float = 60.0) -> list[BaseException]:
@@ -162,8 +179,10 @@ print(json.dumps(rec.ids))
 def test_three_sender_processes_deliver_each_notification_exactly_once(store, pg_url):
     expected = seed_pending(store, 240)
     go = time.time() + 4  # after the interpreters have imported dagwatch
-    procs = [subprocess.Popen([sys.executable, "-c", SENDER, pg_url, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SENDER, pg_url, str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     delivered: list[list[int]] = []
     try:
         for p in procs:
@@ -203,8 +222,16 @@ def test_a_claim_held_by_one_sender_is_skipped_not_waited_for(store, pg_url):
 
 
 def _task_failed(task: str) -> Event:
-    return Event(kind=EventKind.TASK_FAILED, source="af", pipeline="etl", run_id="r1", task_id=task, try_number=1,
-                 summary=f"{task} failed", occurred_at=T0)
+    return Event(
+        kind=EventKind.TASK_FAILED,
+        source="af",
+        pipeline="etl",
+        run_id="r1",
+        task_id=task,
+        try_number=1,
+        summary=f"{task} failed",
+        occurred_at=T0,
+    )
 
 
 def _interleave(pg_url, first_work, second_work, *, hold: float = 3.0) -> list[BaseException]:
@@ -251,8 +278,10 @@ def test_two_writers_with_the_same_new_failure_open_one_alert(store, pg_url):
 def test_two_writers_opening_the_same_new_group_both_succeed(store, pg_url):
     """Groups are created with INSERT … ON CONFLICT DO NOTHING: both writers go on."""
     pol = policy()
-    assert _interleave(pg_url, lambda s: ingest.apply(s, _task_failed("a"), pol, T0),
-                       lambda s: ingest.apply(s, _task_failed("b"), pol, T0)) == []
+    assert (
+        _interleave(pg_url, lambda s: ingest.apply(s, _task_failed("a"), pol, T0), lambda s: ingest.apply(s, _task_failed("b"), pol, T0))
+        == []
+    )
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(AlertRow)) == 2
         assert s.scalar(select(func.count()).select_from(AlertGroupMemberRow)) == 2

@@ -56,7 +56,9 @@ def test_migrations_apply_and_round_trip(pg_url):
     try:
         assert _tables(store.engine) == TABLES and _version(store.engine) == _head()
         with store.engine.connect() as c:  # timestamps are real zone-aware columns on PostgreSQL
-            kind = c.execute(text("SELECT data_type FROM information_schema.columns WHERE table_name='alerts' AND column_name='started_at'")).scalar()
+            kind = c.execute(
+                text("SELECT data_type FROM information_schema.columns WHERE table_name='alerts' AND column_name='started_at'")
+            ).scalar()
         assert kind == "timestamp with time zone"
         _alembic(store.engine, "downgrade", "0001")  # every downgrade step from head, on PostgreSQL
         assert "alert_groups" not in _tables(store.engine) and "alerts" in _tables(store.engine)
@@ -77,8 +79,10 @@ OPEN = "import sys; from monitor.store import open_store; open_store(sys.argv[1]
 def test_processes_starting_at_once_on_an_empty_database_all_open_it(pg_url):
     """Several dagwatch processes on one PostgreSQL start together (a deploy): one migrates, the
     others wait for it instead of failing on `relation ... already exists`."""
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN, pg_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPEN, pg_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(3)
+    ]
     outputs = []
     for p in procs:
         try:
@@ -92,10 +96,25 @@ def test_processes_starting_at_once_on_an_empty_database_all_open_it(pg_url):
 
 def test_runs_save_upserts_on_postgres_and_keeps_utc(store):
     t0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone(timedelta(hours=2)))  # not UTC on purpose
-    first = RunSnapshot(source="orch", pipeline="train", run_id="r1", state=State.RUNNING, started_at=t0,
-                        tasks=(TaskSnapshot(task_id="fit", state=State.RUNNING, started_at=t0),), params={"lr": 0.1})
-    done = RunSnapshot(source="orch", pipeline="train", run_id="r1", state=State.SUCCESS, started_at=t0, ended_at=t0 + timedelta(minutes=5),
-                       tasks=(TaskSnapshot(task_id="fit", state=State.SUCCESS, started_at=t0, ended_at=t0 + timedelta(minutes=5)),), params={"lr": 0.1})
+    first = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id="r1",
+        state=State.RUNNING,
+        started_at=t0,
+        tasks=(TaskSnapshot(task_id="fit", state=State.RUNNING, started_at=t0),),
+        params={"lr": 0.1},
+    )
+    done = RunSnapshot(
+        source="orch",
+        pipeline="train",
+        run_id="r1",
+        state=State.SUCCESS,
+        started_at=t0,
+        ended_at=t0 + timedelta(minutes=5),
+        tasks=(TaskSnapshot(task_id="fit", state=State.SUCCESS, started_at=t0, ended_at=t0 + timedelta(minutes=5)),),
+        params={"lr": 0.1},
+    )
     with store.session() as s:
         runs.save(s, [(first, first.tasks), (done, done.tasks)], t0)  # latest snapshot of a run wins
     with store.session() as s:
@@ -160,9 +179,15 @@ def test_a_killed_test_process_leaves_no_postgres_behind(postgres_server):
 
     root_dir = Path(__file__).resolve().parents[3]
     child = subprocess.Popen(
-        [sys.executable, "-c", "from tests.servers.postgres.server import PostgresServer; import time; "
-         "s = PostgresServer(); s.start(); print(s.pid, s.root, flush=True); time.sleep(600)"],
-        cwd=root_dir, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from tests.servers.postgres.server import PostgresServer; import time; "
+            "s = PostgresServer(); s.start(); print(s.pid, s.root, flush=True); time.sleep(600)",
+        ],
+        cwd=root_dir,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         pid, root = child.stdout.readline().split()

@@ -47,9 +47,12 @@ class Watch:
     `baseline()` polls once and remembers every run already on the (shared) server, so a test
     looks only at alerts about runs it caused."""
 
-    def __init__(self, server: PrefectServer, store: Store, include: list[str], name: str = "prefect",
-                 policy: ingest.AlertPolicy = POLICY) -> None:
-        self.settings = PrefectSourceSettings(kind="prefect", name=name, url=server.api_url, include=include, poll_interval=timedelta(seconds=1))
+    def __init__(
+        self, server: PrefectServer, store: Store, include: list[str], name: str = "prefect", policy: ingest.AlertPolicy = POLICY
+    ) -> None:
+        self.settings = PrefectSourceSettings(
+            kind="prefect", name=name, url=server.api_url, include=include, poll_interval=timedelta(seconds=1)
+        )
         self.source = PrefectSource(self.settings)
         self.collector = Collector(self.source, store, policy)
         self.store = store
@@ -77,7 +80,9 @@ class Watch:
             if done(alerts):
                 return alerts
             if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met in {timeout}s; alerts: {[(a.kind, a.pipeline, a.task_id, a.status) for a in alerts]}")
+                raise AssertionError(
+                    f"condition not met in {timeout}s; alerts: {[(a.kind, a.pipeline, a.task_id, a.status) for a in alerts]}"
+                )
             time.sleep(1)
 
 
@@ -107,7 +112,9 @@ def deployment_id(api: str, flow: str, name: str, timeout: float = 60) -> str:
     """The id of deployment `flow/name`, once a `serve` process has registered it (bounded wait)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = httpx.post(f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}).json()
+        found = httpx.post(
+            f"{api}/deployments/filter", json={"deployments": {"name": {"any_": [name]}}, "flows": {"name": {"any_": [flow]}}}
+        ).json()
         if found:
             return found[0]["id"]
         time.sleep(0.5)

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 
-
 _RETRY_STATUSES = frozenset({429, 502, 503})
 _RETRIES = 5
 
@@ -47,16 +46,28 @@ class PrefectDriver:
     def task_run(self, flow_run_id: str, task: str) -> str:
         """A RUNNING task run named as Prefect names them: `task-<first 3 of dynamic_key>`."""
         dynamic_key = uuid.uuid4().hex
-        return self.call("POST", "task_runs/", {
-            "flow_run_id": flow_run_id, "task_key": f"{task}-key", "dynamic_key": dynamic_key,
-            "name": f"{task}-{dynamic_key[:3]}", "state": {"type": "RUNNING", "name": "Running"},
-        })["id"]
+        return self.call(
+            "POST",
+            "task_runs/",
+            {
+                "flow_run_id": flow_run_id,
+                "task_key": f"{task}-key",
+                "dynamic_key": dynamic_key,
+                "name": f"{task}-{dynamic_key[:3]}",
+                "state": {"type": "RUNNING", "name": "Running"},
+            },
+        )["id"]
 
     def set_state(self, kind: str, run_id: str, state_type: str, name: str, message: str | None = None) -> None:
         """Force a flow run (`kind="flow_runs"`) or task run (`"task_runs"`) into a state."""
-        answer = self.call("POST", f"{kind}/{run_id}/set_state", {
-            "state": {"type": state_type, "name": name, "message": message}, "force": True,
-        })
+        answer = self.call(
+            "POST",
+            f"{kind}/{run_id}/set_state",
+            {
+                "state": {"type": state_type, "name": name, "message": message},
+                "force": True,
+            },
+        )
         assert answer["status"] == "ACCEPT", answer
 
     def deployment(self, flow: str, name: str, **fields: Any) -> str:

@@ -31,7 +31,14 @@ def outcome(prefect_server, tmp_path_factory):
             recent = [r for r in runs.recent(s, source="prefect", limit=500) if r.run_id not in w.old_runs]
         seen_long_running |= any(r.pipeline == "dw-long" and r.state is State.RUNNING for r in recent)
         done = {r.pipeline for r in recent if r.state.terminal}
-        return all(p.poll() is not None for p in procs + [long_run]) and done >= {"dw-fail", "dw-flaky-task", "dw-flaky-flow", "dw-flow-error", "dw-ok", "dw-long"}
+        return all(p.poll() is not None for p in procs + [long_run]) and done >= {
+            "dw-fail",
+            "dw-flaky-task",
+            "dw-flaky-flow",
+            "dw-flow-error",
+            "dw-ok",
+            "dw-long",
+        }
 
     w.poll_until(settled, timeout=120)
     for _ in range(2):  # late task-state writes
@@ -48,10 +55,13 @@ def _of(outcome, pipeline):
 
 
 def test_failing_task_raises_task_and_run_failed_with_error_and_traceback_from_logs(outcome):
-    assert _of(outcome, "dw-fail") == sorted([
-        (AlertKind.RUN_FAILED, "train_bad", 1, Tier.P1, AlertStatus.FIRING),
-        (AlertKind.TASK_FAILED, "train_bad", 1, Tier.P1, AlertStatus.FIRING),
-    ], key=str)
+    assert _of(outcome, "dw-fail") == sorted(
+        [
+            (AlertKind.RUN_FAILED, "train_bad", 1, Tier.P1, AlertStatus.FIRING),
+            (AlertKind.TASK_FAILED, "train_bad", 1, Tier.P1, AlertStatus.FIRING),
+        ],
+        key=str,
+    )
     run_alert = next(a for a in outcome["alerts"] if a.pipeline == "dw-fail" and a.kind is AlertKind.RUN_FAILED)
     assert "ValueError: loss diverged to NaN after 3 batches" in run_alert.summary
     assert "Traceback (most recent call last)" in run_alert.details["traceback"]
@@ -72,10 +82,13 @@ def test_flow_level_retry_is_a_p3_retry_of_the_flow_and_resolves(outcome):
 
 
 def test_flow_body_error_is_run_failed_with_the_flows_own_error(outcome):
-    assert _of(outcome, "dw-flow-error") == sorted([
-        (AlertKind.RUN_FAILED, "(flow)", 1, Tier.P1, AlertStatus.FIRING),
-        (AlertKind.TASK_FAILED, "(flow)", 1, Tier.P1, AlertStatus.FIRING),
-    ], key=str)
+    assert _of(outcome, "dw-flow-error") == sorted(
+        [
+            (AlertKind.RUN_FAILED, "(flow)", 1, Tier.P1, AlertStatus.FIRING),
+            (AlertKind.TASK_FAILED, "(flow)", 1, Tier.P1, AlertStatus.FIRING),
+        ],
+        key=str,
+    )
     alert = next(a for a in outcome["alerts"] if a.pipeline == "dw-flow-error" and a.kind is AlertKind.RUN_FAILED)
     assert "config key 'learning_rate' missing" in alert.summary
     assert "KeyError" in alert.details["traceback"]

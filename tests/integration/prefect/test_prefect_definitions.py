@@ -67,8 +67,9 @@ def test_polling_health_definitions_and_logs_only_read(prefect_server, driver):
     before = driver.call("GET", f"flow_runs/{run_id}")["updated"]
 
     recording = _Recording()
-    settings = PrefectSourceSettings(kind="prefect", name="reader", url=prefect_server.api_url, include=["^dw-read"],
-                                     poll_interval=timedelta(seconds=1))
+    settings = PrefectSourceSettings(
+        kind="prefect", name="reader", url=prefect_server.api_url, include=["^dw-read"], poll_interval=timedelta(seconds=1)
+    )
     source = PrefectSource(settings, transport=recording)
     try:
         [snap] = [s for s in source.poll(None) if s.run_id == run_id]
@@ -79,8 +80,16 @@ def test_polling_health_definitions_and_logs_only_read(prefect_server, driver):
         source.close()
 
     paths = {path.removeprefix("/api/") for _, path in recording.calls}
-    assert {"flow_runs/filter", "task_runs/filter", "logs/filter", "deployments/filter", "flows/filter",
-            "work_pools/filter", "work_pools/dw-read-pool/workers/filter", "health"} <= paths
+    assert {
+        "flow_runs/filter",
+        "task_runs/filter",
+        "logs/filter",
+        "deployments/filter",
+        "flows/filter",
+        "work_pools/filter",
+        "work_pools/dw-read-pool/workers/filter",
+        "health",
+    } <= paths
     writes = [(m, p) for m, p in recording.calls if not (m == "GET" or (m == "POST" and p.endswith("/filter")))]
     assert writes == []
     assert driver.call("GET", f"flow_runs/{run_id}")["updated"] == before

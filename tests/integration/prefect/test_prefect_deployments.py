@@ -37,7 +37,8 @@ def test_crash_is_run_failed_once_and_open_task_runs_do_not_alert(prefect_server
     assert all(a.tier is Tier.P3 and a.status is AlertStatus.RESOLVED for a in late)
     alerts = [a for a in alerts if a.kind is not AlertKind.RUN_LATE]
     assert {(a.kind, a.task_id, a.tier) for a in alerts} == {
-        (AlertKind.RUN_FAILED, "(flow)", Tier.P1), (AlertKind.TASK_FAILED, "(flow)", Tier.P1),
+        (AlertKind.RUN_FAILED, "(flow)", Tier.P1),
+        (AlertKind.TASK_FAILED, "(flow)", Tier.P1),
     }
     run_alert = next(a for a in alerts if a.kind is AlertKind.RUN_FAILED)
     assert run_alert.run_id == run_id and run_alert.pipeline == "dw-crash/crash"
@@ -83,10 +84,16 @@ def test_missed_schedule_goes_late_and_health_names_the_pool_without_workers(pre
     api = prefect_server.api_url
     httpx.post(f"{api}/work_pools/", json={"name": "dw-pool", "type": "process"}).raise_for_status()
     flow_id = httpx.post(f"{api}/flows/", json={"name": "dw-nightly"}).json()["id"]
-    httpx.post(f"{api}/deployments/", json={
-        "name": "unserved", "flow_id": flow_id, "work_pool_name": "dw-pool", "tags": ["ml"],
-        "schedules": [{"schedule": {"interval": 5}, "active": True}],
-    }).raise_for_status()
+    httpx.post(
+        f"{api}/deployments/",
+        json={
+            "name": "unserved",
+            "flow_id": flow_id,
+            "work_pool_name": "dw-pool",
+            "tags": ["ml"],
+            "schedules": [{"schedule": {"interval": 5}, "active": True}],
+        },
+    ).raise_for_status()
     w = watch(["^dw-nightly/unserved$"])
     w.baseline()
     deadline = time.monotonic() + 60
@@ -112,7 +119,9 @@ def test_missed_schedule_goes_late_and_health_names_the_pool_without_workers(pre
 def test_unreachable_server_is_source_unavailable_then_backs_off(prefect_server):
     from tests.servers.prefect.server import free_port
 
-    source = PrefectSource(PrefectSourceSettings(kind="prefect", name="gone", url=f"http://127.0.0.1:{free_port()}/api", poll_interval=timedelta(seconds=30)))
+    source = PrefectSource(
+        PrefectSourceSettings(kind="prefect", name="gone", url=f"http://127.0.0.1:{free_port()}/api", poll_interval=timedelta(seconds=30))
+    )
     with pytest.raises(SourceUnavailable, match="unreachable") as first:
         source.health()
     assert first.value.retry_after == 30

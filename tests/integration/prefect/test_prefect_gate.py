@@ -49,14 +49,19 @@ class Gated:
         self.server = server
         self.workdir = workdir
         pythonpath = [str(ROOT)] + ([server.env["PYTHONPATH"]] if server.env.get("PYTHONPATH") else [])
-        self.env = {**server.env, "PYTHONPATH": os.pathsep.join(pythonpath),
-                    "DAGWATCH_URL": dagwatch_url, "DAGWATCH_TOKEN": token}
+        self.env = {**server.env, "PYTHONPATH": os.pathsep.join(pythonpath), "DAGWATCH_URL": dagwatch_url, "DAGWATCH_TOKEN": token}
         self.prefect = httpx.Client(base_url=server.api_url + "/", timeout=10)
         self.procs: list[subprocess.Popen] = []
 
     def start(self, scenario: str) -> subprocess.Popen:
-        proc = subprocess.Popen([str(PYTHON), str(FLOW), scenario, str(self.workdir)], env=self.env,
-                                cwd=self.server.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [str(PYTHON), str(FLOW), scenario, str(self.workdir)],
+            env=self.env,
+            cwd=self.server.home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -137,5 +142,4 @@ def test_failing_gates_fail_the_flow_raise_their_alerts_and_passing_gates_resolv
     assert gated.flow_state(healthy) == "COMPLETED" and gated.task_states(healthy)["deploy"] == "COMPLETED"
     assert alerts_of(url, low_run)[0]["status"] == "resolved"
     assert alerts_of(url, healthy) == []
-    assert sorted((a["kind"], a["status"]) for a in alerts_of(url)) == [
-        ("convergence_failed", "resolved"), ("output_failed", "resolved")]
+    assert sorted((a["kind"], a["status"]) for a in alerts_of(url)) == [("convergence_failed", "resolved"), ("output_failed", "resolved")]

@@ -28,6 +28,8 @@ def test_detection_latency_over_20_failures(prefect_server, watch):
     prefect_server.stop_child(proc)
     assert len(detected) == FAILURES
     values = sorted(detected.values())
-    print(f"\ndetection latency over {len(values)} failures (1 s poll): median {statistics.median(values):.2f}s, "
-          f"p90 {values[int(len(values) * 0.9) - 1]:.2f}s, worst {values[-1]:.2f}s, best {values[0]:.2f}s")
+    print(
+        f"\ndetection latency over {len(values)} failures (1 s poll): median {statistics.median(values):.2f}s, "
+        f"p90 {values[int(len(values) * 0.9) - 1]:.2f}s, worst {values[-1]:.2f}s, best {values[0]:.2f}s"
+    )
     assert statistics.median(values) < 3 and values[-1] < 6

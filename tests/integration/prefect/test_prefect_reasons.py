@@ -68,10 +68,13 @@ def test_cancelled_flow_run_keeps_prefects_reason_on_the_run_and_its_tasks(drive
     }
 
 
-@pytest.mark.parametrize(("scenario", "expected"), [
-    ("flow_timeout", "Flow run exceeded timeout of 2.0 second(s)"),
-    ("task_timeout", "Task run exceeded timeout of 1.0 second(s)"),
-])
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("flow_timeout", "Flow run exceeded timeout of 2.0 second(s)"),
+        ("task_timeout", "Task run exceeded timeout of 1.0 second(s)"),
+    ],
+)
 def test_a_real_timeout_pages_with_prefects_timeout_message(prefect_server, watch, scenario, expected):
     pipeline = "dw-reason-" + scenario.replace("_", "-")
     w = watch([f"^{pipeline}$"])

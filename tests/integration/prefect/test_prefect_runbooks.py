@@ -59,8 +59,9 @@ def test_transient_failure_is_retried_by_prefect_and_resolved_with_no_human(pref
     # Task run states reach Prefect's API through its event pipeline, a little later: bounded waits.
     wait_for(lambda: driver.task_runs(run_id) == [("extract", 1, "Completed", 1), ("fetch", 1, "Failed", 1)], limit=30)  # no `publish`
 
-    execution, found = live.run_pipeline_failure(alert, FIXED, error="ConnectionResetError: [Errno 104] Connection reset by peer",
-                                                 verdict=("transient", "connection"), timeout=300)
+    execution, found = live.run_pipeline_failure(
+        alert, FIXED, error="ConnectionResetError: [Errno 104] Connection reset by peer", verdict=("transient", "connection"), timeout=300
+    )
     resolved = live.wait_alert(TRANSIENT, run_id, AlertKind.TASK_FAILED, AlertStatus.RESOLVED, timeout=90)
     print("\n" + report(execution, alert, resolved))
     assert "raise ConnectionResetError(104" in found["logs"]["data"]["traceback"]
@@ -71,8 +72,13 @@ def test_transient_failure_is_retried_by_prefect_and_resolved_with_no_human(pref
     # retry makes new task runs for the second run — `extract` ran again too (this flow persists
     # no results), the failed `fetch` try of the first run stays on record.
     assert driver.wait_flow_run(run_id, ("Completed",), timeout=5) == ("Completed", 2)
-    retried = [("extract", 1, "Completed", 1), ("extract", 2, "Completed", 1),
-               ("fetch", 1, "Failed", 1), ("fetch", 2, "Completed", 1), ("publish", 2, "Completed", 1)]
+    retried = [
+        ("extract", 1, "Completed", 1),
+        ("extract", 2, "Completed", 1),
+        ("fetch", 1, "Failed", 1),
+        ("fetch", 2, "Completed", 1),
+        ("publish", 2, "Completed", 1),
+    ]
     wait_for(lambda: driver.task_runs(run_id) == retried, limit=30)
     print(f"  task runs (task, flow run count, state, run count) after the retry: {retried}")
     run_resolved = live.wait_alert(TRANSIENT, run_id, AlertKind.RUN_FAILED, AlertStatus.RESOLVED, timeout=90)
@@ -88,8 +94,9 @@ def test_persistent_failure_is_not_retried_and_is_escalated(prefect_server, serv
     before = [("extract", 1, "Completed", 1), ("join_users", 1, "Failed", 1)]
     wait_for(lambda: driver.task_runs(run_id) == before, limit=30)
 
-    execution, found = live.run_pipeline_failure(alert, NOT_RETRIED, error="KeyError: 'user_id'", verdict=("persistent", "missing_column"),
-                                                 timeout=180)
+    execution, found = live.run_pipeline_failure(
+        alert, NOT_RETRIED, error="KeyError: 'user_id'", verdict=("persistent", "missing_column"), timeout=180
+    )
     print("\n" + report(execution, alert))
     assert ESCALATION in found["escalate"]["summary"]
 

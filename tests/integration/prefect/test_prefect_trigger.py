@@ -19,7 +19,7 @@ from monitor.store import runs
 from tests.integration.server import wait_for
 from tests.servers.prefect.server import PYTHON
 
-FLOW = textwrap.dedent('''
+FLOW = textwrap.dedent("""
     from prefect import flow
 
 
@@ -32,15 +32,16 @@ FLOW = textwrap.dedent('''
 
     if __name__ == "__main__":
         retrain.serve(name="retrain")
-''')
+""")
 
 
 @pytest.fixture(scope="module")
 def served(prefect_server, tmp_path_factory):
     script = tmp_path_factory.mktemp("trigger-flows") / "retrain_flow.py"
     script.write_text(FLOW)
-    proc = subprocess.Popen([str(PYTHON), str(script)], env=prefect_server.env, cwd=prefect_server.home,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(PYTHON), str(script)], env=prefect_server.env, cwd=prefect_server.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     api = prefect_server.api_url
     body = {"deployments": {"name": {"any_": ["retrain"]}}, "flows": {"name": {"any_": ["dw-trigger"]}}}
     deployment = wait_for(lambda: httpx.post(f"{api}/deployments/filter", json=body).json(), limit=120, step=0.5)[0]

@@ -4,8 +4,8 @@ executions a stopped process left behind."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,15 +23,20 @@ from monitor.store import runbooks as execution_store
 
 POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http://127.0.0.1:8000")
 
-DIAGNOSE = runbooks.parse({
-    "name": "diagnose", "match": {"kind": "~task_failed|run_failed"},
-    "params": {"note": "diagnosed"},
-    "steps": [
-        {"name": "health", "action": "orchestrator_health"},
-        {"name": "escalate", "action": "escalate", "when": {"health.healthy": "true"}, "args": {"tier": "P1"}},
-        {"name": "never", "action": "escalate", "when": {"health.healthy": "false"}},
-    ],
-}, "test")
+DIAGNOSE = runbooks.parse(
+    {
+        "name": "diagnose",
+        "match": {"kind": "~task_failed|run_failed"},
+        "params": {"note": "diagnosed"},
+        "steps": [
+            {"name": "health", "action": "orchestrator_health"},
+            {"name": "escalate", "action": "escalate", "when": {"health.healthy": "true"}, "args": {"tier": "P1"}},
+            {"name": "never", "action": "escalate", "when": {"health.healthy": "false"}},
+        ],
+    },
+    "test",
+)
+
 
 class Touch:
     """A mutating action that only counts what it did: the engine's rules for changing things
@@ -72,11 +77,17 @@ def test_actions(monkeypatch):
 
 
 def hangs() -> runbooks.Runbook:
-    return runbooks.parse({"name": "hangs", "steps": [
-        {"name": "touch", "action": "touch"},
-        {"name": "stuck", "action": "hang", "timeout": "0.3s"},
-        {"name": "after", "action": "orchestrator_health"},
-    ]}, "test")
+    return runbooks.parse(
+        {
+            "name": "hangs",
+            "steps": [
+                {"name": "touch", "action": "touch"},
+                {"name": "stuck", "action": "hang", "timeout": "0.3s"},
+                {"name": "after", "action": "orchestrator_health"},
+            ],
+        },
+        "test",
+    )
 
 
 def failed_alert(store, kind=EventKind.TASK_FAILED, pipeline="train", run_id="r1") -> int:
@@ -86,8 +97,13 @@ def failed_alert(store, kind=EventKind.TASK_FAILED, pipeline="train", run_id="r1
 
 @pytest.fixture
 def engine(store, tmp_path: Path, test_actions):
-    built = Engine(store, {r.name: r for r in (DIAGNOSE, hangs())}, lambda name: EmbeddedSource(name, store, tmp_path / "logs"),
-                   services={"policy": POLICY}, rate_limit=RateLimit(count=3, per=timedelta(hours=1)))
+    built = Engine(
+        store,
+        {r.name: r for r in (DIAGNOSE, hangs())},
+        lambda name: EmbeddedSource(name, store, tmp_path / "logs"),
+        services={"policy": POLICY},
+        rate_limit=RateLimit(count=3, per=timedelta(hours=1)),
+    )
     yield built
     built.shutdown()
 
@@ -99,7 +115,10 @@ def test_steps_run_in_order_with_when_conditions_and_every_step_is_recorded(stor
     done = engine.wait(started.execution.id, timeout=30)
     assert done.status is ExecutionStatus.SUCCEEDED and done.started_by == "op" and done.params == {"note": "diagnosed"}
     assert [(s.name, s.status) for s in done.steps] == [
-        ("health", StepStatus.SUCCEEDED), ("escalate", StepStatus.SUCCEEDED), ("never", StepStatus.SKIPPED)]
+        ("health", StepStatus.SUCCEEDED),
+        ("escalate", StepStatus.SUCCEEDED),
+        ("never", StepStatus.SKIPPED),
+    ]
     assert done.steps[0].data["healthy"] is True and done.steps[0].started_at <= done.steps[0].ended_at
     assert "did not match" in done.steps[2].summary
     with store.session() as s:
@@ -123,8 +142,10 @@ def test_a_second_start_joins_and_force_runs_again_once_finished(store, engine):
 def test_two_engines_sharing_the_store_create_one_execution(store, tmp_path):
     """The run-once rule lives in the database: a second process (or a Slack replay) joins."""
     alert_id = failed_alert(store)
-    one, two = (Engine(store, {"diagnose": DIAGNOSE}, lambda name: EmbeddedSource(name, store, tmp_path), services={"policy": POLICY})
-                for _ in range(2))
+    one, two = (
+        Engine(store, {"diagnose": DIAGNOSE}, lambda name: EmbeddedSource(name, store, tmp_path), services={"policy": POLICY})
+        for _ in range(2)
+    )
     try:
         a = one.start(StartRequest("diagnose", alert_id, started_by="slack:alice"))
         b = two.start(StartRequest("diagnose", alert_id, started_by="slack:alice"))
@@ -178,7 +199,9 @@ def test_refuses_unknown_runbooks_alerts_params_and_alerts_it_does_not_apply_to(
         engine.start(StartRequest("diagnose", 999, started_by="op"))
     with pytest.raises(InvalidRequest, match="no parameter"):
         engine.start(StartRequest("diagnose", alert_id, started_by="op", params={"epochs": 3}))
-    drift = ingest.submit(store, [Event(kind=EventKind.DRIFT_DETECTED, source="embedded", pipeline="train", summary="psi 0.4")], POLICY)[0].fired[0]
+    drift = ingest.submit(store, [Event(kind=EventKind.DRIFT_DETECTED, source="embedded", pipeline="train", summary="psi 0.4")], POLICY)[
+        0
+    ].fired[0]
     with pytest.raises(InvalidRequest, match="does not apply"):
         engine.start(StartRequest("diagnose", drift, started_by="op"))
 
@@ -186,8 +209,19 @@ def test_refuses_unknown_runbooks_alerts_params_and_alerts_it_does_not_apply_to(
 def test_an_execution_left_running_by_a_stopped_process_is_marked_interrupted(store, engine):
     alert_id = failed_alert(store)
     with store.session() as s:
-        row = execution_store.create(s, runbook="diagnose", alert_id=alert_id, attempt=1, source="embedded", pipeline="train",
-                                     dry_run=False, started_by="op", params={}, steps=[("health", "orchestrator_health", False)], now=engine.clock())
+        row = execution_store.create(
+            s,
+            runbook="diagnose",
+            alert_id=alert_id,
+            attempt=1,
+            source="embedded",
+            pipeline="train",
+            dry_run=False,
+            started_by="op",
+            params={},
+            steps=[("health", "orchestrator_health", False)],
+            now=engine.clock(),
+        )
         row.status = ExecutionStatus.RUNNING.value
         row.steps[0].status, row.steps[0].started_at = StepStatus.RUNNING.value, engine.clock()
         left = row.id
@@ -199,15 +233,29 @@ def test_an_execution_left_running_by_a_stopped_process_is_marked_interrupted(st
     assert again.joined  # not repeated silently: a person decides (force)
 
 
-@pytest.mark.parametrize(("document", "where", "reason"), [
-    ({"name": "x", "steps": [{"name": "a", "action": "nope"}]}, "steps[0] (a)", "unknown action 'nope'"),
-    ({"name": "x", "steps": [{"name": "a", "action": "clear_failed", "args": {"max_per_run": 0}}]}, "steps[0] (a).args.max_per_run",
-     "greater than or equal to 1"),
-    ({"name": "x", "steps": [{"name": "a", "action": "escalate", "when": {"b.ok": "true"}}]}, "steps[0] (a).when", "names no earlier step"),
-    ({"name": "x", "steps": [{"name": "a", "action": "escalate"}, {"name": "a", "action": "escalate"}]}, "steps[1] (a)", "must be unique"),
-    ({"name": "x", "steps": [{"name": "a", "action": "escalate", "colour": "red"}]}, "steps[0] (a).colour", "Extra inputs"),
-    ({"name": "x", "steps": []}, "steps", "at least 1"),
-])
+@pytest.mark.parametrize(
+    ("document", "where", "reason"),
+    [
+        ({"name": "x", "steps": [{"name": "a", "action": "nope"}]}, "steps[0] (a)", "unknown action 'nope'"),
+        (
+            {"name": "x", "steps": [{"name": "a", "action": "clear_failed", "args": {"max_per_run": 0}}]},
+            "steps[0] (a).args.max_per_run",
+            "greater than or equal to 1",
+        ),
+        (
+            {"name": "x", "steps": [{"name": "a", "action": "escalate", "when": {"b.ok": "true"}}]},
+            "steps[0] (a).when",
+            "names no earlier step",
+        ),
+        (
+            {"name": "x", "steps": [{"name": "a", "action": "escalate"}, {"name": "a", "action": "escalate"}]},
+            "steps[1] (a)",
+            "must be unique",
+        ),
+        ({"name": "x", "steps": [{"name": "a", "action": "escalate", "colour": "red"}]}, "steps[0] (a).colour", "Extra inputs"),
+        ({"name": "x", "steps": []}, "steps", "at least 1"),
+    ],
+)
 def test_a_broken_runbook_names_the_file_the_step_and_the_reason(document, where, reason):
     with pytest.raises(ConfigError) as caught:
         runbooks.parse(document, "runbooks/x.yaml")
@@ -228,7 +276,9 @@ def test_configured_failure_patterns_are_checked_when_loaded_and_reach_the_class
     from monitor.config import RunbookSettings
 
     with pytest.raises(ConfigError) as caught:
-        runbooks.failure_patterns([{"name": "ok", "category": "transient", "regex": "x"}, {"name": "slow", "category": "transient", "regex": "(a+)+"}])
+        runbooks.failure_patterns(
+            [{"name": "ok", "category": "transient", "regex": "x"}, {"name": "slow", "category": "transient", "regex": "(a+)+"}]
+        )
     assert caught.value.key == "runbooks.patterns[1].regex" and "nested quantifiers" in caught.value.reason
     settings = RunbookSettings(patterns=[{"name": "vendor_flake", "category": "transient", "regex": "VendorAPI busy"}])
     engine = Engine.from_settings(settings, {"diagnose": DIAGNOSE}, store, lambda name: EmbeddedSource(name, store, tmp_path))

@@ -48,8 +48,13 @@ def world(store, data_dir, tmp_path):
     pipelines = [training_pipeline(tmp_path, gate), broken_pipeline(tmp_path)]
     recorder = StoreRecorder(store)
     runner = Runner(data_dir=data_dir, recorder=recorder)
-    sources = registry.build_all([EmbeddedSourceSettings(kind="embedded", name="embedded")], store=store, log_root=data_dir / "logs",
-                                 runners={"embedded": runner}, pipelines={"embedded": pipelines})
+    sources = registry.build_all(
+        [EmbeddedSourceSettings(kind="embedded", name="embedded")],
+        store=store,
+        log_root=data_dir / "logs",
+        runners={"embedded": runner},
+        pipelines={"embedded": pipelines},
+    )
     collector = Collector(sources.get("embedded"), store, POLICY)
     clock = Clock()
     engine = Engine(store, load_all(), sources.find, services={"policy": POLICY})
@@ -86,10 +91,16 @@ def test_a_transient_failure_is_diagnosed_retried_in_place_and_resolves(world, s
     assert steps["rerun"].data["state"] == State.SUCCESS.value
     assert steps["escalate"].status is StepStatus.SKIPPED
     assert {name: count(tmp_path / f"{name}.count") for name in ("prepare", "train", "evaluate", "report")} == {
-        "prepare": 1, "train": 2, "evaluate": 1, "report": 1}
+        "prepare": 1,
+        "train": 2,
+        "evaluate": 1,
+        "report": 1,
+    }
     collector.poll_once()
     assert alerts_of(store, failed.run_id) == {
-        (AlertKind.RUN_FAILED, "train"): AlertStatus.RESOLVED, (AlertKind.TASK_FAILED, "train"): AlertStatus.RESOLVED}
+        (AlertKind.RUN_FAILED, "train"): AlertStatus.RESOLVED,
+        (AlertKind.TASK_FAILED, "train"): AlertStatus.RESOLVED,
+    }
 
 
 def test_a_persistent_failure_is_not_retried_and_pages(world, store, tmp_path):

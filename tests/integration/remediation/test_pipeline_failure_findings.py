@@ -51,23 +51,39 @@ def test_pipeline_failure_records_the_inputs_and_resources_findings(store, data_
     pipeline = short_input_pipeline(tmp_path)
     recorder = StoreRecorder(store)
     runner = Runner(data_dir=data_dir, recorder=recorder)
-    sources = registry.build_all([EmbeddedSourceSettings(kind="embedded", name="embedded")], store=store, log_root=data_dir / "logs",
-                                 runners={"embedded": runner}, pipelines={"embedded": [pipeline]})
-    settings = RunbookSettings.model_validate({
-        "inputs": {"scoring_daily": [
-            {"path": str(tmp_path / "{pipeline}/{run_id}/events.parquet"), "min_rows": 1000, "schema": {"id": "int64", "amount": "float64"}},
-            {"path": str(tmp_path / "{pipeline}/{run_id}/labels.parquet")},
-        ]},
-        "prometheus_url": scraped.url,
-    })
+    sources = registry.build_all(
+        [EmbeddedSourceSettings(kind="embedded", name="embedded")],
+        store=store,
+        log_root=data_dir / "logs",
+        runners={"embedded": runner},
+        pipelines={"embedded": [pipeline]},
+    )
+    settings = RunbookSettings.model_validate(
+        {
+            "inputs": {
+                "scoring_daily": [
+                    {
+                        "path": str(tmp_path / "{pipeline}/{run_id}/events.parquet"),
+                        "min_rows": 1000,
+                        "schema": {"id": "int64", "amount": "float64"},
+                    },
+                    {"path": str(tmp_path / "{pipeline}/{run_id}/labels.parquet")},
+                ]
+            },
+            "prometheus_url": scraped.url,
+        }
+    )
     engine = Engine(store, load_all(), sources.find, services={"policy": POLICY, "runbook_settings": settings})
     try:
         run = runner.run(pipeline)
         assert run.state is State.FAILED
         Collector(sources.get("embedded"), store, POLICY).poll_once()
         with store.session() as s:
-            alert_id = next(a.id for a in alert_store.list_alerts(s, status=AlertStatus.FIRING)
-                            if a.run_id == run.run_id and a.kind is AlertKind.TASK_FAILED)
+            alert_id = next(
+                a.id
+                for a in alert_store.list_alerts(s, status=AlertStatus.FIRING)
+                if a.run_id == run.run_id and a.kind is AlertKind.TASK_FAILED
+            )
 
         done = engine.wait(engine.start(StartRequest("pipeline-failure", alert_id, started_by="test")).execution.id, timeout=120)
     finally:

@@ -31,8 +31,15 @@ SELECTOR = 'host="{label.host}"'
 
 def snapshot(settings: dict, *, host: str = "trainer-1", **args):
     now = utcnow()
-    ctx = StepContext(alert=alert(labels={"team": "ml", "host": host}, started_at=now, updated_at=now), source=None, params={},
-                      results={}, dry_run=False, clock=utcnow, services={"runbook_settings": RunbookSettings.model_validate(settings)})
+    ctx = StepContext(
+        alert=alert(labels={"team": "ml", "host": host}, started_at=now, updated_at=now),
+        source=None,
+        params={},
+        results={},
+        dry_run=False,
+        clock=utcnow,
+        services={"runbook_settings": RunbookSettings.model_validate(settings)},
+    )
     return ACTION.run(ctx, ACTION.Args(**args))
 
 
@@ -49,7 +56,9 @@ def test_shipped_queries_on_the_alerts_machine(scraped):  # noqa: F811
     queries = prom["queries"]
     assert set(queries) == {"cpu_busy", "memory_used", "gpu_util", "gpu_memory_used"}
     memory, gpu_util, gpu_memory = only(queries["memory_used"]), only(queries["gpu_util"]), only(queries["gpu_memory_used"])
-    assert memory["labels"]["host"] == "trainer-1" and memory["max"] == memory["at_failure"] == 1 - TRAINER.mem_available / TRAINER.mem_total
+    assert (
+        memory["labels"]["host"] == "trainer-1" and memory["max"] == memory["at_failure"] == 1 - TRAINER.mem_available / TRAINER.mem_total
+    )
     assert gpu_util["max"] == gpu_util["at_failure"] == 0.97 and gpu_util["labels"]["modelName"] == "NVIDIA A100-SXM4-40GB"
     assert gpu_memory["max"] == 0.75 and memory["points"] >= 2
     cpu = only(queries["cpu_busy"])
@@ -68,10 +77,20 @@ def test_an_empty_selector_sees_every_machine_busiest_first(scraped):  # noqa: F
 
 
 def test_configured_queries_and_one_prometheus_rejects(scraped):  # noqa: F811
-    finding = snapshot({"prometheus_url": scraped.url, "prometheus_selector": SELECTOR,
-                        "prometheus_queries": {"gpu_util": "", "gpu_memory_used": "", "cpu_busy": "",
-                                               "fb_free_mib": "DCGM_FI_DEV_FB_FREE{$selector}", "broken": "rate(up{$selector}"}},
-                       host="idle-1")
+    finding = snapshot(
+        {
+            "prometheus_url": scraped.url,
+            "prometheus_selector": SELECTOR,
+            "prometheus_queries": {
+                "gpu_util": "",
+                "gpu_memory_used": "",
+                "cpu_busy": "",
+                "fb_free_mib": "DCGM_FI_DEV_FB_FREE{$selector}",
+                "broken": "rate(up{$selector}",
+            },
+        },
+        host="idle-1",
+    )
     queries = finding.data["prometheus"]["queries"]
     assert set(queries) == {"memory_used", "fb_free_mib", "broken"}
     assert only(queries["fb_free_mib"])["at_failure"] == IDLE.fb_free
@@ -96,6 +115,10 @@ def test_an_unreachable_prometheus_is_a_finding_not_a_crash():
 
 def test_without_prometheus_configured_it_says_so_and_is_ok():
     finding = snapshot({})
-    assert finding.ok and finding.data["prometheus"] == {"configured": False, "reachable": None, "reason": "runbooks.prometheus_url is not set"}
+    assert finding.ok and finding.data["prometheus"] == {
+        "configured": False,
+        "reachable": None,
+        "reason": "runbooks.prometheus_url is not set",
+    }
     assert finding.summary.startswith("Prometheus: not asked (runbooks.prometheus_url is not set); nvidia-smi: ")
     assert finding.data["nvidia_smi"]["available"] in (True, False) and "sampled_at" in finding.data["nvidia_smi"]

@@ -47,8 +47,15 @@ def failed_alert(store, data_dir, kind: AlertKind):
 
 
 def context(alert, source, results=None, store=None) -> StepContext:
-    return StepContext(alert=alert, source=source, params={}, results=results or {}, dry_run=False,
-                       clock=utcnow, services={"store": store} if store else {})
+    return StepContext(
+        alert=alert,
+        source=source,
+        params={},
+        results=results or {},
+        dry_run=False,
+        clock=utcnow,
+        services={"store": store} if store else {},
+    )
 
 
 @pytest.mark.parametrize("kind", [AlertKind.TASK_FAILED, AlertKind.RUN_FAILED])
@@ -68,7 +75,11 @@ def test_the_log_finding_feeds_the_classifier(store, data_dir):
     source, alert = failed_alert(store, data_dir, AlertKind.TASK_FAILED)
     logs = TASK_LOGS.run(context(alert, source), TASK_LOGS.Args())
     verdict = CLASSIFY.run(context(alert, source, {"logs": logs}, store), CLASSIFY.Args())
-    assert (verdict.data["category"], verdict.data["rule"], verdict.data["matched"]) == ("persistent", "missing_column", "KeyError: 'user_id'")
+    assert (verdict.data["category"], verdict.data["rule"], verdict.data["matched"]) == (
+        "persistent",
+        "missing_column",
+        "KeyError: 'user_id'",
+    )
 
 
 def test_max_chars_keeps_the_end_of_the_log(store, data_dir):
@@ -93,8 +104,9 @@ def closed_port() -> int:
 def test_an_unreachable_orchestrator_fails_the_step_with_its_reason(store, data_dir):
     """A real Airflow source pointed at a port nobody listens on (one attempt, no back-off)."""
     _, alert = failed_alert(store, data_dir, AlertKind.TASK_FAILED)
-    settings = AirflowSourceSettings(kind="airflow", name="af", url=f"http://127.0.0.1:{closed_port()}",
-                                     auth={"username": "monitor", "password": "pw"})
+    settings = AirflowSourceSettings(
+        kind="airflow", name="af", url=f"http://127.0.0.1:{closed_port()}", auth={"username": "monitor", "password": "pw"}
+    )
     source = AirflowSource(settings, retries=Retries(attempts=1))
     with pytest.raises(ActionFailed, match="could not give the log of features try 2: cannot reach Airflow"):
         TASK_LOGS.run(context(alert, source), TASK_LOGS.Args())

@@ -88,8 +88,13 @@ def world(tmp_path: Path) -> Iterator[World]:
     gate, seen = threading.Event(), []
     pipeline = retrain_pipeline(gate, seen)
     runners = {name: Runner(data_dir=settings.data_dir, recorder=recorder, source=name) for name in ("embedded", "trainer")}
-    sources = registry.build_all(settings.sources, store=store, log_root=settings.data_dir / "logs", runners=runners,
-                                 pipelines={"embedded": [pipeline], "trainer": [pipeline]})
+    sources = registry.build_all(
+        settings.sources,
+        store=store,
+        log_root=settings.data_dir / "logs",
+        runners=runners,
+        pipelines={"embedded": [pipeline], "trainer": [pipeline]},
+    )
     policy = ingest.AlertPolicy.from_settings(settings)
     notifier = SlackNotifier(settings.receivers[0])  # the service's notifier of receiver `chat`
     yield World(store, sources, gate, seen, slack, policy, notifier, settings.data_dir)
@@ -101,8 +106,12 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 @pytest.fixture
 def engine(world: World) -> Iterator[Engine]:
-    built = Engine(world.store, load_all(), world.sources.find,
-                   services={"policy": world.policy, "notifiers": {"chat": world.notifier}, "sources": world.sources.find})
+    built = Engine(
+        world.store,
+        load_all(),
+        world.sources.find,
+        services={"policy": world.policy, "notifiers": {"chat": world.notifier}, "sources": world.sources.find},
+    )
     yield built
     built.shutdown()
 
@@ -122,8 +131,9 @@ def drift_alert_in_slack(world: World) -> tuple[int, Message]:
     event = Event(kind=EventKind.DRIFT_DETECTED, source="embedded", pipeline="features", summary="feature amount drifted: PSI 0.41")
     alert_id = ingest.submit(world.store, [event], world.policy)[0].fired[0]
     state = dispatch.TickState()
-    [message] = wait_for(lambda: dispatch.tick(world.store, {"chat": world.notifier}, world.policy, state=state) >= 0
-                         and list(world.slack.messages.values()))
+    [message] = wait_for(
+        lambda: dispatch.tick(world.store, {"chat": world.notifier}, world.policy, state=state) >= 0 and list(world.slack.messages.values())
+    )
     return alert_id, message
 
 
@@ -172,8 +182,11 @@ def test_unknown_pipeline_and_a_source_without_its_runner_refuse(world):
 def test_drift_retrain_trains_follows_the_run_and_reports_to_the_alert_and_its_slack_thread(world, engine):
     alert_id, message = drift_alert_in_slack(world)
     world.gate.set()
-    started = engine.start(StartRequest("drift-retrain", alert_id, started_by="policy:drift",
-                                        params={"training_pipeline": "retrain", "training_params": {"epochs": 3}}))
+    started = engine.start(
+        StartRequest(
+            "drift-retrain", alert_id, started_by="policy:drift", params={"training_pipeline": "retrain", "training_params": {"epochs": 3}}
+        )
+    )
     done = engine.wait(started.execution.id, timeout=120)
 
     assert done.status is ExecutionStatus.SUCCEEDED, [(s.name, s.status, s.summary) for s in done.steps]
@@ -182,8 +195,14 @@ def test_drift_retrain_trains_follows_the_run_and_reports_to_the_alert_and_its_s
     assert all(s.status is StepStatus.SUCCEEDED for s in done.steps)
     run_id = steps["train"].data["run_id"]
     assert steps["train"].data | {"triggered_at": None} == {
-        "ok": True, "triggered": True, "dry_run": False, "run_id": run_id, "source": "embedded", "pipeline": "retrain",
-        "params": {"epochs": 3}, "triggered_at": None,
+        "ok": True,
+        "triggered": True,
+        "dry_run": False,
+        "run_id": run_id,
+        "source": "embedded",
+        "pipeline": "retrain",
+        "params": {"epochs": 3},
+        "triggered_at": None,
     }
     # follow_run followed the triggered run (not the alert's pipeline, `features`) to its success.
     assert steps["training"].data["state"] == "success" and steps["training"].data["run_id"] == run_id
@@ -204,8 +223,14 @@ def test_drift_retrain_on_another_source_follows_the_run_there(world, engine):
     """`training_source` names another source: the run starts there, follow_run reads it there."""
     alert_id, _ = drift_alert_in_slack(world)
     world.gate.set()
-    started = engine.start(StartRequest("drift-retrain", alert_id, started_by="op", params={
-        "training_pipeline": "retrain", "training_source": "trainer", "training_params": {"epochs": 3}}))
+    started = engine.start(
+        StartRequest(
+            "drift-retrain",
+            alert_id,
+            started_by="op",
+            params={"training_pipeline": "retrain", "training_source": "trainer", "training_params": {"epochs": 3}},
+        )
+    )
     done = engine.wait(started.execution.id, timeout=120)
     assert done.status is ExecutionStatus.SUCCEEDED
     steps = {s.name: s for s in done.steps}
@@ -232,8 +257,15 @@ def test_drift_retrain_without_a_training_pipeline_triggers_nothing_and_still_re
 
 def test_drift_retrain_dry_run_previews_and_changes_nothing(world, engine):
     alert_id, message = drift_alert_in_slack(world)
-    started = engine.start(StartRequest("drift-retrain", alert_id, started_by="op", dry_run=True,
-                                        params={"training_pipeline": "retrain", "training_params": {"epochs": 3}}))
+    started = engine.start(
+        StartRequest(
+            "drift-retrain",
+            alert_id,
+            started_by="op",
+            dry_run=True,
+            params={"training_pipeline": "retrain", "training_params": {"epochs": 3}},
+        )
+    )
     done = engine.wait(started.execution.id, timeout=60)
     steps = {s.name: s for s in done.steps}
     assert steps["train"].status is StepStatus.PREVIEWED
@@ -246,8 +278,9 @@ def test_drift_retrain_dry_run_previews_and_changes_nothing(world, engine):
 
 def test_a_policy_that_may_not_change_things_skips_the_training_but_reports(world, engine):
     alert_id, _ = drift_alert_in_slack(world)
-    started = engine.start(StartRequest("drift-retrain", alert_id, started_by="policy", allow_mutating=False,
-                                        params={"training_pipeline": "retrain"}))
+    started = engine.start(
+        StartRequest("drift-retrain", alert_id, started_by="policy", allow_mutating=False, params={"training_pipeline": "retrain"})
+    )
     done = engine.wait(started.execution.id, timeout=60)
     steps = {s.name: s for s in done.steps}
     assert steps["train"].status is StepStatus.SKIPPED and steps["training"].status is StepStatus.SKIPPED
@@ -274,12 +307,22 @@ def test_new_data_that_fails_its_checks_trains_nothing(world, tmp_path):
     data = tmp_path / "features.csv"
     data.write_text("amount\n1\n2\n")
     settings = RunbookSettings(inputs={"features": [RunbookInputSettings(path=str(data), min_rows=100)]})
-    engine = Engine(world.store, load_all(), world.sources.find, services={
-        "policy": world.policy, "notifiers": {"chat": world.notifier}, "runbook_settings": settings})
+    engine = Engine(
+        world.store,
+        load_all(),
+        world.sources.find,
+        services={"policy": world.policy, "notifiers": {"chat": world.notifier}, "runbook_settings": settings},
+    )
     try:
         alert_id, _ = drift_alert_in_slack(world)
-        done = engine.wait(engine.start(StartRequest("drift-retrain", alert_id, started_by="op", params={
-            "training_pipeline": "retrain", "training_params": {"epochs": 3}})).execution.id, timeout=60)
+        done = engine.wait(
+            engine.start(
+                StartRequest(
+                    "drift-retrain", alert_id, started_by="op", params={"training_pipeline": "retrain", "training_params": {"epochs": 3}}
+                )
+            ).execution.id,
+            timeout=60,
+        )
     finally:
         engine.shutdown()
     steps = {s.name: s for s in done.steps}

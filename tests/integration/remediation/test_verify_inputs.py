@@ -28,11 +28,22 @@ def frame(rows: int) -> pd.DataFrame:
 
 def suite(folder: Path, min_rows: int) -> Path:
     path = folder / "train_suite.json"
-    path.write_text(json.dumps({"name": "train_suite", "expectations": [
-        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": min_rows}, "meta": {"check_id": "rows"}},
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}, "meta": {"check_id": "id_not_null"}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "label", "min_value": 0, "max_value": 1}, "meta": {"check_id": "label_01"}},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "train_suite",
+                "expectations": [
+                    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": min_rows}, "meta": {"check_id": "rows"}},
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}, "meta": {"check_id": "id_not_null"}},
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": "label", "min_value": 0, "max_value": 1},
+                        "meta": {"check_id": "label_01"},
+                    },
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -42,8 +53,15 @@ def sha256(path: Path) -> str:
 
 def verify(inputs: dict, *, pipeline: str = "train_ranker", run_id: str = "r7", **args):
     settings = RunbookSettings.model_validate({"inputs": inputs})
-    ctx = StepContext(alert=alert(pipeline=pipeline, run_id=run_id), source=None, params={}, results={}, dry_run=False,
-                      clock=utcnow, services={"runbook_settings": settings})
+    ctx = StepContext(
+        alert=alert(pipeline=pipeline, run_id=run_id),
+        source=None,
+        params={},
+        results={},
+        dry_run=False,
+        clock=utcnow,
+        services={"runbook_settings": settings},
+    )
     return ACTION.run(ctx, ACTION.Args(**args))
 
 
@@ -59,15 +77,30 @@ def test_declared_inputs_that_are_right_pass_every_check(tmp_path):
     frame(1500).to_parquet(run_dir / "train.parquet", index=False)
     demo = frame(1200).assign(feature_1=0.5, feature_2=0.25, feature_3=1.0)
     demo[["id", "feature_0", "feature_1", "feature_2", "feature_3", "label"]].to_csv(run_dir / "demo.csv", index=False)
-    finding = verify({"train_ranker": [
-        {"path": str(tmp_path / "{pipeline}/{run_id}/train.parquet"), "sha256": sha256(run_dir / "train.parquet"),
-         "min_rows": 1000, "schema": SCHEMA, "suite": str(suite(tmp_path, 1000))},
-        {"path": str(tmp_path / "{pipeline}/{run_id}/demo.csv"), "suite": "demo_schema", "min_rows": 1000},
-    ]})
+    finding = verify(
+        {
+            "train_ranker": [
+                {
+                    "path": str(tmp_path / "{pipeline}/{run_id}/train.parquet"),
+                    "sha256": sha256(run_dir / "train.parquet"),
+                    "min_rows": 1000,
+                    "schema": SCHEMA,
+                    "suite": str(suite(tmp_path, 1000)),
+                },
+                {"path": str(tmp_path / "{pipeline}/{run_id}/demo.csv"), "suite": "demo_schema", "min_rows": 1000},
+            ]
+        }
+    )
     assert finding.ok, finding.summary
     parquet, csv = finding.data["inputs"]
     assert (parquet["path"], parquet["exists"], parquet["rows"], parquet["ok"]) == (str(run_dir / "train.parquet"), True, 1500, True)
-    assert checks_of(parquet) == {"exists": "passed", "sha256": "passed", "min_rows": "passed", "schema": "passed", "quality:train_suite": "passed"}
+    assert checks_of(parquet) == {
+        "exists": "passed",
+        "sha256": "passed",
+        "min_rows": "passed",
+        "schema": "passed",
+        "quality:train_suite": "passed",
+    }
     assert (csv["rows"], checks_of(csv)) == (1200, {"exists": "passed", "min_rows": "passed", "quality:demo_schema": "passed"})
     assert finding.summary == "2 input(s) of train_ranker pass their checks"
 
@@ -76,8 +109,11 @@ def test_missing_file_is_a_failed_check_not_a_step_failure(tmp_path):
     finding = verify({"train_ranker": [{"path": str(tmp_path / "{run_id}.parquet"), "min_rows": 10, "suite": str(suite(tmp_path, 1))}]})
     assert not finding.ok
     (entry,) = finding.data["inputs"]
-    assert (entry["exists"], entry["rows"], entry["checks"]) == (False, None, [
-        {"name": "exists", "status": "failed", "summary": f"{tmp_path / 'r7.parquet'} not found"}])
+    assert (entry["exists"], entry["rows"], entry["checks"]) == (
+        False,
+        None,
+        [{"name": "exists", "status": "failed", "summary": f"{tmp_path / 'r7.parquet'} not found"}],
+    )
     assert finding.summary.startswith("1 of 1 input(s) of train_ranker fail: ") and "exists (" in finding.summary
 
 
@@ -113,7 +149,9 @@ def test_schema_drift_names_the_columns(tmp_path):
     assert not finding.ok and checks_of(entry) == {"exists": "passed", "schema": "failed"}
     summary = entry["checks"][1]["summary"]
     assert "not passing: feature_0, label, extra" in summary
-    assert "feature_0: column removed" in summary and "label: column retyped int64 -> float64" in summary and "extra: column added" in summary
+    assert (
+        "feature_0: column removed" in summary and "label: column retyped int64 -> float64" in summary and "extra: column added" in summary
+    )
 
 
 def test_unreadable_data_and_a_suite_past_its_time_are_errors(tmp_path):
@@ -121,11 +159,15 @@ def test_unreadable_data_and_a_suite_past_its_time_are_errors(tmp_path):
     broken.write_bytes(b"not parquet at all")
     data = tmp_path / "ok.csv"
     frame(10).to_csv(data, index=False)
-    finding = verify({"train_ranker": [{"path": str(broken), "min_rows": 1}, {"path": str(data), "suite": str(suite(tmp_path, 1))}]},
-                     quality_timeout=timedelta(0))
+    finding = verify(
+        {"train_ranker": [{"path": str(broken), "min_rows": 1}, {"path": str(data), "suite": str(suite(tmp_path, 1))}]},
+        quality_timeout=timedelta(0),
+    )
     unreadable, late = finding.data["inputs"]
     assert not finding.ok
-    assert checks_of(unreadable) == {"exists": "passed", "read": "error"} and "cannot read parquet data" in unreadable["checks"][1]["summary"]
+    assert (
+        checks_of(unreadable) == {"exists": "passed", "read": "error"} and "cannot read parquet data" in unreadable["checks"][1]["summary"]
+    )
     assert checks_of(late)["quality:train_suite"] == "error"
     assert late["checks"][-1]["summary"] == "not finished within quality_timeout (0s)"
 

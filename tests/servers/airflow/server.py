@@ -124,8 +124,12 @@ class AirflowServer:
 
     def _airflow(self, *args: str, timeout: float = 180) -> None:
         subprocess.run(
-            [str(self.venv / "bin" / "airflow"), *args], env=self.env(), check=True, timeout=timeout,
-            stdout=(self.home / "setup.log").open("ab"), stderr=subprocess.STDOUT,
+            [str(self.venv / "bin" / "airflow"), *args],
+            env=self.env(),
+            check=True,
+            timeout=timeout,
+            stdout=(self.home / "setup.log").open("ab"),
+            stderr=subprocess.STDOUT,
         )
 
     def start(self, timeout: float = 120) -> float:
@@ -141,7 +145,9 @@ class AirflowServer:
                 "triggerer": [bin_, "triggerer", "--skip-serve-logs"],
             }
         else:
-            self._airflow("users", "create", "-u", ADMIN[0], "-p", ADMIN[1], "-f", "Ad", "-l", "Min", "-r", "Admin", "-e", "admin@example.invalid")
+            self._airflow(
+                "users", "create", "-u", ADMIN[0], "-p", ADMIN[1], "-f", "Ad", "-l", "Min", "-r", "Admin", "-e", "admin@example.invalid"
+            )
             # (Viewer and the other FAB roles only exist once the webserver has synced them)
             specs = {
                 "webserver": [bin_, "webserver", "-H", "127.0.0.1", "-p", str(self.port), "-w", "1"],

@@ -90,8 +90,9 @@ class PostgresServer:
             try:
                 account = pwd.getpwnam("postgres")
             except KeyError as exc:
-                raise PostgresUnavailable("running as root and there is no `postgres` user to run initdb as "
-                                          "(the Debian postgresql package creates it)") from exc
+                raise PostgresUnavailable(
+                    "running as root and there is no `postgres` user to run initdb as (the Debian postgresql package creates it)"
+                ) from exc
             runuser = shutil.which("runuser") or "/usr/sbin/runuser"
             self._as = [runuser, "-u", "postgres", "--"] if os.access(runuser, os.X_OK) else []
             self._run_as_uid = account.pw_uid
@@ -113,8 +114,16 @@ class PostgresServer:
     def _run(self, tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         assert self.root is not None
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "TZ": "UTC"}
-        return subprocess.run(self._cmd(tool, *args), cwd=self.root, env=env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(
+            self._cmd(tool, *args),
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
     @property
     def data(self) -> Path:
@@ -131,21 +140,52 @@ class PostgresServer:
         os.chmod(pwfile, 0o600)
         if self._run_as_uid is not None:
             os.chown(pwfile, self._run_as_uid, self._gid)
-        done = self._run("initdb", "-D", str(self.data), "-U", "postgres", f"--pwfile={pwfile}", "--auth-host=scram-sha-256",
-                         "--auth-local=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", timeout=timeout)
+        done = self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            f"--pwfile={pwfile}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            timeout=timeout,
+        )
         pwfile.unlink()
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         last = ""
-        for attempt in range(3):  # a free port can be taken between our probe and the bind: retry on another
+        for _attempt in range(3):  # a free port can be taken between our probe and the bind: retry on another
             port = self.port or free_port()
-            options = " ".join([
-                "-c listen_addresses=127.0.0.1", f"-p {port}", f"-c unix_socket_directories={self.root}",
-                "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=100",
-                "-c log_min_messages=warning",
-            ])
-            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
-                             "-w", "-t", str(int(timeout)), "start", timeout=timeout + 10)
+            options = " ".join(
+                [
+                    "-c listen_addresses=127.0.0.1",
+                    f"-p {port}",
+                    f"-c unix_socket_directories={self.root}",
+                    "-c fsync=off",
+                    "-c synchronous_commit=off",
+                    "-c full_page_writes=off",
+                    "-c max_connections=100",
+                    "-c log_min_messages=warning",
+                ]
+            )
+            done = self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+                timeout=timeout + 10,
+            )
             if done.returncode == 0:
                 self.port = port
                 self.pid = self._read_pid()
@@ -173,7 +213,10 @@ class PostgresServer:
         It exits by itself as soon as the postmaster is gone."""
         self._watchdog = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "watchdog", str(os.getpid()), str(self.pid), str(self.root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def _read_pid(self) -> int | None:
@@ -195,9 +238,31 @@ class PostgresServer:
             psql = Path(shutil.which("psql") or "psql")
         env = {**os.environ, "PGPASSWORD": self.admin_password, "PGCONNECT_TIMEOUT": "10"}
         for statement in statements:
-            subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port),
-                            "-U", "postgres", "-d", "postgres", "-c", statement],
-                           env=env, check=True, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    str(psql),
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    statement,
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         """`pg_ctl stop -m fast`; if the postmaster is still there, SIGQUIT then SIGKILL by pid; remove the folder."""

@@ -77,7 +77,10 @@ class PrefectServer:
         self._log = (self.home / "server.log").open("ab")
         self.proc = subprocess.Popen(
             [str(VENV / "bin" / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.home,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
         )
         deadline = started + timeout
         while time.monotonic() < deadline:
@@ -96,15 +99,21 @@ class PrefectServer:
         """Run one scenario of examples/prefect_flows/flows.py (or of another flow `script` that
         takes the scenario as its first argument) to its end."""
         return subprocess.run(
-            [str(PYTHON), str(script), scenario, *args], env=self.env, cwd=self.home,
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [str(PYTHON), str(script), scenario, *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def start_flow(self, scenario: str, *args: str, script: Path = FLOWS) -> subprocess.Popen:
         """Start a scenario (of `script`, as for run_flow) without waiting (long runs, many runs
         at once, `serve` processes); stopped with stop_child() or stop()."""
-        proc = subprocess.Popen([str(PYTHON), str(script), scenario, *args], env=self.env, cwd=self.home,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(PYTHON), str(script), scenario, *args], env=self.env, cwd=self.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self._children.append(proc)
         return proc
 

@@ -23,7 +23,7 @@ from tests.servers.prometheus.server import (
     scrape_config,
 )
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,18 @@ class PrometheusServer:
             self.port = free_port()
             with open(self.root / "prometheus.log", "wb") as log:
                 self.process = subprocess.Popen(
-                    [self.binary, f"--config.file={self.root / 'prometheus.yml'}", f"--storage.tsdb.path={self.root / 'data'}",
-                     f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", "--storage.tsdb.retention.time=1h"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
+                    [
+                        self.binary,
+                        f"--config.file={self.root / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={self.root / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{self.port}",
+                        "--log.level=warn",
+                        "--storage.tsdb.retention.time=1h",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.root,
                 )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.process.poll() is None:

@@ -12,8 +12,18 @@ TIERS = {"critical": "P1", "warning": "P2", "info": "P3"}
 
 
 def event(labels, *, annotations=None, starts=NOW - timedelta(minutes=1), ends=None, resolved=None) -> Event:
-    return Event.model_validate(external.to_event(labels=labels, annotations=annotations or {}, starts_at=starts, ends_at=ends,
-                                                  generator_url=None, resolved=resolved, severity_tiers=TIERS, now=NOW))
+    return Event.model_validate(
+        external.to_event(
+            labels=labels,
+            annotations=annotations or {},
+            starts_at=starts,
+            ends_at=ends,
+            generator_url=None,
+            resolved=resolved,
+            severity_tiers=TIERS,
+            now=NOW,
+        )
+    )
 
 
 def test_a_label_less_alert_is_an_infra_alert_at_p2_never_a_source_down_page():
@@ -58,7 +68,10 @@ def test_ends_at_in_the_past_resolves_in_the_future_fires_and_go_zero_times_are_
 
 
 def test_annotations_are_kept_in_details():
-    e = event({"alertname": "GpuNodeDown"}, annotations={"summary": "gpu-3 down", "description": "no scrape for 2m", "runbook_url": "https://wiki/x", "other": "y"})
+    e = event(
+        {"alertname": "GpuNodeDown"},
+        annotations={"summary": "gpu-3 down", "description": "no scrape for 2m", "runbook_url": "https://wiki/x", "other": "y"},
+    )
     assert e.summary == "gpu-3 down"
     assert e.details["runbook_url"] == "https://wiki/x" and e.details["description"] == "no scrape for 2m"
     assert e.details["annotations"]["other"] == "y"

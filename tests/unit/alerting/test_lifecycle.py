@@ -16,8 +16,15 @@ def ev(kind: EventKind, **kw) -> Event:
 
 def firing(alert_id: int, kind: AlertKind, event: Event, check: str | None = None) -> FiringAlert:
     return FiringAlert(
-        id=alert_id, kind=kind, fingerprint=fingerprint(kind, event), source=event.source, pipeline=event.pipeline,
-        run_id=event.run_id, task_id=event.task_id, check=check, failed_at=event.occurred_at,
+        id=alert_id,
+        kind=kind,
+        fingerprint=fingerprint(kind, event),
+        source=event.source,
+        pipeline=event.pipeline,
+        run_id=event.run_id,
+        task_id=event.task_id,
+        check=check,
+        failed_at=event.occurred_at,
     )
 
 
@@ -51,7 +58,11 @@ def test_later_successful_run_resolves_pipeline_failures_only_of_that_pipeline()
     failed = ev(EventKind.RUN_FAILED)
     task_failed = ev(EventKind.TASK_FAILED, task_id="t")
     other = ev(EventKind.RUN_FAILED, pipeline="other")
-    current = [firing(1, AlertKind.RUN_FAILED, failed), firing(2, AlertKind.TASK_FAILED, task_failed), firing(3, AlertKind.RUN_FAILED, other)]
+    current = [
+        firing(1, AlertKind.RUN_FAILED, failed),
+        firing(2, AlertKind.TASK_FAILED, task_failed),
+        firing(3, AlertKind.RUN_FAILED, other),
+    ]
     assert plan(ev(EventKind.RUN_SUCCEEDED, run_id="r2"), current) == [Resolve(1), Resolve(2)]
 
 
@@ -83,8 +94,12 @@ def test_source_up_resolves_source_down():
 
 def test_tiers_follow_the_design_table():
     expected = {
-        EventKind.CONVERGENCE_FAILED: Tier.P1, EventKind.SOURCE_DOWN: Tier.P1, EventKind.QUALITY_FAILED: Tier.P2,
-        EventKind.POLICY_VIOLATION: Tier.P2, EventKind.DRIFT_DETECTED: Tier.P3, EventKind.RUN_LATE: Tier.P3,
+        EventKind.CONVERGENCE_FAILED: Tier.P1,
+        EventKind.SOURCE_DOWN: Tier.P1,
+        EventKind.QUALITY_FAILED: Tier.P2,
+        EventKind.POLICY_VIOLATION: Tier.P2,
+        EventKind.DRIFT_DETECTED: Tier.P3,
+        EventKind.RUN_LATE: Tier.P3,
     }
     for kind, tier in expected.items():
         [change] = plan(ev(kind), [])

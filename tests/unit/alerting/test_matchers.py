@@ -105,11 +105,16 @@ def test_a_matcher_prints_back_to_what_parses_to_it():
 
 
 def test_route_matchers_combine_with_match_and_see_fields_and_labels():
-    node = RouteSettings.model_validate({
-        "match": {"kind": "infra_alert"},
-        "matchers": ['severity=~"critical|high"', 'alertname!="Watchdog", labels.team=ml'],
-    })
-    attrs = lambda **labels: alert_attributes(tier="P1", kind="infra_alert", source="prometheus/node", pipeline=None, task=None, labels=labels)  # noqa: E731
+    node = RouteSettings.model_validate(
+        {
+            "match": {"kind": "infra_alert"},
+            "matchers": ['severity=~"critical|high"', 'alertname!="Watchdog", labels.team=ml'],
+        }
+    )
+
+    def attrs(**labels):
+        return alert_attributes(tier="P1", kind="infra_alert", source="prometheus/node", pipeline=None, task=None, labels=labels)  # noqa: E731
+
     assert route_matches(node, attrs(severity="critical", alertname="GpuNodeDown", team="ml"))
     assert not route_matches(node, attrs(severity="warning", alertname="GpuNodeDown", team="ml"))
     assert not route_matches(node, attrs(severity="critical", alertname="Watchdog", team="ml"))

@@ -43,16 +43,31 @@ def test_a_firing_source_mutes_targets_with_the_same_equal_labels():
     r = rules(NODE_DOWN)
     firing = [(1, attrs(alertname="NodeDown", instance="gpu-3", severity="critical"))]
     disk = attrs(alertname="DiskFull", instance="gpu-3", severity="warning")
-    assert muted_by(AlertKind.INFRA_ALERT, "prometheus/node", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=2, firing=firing) == "inhibited:1"
+    assert (
+        muted_by(
+            AlertKind.INFRA_ALERT, "prometheus/node", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=2, firing=firing
+        )
+        == "inhibited:1"
+    )
     other_host = attrs(alertname="DiskFull", instance="gpu-4", severity="warning")
-    assert muted_by(AlertKind.INFRA_ALERT, "s", other_host, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=3, firing=firing) is None
+    assert (
+        muted_by(AlertKind.INFRA_ALERT, "s", other_host, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=3, firing=firing)
+        is None
+    )
     critical = attrs(alertname="DiskFull", instance="gpu-3", severity="critical")  # not a target
-    assert muted_by(AlertKind.INFRA_ALERT, "s", critical, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=4, firing=firing) is None
-    assert muted_by(AlertKind.INFRA_ALERT, "s", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=NO_RULES, alert_id=2, firing=firing) is None
+    assert (
+        muted_by(AlertKind.INFRA_ALERT, "s", critical, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=4, firing=firing) is None
+    )
+    assert (
+        muted_by(AlertKind.INFRA_ALERT, "s", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=NO_RULES, alert_id=2, firing=firing)
+        is None
+    )
 
 
 def test_equal_labels_missing_on_both_sides_are_equal_and_fields_can_be_equal_too():
-    [rule] = rules({"source_matchers": ["kind=source_down"], "target_matchers": ['kind="infra_alert"'], "equal": ["source", "zone"]}).inhibit
+    [rule] = rules(
+        {"source_matchers": ["kind=source_down"], "target_matchers": ['kind="infra_alert"'], "equal": ["source", "zone"]}
+    ).inhibit
     source_down = (7, attrs(kind="source_down", tier="P1", source="airflow-prod"))
     assert rule.source_of(attrs(source="airflow-prod"), 8, [source_down]) == 7
     assert rule.source_of(attrs(source="airflow-dev"), 8, [source_down]) is None
@@ -81,6 +96,7 @@ def test_a_silence_comes_first_and_the_built_in_outage_inhibition_still_holds():
 
 # ---- time intervals -------------------------------------------------------------------------
 
+
 def test_a_window_the_clock_skips_is_never_entered_and_one_it_repeats_holds_twice():
     night = interval(times=[{"start_time": "02:00", "end_time": "03:00"}], location="Europe/Berlin")
     spring = [m for m in minutes(datetime(2026, 3, 28, 22, tzinfo=UTC), datetime(2026, 3, 29, 4, tzinfo=UTC)) if contains(night, m)]
@@ -104,7 +120,13 @@ def test_weekdays_days_and_months_are_read_in_the_intervals_zone():
     assert contains(last_day, datetime(2028, 2, 29, 12, tzinfo=UTC)) and not contains(last_day, datetime(2028, 2, 28, 12, tzinfo=UTC))
     beyond = interval(days_of_month=["30:31"])
     assert not contains(beyond, datetime(2026, 2, 28, 12, tzinfo=UTC))  # February has no 30th: skipped, not clamped into it
-    business = interval(weekdays=["monday:friday"], times=[{"start_time": "09:00", "end_time": "17:00"}], months=["january:march"], years=["2026"], location="Europe/Berlin")
+    business = interval(
+        weekdays=["monday:friday"],
+        times=[{"start_time": "09:00", "end_time": "17:00"}],
+        months=["january:march"],
+        years=["2026"],
+        location="Europe/Berlin",
+    )
     assert contains(business, datetime(2026, 3, 2, 8, 0, tzinfo=UTC))  # Monday 09:00 CET
     assert not contains(business, datetime(2026, 3, 2, 7, 59, tzinfo=UTC))
     assert not contains(business, datetime(2026, 3, 2, 16, 0, tzinfo=UTC))  # 17:00 is not included
@@ -129,7 +151,12 @@ def test_a_one_off_window_holds_from_start_until_end_excluded():
 def test_a_route_in_its_mute_window_holds_its_alerts_unless_another_route_delivers_them():
     intervals = [
         {"name": "maintenance", "time_intervals": [{"start": "2026-05-01T20:00:00Z", "end": "2026-05-01T22:00:00Z"}]},
-        {"name": "office", "time_intervals": [{"weekdays": ["monday:friday"], "times": [{"start_time": "09:00", "end_time": "18:00"}], "location": "Europe/Paris"}]},
+        {
+            "name": "office",
+            "time_intervals": [
+                {"weekdays": ["monday:friday"], "times": [{"start_time": "09:00", "end_time": "18:00"}], "location": "Europe/Paris"}
+            ],
+        },
     ]
     routes = [
         RouteSettings.model_validate({"matchers": ['alertname="DiskFull"'], "mute_time_intervals": ["maintenance"], "continue": True}),
@@ -142,29 +169,56 @@ def test_a_route_in_its_mute_window_holds_its_alerts_unless_another_route_delive
     assert r.window(attrs(alertname="DiskFull", team="ml"), during) == "window:maintenance"  # both routes muted
     assert r.window(attrs(team="ml"), during) == "window:outside office"
     assert r.window(attrs(team="ml"), datetime(2026, 5, 1, 8, tzinfo=UTC)) is None  # 10:00 in Paris
-    assert r.window(attrs(alertname="DiskFull", team="ml"), datetime(2026, 5, 1, 8, tzinfo=UTC) + timedelta(hours=12, minutes=30)) == "window:maintenance"
+    assert (
+        r.window(attrs(alertname="DiskFull", team="ml"), datetime(2026, 5, 1, 8, tzinfo=UTC) + timedelta(hours=12, minutes=30))
+        == "window:maintenance"
+    )
     assert r.window(attrs(alertname="Other"), during) is None  # the root route has no windows
 
 
 # ---- loading --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("alerting", "routes", "reason"), [
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"weekdays": ["monday:funday"]}]}]}, [], "'funday' is not a valid weekday"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"weekdays": ["friday:monday"]}]}]}, [], "start day cannot be after end day"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"times": [{"start_time": "18:00", "end_time": "09:00"}]}]}]}, [], "start_time must be before end_time"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"times": [{"start_time": "9:00", "end_time": "24:01"}]}]}]}, [], "couldn't parse time"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"location": "Mars/Olympus"}]}]}, [], "unknown time zone 'Mars/Olympus'"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"days_of_month": ["0"]}]}]}, [], "not a valid day of the month"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"months": ["13"]}]}]}, [], "months are 1..12"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}]}]}, [], "end must be after start"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{"start": "2026-01-02T00:00:00"}]}]}, [], "timezone"),
-    ({"time_intervals": [{"name": "n", "time_intervals": [{}]}, {"name": "n", "time_intervals": [{}]}]}, [], "two time intervals are named 'n'"),
-    ({}, [{"mute_time_intervals": ["nights"]}], "routes[0].mute_time_intervals: unknown time interval 'nights'"),
-    ({}, [{"routes": [{"active_time_intervals": ["office"]}]}], "routes[0].routes[0].active_time_intervals: unknown time interval 'office'"),
-    ({"inhibit_rules": [{"source_matchers": ['alertname="A'], "target_matchers": ["a=b"]}]}, [], "unescaped double quote"),
-    ({"inhibit_rules": [{"source_matchers": [], "target_matchers": ["a=b"]}]}, [], "source_matchers"),
-    ({"severity_tiers": {"critical": "P0"}}, [], "severity_tiers"),
-])
+
+@pytest.mark.parametrize(
+    ("alerting", "routes", "reason"),
+    [
+        ({"time_intervals": [{"name": "n", "time_intervals": [{"weekdays": ["monday:funday"]}]}]}, [], "'funday' is not a valid weekday"),
+        ({"time_intervals": [{"name": "n", "time_intervals": [{"weekdays": ["friday:monday"]}]}]}, [], "start day cannot be after end day"),
+        (
+            {"time_intervals": [{"name": "n", "time_intervals": [{"times": [{"start_time": "18:00", "end_time": "09:00"}]}]}]},
+            [],
+            "start_time must be before end_time",
+        ),
+        (
+            {"time_intervals": [{"name": "n", "time_intervals": [{"times": [{"start_time": "9:00", "end_time": "24:01"}]}]}]},
+            [],
+            "couldn't parse time",
+        ),
+        ({"time_intervals": [{"name": "n", "time_intervals": [{"location": "Mars/Olympus"}]}]}, [], "unknown time zone 'Mars/Olympus'"),
+        ({"time_intervals": [{"name": "n", "time_intervals": [{"days_of_month": ["0"]}]}]}, [], "not a valid day of the month"),
+        ({"time_intervals": [{"name": "n", "time_intervals": [{"months": ["13"]}]}]}, [], "months are 1..12"),
+        (
+            {"time_intervals": [{"name": "n", "time_intervals": [{"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}]}]},
+            [],
+            "end must be after start",
+        ),
+        ({"time_intervals": [{"name": "n", "time_intervals": [{"start": "2026-01-02T00:00:00"}]}]}, [], "timezone"),
+        (
+            {"time_intervals": [{"name": "n", "time_intervals": [{}]}, {"name": "n", "time_intervals": [{}]}]},
+            [],
+            "two time intervals are named 'n'",
+        ),
+        ({}, [{"mute_time_intervals": ["nights"]}], "routes[0].mute_time_intervals: unknown time interval 'nights'"),
+        (
+            {},
+            [{"routes": [{"active_time_intervals": ["office"]}]}],
+            "routes[0].routes[0].active_time_intervals: unknown time interval 'office'",
+        ),
+        ({"inhibit_rules": [{"source_matchers": ['alertname="A'], "target_matchers": ["a=b"]}]}, [], "unescaped double quote"),
+        ({"inhibit_rules": [{"source_matchers": [], "target_matchers": ["a=b"]}]}, [], "source_matchers"),
+        ({"severity_tiers": {"critical": "P0"}}, [], "severity_tiers"),
+    ],
+)
 def test_bad_muting_config_stops_loading_naming_the_key_and_the_reason(tmp_path, alerting, routes, reason):
     import yaml
 
@@ -178,11 +232,26 @@ def test_bad_muting_config_stops_loading_naming_the_key_and_the_reason(tmp_path,
 
 
 def test_severity_tiers_are_case_insensitive_and_intervals_load_from_yaml(tmp_path):
-    settings = Settings.model_validate({
-        "alerting": {"severity_tiers": {"CRITICAL": "P1", "Page": "P1"},
-                     "time_intervals": [{"name": "nights", "time_intervals": [{"times": [{"start_time": "22:00", "end_time": "24:00"}], "weekdays": ["monday", "friday:saturday"], "location": "Asia/Kolkata"}]}]},
-        "routes": [{"matchers": ["severity=critical"], "mute_time_intervals": ["nights"]}],
-    })
+    settings = Settings.model_validate(
+        {
+            "alerting": {
+                "severity_tiers": {"CRITICAL": "P1", "Page": "P1"},
+                "time_intervals": [
+                    {
+                        "name": "nights",
+                        "time_intervals": [
+                            {
+                                "times": [{"start_time": "22:00", "end_time": "24:00"}],
+                                "weekdays": ["monday", "friday:saturday"],
+                                "location": "Asia/Kolkata",
+                            }
+                        ],
+                    }
+                ],
+            },
+            "routes": [{"matchers": ["severity=critical"], "mute_time_intervals": ["nights"]}],
+        }
+    )
     assert settings.alerting.severity_tiers == {"critical": "P1", "page": "P1"}
     [named] = settings.alerting.time_intervals
     assert named.time_intervals[0].weekdays == [(1, 1), (5, 6)]

@@ -20,7 +20,9 @@ RECEIVERS = [(r["name"], r["kind"]) for r in TABLE["receivers"]]
 def test_routing_table(case):
     routes = [RouteSettings.model_validate(r) for r in case["routes"]]
     a = case["alert"]
-    attrs = alert_attributes(tier=a["tier"], kind=a["kind"], source=a["source"], pipeline=a.get("pipeline"), task=a.get("task"), labels=a.get("labels", {}))
+    attrs = alert_attributes(
+        tier=a["tier"], kind=a["kind"], source=a["source"], pipeline=a.get("pipeline"), task=a.get("task"), labels=a.get("labels", {})
+    )
     tier = final_tier(Tier(a["tier"]), attrs, routes)
     assert tier is Tier(case["tier"])
     decisions = route(tier, attrs, routes, AlertingSettings(), RECEIVERS)
@@ -28,10 +30,16 @@ def test_routing_table(case):
 
 
 def test_children_inherit_grouping_and_group_keys_split_by_group_by():
-    routes = [RouteSettings.model_validate({
-        "match": {"team": "ml"}, "group_wait": "30s", "group_by": ["pipeline"],
-        "routes": [{"match": {"tier": "P1"}, "receivers": ["pager"], "group_interval": "10m"}],
-    })]
+    routes = [
+        RouteSettings.model_validate(
+            {
+                "match": {"team": "ml"},
+                "group_wait": "30s",
+                "group_by": ["pipeline"],
+                "routes": [{"match": {"tier": "P1"}, "receivers": ["pager"], "group_interval": "10m"}],
+            }
+        )
+    ]
     defaults = AlertingSettings()
 
     def decide(pipeline):
@@ -40,8 +48,8 @@ def test_children_inherit_grouping_and_group_keys_split_by_group_by():
         return d
 
     d = decide("a")
-    assert d.grouping.group_wait == timedelta(seconds=30)       # from the parent
-    assert d.grouping.group_interval == timedelta(minutes=10)   # its own
+    assert d.grouping.group_wait == timedelta(seconds=30)  # from the parent
+    assert d.grouping.group_interval == timedelta(minutes=10)  # its own
     assert d.grouping.repeat_interval == defaults.repeat_interval  # from the root defaults
     assert d.group_key == decide("a").group_key
     assert d.group_key != decide("b").group_key

@@ -72,9 +72,11 @@ def test_drift_end_to_end(tmp_path, make_frame):
 
 
 def test_all_bad_input_is_one_catchable_type(tmp_path):
-    for call in (lambda: run_quality(tmp_path / "s.json", tmp_path / "d.csv"),
-                 lambda: run_convergence(tmp_path / "m.jsonl"),
-                 lambda: run_drift(tmp_path / "a.csv", tmp_path / "b.csv")):
+    for call in (
+        lambda: run_quality(tmp_path / "s.json", tmp_path / "d.csv"),
+        lambda: run_convergence(tmp_path / "m.jsonl"),
+        lambda: run_drift(tmp_path / "a.csv", tmp_path / "b.csv"),
+    ):
         with pytest.raises(CheckInputError) as info:
             call()
         assert str(tmp_path) in str(info.value)

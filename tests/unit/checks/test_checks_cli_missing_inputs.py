@@ -47,6 +47,7 @@ def healthy_train_loss_only(path):
 
 # --- quality ----------------------------------------------------------------------------
 
+
 def test_quality_missing_data_file_lists_the_data_files_next_to_it(data):
     result = check("quality", shipped_suite("demo_values"), data / "trian.csv")
     assert_bad_input(result, "trian.csv: data file not found", f"{data} has serve.parquet, train.csv")
@@ -67,8 +68,9 @@ def test_quality_missing_suite_file_lists_the_suites_next_to_it(data, tmp_path):
 def test_quality_missing_column_lists_the_columns_the_data_has(data):
     demo_frame(n=500).drop(columns=["feature_1"]).to_parquet(data / "narrow.parquet", index=False)
     result = check("quality", shipped_suite("demo_values"), data / "narrow.parquet")
-    assert_bad_input(result, "ERROR quality check demo_values",
-                     "column feature_1 not in the data; it has: id, feature_0, feature_2, feature_3, label")
+    assert_bad_input(
+        result, "ERROR quality check demo_values", "column feature_1 not in the data; it has: id, feature_0, feature_2, feature_3, label"
+    )
     as_json = json.loads(check("quality", shipped_suite("demo_values"), data / "narrow.parquet", "--json").output)
     assert as_json["status"] == "error"
 
@@ -79,6 +81,7 @@ def test_quality_empty_data_file(data):
 
 
 # --- convergence ------------------------------------------------------------------------
+
 
 def test_convergence_healthy_log_with_only_the_train_loss_passes_and_says_what_it_watched(tmp_path):
     result = check("convergence", healthy_train_loss_only(tmp_path / "metrics.jsonl"))
@@ -134,6 +137,7 @@ def test_convergence_missing_rules_file_lists_the_rules_files_next_to_it(tmp_pat
 
 # --- drift ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["reference", "current"])
 def test_drift_missing_file_lists_the_data_files_next_to_it(data, which):
     args = [data / "train.csv", data / "serve.parquet"]
@@ -144,22 +148,23 @@ def test_drift_missing_file_lists_the_data_files_next_to_it(data, which):
 def test_drift_feature_missing_from_current_lists_the_columns_current_has(data):
     demo_frame(n=500, seed=3).drop(columns=["feature_2"]).to_csv(data / "today.csv", index=False)
     result = check("drift", data / "train.csv", data / "today.csv")
-    assert_bad_input(result, "ERROR drift check",
-                     "feature_2: column missing from current; it has: id, feature_0, feature_1, feature_3, label")
+    assert_bad_input(
+        result, "ERROR drift check", "feature_2: column missing from current; it has: id, feature_0, feature_1, feature_3, label"
+    )
 
 
 def test_drift_current_without_rows(data):
     demo_frame(n=500).head(0).to_csv(data / "today.csv", index=False)
-    assert_bad_input(check("drift", data / "train.csv", data / "today.csv"),
-                     "feature_0: no non-missing values in current (it has no rows)")
+    assert_bad_input(check("drift", data / "train.csv", data / "today.csv"), "feature_0: no non-missing values in current (it has no rows)")
 
 
 def test_drift_current_all_missing(data):
     frame = demo_frame(n=50)
     frame["feature_3"] = float("nan")
     frame.to_csv(data / "today.csv", index=False)
-    assert_bad_input(check("drift", data / "train.csv", data / "today.csv"),
-                     "feature_3: no non-missing values in current (50 rows, all missing)")
+    assert_bad_input(
+        check("drift", data / "train.csv", data / "today.csv"), "feature_3: no non-missing values in current (50 rows, all missing)"
+    )
 
 
 def test_drift_empty_file(data):

@@ -50,6 +50,7 @@ def _wide_bad_frame(make_frame, n=3000):
 
 # --- which suites can be read by column ------------------------------------------------
 
+
 def test_column_domain_suites_name_their_columns_in_suite_order():
     assert suite_columns(load_suite(shipped_suite("demo_values"))) == DEMO_COLUMNS
     s = _suite(
@@ -60,14 +61,20 @@ def test_column_domain_suites_name_their_columns_in_suite_order():
     assert suite_columns(s) == ["b", "a", "c", "d"]
 
 
-@pytest.mark.parametrize("table_level", [
-    _exp("expect_table_row_count_to_be_between", min_value=1),
-    _exp("expect_table_columns_to_match_set", column_set=["a"]),
-    _exp("expect_column_to_exist", column="a", column_index=0),  # position depends on every column
-    _exp("expect_column_values_to_not_be_null", column="a",  # a condition may name any column
-         row_condition={"column": {"name": "b"}, "operator": ">", "parameter": 0, "type": "comparison"}),
-    _exp("expect_column_values_to_not_be_null", column="a", row_condition="b > 0", condition_parser="pandas"),
-])
+@pytest.mark.parametrize(
+    "table_level",
+    [
+        _exp("expect_table_row_count_to_be_between", min_value=1),
+        _exp("expect_table_columns_to_match_set", column_set=["a"]),
+        _exp("expect_column_to_exist", column="a", column_index=0),  # position depends on every column
+        _exp(
+            "expect_column_values_to_not_be_null",
+            column="a",  # a condition may name any column
+            row_condition={"column": {"name": "b"}, "operator": ">", "parameter": 0, "type": "comparison"},
+        ),
+        _exp("expect_column_values_to_not_be_null", column="a", row_condition="b > 0", condition_parser="pandas"),
+    ],
+)
 @pytest.mark.filterwarnings("ignore:.*deprecated as of GX Core:DeprecationWarning")
 def test_one_table_level_expectation_means_read_everything(table_level):
     assert suite_columns(_suite(_exp("expect_column_values_to_not_be_null", column="a"), table_level)) is None
@@ -78,6 +85,7 @@ def test_schema_suite_reads_everything():
 
 
 # --- reading ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_read_needed_reads_only_present_needed_columns(tmp_path, make_frame, fmt):
@@ -108,6 +116,7 @@ def test_read_needed_reports_bad_files_like_read_table(tmp_path):
 
 
 # --- same answers ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_pruned_file_validation_answers_as_the_full_frame(tmp_path, make_frame, fmt):
@@ -147,8 +156,10 @@ def test_an_edited_suite_file_is_built_again(tmp_path, make_frame):
     data = tmp_path / "d.parquet"
     make_frame(n=200).to_parquet(data, index=False)
     path = tmp_path / "s.json"
-    in_set = lambda values: {"expectations": [
-        _exp("expect_column_values_to_be_in_set", column="label", value_set=values)]}
+
+    def in_set(values):
+        return {"expectations": [_exp("expect_column_values_to_be_in_set", column="label", value_set=values)]}
+
     path.write_text(json.dumps(in_set([0, 1])))
     assert _run(str(path), str(data), None).status is Status.passed
     path.write_text(json.dumps(in_set([0])))

@@ -40,7 +40,7 @@ def test_jsonl_errors_name_the_line(tmp_path):
     p.write_text('{"step": 0, "loss": 1}\n{"step": 1, "loss": \n')
     with pytest.raises(DataReadError, match=r"m.jsonl:2: not valid JSON"):
         read_jsonl(p)
-    p.write_text('[1, 2]\n')
+    p.write_text("[1, 2]\n")
     with pytest.raises(DataReadError, match="must be a JSON object"):
         read_jsonl(p)
     with pytest.raises(DataReadError, match="not found"):
@@ -81,13 +81,20 @@ def test_lightning_csv_rejects_non_numbers(tmp_path):
 
 def test_hf_trainer_state_maps_eval_to_val_and_skips_summary(tmp_path):
     p = tmp_path / "trainer_state.json"
-    p.write_text(json.dumps({"global_step": 30, "log_history": [
-        {"loss": 2.1, "grad_norm": 3.0, "learning_rate": 5e-5, "epoch": 0.3, "step": 10},
-        {"eval_loss": 1.9, "eval_accuracy": 0.5, "eval_runtime": 1.0, "epoch": 0.5, "step": 15},
-        {"loss": 1.7, "grad_norm": 2.5, "learning_rate": 4e-5, "epoch": 0.6, "step": 20},
-        {"eval_loss": 1.6, "eval_accuracy": 0.6, "epoch": 1.0, "step": 30},
-        {"train_runtime": 100.0, "train_loss": 1.9, "total_flos": 1e12, "epoch": 1.0, "step": 30},
-    ]}))
+    p.write_text(
+        json.dumps(
+            {
+                "global_step": 30,
+                "log_history": [
+                    {"loss": 2.1, "grad_norm": 3.0, "learning_rate": 5e-5, "epoch": 0.3, "step": 10},
+                    {"eval_loss": 1.9, "eval_accuracy": 0.5, "eval_runtime": 1.0, "epoch": 0.5, "step": 15},
+                    {"loss": 1.7, "grad_norm": 2.5, "learning_rate": 4e-5, "epoch": 0.6, "step": 20},
+                    {"eval_loss": 1.6, "eval_accuracy": 0.6, "epoch": 1.0, "step": 30},
+                    {"train_runtime": 100.0, "train_loss": 1.9, "total_flos": 1e12, "epoch": 1.0, "step": 30},
+                ],
+            }
+        )
+    )
     m = read_metrics(p)
     assert m.get("val_loss").values.tolist() == [1.9, 1.6]
     assert m.get("train_loss").values.tolist() == [2.1, 1.7]  # "loss" found as the train loss
@@ -132,7 +139,7 @@ class FakeMlflow:
             return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run not found"})
         points = self.history.get(q["metric_key"], [])
         start = int(q.get("page_token") or 0)
-        page = points[start:start + 3]
+        page = points[start : start + 3]
         body = {"metrics": [{"key": q["metric_key"], "value": v, "timestamp": 0, "step": s} for s, v in page]}
         if start + 3 < len(points):
             body["next_page_token"] = str(start + 3)
@@ -169,6 +176,9 @@ def test_mlflow_errors_are_data_read_errors():
 
 def test_parse_mlflow_url():
     assert parse_mlflow_url("mlflow+https://ml.example/?run_id=abc&metrics=val_loss,train_loss") == (
-        "https://ml.example", "abc", ["val_loss", "train_loss"])
+        "https://ml.example",
+        "abc",
+        ["val_loss", "train_loss"],
+    )
     with pytest.raises(DataReadError, match="needs"):
         parse_mlflow_url("mlflow+http://h/?run_id=abc")

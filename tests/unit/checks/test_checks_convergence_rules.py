@@ -31,6 +31,7 @@ NAN, INF = float("nan"), float("inf")
 
 # --- early stopping -------------------------------------------------------------------
 
+
 def test_replay_order_finite_first_then_thresholds_then_patience():
     r = replay_early_stopping([1.0, 0.5, NAN], stopping_threshold=0.6)
     assert r.stop.reason == "stopping_threshold" and r.stop.index == 1
@@ -46,13 +47,16 @@ def test_replay_order_finite_first_then_thresholds_then_patience():
     assert r.stop is None and r.best == 0.3
 
 
-@pytest.mark.parametrize("values, status, step", [
-    ([1.0, 0.8, 0.6, 0.5], Status.passed, None),
-    ([1.0, 0.8, NAN], Status.failed, 20),
-    ([1.0, 0.8, 12.0], Status.failed, 20),           # divergence_threshold 10
-    ([1.0, 0.8, 0.9, 0.9, 0.9], Status.warning, 40),  # patience 3 exhausted
-    ([1.0, 0.04, NAN], Status.passed, 10),          # target reached first: a success
-])
+@pytest.mark.parametrize(
+    "values, status, step",
+    [
+        ([1.0, 0.8, 0.6, 0.5], Status.passed, None),
+        ([1.0, 0.8, NAN], Status.failed, 20),
+        ([1.0, 0.8, 12.0], Status.failed, 20),  # divergence_threshold 10
+        ([1.0, 0.8, 0.9, 0.9, 0.9], Status.warning, 40),  # patience 3 exhausted
+        ([1.0, 0.04, NAN], Status.passed, 10),  # target reached first: a success
+    ],
+)
 def test_early_stopping_rule_verdicts(values, status, step):
     rules = only("early_stopping", divergence_threshold=10.0, stopping_threshold=0.05)
     it = item(evaluate(metrics(val_loss=values), rules), "early_stopping")
@@ -92,6 +96,7 @@ def test_no_monitor_named_and_no_loss_at_all_is_an_error_naming_the_metrics():
 
 # --- relative divergence --------------------------------------------------------------
 
+
 def test_relative_divergence_pass_fail_error():
     rules = only("relative_divergence", factor=2.0)
     assert evaluate(metrics(train_loss=[3, 1, 1.9]), rules).status is Status.passed
@@ -111,6 +116,7 @@ def test_relative_divergence_warmup_and_max_mode():
 
 # --- gradient norm --------------------------------------------------------------------
 
+
 def test_grad_norm_pass_fail_error():
     rules = only("grad_norm", max_value=100.0)
     assert evaluate(metrics(grad_norm=[1, 50, 99]), rules).status is Status.passed  # unprefixed = train
@@ -123,6 +129,7 @@ def test_grad_norm_pass_fail_error():
 
 
 # --- loss spikes ----------------------------------------------------------------------
+
 
 def test_loss_spike_pass_fail_error():
     base = [1.0 - 0.01 * i for i in range(20)]
@@ -137,6 +144,7 @@ def test_loss_spike_pass_fail_error():
 
 
 # --- plateau (a warning, never a failure) ---------------------------------------------
+
 
 def test_plateau_warns_pass_and_error():
     rules = only("plateau", window=3, min_rel_improvement=0.01)
@@ -163,6 +171,7 @@ def test_verdict_names_rule_step_and_value():
 
 # --- the rules file -------------------------------------------------------------------
 
+
 def test_rules_from_yaml_and_json(tmp_path):
     y = tmp_path / "rules.yaml"
     y.write_text("early_stopping:\n  monitor: val_acc\n  mode: max\n  patience: 5\nplateau:\n  enabled: false\n")
@@ -177,15 +186,18 @@ def test_rules_from_yaml_and_json(tmp_path):
     assert load_rules(None) == ConvergenceRules()
 
 
-@pytest.mark.parametrize("text, match", [
-    ("early_stopping:\n  patiense: 3\n", r"early_stopping.patiense: Extra inputs are not permitted"),
-    ("spikes: {}\n", "spikes: Extra inputs"),
-    ("early_stopping:\n  patience: -1\n", "early_stopping.patience"),
-    ("early_stopping:\n  mode: sideways\n", "early_stopping.mode"),
-    ("relative_divergence:\n  factor: 0.5\n", "relative_divergence.factor"),
-    ("- a\n- b\n", "must be a mapping"),
-    ("a: [\n", "cannot parse rules"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("early_stopping:\n  patiense: 3\n", r"early_stopping.patiense: Extra inputs are not permitted"),
+        ("spikes: {}\n", "spikes: Extra inputs"),
+        ("early_stopping:\n  patience: -1\n", "early_stopping.patience"),
+        ("early_stopping:\n  mode: sideways\n", "early_stopping.mode"),
+        ("relative_divergence:\n  factor: 0.5\n", "relative_divergence.factor"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("a: [\n", "cannot parse rules"),
+    ],
+)
 def test_bad_rules_files_are_config_errors(tmp_path, text, match):
     p = tmp_path / "rules.yaml"
     p.write_text(text)

@@ -29,13 +29,15 @@ def test_psi_by_definition_and_deciles():
 
 def make(n, seed, shift=0.0, cat_p=(0.5, 0.3, 0.2)):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": np.arange(n) + seed * n,
-        "feature_0": rng.normal(size=n),
-        "feature_1": rng.normal(shift, size=n),
-        "city": rng.choice(["a", "b", "c"], size=n, p=list(cat_p)),
-        "label": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "id": np.arange(n) + seed * n,
+            "feature_0": rng.normal(size=n),
+            "feature_1": rng.normal(shift, size=n),
+            "city": rng.choice(["a", "b", "c"], size=n, p=list(cat_p)),
+            "label": rng.integers(0, 2, n),
+        }
+    )
 
 
 def test_no_drift_on_same_distribution():

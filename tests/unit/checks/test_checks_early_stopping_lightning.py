@@ -96,7 +96,7 @@ class Replayed(LightningModule):
         self.w = torch.nn.Parameter(torch.zeros(1))
 
     def training_step(self, batch, batch_idx):
-        return (self.w ** 2).sum()
+        return (self.w**2).sum()
 
     def validation_step(self, batch, batch_idx):
         self.log("val_loss", torch.tensor(self.values[self.current_epoch], dtype=torch.float64))
@@ -121,9 +121,17 @@ def test_real_trainer_stops_where_the_replay_says():
     ]
     for values, params in cases:
         es = EarlyStopping(monitor="val_loss", **params)
-        trainer = Trainer(max_epochs=len(values), callbacks=[es], logger=False, enable_checkpointing=False,
-                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                          accelerator="cpu", devices=1)
+        trainer = Trainer(
+            max_epochs=len(values),
+            callbacks=[es],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            accelerator="cpu",
+            devices=1,
+        )
         trainer.fit(Replayed(values))
         replay = replay_early_stopping(values, **params)
         if replay.stop is None:

@@ -33,13 +33,21 @@ def receiver():
 
 
 def result(status):
-    return CheckResult(kind=Kind.quality, name="train_data", status=status, summary=f"it {status.value}",
-                       items=[CheckItem(name="x", status=status)])
+    return CheckResult(
+        kind=Kind.quality, name="train_data", status=status, summary=f"it {status.value}", items=[CheckItem(name="x", status=status)]
+    )
 
 
 def test_passing_check_is_reported_and_returned(receiver):
-    out = gate(lambda: result(Status.passed), url=receiver.url + "/", pipeline="train", run_id="r1",
-               task_id="validate", token="s3cret", labels={"team": "ml"})
+    out = gate(
+        lambda: result(Status.passed),
+        url=receiver.url + "/",
+        pipeline="train",
+        run_id="r1",
+        task_id="validate",
+        token="s3cret",
+        labels={"team": "ml"},
+    )
     assert out.status is Status.passed
     path, headers, body = receiver.received[0]
     assert path == REPORT_PATH and headers["Authorization"] == "Bearer s3cret"

@@ -41,8 +41,7 @@ def test_checksums_pass_fail_and_missing(tmp_path):
     assert items["sub/b.csv"].message == "file missing"
 
 
-@pytest.mark.parametrize("content, match", [
-    (None, "manifest not found"), ("{", "not valid JSON"), ('{"files": ["a"]}', "needs 'files'")])
+@pytest.mark.parametrize("content, match", [(None, "manifest not found"), ("{", "not valid JSON"), ('{"files": ["a"]}', "needs 'files'")])
 def test_bad_manifest_is_a_config_error(tmp_path, content, match):
     path = tmp_path / "m.json"
     if content is not None:
@@ -51,15 +50,18 @@ def test_bad_manifest_is_a_config_error(tmp_path, content, match):
         load_manifest(path)
 
 
-@pytest.mark.parametrize("current, last, max_drop, status", [
-    (1000, 1000, 0.2, Status.passed),
-    (801, 1000, 0.2, Status.passed),
-    (800, 1000, 0.2, Status.passed),   # exactly the allowed drop
-    (799, 1000, 0.2, Status.failed),
-    (5000, 1000, 0.2, Status.passed),  # growth never fails
-    (10, None, 0.2, Status.warning),   # first run: nothing to compare
-    (0, 1000, 0.0, Status.failed),
-])
+@pytest.mark.parametrize(
+    "current, last, max_drop, status",
+    [
+        (1000, 1000, 0.2, Status.passed),
+        (801, 1000, 0.2, Status.passed),
+        (800, 1000, 0.2, Status.passed),  # exactly the allowed drop
+        (799, 1000, 0.2, Status.failed),
+        (5000, 1000, 0.2, Status.passed),  # growth never fails
+        (10, None, 0.2, Status.warning),  # first run: nothing to compare
+        (0, 1000, 0.0, Status.failed),
+    ],
+)
 def test_row_count_against_last_good(current, last, max_drop, status):
     assert check_row_count(current, last, max_drop=max_drop).status is status
 

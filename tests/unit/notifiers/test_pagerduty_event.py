@@ -30,13 +30,14 @@ def test_trigger_carries_every_field_and_passes_the_schema():
     assert payload["custom_details"]["alerts"][0]["task"] == "fit_model"
     assert payload["custom_details"]["error"] == "RuntimeError: CUDA out of memory"
     assert [link["href"] for link in event["links"]] == [
-        "http://airflow.test/dags/train_ranker/grid", "http://dagwatch.test/alerts/1",
-        "http://dagwatch.test/runbooks/pipeline-failure/start?alert=1"]
+        "http://airflow.test/dags/train_ranker/grid",
+        "http://dagwatch.test/alerts/1",
+        "http://dagwatch.test/runbooks/pipeline-failure/start?alert=1",
+    ]
     assert event["client"] == "dagwatch" and event["client_url"] == "http://dagwatch.test/alerts/1"
 
 
-@pytest.mark.parametrize("action, expected", [(NotificationAction.RESOLVED, "resolve"),
-                                              (NotificationAction.ACKNOWLEDGED, "acknowledge")])
+@pytest.mark.parametrize("action, expected", [(NotificationAction.RESOLVED, "resolve"), (NotificationAction.ACKNOWLEDGED, "acknowledge")])
 def test_resolve_and_ack_reuse_the_group_key_and_send_no_payload(action, expected):
     event = pagerduty.build_event(notification(action), KEY)
     assert event == {"routing_key": KEY, "event_action": expected, "dedup_key": "train_ranker/fit_model"}

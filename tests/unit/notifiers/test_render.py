@@ -54,8 +54,10 @@ def test_redacting_filter_rewrites_records(caplog):
     assert "s3cr3t" not in caplog.text and "[redacted]" in caplog.text
 
 
-@pytest.mark.parametrize("status, retryable", [(500, True), (503, True), (429, True), (408, True), (400, False),
-                                               (401, False), (403, False), (404, False), (413, False)])
+@pytest.mark.parametrize(
+    "status, retryable",
+    [(500, True), (503, True), (429, True), (408, True), (400, False), (401, False), (403, False), (404, False), (413, False)],
+)
 def test_http_failure_classes(status, retryable):
     error = render.http_failure("x", status, "reason with KEY", "3", ["KEY"])
     assert error.retryable is retryable

@@ -10,7 +10,6 @@ from monitor.remediation.runbook import load_all
 from tests.fakes.alerts import STARTED, alert, notification
 from tests.fakes.slack import validate_blocks
 
-
 SHIPPED = list(load_all().values())
 
 
@@ -51,21 +50,49 @@ def test_run_buttons_only_where_a_runbook_applies_and_the_alert_fires():
     failed = alert(links={})  # links.runbook is not needed for the buttons that run one
     assert ids(notification(alerts=[failed])) == [slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY, slack.ACTION_ACK, slack.ACTION_SILENCE]
     assert ids(notification(alerts=[alert(kind=AlertKind.TASK_STUCK, links={})])) == [slack.ACTION_ACK, slack.ACTION_SILENCE]
-    assert ids(notification(NotificationAction.ACKNOWLEDGED, alerts=[failed])) == [slack.ACTION_RUN_RUNBOOK, slack.ACTION_RETRY, slack.ACTION_SILENCE]
+    assert ids(notification(NotificationAction.ACKNOWLEDGED, alerts=[failed])) == [
+        slack.ACTION_RUN_RUNBOOK,
+        slack.ACTION_RETRY,
+        slack.ACTION_SILENCE,
+    ]
     assert ids(notification(NotificationAction.RESOLVED)) == []
     # Retry runs retry-failed: without that runbook there is no Retry button, and Run runbook never runs it.
-    assert ids(notification(alerts=[failed]), [r for r in SHIPPED if r.name != "retry-failed"]) == [slack.ACTION_RUN_RUNBOOK, slack.ACTION_ACK, slack.ACTION_SILENCE]
-    assert ids(notification(alerts=[failed]), [r for r in SHIPPED if r.name == "retry-failed"]) == [slack.ACTION_RETRY, slack.ACTION_ACK, slack.ACTION_SILENCE]
+    assert ids(notification(alerts=[failed]), [r for r in SHIPPED if r.name != "retry-failed"]) == [
+        slack.ACTION_RUN_RUNBOOK,
+        slack.ACTION_ACK,
+        slack.ACTION_SILENCE,
+    ]
+    assert ids(notification(alerts=[failed]), [r for r in SHIPPED if r.name == "retry-failed"]) == [
+        slack.ACTION_RETRY,
+        slack.ACTION_ACK,
+        slack.ACTION_SILENCE,
+    ]
 
 
 def test_execution_report_lists_every_step_in_one_line_each():
     execution = RunbookExecution(
-        id=12, runbook="pipeline-failure", alert_id=1, attempt=1, source="embedded", dry_run=False,
-        status=ExecutionStatus.FAILED, started_by="slack:alice", started_at=STARTED, result="step logs failed",
-        steps=[RunbookStep(position=0, name="health", action="orchestrator_health", mutating=False, status=StepStatus.SUCCEEDED,
-                           summary="healthy\n(2 workers)"),
-               RunbookStep(position=1, name="logs", action="task_logs", mutating=False, status=StepStatus.FAILED, summary="<!channel> gone"),
-               RunbookStep(position=2, name="clear", action="clear_failed", mutating=True, status=StepStatus.SKIPPED)],
+        id=12,
+        runbook="pipeline-failure",
+        alert_id=1,
+        attempt=1,
+        source="embedded",
+        dry_run=False,
+        status=ExecutionStatus.FAILED,
+        started_by="slack:alice",
+        started_at=STARTED,
+        result="step logs failed",
+        steps=[
+            RunbookStep(
+                position=0,
+                name="health",
+                action="orchestrator_health",
+                mutating=False,
+                status=StepStatus.SUCCEEDED,
+                summary="healthy\n(2 workers)",
+            ),
+            RunbookStep(position=1, name="logs", action="task_logs", mutating=False, status=StepStatus.FAILED, summary="<!channel> gone"),
+            RunbookStep(position=2, name="clear", action="clear_failed", mutating=True, status=StepStatus.SKIPPED),
+        ],
     )
     text = slack.execution_report(execution, link="http://dagwatch.test/api/v1/runbooks/executions/12")
     lines = text.splitlines()
@@ -106,8 +133,10 @@ def test_thread_reply_names_the_alerts():
 def test_event_data_cannot_mention_the_channel_or_disguise_a_link():
     """Issue 11: `<!channel>` in a summary reached the top-level `text` (read as mrkdwn), and a URL
     from details.url could end Slack's `<url|text>` early to show one address and open another."""
-    evil = alert(summary="<!channel> <@U024BE7LH> disk full <https://evil.example|https://airflow.test>",
-                 links={"orchestrator": "https://airflow.test/x|Orchestrator> <https://evil.example", "dashboard": "http://dagwatch.test/alerts/1"})
+    evil = alert(
+        summary="<!channel> <@U024BE7LH> disk full <https://evil.example|https://airflow.test>",
+        links={"orchestrator": "https://airflow.test/x|Orchestrator> <https://evil.example", "dashboard": "http://dagwatch.test/alerts/1"},
+    )
     note = notification(alerts=[evil, alert(2, summary="<!here> too")])
     text = slack.fallback_text(note)
     assert "<!channel>" not in text and "<@U024BE7LH>" not in text and "&lt;!channel&gt;" in text
@@ -129,7 +158,14 @@ def _mrkdwn(value):
 
 def test_only_web_links_are_kept_on_an_alert():
     """A `javascript:` URL in details.url would run in the browser of whoever clicks the link."""
-    for bad in ("javascript:alert(document.cookie)", "JaVaScRiPt://x/%0aalert(1)", "data:text/html,<script>x</script>",
-                "http://a.test/x y", "https://", "//evil.example/x", "http://a.test/\"onmouseover=x"):
+    for bad in (
+        "javascript:alert(document.cookie)",
+        "JaVaScRiPt://x/%0aalert(1)",
+        "data:text/html,<script>x</script>",
+        "http://a.test/x y",
+        "https://",
+        "//evil.example/x",
+        'http://a.test/"onmouseover=x',
+    ):
         assert "orchestrator" not in alert(links={"orchestrator": bad}).links, bad
     assert alert(links={"orchestrator": "https://airflow.test/dags/x/grid?run_id=a%20b"}).links["orchestrator"].startswith("https://")

@@ -20,13 +20,16 @@ NOW = 1_700_000_000.0
 
 def signed(body: bytes, ts: int, secret: str = SECRET) -> dict[str, str]:
     base = f"v0:{ts}:".encode() + body
-    return {"X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()}
+    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()}
 
 
 def click(trigger_id: str = "13345224609.738474920.8088930838d88f008e0") -> bytes:
-    payload = {"type": "block_actions", "trigger_id": trigger_id, "user": {"id": "U1"},
-               "actions": [{"action_id": "dagwatch_ack", "value": '{"alert_id":1,"group_key":"g"}'}]}
+    payload = {
+        "type": "block_actions",
+        "trigger_id": trigger_id,
+        "user": {"id": "U1"},
+        "actions": [{"action_id": "dagwatch_ack", "value": '{"alert_id":1,"group_key":"g"}'}],
+    }
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
@@ -54,13 +57,16 @@ def test_header_names_are_case_insensitive(guard):
     verify_slack_request(SECRET, headers, body, NOW, guard=guard)
 
 
-@pytest.mark.parametrize("headers, reason", [
-    ({}, "missing signature headers"),
-    ({"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"}, "malformed timestamp"),
-    (signed(click(), int(NOW) - 301), "stale timestamp"),
-    (signed(click(), int(NOW) + 301), "stale timestamp"),
-    (signed(click(), int(NOW), secret="other"), "bad signature"),
-])
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({}, "missing signature headers"),
+        ({"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": "v0=00"}, "malformed timestamp"),
+        (signed(click(), int(NOW) - 301), "stale timestamp"),
+        (signed(click(), int(NOW) + 301), "stale timestamp"),
+        (signed(click(), int(NOW), secret="other"), "bad signature"),
+    ],
+)
 def test_rejections_say_why(headers, reason, guard):
     with pytest.raises(SlackRequestRejected) as caught:
         verify_slack_request(SECRET, headers, click(), NOW, guard=guard)

@@ -11,14 +11,17 @@ from tests.fakes.alerts import alert, notification
 from tests.integration.notifiers.fake_teams import validate
 
 
-@pytest.mark.parametrize("text, shown", [
-    ("fit_model scheduled__2024", "fit_model scheduled__2024"),      # underscores inside words emphasise nothing
-    ("_x_ **y** ~z~", "\\_x\\_ \\*\\*y\\*\\* \\~z\\~"),
-    ("[a](https://evil.example)", "\\[a\\]\\(https://evil.example\\)"),
-    ("`code` and C:\\path", "\\`code\\` and C:\\\\path"),
-    ("- item\n  + item\n> quote\n# head\n12. item", "\\- item\n  \\+ item\n\\> quote\n\\# head\n12\\. item"),
-    ("a - b 1. c", "a - b 1. c"),                                     # markers only count at a line's start
-])
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("fit_model scheduled__2024", "fit_model scheduled__2024"),  # underscores inside words emphasise nothing
+        ("_x_ **y** ~z~", "\\_x\\_ \\*\\*y\\*\\* \\~z\\~"),
+        ("[a](https://evil.example)", "\\[a\\]\\(https://evil.example\\)"),
+        ("`code` and C:\\path", "\\`code\\` and C:\\\\path"),
+        ("- item\n  + item\n> quote\n# head\n12. item", "\\- item\n  \\+ item\n\\> quote\n\\# head\n12\\. item"),
+        ("a - b 1. c", "a - b 1. c"),  # markers only count at a line's start
+    ],
+)
 def test_markdown_is_escaped_so_teams_shows_it_as_written(text, shown):
     assert teams.escape(text) == shown
 

@@ -22,8 +22,11 @@ EVIL = "<!channel> <https://evil.example|click> & <script>x</script>"
 
 def folder(tmp_path: Path, **files: str) -> FolderSettings:
     """A templates folder holding `files` (keyword `slack_text` → slack_text.mrkdwn.j2, etc.)."""
-    names = {"email_txt": "email.txt.j2", "email_html": "email.html.j2",
-             **{name.split(".", 1)[0]: name for name in PIECES if not name.startswith("email.")}}
+    names = {
+        "email_txt": "email.txt.j2",
+        "email_html": "email.html.j2",
+        **{name.split(".", 1)[0]: name for name in PIECES if not name.startswith("email.")},
+    }
     for key, text in files.items():
         (tmp_path / names.get(key, key)).write_text(text)
     return FolderSettings(folder=str(tmp_path))
@@ -35,8 +38,13 @@ def test_every_shipped_file_is_a_known_template_and_renders_the_samples():
 
 
 def test_a_file_in_the_folder_replaces_the_shipped_one_of_that_name_only(tmp_path):
-    templates = load(folder(tmp_path, slack_text="{{ first.pipeline }} broke ({{ count }})",
-                            email_subject="[{{ tier }}] {{ first.task_id }} on {{ first.source }}"))
+    templates = load(
+        folder(
+            tmp_path,
+            slack_text="{{ first.pipeline }} broke ({{ count }})",
+            email_subject="[{{ tier }}] {{ first.task_id }} on {{ first.source }}",
+        )
+    )
     assert templates.replaced == ["email_subject.txt.j2", "slack_text.mrkdwn.j2"]
     note = notification()
     assert slack.fallback_text(note, templates) == "train_ranker broke (1)"
@@ -48,8 +56,13 @@ def test_a_file_in_the_folder_replaces_the_shipped_one_of_that_name_only(tmp_pat
 def test_pipeline_text_is_escaped_in_mrkdwn_whatever_the_template_does(tmp_path):
     """`<!channel>` from a task's error must not page a channel: no filter un-escapes it, while a
     mention the operator writes into the template itself is theirs to make."""
-    templates = load(folder(tmp_path, slack_text="<!here> {{ first.summary }} {{ first.summary|safe }} {{ first.summary|string }} "
-                                                 "{{ first.page|link(first.summary) }} {{ first.summary ~ 'x' }}"))
+    templates = load(
+        folder(
+            tmp_path,
+            slack_text="<!here> {{ first.summary }} {{ first.summary|safe }} {{ first.summary|string }} "
+            "{{ first.page|link(first.summary) }} {{ first.summary ~ 'x' }}",
+        )
+    )
     text = slack.fallback_text(notification(alerts=[alert(summary=EVIL)]), templates)
     assert text.startswith("<!here> ")
     rest = text.removeprefix("<!here> ")
@@ -67,8 +80,9 @@ def test_no_filter_block_turns_escaped_text_back_into_markup(tmp_path):
 
 
 def test_html_is_autoescaped_and_plain_text_is_not(tmp_path):
-    templates = load(folder(tmp_path, email_html="<p>{{ first.summary }}</p><a href=\"{{ first.page }}\">x</a>",
-                            email_txt="{{ first.summary }}"))
+    templates = load(
+        folder(tmp_path, email_html='<p>{{ first.summary }}</p><a href="{{ first.page }}">x</a>', email_txt="{{ first.summary }}")
+    )
     mail = email.message(notification(alerts=[alert(summary=EVIL)]), "f@x", ["t@x"], templates)
     parsed = message_from_bytes(mail.as_bytes(), policy=policy.default)
     assert "<script>" not in parsed.get_body(("html",)).get_content()
@@ -82,12 +96,15 @@ def test_a_syntax_error_names_the_file_and_line(tmp_path):
     assert str(caught.value).startswith(f"{tmp_path / 'email.txt.j2'}: line 4: ")
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("ok\n{{ first.no_such_fact }}", 2, "no_such_fact"),
-    ("{{ headline }}\n{{ count / 0 }}", 2, "ZeroDivisionError"),
-    ("{{ first.__class__.__mro__ }}", 1, "__class__"),             # the sandbox hides internals
-    ("{{ alerts.append(1) }}", 1, "SecurityError"),               # and refuses to change the notification
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("ok\n{{ first.no_such_fact }}", 2, "no_such_fact"),
+        ("{{ headline }}\n{{ count / 0 }}", 2, "ZeroDivisionError"),
+        ("{{ first.__class__.__mro__ }}", 1, "__class__"),  # the sandbox hides internals
+        ("{{ alerts.append(1) }}", 1, "SecurityError"),  # and refuses to change the notification
+    ],
+)
 def test_a_sample_render_failure_names_the_file_and_line(tmp_path, text, line, words):
     with pytest.raises(ConfigError) as caught:
         load(folder(tmp_path, pagerduty_summary=text))
@@ -101,8 +118,13 @@ def test_unknown_names_are_refused_and_underscore_helpers_are_importable(tmp_pat
     with pytest.raises(ConfigError, match=r"slack_txt.mrkdwn.j2: not a template name; the templates are slack_text.mrkdwn.j2"):
         load(FolderSettings(folder=str(tmp_path)))
     (tmp_path / "slack_txt.mrkdwn.j2").unlink()
-    templates = load(folder(tmp_path, **{"_macros.j2": "{% macro where(a) %}{{ a.pipeline }}/{{ a.task_id }}{% endmacro %}"},
-                            pagerduty_summary='{% import "_macros.j2" as m %}{{ m.where(first) }}: {{ headline }}'))
+    templates = load(
+        folder(
+            tmp_path,
+            **{"_macros.j2": "{% macro where(a) %}{{ a.pipeline }}/{{ a.task_id }}{% endmacro %}"},
+            pagerduty_summary='{% import "_macros.j2" as m %}{{ m.where(first) }}: {{ headline }}',
+        )
+    )
     event = pagerduty.build_event(notification(), "r" * 32, templates=templates)
     assert event["payload"]["summary"] == "train_ranker/fit_model: [P1] FIRING: fit_model failed after 3 tries"
     with pytest.raises(ConfigError, match="not a folder"):
@@ -121,8 +143,17 @@ def test_a_replaced_template_failing_on_a_real_notification_falls_back_to_the_sh
 
 def test_channel_limits_hold_whatever_a_template_renders(tmp_path):
     long = "{% for i in range(5000) %}x\n{% endfor %}"
-    templates = load(folder(tmp_path, slack_header=long, slack_text=long, email_subject=long, pagerduty_summary=long,
-                            opsgenie_message=long, slack_group=long))
+    templates = load(
+        folder(
+            tmp_path,
+            slack_header=long,
+            slack_text=long,
+            email_subject=long,
+            pagerduty_summary=long,
+            opsgenie_message=long,
+            slack_group=long,
+        )
+    )
     note = notification()
     blocks = slack.blocks(note, templates=templates)
     assert len(blocks[0]["text"]["text"]) == slack.HEADER_LIMIT
@@ -146,8 +177,10 @@ def test_config_names_the_folder_and_the_service_and_validate_use_it(tmp_path):
     templates_dir.mkdir()
     folder(templates_dir, slack_text="custom {{ first.pipeline }}")
     config = tmp_path / "dagwatch.yaml"
-    config.write_text(f"templates: {{folder: {templates_dir}}}\n"
-                      "receivers: [{name: sl, kind: slack, webhook_url: 'https://hooks.slack.com/services/T/B/x'}]\n")
+    config.write_text(
+        f"templates: {{folder: {templates_dir}}}\n"
+        "receivers: [{name: sl, kind: slack, webhook_url: 'https://hooks.slack.com/services/T/B/x'}]\n"
+    )
     settings = load_settings(config)
     assert settings.templates == FolderSettings(folder=str(templates_dir))
     notifier = build(settings.receivers, templates=settings.templates)["sl"]

@@ -12,8 +12,7 @@ from tests.fakes.alerts import alert, notification
 def test_body_is_the_notification_with_alerts_as_alert_json():
     n = notification(NotificationAction.RESOLVED, alerts=[alert(1), alert(2)])
     document = json.loads(webhook.body(n))
-    assert (document["action"], document["group_key"], document["idempotency_key"]) == (
-        "resolved", "train_ranker/fit_model", "dagwatch-7")
+    assert (document["action"], document["group_key"], document["idempotency_key"]) == ("resolved", "train_ranker/fit_model", "dagwatch-7")
     assert [Alert.model_validate(a) for a in document["alerts"]] == n.alerts
 
 

@@ -46,7 +46,9 @@ def test_the_table_covers_every_category_and_names_a_source_for_each_text():
 def test_the_exception_raised_last_decides_not_the_one_handled_before_it():
     """A retry wrapper or a handler that fails differently: the final error is the task's."""
     reset_then_key = "ConnectionResetError: [Errno 104] Connection reset by peer\n\nDuring handling of the above exception, another exception occurred:\n\nKeyError: 'user_id'"
-    key_then_timeout = "KeyError: 'user_id'\n\nDuring handling of the above exception, another exception occurred:\n\nhttpx.ReadTimeout: timed out"
+    key_then_timeout = (
+        "KeyError: 'user_id'\n\nDuring handling of the above exception, another exception occurred:\n\nhttpx.ReadTimeout: timed out"
+    )
     assert (classify(reset_then_key).category, classify(reset_then_key).rule) == ("persistent", "missing_column")
     assert (classify(key_then_timeout).category, classify(key_then_timeout).rule) == ("transient", "timeout")
 
@@ -59,9 +61,11 @@ def test_log_lines_after_the_error_without_evidence_do_not_hide_it():
 
 def test_source_lines_quoted_in_frames_are_not_evidence():
     """`requests.get(url, timeout=5)` in a frame says nothing about why the task failed."""
-    text = ('Traceback (most recent call last):\n  File "/opt/p/ingest.py", line 3, in fetch\n'
-            '    raise TimeoutError("never raised")  # a timed out call\n'
-            '  File "/opt/p/ingest.py", line 9, in parse\n    check(rows)\nValueError: rows look odd')
+    text = (
+        'Traceback (most recent call last):\n  File "/opt/p/ingest.py", line 3, in fetch\n'
+        '    raise TimeoutError("never raised")  # a timed out call\n'
+        '  File "/opt/p/ingest.py", line 9, in parse\n    check(rows)\nValueError: rows look odd'
+    )
     got = classify(text)
     assert (got.category, got.rule, got.matched) == ("unknown", "none", "ValueError: rows look odd")
 
@@ -101,12 +105,15 @@ def test_pattern_flags_apply():
     assert classify("NODE GONE during step 4", [lower.model_copy(update={"flags": ""})]).category == "unknown"
 
 
-@pytest.mark.parametrize("regex, flags, complaint", [
-    ("(a+)+$", "", "nested quantifiers"),
-    (r"(?:\w+\s?)*done", "", "nested quantifiers"),
-    ("unclosed (group", "", "not a valid regular expression"),
-    ("fine", "q", "String should match pattern"),
-])
+@pytest.mark.parametrize(
+    "regex, flags, complaint",
+    [
+        ("(a+)+$", "", "nested quantifiers"),
+        (r"(?:\w+\s?)*done", "", "nested quantifiers"),
+        ("unclosed (group", "", "not a valid regular expression"),
+        ("fine", "q", "String should match pattern"),
+    ],
+)
 def test_config_patterns_that_are_broken_or_slow_are_refused(regex, flags, complaint):
     with pytest.raises(ValidationError, match=complaint):
         Pattern(name="x", category="transient", regex=regex, flags=flags)
@@ -117,16 +124,24 @@ def test_bounded_repeats_inside_a_group_are_allowed():
 
 
 def test_normalize_drops_what_differs_between_runs_of_one_failure():
-    one = normalize("KeyError at 0x7f9c2b1e4d10 in /data/in/2026-03-01/part-0001.parquet after 1500 rows (run 7a1c2e3f-0b4d-4a5e-9c6f-1d2e3f4a5b6c)")
-    two = normalize("KeyError at 0x7f00aa11bb22 in /data/in/2026-03-02/part-0007.parquet after 12 rows (run 0a1b2c3d-4e5f-4a5b-8c6d-7e8f9a0b1c2d)")
+    one = normalize(
+        "KeyError at 0x7f9c2b1e4d10 in /data/in/2026-03-01/part-0001.parquet after 1500 rows (run 7a1c2e3f-0b4d-4a5e-9c6f-1d2e3f4a5b6c)"
+    )
+    two = normalize(
+        "KeyError at 0x7f00aa11bb22 in /data/in/2026-03-02/part-0007.parquet after 12 rows (run 0a1b2c3d-4e5f-4a5b-8c6d-7e8f9a0b1c2d)"
+    )
     assert one == two == "KeyError at <hex> in <path> after <n> rows (run <id>)"
 
 
 def test_the_same_error_on_enough_earlier_runs_is_persistent_even_when_the_rule_says_transient():
     """A 'timeout' that ends every night's run is not a blip."""
     now = "httpx.ReadTimeout: timed out after 30.0s"
-    previous = ["httpx.ReadTimeout: timed out after 31.5s", "httpx.ReadTimeout: timed out after 29.9s",
-                "KeyError: 'x'", "httpx.ReadTimeout: timed out after 30.2s"]
+    previous = [
+        "httpx.ReadTimeout: timed out after 31.5s",
+        "httpx.ReadTimeout: timed out after 29.9s",
+        "KeyError: 'x'",
+        "httpx.ReadTimeout: timed out after 30.2s",
+    ]
     got = classify_with_history(now, previous, same_after=3)
     assert (got.category, got.rule, got.history_matches) == ("persistent", "repeated", 3)
     assert "3 of the last 4" in got.reason and "'timeout'" in got.reason
@@ -139,8 +154,12 @@ def test_fewer_repeats_than_same_after_leave_the_rule_in_charge_and_count_them()
 
 def test_history_compares_the_deciding_line_of_whole_tracebacks():
     """Stored tracebacks differ in frames and line numbers; the error they end with is the same."""
+
     def tb(line: int) -> str:
-        return f'Traceback (most recent call last):\n  File "/opt/p/f.py", line {line}, in build\n    x = df["user_id"]\nKeyError: \'user_id\''
+        return (
+            f'Traceback (most recent call last):\n  File "/opt/p/f.py", line {line}, in build\n    x = df["user_id"]\nKeyError: \'user_id\''
+        )
+
     got = classify_with_history(tb(10), [tb(11), tb(12), tb(13)], same_after=3)
     assert (got.category, got.rule, got.history_matches) == ("persistent", "repeated", 3)
 

@@ -20,9 +20,17 @@ ACTION = ACTIONS["classify_failure"]
 
 def fail(store, run: int, error: str, *, task: str = "features", kind: EventKind = EventKind.TASK_FAILED) -> Alert:
     """Record a failure the way the tracker does (an event through ingest) and return its alert."""
-    event = Event(kind=kind, source="embedded", pipeline="nightly", run_id=f"run-{run}", task_id=task, try_number=2,
-                  occurred_at=T0 + timedelta(days=run), summary=f"{task} failed: {error}",
-                  details={"error": error, "traceback": f"Traceback (most recent call last):\n  File \"f.py\", line {run}, in x\n{error}"})
+    event = Event(
+        kind=kind,
+        source="embedded",
+        pipeline="nightly",
+        run_id=f"run-{run}",
+        task_id=task,
+        try_number=2,
+        occurred_at=T0 + timedelta(days=run),
+        summary=f"{task} failed: {error}",
+        details={"error": error, "traceback": f'Traceback (most recent call last):\n  File "f.py", line {run}, in x\n{error}'},
+    )
     outcome = ingest.submit(store, [event], POLICY, clock=lambda: T0 + timedelta(days=run)).pop()
     with store.session() as session:
         return alert_store.to_models(session, [alert_store.get(session, alert_id=outcome.fired[0])])[0]
@@ -32,8 +40,7 @@ def context(alert: Alert, store=None, results: dict[str, Finding] | None = None,
     services = {"store": store} if store is not None else {}
     if patterns:
         services["patterns"] = list(patterns)
-    return StepContext(alert=alert, source=None, params={}, results=results or {}, dry_run=False,
-                       clock=lambda: T0, services=services)
+    return StepContext(alert=alert, source=None, params={}, results=results or {}, dry_run=False, clock=lambda: T0, services=services)
 
 
 def classify(ctx: StepContext, **args) -> dict:
@@ -43,8 +50,9 @@ def classify(ctx: StepContext, **args) -> dict:
 def test_reads_the_log_step_finding_before_the_alert_line(store):
     """The alert says the process died; the log says the kernel killed it for memory."""
     alert = fail(store, 1, "ProcessDied: task process exited unexpectedly")
-    logs = Finding(data={"log_tail": "epoch 3\nTask exited with return code Negsignal.SIGKILL", "traceback": None,
-                         "error_line": None, "try_number": 2})
+    logs = Finding(
+        data={"log_tail": "epoch 3\nTask exited with return code Negsignal.SIGKILL", "traceback": None, "error_line": None, "try_number": 2}
+    )
     data = classify(context(alert, store, {"health": Finding(data={"healthy": True}), "logs": logs}))
     assert (data["category"], data["rule"]) == ("transient", "oom_killed")
     assert data["matched"] == "Task exited with return code Negsignal.SIGKILL"

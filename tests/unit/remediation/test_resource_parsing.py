@@ -24,8 +24,15 @@ FAN = "[Unknown Error]\n"
 @pytest.mark.parametrize("text", [I3_NEW, I3_OLD])
 def test_unavailable_values_become_none_and_numbers_numbers(text):
     (card,) = gpu.parse_query_gpu(text, I3_FIELDS)
-    assert card == {"memory.total": 2004, "memory.free": 2004, "memory.used": 0, "temperature.gpu": 44, "fan.speed": None,
-                    "utilization.gpu": 0, "utilization.memory": 0}
+    assert card == {
+        "memory.total": 2004,
+        "memory.free": 2004,
+        "memory.used": 0,
+        "temperature.gpu": 44,
+        "fan.speed": None,
+        "utilization.gpu": 0,
+        "utilization.memory": 0,
+    }
 
 
 def test_unified_memory_gpu_and_unknown_errors():
@@ -36,8 +43,10 @@ def test_unified_memory_gpu_and_unknown_errors():
 def test_several_gpus_text_fields_and_fractions():
     # Not a recorded line: the shipped field list written out with figures of real A100 reports
     # (CHTC/templates-GPUs#24's table, UUIDs from mayooot/detect-gpu#3).
-    text = "0, NVIDIA A100-SXM4-80GB, GPU-749a4951-86af-0c5a-2a58-67aa5ebf9d4e, 100, 61, 7488, 81920, 48, 353.12\n" \
-           "1, NVIDIA A100-SXM4-80GB, GPU-b1ff00c5-3253-827e-131a-a988b71d5e7b, 0, 0, 4, 81920, 26, [N/A]\n\n"
+    text = (
+        "0, NVIDIA A100-SXM4-80GB, GPU-749a4951-86af-0c5a-2a58-67aa5ebf9d4e, 100, 61, 7488, 81920, 48, 353.12\n"
+        "1, NVIDIA A100-SXM4-80GB, GPU-b1ff00c5-3253-827e-131a-a988b71d5e7b, 0, 0, 4, 81920, 26, [N/A]\n\n"
+    )
     first, second = gpu.parse_query_gpu(text, gpu.QUERY_FIELDS)
     assert first["name"] == "NVIDIA A100-SXM4-80GB" and first["uuid"].startswith("GPU-749a") and first["power.draw"] == 353.12
     assert (first["utilization.gpu"], first["memory.used"], second["index"], second["power.draw"]) == (100, 7488, 1, None)
@@ -49,17 +58,24 @@ def test_a_changed_format_is_refused_with_the_line():
 
 
 def test_nvidia_smi_absent_or_failing_is_a_reason_not_a_crash():
-    assert gpu.query("nvidia-smi-not-installed-here") == {"available": False, "reason": "nvidia-smi-not-installed-here is not installed on this host"}
+    assert gpu.query("nvidia-smi-not-installed-here") == {
+        "available": False,
+        "reason": "nvidia-smi-not-installed-here is not installed on this host",
+    }
     failed = gpu.query("false")  # a real binary that exits 1 without a word
     assert failed == {"available": False, "reason": "false exited 1"}
 
 
 def test_placeholders_come_from_the_alert():
     sample = alert(labels={"team": "ml", "host": 'gpu"7'})
-    assert placeholders.fill("data/{pipeline}/{run_id}/{task}.parquet", sample) == \
-        "data/train_ranker/scheduled__2024-05-01T12:00/fit_model.parquet"
-    assert placeholders.fill('instance=~"{label.host}(:.*)?",job!~"x{2}"', sample, escape=prom.promql_string) == \
-        'instance=~"gpu\\"7(:.*)?",job!~"x{2}"'  # quotes escaped for PromQL, a regex's braces untouched
+    assert (
+        placeholders.fill("data/{pipeline}/{run_id}/{task}.parquet", sample)
+        == "data/train_ranker/scheduled__2024-05-01T12:00/fit_model.parquet"
+    )
+    assert (
+        placeholders.fill('instance=~"{label.host}(:.*)?",job!~"x{2}"', sample, escape=prom.promql_string)
+        == 'instance=~"gpu\\"7(:.*)?",job!~"x{2}"'
+    )  # quotes escaped for PromQL, a regex's braces untouched
     assert placeholders.fill("host={label.rack}", sample, missing="") == "host="
     with pytest.raises(placeholders.MissingPlaceholder, match=r"needs \{run_id\}, which alert 1 \(task_failed\)"):
         placeholders.fill("in/{run_id}.csv", alert(run_id=None))
@@ -68,8 +84,10 @@ def test_placeholders_come_from_the_alert():
 def test_configured_queries_add_replace_and_remove_shipped_ones():
     merged = prom.queries({"gpu_util": "", "cpu_busy": "my_cpu{$selector}", "disk": "node_filesystem_avail_bytes{$selector}"})
     assert set(merged) == {"cpu_busy", "memory_used", "gpu_memory_used", "disk"} and merged["cpu_busy"] == "my_cpu{$selector}"
-    assert prom.render(prom.DEFAULT_QUERIES["cpu_busy"], 'host="a"') == \
-        '1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idle",host="a"}[5m]))'
+    assert (
+        prom.render(prom.DEFAULT_QUERIES["cpu_busy"], 'host="a"')
+        == '1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idle",host="a"}[5m]))'
+    )
 
 
 def test_summary_ranks_series_and_keeps_the_value_at_the_failure():

@@ -28,25 +28,40 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def alert(**fields) -> Alert:
-    base = {"id": 42, "fingerprint": "f", "tier": Tier.P3, "status": AlertStatus.FIRING, "kind": AlertKind.DRIFT_DETECTED,
-            "source": "airflow-prod", "pipeline": "features", "run_id": "r-7", "summary": "PSI 0.41", "started_at": NOW, "updated_at": NOW}
+    base = {
+        "id": 42,
+        "fingerprint": "f",
+        "tier": Tier.P3,
+        "status": AlertStatus.FIRING,
+        "kind": AlertKind.DRIFT_DETECTED,
+        "source": "airflow-prod",
+        "pipeline": "features",
+        "run_id": "r-7",
+        "summary": "PSI 0.41",
+        "started_at": NOW,
+        "updated_at": NOW,
+    }
     return Alert(**(base | fields))
 
 
 def context(params: dict | None = None, services: dict | None = None, **alert_fields) -> StepContext:
-    return StepContext(alert=alert(**alert_fields), source=None, params=params or {}, results={}, dry_run=False,
-                       clock=lambda: NOW, services=services or {})
+    return StepContext(
+        alert=alert(**alert_fields), source=None, params=params or {}, results={}, dry_run=False, clock=lambda: NOW, services=services or {}
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    "{params.model.version}",          # no attribute access
-    "{alert.summary}",                 # not a whitelisted alert field
-    "{alert.__class__}",
-    "{os.environ}",
-    "{params[0]}",
-    "deploy {0}",
-    "{}",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{params.model.version}",  # no attribute access
+        "{alert.summary}",  # not a whitelisted alert field
+        "{alert.__class__}",
+        "{os.environ}",
+        "{params[0]}",
+        "deploy {0}",
+        "{}",
+    ],
+)
 def test_anything_but_a_whitelisted_placeholder_is_refused_at_load(bad):
     with pytest.raises(ValidationError, match="is not a placeholder"):
         TriggerArgs.model_validate({"pipeline": bad})
@@ -65,9 +80,13 @@ def test_placeholders_are_filled_from_params_and_the_alert():
     assert render("{params.epochs}", ctx) == 3  # a whole placeholder keeps its value's type
     assert render("{params.conf}", ctx) == {"lr": 0.1}
     assert render("rollback of {alert.pipeline} run {alert.run_id} (alert {alert.id}, {alert.kind}, {alert.tier})", ctx) == (
-        "rollback of features run r-7 (alert 42, drift_detected, P3)")
+        "rollback of features run r-7 (alert 42, drift_detected, P3)"
+    )
     assert render({"model": "{params.model}", "runs": ["{params.epochs}", 1], "task": "{alert.task_id}"}, ctx) == {
-        "model": "churn", "runs": [3, 1], "task": None}
+        "model": "churn",
+        "runs": [3, 1],
+        "task": None,
+    }
     assert render("x{alert.task_id}y", ctx) == "xy"
     with pytest.raises(ActionFailed, match=r"the runbook has no parameter 'version' \(it has \['conf', 'epochs', 'model'\]\)"):
         render("{params.version}", ctx)
@@ -75,8 +94,9 @@ def test_placeholders_are_filled_from_params_and_the_alert():
 
 def test_an_empty_pipeline_triggers_nothing_and_needs_no_source():
     ctx = context({"training_pipeline": "", "training_source": "", "training_params": {}})
-    args = TriggerArgs.model_validate({"source": "{params.training_source}", "pipeline": "{params.training_pipeline}",
-                                       "params": "{params.training_params}"})
+    args = TriggerArgs.model_validate(
+        {"source": "{params.training_source}", "pipeline": "{params.training_pipeline}", "params": "{params.training_params}"}
+    )
     finding = TriggerPipeline().run(ctx, args)
     assert not finding.ok and finding.data == {"triggered": False, "dry_run": False}
     assert finding.summary == "no pipeline to trigger ('{params.training_pipeline}' is empty for this start): nothing triggered"
@@ -105,8 +125,12 @@ def test_drift_retrain_ships_loadable_and_trains_nothing_by_default():
     assert found.match == {"kind": "drift_detected"}
     assert found.params == {"training_pipeline": "", "training_source": "", "training_params": {}}
     assert [(s.name, s.action, s.mutating) for s in found.steps] == [
-        ("health", "orchestrator_health", False), ("inputs", "verify_inputs", False), ("train", "trigger_pipeline", True),
-        ("training", "follow_run", False), ("report", "notify", False)]
+        ("health", "orchestrator_health", False),
+        ("inputs", "verify_inputs", False),
+        ("train", "trigger_pipeline", True),
+        ("training", "follow_run", False),
+        ("report", "notify", False),
+    ]
     assert found.steps[2].when == {"inputs.ok": "true"} and found.steps[3].when == {"train.ok": "true"}
 
 

@@ -61,9 +61,11 @@ def test_independent_tasks_run_in_parallel(data_dir):
     barrier = threading.Barrier(3, timeout=10)
     p = Pipeline("p")
     for name in ("x", "y", "z"):
+
         def meet():
             barrier.wait()  # only passes if all three run at the same time
             return threading.get_ident()
+
         meet.__name__ = name
         p.task(meet)
     result = Runner(data_dir=data_dir, max_workers=3).run(p)
@@ -120,7 +122,13 @@ def test_retries_until_success_with_states_recorded(data_dir):
     assert calls == [1, 2, 3]
     assert result.task("flaky").try_number == 3
     assert recorder.of("flaky") == [
-        ("scheduled", 1), ("running", 1), ("retrying", 1), ("running", 2), ("retrying", 2), ("running", 3), ("success", 3)
+        ("scheduled", 1),
+        ("running", 1),
+        ("retrying", 1),
+        ("running", 2),
+        ("retrying", 2),
+        ("running", 3),
+        ("success", 3),
     ]
 
 
@@ -446,8 +454,6 @@ def test_store_recorder_makes_every_state_durable(store, data_dir):
     with store.session() as session:
         [view] = runs.recent(session)
     assert view.run_id == result.run_id and view.state is State.SUCCESS
-    assert {(t.task_id, t.state, t.try_number) for t in view.tasks} == {
-        ("flaky", State.SUCCESS, 2), ("after", State.SUCCESS, 1)
-    }
+    assert {(t.task_id, t.state, t.try_number) for t in view.tasks} == {("flaky", State.SUCCESS, 2), ("after", State.SUCCESS, 1)}
     assert recorder.next_run_number("embedded", "p") == 1
     recorder.close()

@@ -27,7 +27,9 @@ def bump(path: Path) -> int:
 
 def as_recorded(result: RunResult) -> RunSnapshot:
     """The run as the store would hand it to the embedded source."""
-    return RunSnapshot(source="embedded", pipeline=result.pipeline, run_id=result.run_id, state=result.state, tasks=tuple(result.tasks.values()))
+    return RunSnapshot(
+        source="embedded", pipeline=result.pipeline, run_id=result.run_id, state=result.state, tasks=tuple(result.tasks.values())
+    )
 
 
 def diamond(tmp: Path, *, fail_times: int = 1, retries: int = 0) -> Pipeline:
@@ -85,7 +87,10 @@ def test_retry_reruns_only_those_tasks_with_the_runs_upstream_results_and_next_t
     assert result.results["evaluate"] == pytest.approx(1.2)
     assert result.results["report"] == 3  # the run's other results are still the run's
     assert {name: int((tmp_path / name).read_text()) for name in ("prepare", "train", "evaluate", "report")} == {
-        "prepare": 1, "train": 2, "evaluate": 1, "report": 1,
+        "prepare": 1,
+        "train": 2,
+        "evaluate": 1,
+        "report": 1,
     }
     assert recorder.of("train") == [("scheduled", 2), ("running", 2), ("success", 2)]
     assert recorder.of("evaluate") == [("scheduled", 1), ("running", 1), ("success", 1)]

@@ -35,13 +35,19 @@ def test_all_independent_tasks_are_ready_at_once_for_parallelism():
 
 
 def test_priority_then_downstream_weight_then_definition_order():
-    s = Scheduler({
-        "low": Node(()), "high": Node((), priority=5), "leaf": Node(()), "heavy": Node(()),
-        "h1": Node(("heavy",)), "h2": Node(("h1",)),
-    })
+    s = Scheduler(
+        {
+            "low": Node(()),
+            "high": Node((), priority=5),
+            "leaf": Node(()),
+            "heavy": Node(()),
+            "h1": Node(("heavy",)),
+            "h2": Node(("h1",)),
+        }
+    )
     assert s.pop_ready()[0] == "high"
     assert s.pop_ready()[0] == "heavy"  # most work behind it
-    assert s.pop_ready()[0] == "low"    # then definition order
+    assert s.pop_ready()[0] == "low"  # then definition order
     assert s.pop_ready()[0] == "leaf"
 
 

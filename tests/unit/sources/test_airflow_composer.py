@@ -72,10 +72,19 @@ def google(key, airflow):
 def key_file(tmp_path, key, token_uri: str) -> str:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     path = tmp_path / "composer-sa.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "project", "private_key_id": "k1", "private_key": pem,
-        "client_email": ACCOUNT, "client_id": "1", "token_uri": token_uri,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "project",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": ACCOUNT,
+                "client_id": "1",
+                "token_uri": token_uri,
+            }
+        )
+    )
     return str(path)
 
 

@@ -52,23 +52,43 @@ class FakeAirflow3:
             self.add(f"dag_{i}")
 
     def add(self, dag_id: str) -> None:
-        self.dags[dag_id] = {"dag_id": dag_id, "is_paused": False, "is_stale": False, "owners": ["team"],
-                             "tags": [{"name": "ml", "dag_id": dag_id}], "timetable_summary": "@daily",
-                             "last_parsed_time": iso(self.clock.now), "fileloc": f"/dags/{dag_id}.py"}
+        self.dags[dag_id] = {
+            "dag_id": dag_id,
+            "is_paused": False,
+            "is_stale": False,
+            "owners": ["team"],
+            "tags": [{"name": "ml", "dag_id": dag_id}],
+            "timetable_summary": "@daily",
+            "last_parsed_time": iso(self.clock.now),
+            "fileloc": f"/dags/{dag_id}.py",
+        }
         self.tasks[dag_id] = [self._task("train", retries=0)]
         self._new_version(dag_id)
 
     @staticmethod
     def _task(task_id: str, retries: int) -> dict:
-        return {"task_id": task_id, "owner": "team", "retries": float(retries), "execution_timeout": None,
-                "downstream_task_ids": [], "operator_name": "PythonOperator"}
+        return {
+            "task_id": task_id,
+            "owner": "team",
+            "retries": float(retries),
+            "execution_timeout": None,
+            "downstream_task_ids": [],
+            "operator_name": "PythonOperator",
+        }
 
     def _new_version(self, dag_id: str) -> dict:
         number = 1 + max((v["version_number"] for v in self.versions if v["dag_id"] == dag_id), default=0)
         n = next(self.ids)
-        version = {"id": f"01a21800-0000-7000-8000-{n:012x}", "version_number": number, "dag_id": dag_id,
-                   "bundle_name": "dags-folder", "bundle_version": None, "created_at": iso(self.clock.now),
-                   "dag_display_name": dag_id, "bundle_url": None}
+        version = {
+            "id": f"01a21800-0000-7000-8000-{n:012x}",
+            "version_number": number,
+            "dag_id": dag_id,
+            "bundle_name": "dags-folder",
+            "bundle_version": None,
+            "created_at": iso(self.clock.now),
+            "dag_display_name": dag_id,
+            "bundle_url": None,
+        }
         self.versions.append(version)
         return version
 
@@ -88,9 +108,19 @@ class FakeAirflow3:
 
     def run(self, dag_id: str) -> None:
         """A run now: its task instance carries the DAG's latest version."""
-        self.tis.append({"dag_id": dag_id, "dag_run_id": f"r{len(self.tis)}", "task_id": "train", "state": "running",
-                         "try_number": 1, "max_tries": 0, "map_index": -1, "start_date": iso(self.clock.now),
-                         "dag_version": self.latest(dag_id)})
+        self.tis.append(
+            {
+                "dag_id": dag_id,
+                "dag_run_id": f"r{len(self.tis)}",
+                "task_id": "train",
+                "state": "running",
+                "try_number": 1,
+                "max_tries": 0,
+                "map_index": -1,
+                "start_date": iso(self.clock.now),
+                "dag_version": self.latest(dag_id),
+            }
+        )
 
     def count(self, what: str) -> int:
         return sum(1 for r in self.requests if what in r.url.path)
@@ -103,7 +133,7 @@ class FakeAirflow3:
             return httpx.Response(200, json={"version": "3.3.2" if self.api == "v2" else "2.11.0"})
         if not path.startswith(prefix + "/"):
             return httpx.Response(404, json={"detail": "Not Found"})
-        parts = path[len(prefix) + 1:].split("/")
+        parts = path[len(prefix) + 1 :].split("/")
         limit, offset = min(int(params.get("limit", 50)), 100), int(params.get("offset", 0))
         if parts == ["dags"]:
             return self._page(list(self.dags.values()), "dags", limit, offset)
@@ -133,7 +163,7 @@ class FakeAirflow3:
 
     @staticmethod
     def _page(items: list, key: str, limit: int, offset: int) -> httpx.Response:
-        return httpx.Response(200, json={key: items[offset: offset + limit], "total_entries": len(items)})
+        return httpx.Response(200, json={key: items[offset : offset + limit], "total_entries": len(items)})
 
 
 def source_for(fake: FakeAirflow3, clock: Clock, **kw) -> AirflowSource:

@@ -10,19 +10,54 @@ RUN = "manual__2026-12-02T00:41:17.294714+00:00"
 
 # A running dw_long.sleep marked failed with `PATCH …/taskInstances/sleep {"new_state": "failed", "note": …}`.
 PATCHED = [
-    {"event_log_id": 19, "when": "2026-12-02T00:41:20.284628Z", "dag_id": "dw_long", "task_id": "sleep", "run_id": RUN,
-     "map_index": None, "try_number": None, "event": "patch_task_instance", "logical_date": None, "owner": "admin",
-     "extra": "{\"new_state\": \"failed\", \"note\": \"GPU quota exhausted, killing\", \"method\": \"PATCH\"}",
-     "dag_display_name": "dw_long", "task_display_name": None},
-    {"event_log_id": 18, "when": "2026-12-02T00:41:19.912086Z", "dag_id": "dw_long", "task_id": "sleep", "run_id": RUN,
-     "map_index": -1, "try_number": 1, "event": "running", "logical_date": None, "owner": "airflow",
-     "extra": "{\"host_name\": \"vm\"}", "dag_display_name": "dw_long", "task_display_name": "sleep"},
+    {
+        "event_log_id": 19,
+        "when": "2026-12-02T00:41:20.284628Z",
+        "dag_id": "dw_long",
+        "task_id": "sleep",
+        "run_id": RUN,
+        "map_index": None,
+        "try_number": None,
+        "event": "patch_task_instance",
+        "logical_date": None,
+        "owner": "admin",
+        "extra": '{"new_state": "failed", "note": "GPU quota exhausted, killing", "method": "PATCH"}',
+        "dag_display_name": "dw_long",
+        "task_display_name": None,
+    },
+    {
+        "event_log_id": 18,
+        "when": "2026-12-02T00:41:19.912086Z",
+        "dag_id": "dw_long",
+        "task_id": "sleep",
+        "run_id": RUN,
+        "map_index": -1,
+        "try_number": 1,
+        "event": "running",
+        "logical_date": None,
+        "owner": "airflow",
+        "extra": '{"host_name": "vm"}',
+        "dag_display_name": "dw_long",
+        "task_display_name": "sleep",
+    },
 ]
 # The whole run marked failed (`PATCH …/dagRuns/{run} {"state": "failed"}`): its running task fails with it.
 RUN_PATCHED = [
-    {"event_log_id": 20, "when": "2026-12-02T00:41:20.382106Z", "dag_id": "dw_long", "task_id": None, "run_id": RUN,
-     "map_index": None, "try_number": None, "event": "patch_dag_run", "logical_date": None, "owner": "admin",
-     "extra": "{\"state\": \"failed\", \"method\": \"PATCH\"}", "dag_display_name": "dw_long", "task_display_name": None},
+    {
+        "event_log_id": 20,
+        "when": "2026-12-02T00:41:20.382106Z",
+        "dag_id": "dw_long",
+        "task_id": None,
+        "run_id": RUN,
+        "map_index": None,
+        "try_number": None,
+        "event": "patch_dag_run",
+        "logical_date": None,
+        "owner": "admin",
+        "extra": '{"state": "failed", "method": "PATCH"}',
+        "dag_display_name": "dw_long",
+        "task_display_name": None,
+    },
     PATCHED[1],
 ]
 # A try the executor reported finished while Airflow had it queued ("state changed externally").
@@ -33,12 +68,32 @@ MISMATCH_MESSAGE = (
     "https://airflow.apache.org/docs/apache-airflow/stable/troubleshooting.html#task-state-changed-externally"
 )
 MISMATCH = [
-    {"event_log_id": 6, "when": "2026-12-02T00:37:19.777955Z", "dag_id": "dw_late", "task_id": "sleep",
-     "run_id": "scheduled__2026-12-02T00:37:02.758760+00:00", "map_index": -1, "try_number": 1, "event": "failed",
-     "logical_date": "2026-12-02T00:37:02.758760Z", "owner": "airflow", "extra": None},
-    {"event_log_id": 5, "when": "2026-12-02T00:37:19.767424Z", "dag_id": "dw_late", "task_id": "sleep",
-     "run_id": "scheduled__2026-12-02T00:37:02.758760+00:00", "map_index": -1, "try_number": 1, "event": "state mismatch",
-     "logical_date": None, "owner": None, "extra": MISMATCH_MESSAGE},
+    {
+        "event_log_id": 6,
+        "when": "2026-12-02T00:37:19.777955Z",
+        "dag_id": "dw_late",
+        "task_id": "sleep",
+        "run_id": "scheduled__2026-12-02T00:37:02.758760+00:00",
+        "map_index": -1,
+        "try_number": 1,
+        "event": "failed",
+        "logical_date": "2026-12-02T00:37:02.758760Z",
+        "owner": "airflow",
+        "extra": None,
+    },
+    {
+        "event_log_id": 5,
+        "when": "2026-12-02T00:37:19.767424Z",
+        "dag_id": "dw_late",
+        "task_id": "sleep",
+        "run_id": "scheduled__2026-12-02T00:37:02.758760+00:00",
+        "map_index": -1,
+        "try_number": 1,
+        "event": "state mismatch",
+        "logical_date": None,
+        "owner": None,
+        "extra": MISMATCH_MESSAGE,
+    },
 ]
 
 
@@ -47,8 +102,18 @@ def events(rows: list[dict]) -> list[EventLogEntry]:
 
 
 def task(task_id="sleep", dag_id="dw_long", try_number=1, map_index=-1, start="2026-12-02T00:41:19.810936Z", note=None) -> TaskInstance:
-    return TaskInstance.model_validate({"dag_id": dag_id, "dag_run_id": RUN, "task_id": task_id, "state": "failed", "try_number": try_number,
-                                        "map_index": map_index, "start_date": start, "note": note})
+    return TaskInstance.model_validate(
+        {
+            "dag_id": dag_id,
+            "dag_run_id": RUN,
+            "task_id": task_id,
+            "state": "failed",
+            "try_number": try_number,
+            "map_index": map_index,
+            "start_date": start,
+            "note": note,
+        }
+    )
 
 
 def test_a_task_marked_failed_through_the_api_names_the_user_and_the_note():
@@ -67,15 +132,24 @@ def test_state_changed_externally_gives_the_schedulers_message():
 
 
 def test_a_zombie_and_airflow_2_names():
-    zombie = {"event_log_id": 7, "when": "2026-12-02T01:00:00Z", "dag_id": "d", "task_id": "t", "run_id": RUN, "map_index": -1,
-              "try_number": 2, "event": "heartbeat timeout", "owner": None,
-              "extra": "Task did not emit heartbeat within time limit (300 seconds) and will be terminated."}
+    zombie = {
+        "event_log_id": 7,
+        "when": "2026-12-02T01:00:00Z",
+        "dag_id": "d",
+        "task_id": "t",
+        "run_id": RUN,
+        "map_index": -1,
+        "try_number": 2,
+        "event": "heartbeat timeout",
+        "owner": None,
+        "extra": "Task did not emit heartbeat within time limit (300 seconds) and will be terminated.",
+    }
     ti = task("t", "d", try_number=2, start="2026-12-02T00:50:00Z")
     assert failure_reason(events([zombie]), ti) == (
         "failed by Airflow (heartbeat timeout: it stopped sending heartbeats (a zombie task)): "
         "Task did not emit heartbeat within time limit (300 seconds) and will be terminated."
     )
-    v1 = {**PATCHED[0], "event": "api.patch_task_instance", "extra": "{\"new_state\": \"failed\", \"dry_run\": false}", "owner": "ops"}
+    v1 = {**PATCHED[0], "event": "api.patch_task_instance", "extra": '{"new_state": "failed", "dry_run": false}', "owner": "ops"}
     assert failure_reason(events([v1]), task()) == "the task was marked failed by ops through Airflow's API (patch_task_instance)"
 
 
@@ -83,14 +157,14 @@ def test_events_of_other_tries_tasks_and_states_are_not_reasons():
     assert failure_reason(events(MISMATCH), task(dag_id="dw_late", try_number=2, start=None)) is None  # try 1's mismatch
     assert failure_reason(events(PATCHED), task("other")) is None  # another task of the run
     assert failure_reason(events(PATCHED), task(start="2026-12-02T00:45:00Z")) is None  # before this try started
-    to_success = {**PATCHED[0], "extra": "{\"new_state\": \"success\", \"method\": \"PATCH\"}"}
+    to_success = {**PATCHED[0], "extra": '{"new_state": "success", "method": "PATCH"}'}
     assert failure_reason(events([to_success, PATCHED[1]]), task()) is None
     mapped = {**MISMATCH[1], "map_index": 3}
     assert failure_reason(events([mapped]), task(dag_id="dw_late", map_index=4, start=None)) is None
 
 
 def test_the_newest_reason_wins_and_a_note_alone_is_a_reason():
-    older = {**PATCHED[0], "event_log_id": 3, "owner": "bob", "extra": "{\"new_state\": \"failed\"}"}
+    older = {**PATCHED[0], "event_log_id": 3, "owner": "bob", "extra": '{"new_state": "failed"}'}
     assert "by admin" in failure_reason(events([older, *PATCHED]), task())
     assert failure_reason([], task(note="killed: wrong input bucket")) == "note on the task instance: killed: wrong input bucket"
     assert failure_reason([], task()) is None

@@ -26,6 +26,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 def jwt(exp: float) -> str:
     def part(obj):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
     return f"{part({'alg': 'HS512'})}.{part({'sub': 'admin', 'exp': exp})}.sig"
 
 
@@ -60,7 +61,9 @@ class FakeAirflow:
             self.valid_tokens.add(token)
             return httpx.Response(201, json={"access_token": token})
         if path == "/api/v2/monitor/health":
-            return httpx.Response(200, json={"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"}, "triggerer": {"status": None}})
+            return httpx.Response(
+                200, json={"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"}, "triggerer": {"status": None}}
+            )
         if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.valid_tokens:
             return httpx.Response(401, json={"detail": "Not authenticated"})
         params = request.url.params
@@ -91,12 +94,14 @@ class FakeAirflow:
         dag_id, run_id = (httpx.URL(request.url).path.split("/")[i] for i in (4, 6))
         params = request.url.params
         after = {(r["dag_id"], r["dag_run_id"]): r.get("run_after") for r in self.runs}
+
         def within(t):
             when = after.get((t["dag_id"], t["dag_run_id"]))
             low, high = params.get("run_after_gte"), params.get("run_after_lte")
             if low is None and high is None:
                 return True
             return when is not None and datetime.fromisoformat(low) <= datetime.fromisoformat(when) <= datetime.fromisoformat(high)
+
         return [t for t in self.tis if dag_id in ("~", t["dag_id"]) and run_id in ("~", t["dag_run_id"]) and within(t)]
 
     @staticmethod
@@ -117,27 +122,58 @@ def source_with(fake: FakeAirflow, **kw) -> AirflowSource:
 
 def raised(exc_type: str, value: str) -> list[dict]:
     """An Airflow 3 task log whose last event carries the exception the task raised."""
-    return [{"event": "Task failed with exception", "level": "error",
-             "error_detail": [{"exc_type": exc_type, "exc_value": value, "frames": [{"filename": "f.py", "lineno": 3, "name": "go"}]}]}]
+    return [
+        {
+            "event": "Task failed with exception",
+            "level": "error",
+            "error_detail": [{"exc_type": exc_type, "exc_value": value, "frames": [{"filename": "f.py", "lineno": 3, "name": "go"}]}],
+        }
+    ]
 
 
 def run(dag="d", run_id="r1", state="running", run_after="2026-11-26T11:00:00Z") -> dict:
-    return {"dag_id": dag, "dag_run_id": run_id, "state": state, "start_date": "2026-11-26T11:00:00Z", "run_after": run_after, "extra_field": 1}
+    return {
+        "dag_id": dag,
+        "dag_run_id": run_id,
+        "state": state,
+        "start_date": "2026-11-26T11:00:00Z",
+        "run_after": run_after,
+        "extra_field": 1,
+    }
 
 
 def ti(task, dag="d", run_id="r1", state="success", try_number=1, max_tries=0, map_index=-1) -> dict:
-    return {"dag_id": dag, "dag_run_id": run_id, "task_id": task, "state": state, "try_number": try_number,
-            "max_tries": max_tries, "map_index": map_index, "start_date": "2026-11-26T11:00:00Z"}
+    return {
+        "dag_id": dag,
+        "dag_run_id": run_id,
+        "task_id": task,
+        "state": state,
+        "try_number": try_number,
+        "max_tries": max_tries,
+        "map_index": map_index,
+        "start_date": "2026-11-26T11:00:00Z",
+    }
 
 
 @pytest.mark.parametrize(
     ("airflow", "expected"),
     [
-        (None, State.SCHEDULED), ("none", State.SCHEDULED), ("scheduled", State.SCHEDULED), ("queued", State.QUEUED),
-        ("running", State.RUNNING), ("success", State.SUCCESS), ("failed", State.FAILED),
-        ("up_for_retry", State.RETRYING), ("up_for_reschedule", State.RUNNING), ("restarting", State.RUNNING),
-        ("deferred", State.RUNNING), ("awaiting_input", State.RUNNING), ("upstream_failed", State.UPSTREAM_FAILED),
-        ("skipped", State.SKIPPED), ("removed", State.SKIPPED), ("something_new", State.RUNNING),
+        (None, State.SCHEDULED),
+        ("none", State.SCHEDULED),
+        ("scheduled", State.SCHEDULED),
+        ("queued", State.QUEUED),
+        ("running", State.RUNNING),
+        ("success", State.SUCCESS),
+        ("failed", State.FAILED),
+        ("up_for_retry", State.RETRYING),
+        ("up_for_reschedule", State.RUNNING),
+        ("restarting", State.RUNNING),
+        ("deferred", State.RUNNING),
+        ("awaiting_input", State.RUNNING),
+        ("upstream_failed", State.UPSTREAM_FAILED),
+        ("skipped", State.SKIPPED),
+        ("removed", State.SKIPPED),
+        ("something_new", State.RUNNING),
     ],
 )
 def test_task_states(airflow, expected):
@@ -159,7 +195,9 @@ def test_poll_pages_to_the_end_and_returns_every_task_of_touched_runs():
 
 
 def test_a_run_seen_only_through_its_task_is_fetched_and_deduped():
-    fake = FakeAirflow(runs=[run(run_id="quiet", state="running")], tis=[ti("a", run_id="quiet", state="up_for_retry", try_number=1, max_tries=2)])
+    fake = FakeAirflow(
+        runs=[run(run_id="quiet", state="running")], tis=[ti("a", run_id="quiet", state="up_for_retry", try_number=1, max_tries=2)]
+    )
     real = fake._page
     fake._page = lambda items, key, limit, offset: real([] if key == "dag_runs" else items, key, limit, offset)
     fake.logs[("d", "quiet", 1)] = raised("KeyError", "'x'")
@@ -273,8 +311,15 @@ def test_unhealthy_components_are_named():
     def handler(request):
         if request.url.path == "/api/v2/version":
             return httpx.Response(200, json={"version": "3.3.2"})
-        return httpx.Response(200, json={"metadatabase": {"status": "healthy"}, "scheduler": {"status": "unhealthy"},
-                                         "dag_processor": {"status": "healthy"}, "triggerer": {"status": None}})
+        return httpx.Response(
+            200,
+            json={
+                "metadatabase": {"status": "healthy"},
+                "scheduler": {"status": "unhealthy"},
+                "dag_processor": {"status": "healthy"},
+                "triggerer": {"status": None},
+            },
+        )
 
     health = AirflowSource(settings(), transport=httpx.MockTransport(handler)).health()
     assert not health.healthy and health.problems == ("scheduler is unhealthy",)
@@ -283,7 +328,7 @@ def test_unhealthy_components_are_named():
 def test_v1_log_text_gives_the_last_traceback():
     text = (
         "[2026-11-26T10:51:47.100+0000] {taskinstance.py:3} ERROR - Task failed with exception\n"
-        "Traceback (most recent call last):\n  File \"/dags/x.py\", line 43, in _fail\n    raise ValueError(\"boom\")\n"
+        'Traceback (most recent call last):\n  File "/dags/x.py", line 43, in _fail\n    raise ValueError("boom")\n'
         "ValueError: boom\n[2026-11-26T10:51:47.429+0000] {local_task_job_runner.py:266} INFO - Task exited with return code 1\n"
     )
     error, tb = airflow_logs.error_from_text(text)
@@ -294,9 +339,18 @@ def test_v2_log_as_task_log_renders_it_gives_the_error_not_the_last_line():
     """Airflow 3's events as `task_log()` renders them (what the runbook's task_logs step reads):
     the traceback ends where the next event begins, as on Airflow 2."""
     events = [
-        {"timestamp": "2026-12-02T01:15:36.100000Z", "level": "error", "event": "Task failed with exception",
-         "error_detail": [{"exc_type": "ConnectionResetError", "exc_value": "[Errno 104] Connection reset by peer",
-                           "frames": [{"filename": "/dags/x.py", "lineno": 7, "name": "_fetch"}]}]},
+        {
+            "timestamp": "2026-12-02T01:15:36.100000Z",
+            "level": "error",
+            "event": "Task failed with exception",
+            "error_detail": [
+                {
+                    "exc_type": "ConnectionResetError",
+                    "exc_value": "[Errno 104] Connection reset by peer",
+                    "frames": [{"filename": "/dags/x.py", "lineno": 7, "name": "_fetch"}],
+                }
+            ],
+        },
         {"timestamp": "2026-12-02T01:15:36.444421Z", "level": "info", "event": "::endgroup::"},
     ]
     error, tb = airflow_logs.error_from_text(airflow_logs.events_text(events))
@@ -325,8 +379,12 @@ def test_several_runs_of_one_dag_are_read_in_one_query_between_their_dates():
     tis = [ti("t", run_id=f"r{i}") for i in range(3)] + [ti("t", dag="solo", run_id="s"), ti("t", run_id="elsewhere")]
     fake = FakeAirflow([*runs, other], tis)
     runs_page, tis_of = fake._page, fake._task_instances  # only the four runs changed since the watermark
-    fake._page = lambda items, key, limit, offset: runs_page([r for r in items if r["dag_run_id"] != "elsewhere"] if key == "dag_runs" else items, key, limit, offset)
-    fake._task_instances = lambda request: [t for t in tis_of(request) if "/dags/~/" not in request.url.path or t["dag_run_id"] != "elsewhere"]
+    fake._page = lambda items, key, limit, offset: runs_page(
+        [r for r in items if r["dag_run_id"] != "elsewhere"] if key == "dag_runs" else items, key, limit, offset
+    )
+    fake._task_instances = lambda request: [
+        t for t in tis_of(request) if "/dags/~/" not in request.url.path or t["dag_run_id"] != "elsewhere"
+    ]
     snaps = source_with(fake).poll(NOW - timedelta(minutes=1))
     assert sorted((s.pipeline, s.run_id) for s in snaps) == [("d", "r0"), ("d", "r1"), ("d", "r2"), ("solo", "s")]
     assert all(len(s.tasks) == 1 for s in snaps)  # the untouched run in the window is left out
@@ -340,15 +398,26 @@ def test_several_runs_of_one_dag_are_read_in_one_query_between_their_dates():
 
 
 def patched(run_id: str, event_log_id: int, task_id: str = "t") -> dict:
-    return {"event_log_id": event_log_id, "when": "2026-11-26T11:30:00Z", "dag_id": "d", "task_id": task_id, "run_id": run_id,
-            "map_index": None, "try_number": None, "event": "patch_task_instance", "owner": "admin",
-            "extra": "{\"new_state\": \"failed\", \"method\": \"PATCH\"}"}
+    return {
+        "event_log_id": event_log_id,
+        "when": "2026-11-26T11:30:00Z",
+        "dag_id": "d",
+        "task_id": task_id,
+        "run_id": run_id,
+        "map_index": None,
+        "try_number": None,
+        "event": "patch_task_instance",
+        "owner": "admin",
+        "extra": '{"new_state": "failed", "method": "PATCH"}',
+    }
 
 
 def test_a_task_failed_by_airflow_gets_its_reason_from_the_event_log():
     fake = FakeAirflow([run(state="failed")], [ti("t", state="failed")])
-    fake.logs[("d", "r1", 1)] = [{"event": "Server indicated the task shouldn't be running anymore", "level": "error"},
-                                 {"event": "Task killed!", "level": "error"}]
+    fake.logs[("d", "r1", 1)] = [
+        {"event": "Server indicated the task shouldn't be running anymore", "level": "error"},
+        {"event": "Task killed!", "level": "error"},
+    ]
     fake.events = [patched("r1", 7)]
     source = source_with(fake)
     [snap] = source.poll(NOW)
@@ -382,7 +451,10 @@ def test_reason_lookups_share_the_log_budget_and_finish_on_later_polls():
 def test_an_event_log_the_role_may_not_read_leaves_the_note_and_polling_goes_on():
     fake = FakeAirflow([run(state="failed")], [{**ti("t", state="failed"), "note": "stopped: wrong bucket"}])
     real = fake.__call__
-    fake_call = lambda request: httpx.Response(403, json={"detail": "Forbidden"}) if request.url.path == "/api/v2/eventLogs" else real(request)
+
+    def fake_call(request):
+        return httpx.Response(403, json={"detail": "Forbidden"}) if request.url.path == "/api/v2/eventLogs" else real(request)
+
     source = AirflowSource(settings(), transport=httpx.MockTransport(fake_call), clock=lambda: NOW, retries=no_sleep())
     [snap] = source.poll(NOW)
     assert snap.tasks[0].error == "note on the task instance: stopped: wrong bucket"

@@ -25,8 +25,11 @@ SETTINGS = [
 @pytest.fixture
 def sources(store, data_dir):
     built = registry.build_all(
-        SETTINGS, store=store, log_root=data_dir / "logs",
-        runners={"local": Runner(data_dir=data_dir, source="local")}, pipelines={"local": [Pipeline("nightly")]},
+        SETTINGS,
+        store=store,
+        log_root=data_dir / "logs",
+        runners={"local": Runner(data_dir=data_dir, source="local")},
+        pipelines={"local": [Pipeline("nightly")]},
     )
     yield built
     for source in built:
@@ -43,7 +46,9 @@ def test_each_configured_source_is_built_once_in_config_order(sources):
 
 
 def test_an_unknown_name_is_a_typed_error_listing_the_configured_ones(sources):
-    with pytest.raises(UnknownSource, match=r"no source named 'airflow' is configured \(configured: 'local', 'airflow-prod', 'prefect'\)") as err:
+    with pytest.raises(
+        UnknownSource, match=r"no source named 'airflow' is configured \(configured: 'local', 'airflow-prod', 'prefect'\)"
+    ) as err:
         sources.get("airflow")
     assert isinstance(err.value, DagwatchError) and err.value.configured == sources.names
     with pytest.raises(UnknownSource, match=r"\(configured: none\); add it under `sources:`"):
@@ -55,7 +60,9 @@ def test_actions_follow_the_protocols_each_source_implements(sources):
     assert [isinstance(s, Markable) for s in sources] == [False, True, False]
     assert sources.retryable("local") is sources.get("local")
     assert sources.markable("airflow-prod") is sources.get("airflow-prod")
-    with pytest.raises(ActionUnsupported, match=r"source 'prefect' \(PrefectSource\) cannot mark_failed; sources that can: \['airflow-prod'\]"):
+    with pytest.raises(
+        ActionUnsupported, match=r"source 'prefect' \(PrefectSource\) cannot mark_failed; sources that can: \['airflow-prod'\]"
+    ):
         sources.markable("prefect")
     with pytest.raises(UnknownSource):
         sources.retryable("gone")

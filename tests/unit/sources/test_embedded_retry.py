@@ -46,7 +46,11 @@ def parts(store, data_dir, tmp_path):
     recorder = StoreRecorder(store)
     runner = Runner(data_dir=data_dir, recorder=recorder)
     source = registry.build(
-        EmbeddedSourceSettings(kind="embedded", name="embedded"), store=store, log_root=runner.log_root, runner=runner, pipelines=[p],
+        EmbeddedSourceSettings(kind="embedded", name="embedded"),
+        store=store,
+        log_root=runner.log_root,
+        runner=runner,
+        pipelines=[p],
     )
     yield p, runner, source, release, gate
     gate.set()

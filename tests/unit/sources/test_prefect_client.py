@@ -30,8 +30,18 @@ def _settings(**kw) -> PrefectSourceSettings:
 
 
 def _run(i: int, **kw) -> dict:
-    return {"id": f"r{i}", "name": f"run-{i}", "flow_id": "f1", "state_type": "COMPLETED", "state_name": "Completed",
-            "run_count": 1, "start_time": T0.isoformat(), "end_time": T0.isoformat(), "extra_field_from_newer_server": 1, **kw}
+    return {
+        "id": f"r{i}",
+        "name": f"run-{i}",
+        "flow_id": "f1",
+        "state_type": "COMPLETED",
+        "state_name": "Completed",
+        "run_count": 1,
+        "start_time": T0.isoformat(),
+        "end_time": T0.isoformat(),
+        "extra_field_from_newer_server": 1,
+        **kw,
+    }
 
 
 def test_poll_pages_by_200_and_builds_one_snapshot_per_run():
@@ -57,10 +67,13 @@ def test_poll_pages_by_200_and_builds_one_snapshot_per_run():
     assert all(limit is None or limit <= 200 for _, limit, _ in calls)
 
 
-@pytest.mark.parametrize(("auth", "expected"), [
-    ({"api_key": "pnu_SECRET"}, "Bearer pnu_SECRET"),
-    ({"basic": "admin:SECRET"}, "Basic " + base64.b64encode(b"admin:SECRET").decode()),
-])
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({"api_key": "pnu_SECRET"}, "Bearer pnu_SECRET"),
+        ({"basic": "admin:SECRET"}, "Basic " + base64.b64encode(b"admin:SECRET").decode()),
+    ],
+)
 def test_auth_header_is_sent_and_a_401_never_leaks_it(auth, expected):
     seen = []
 
@@ -113,11 +126,21 @@ def _retry_handler(status: dict):
     def handler(request):
         path = request.url.path
         if path.endswith("/flow_runs/r1"):
-            return httpx.Response(200, json=_run(1, state_type="FAILED", state_name="Failed", deployment_id=None, state={"type": "FAILED", "name": "Failed", "message": "boom"}))
+            return httpx.Response(
+                200,
+                json=_run(
+                    1,
+                    state_type="FAILED",
+                    state_name="Failed",
+                    deployment_id=None,
+                    state={"type": "FAILED", "name": "Failed", "message": "boom"},
+                ),
+            )
         if path.endswith("/set_state"):
             assert json.loads(request.content)["state"]["name"] == "AwaitingRetry"
             return httpx.Response(200, json=status)
         return httpx.Response(200, json=[])
+
     return handler
 
 

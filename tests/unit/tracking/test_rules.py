@@ -52,11 +52,13 @@ def test_missing_run_after_grace():
 
 
 def test_policy_flags_ml_tasks_without_retries_or_timeout():
-    d = definition(tasks=(
-        TaskDefinition(task_id="train", retries=0, timeout_seconds=None, tags=("ml",)),
-        TaskDefinition(task_id="eval", retries=2, timeout_seconds=600, tags=("ml",)),
-        TaskDefinition(task_id="copy", retries=0, timeout_seconds=None),
-    ))
+    d = definition(
+        tasks=(
+            TaskDefinition(task_id="train", retries=0, timeout_seconds=None, tags=("ml",)),
+            TaskDefinition(task_id="eval", retries=2, timeout_seconds=600, tags=("ml",)),
+            TaskDefinition(task_id="copy", retries=0, timeout_seconds=None),
+        )
+    )
     [finding] = rules.policy([d], ["ml"])
     assert finding.task_id == "train" and len(finding.problems) == 2
     pipeline_tagged = definition(tags=("ml",), tasks=(TaskDefinition(task_id="copy", retries=1, timeout_seconds=None),))
@@ -69,15 +71,23 @@ RISKY = (TaskDefinition(task_id="train", retries=0, timeout_seconds=None, tags=(
 def test_policy_skips_paused_pipelines():
     """A paused DAG never runs, so its settings risk nothing until it is resumed."""
     assert rules.policy([definition(paused=True, tasks=RISKY)], ["ml"]) == []
-    assert [f.pipeline for f in rules.policy([definition(paused=True, tasks=RISKY), definition(pipeline="q", tasks=RISKY)], ["ml"])] == ["q"]
+    assert [f.pipeline for f in rules.policy([definition(paused=True, tasks=RISKY), definition(pipeline="q", tasks=RISKY)], ["ml"])] == [
+        "q"
+    ]
 
 
-@pytest.mark.parametrize(("definitions", "why"), [
-    ([definition(tasks=(TaskDefinition(task_id="train", retries=2, timeout_seconds=600, tags=("ml",)),))], "train of p now has retries and a timeout"),
-    ([definition(paused=True, tasks=RISKY)], "p is paused: its policy no longer applies"),
-    ([definition(pipeline="other", tasks=RISKY)], "p is no longer defined (or no longer watched)"),
-    ([definition(tasks=())], "train is no longer a task of p"),
-])
+@pytest.mark.parametrize(
+    ("definitions", "why"),
+    [
+        (
+            [definition(tasks=(TaskDefinition(task_id="train", retries=2, timeout_seconds=600, tags=("ml",)),))],
+            "train of p now has retries and a timeout",
+        ),
+        ([definition(paused=True, tasks=RISKY)], "p is paused: its policy no longer applies"),
+        ([definition(pipeline="other", tasks=RISKY)], "p is no longer defined (or no longer watched)"),
+        ([definition(tasks=())], "train is no longer a task of p"),
+    ],
+)
 def test_policy_cleared_says_why(definitions, why):
     findings = rules.policy(definitions, ["ml"])
     assert rules.policy_cleared({("p", "train")}, findings, definitions) == [("p", "train", why)]
@@ -89,8 +99,9 @@ def test_policy_still_broken_is_not_cleared():
 
 
 def test_silent_failure_when_the_output_task_was_skipped():
-    snap = RunSnapshot(source="s", pipeline="p", run_id="r", state=State.SUCCESS,
-                       tasks=(TaskSnapshot(task_id="publish", state=State.SKIPPED),))
+    snap = RunSnapshot(
+        source="s", pipeline="p", run_id="r", state=State.SUCCESS, tasks=(TaskSnapshot(task_id="publish", state=State.SKIPPED),)
+    )
     assert "was skipped" in rules.silent_failure(snap, "publish")
     assert rules.silent_failure(snap, None) is None
     assert "did not run" in rules.silent_failure(snap, "export")

@@ -80,8 +80,11 @@ def test_run_success_emits_run_succeeded():
 
 
 def test_mapped_instances_are_tracked_separately():
-    s = snap(State.RUNNING, TaskSnapshot(task_id="m", map_index=0, state=State.FAILED, try_number=1, error="x"),
-             TaskSnapshot(task_id="m", map_index=1, state=State.SUCCESS, try_number=1))
+    s = snap(
+        State.RUNNING,
+        TaskSnapshot(task_id="m", map_index=0, state=State.FAILED, try_number=1, error="x"),
+        TaskSnapshot(task_id="m", map_index=1, state=State.SUCCESS, try_number=1),
+    )
     events, seen = diff(None, s, NOW)
     assert kinds(events) == [(EventKind.TASK_FAILED, "m", 1)]
     assert set(seen.tasks) == {"m[0]", "m[1]"}

@@ -6,17 +6,18 @@ every firing alert (the status index), which grows with the number of alerts fir
 Revision ID: 0006
 Revises: 0005
 """
+
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_alerts_kind_status_source', 'alerts', ['kind', 'status', 'source'])
+    op.create_index("ix_alerts_kind_status_source", "alerts", ["kind", "status", "source"])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_alerts_kind_status_source', table_name='alerts')
+    op.drop_index("ix_alerts_kind_status_source", table_name="alerts")
