@@ -222,36 +222,42 @@ def run(
 ) -> None:
     """Run a pipeline once on the embedded runner, streaming task logs. Exit 1 if it fails."""
     from monitor.alerting.ingest import AlertPolicy
-    from monitor.runner import RunError, Runner
-    from monitor.runner.loader import find
+    from monitor.config import EmbeddedSourceSettings
+    from monitor.runner import RunError
+    from monitor.runner.loader import find, load
+    from monitor.service import build_runner
     from monitor.store import open_store
     from monitor.store.recorder import StoreRecorder
     from monitor.tracking.check_results import store_reporter
 
     settings = _settings(config)
     params = _parse_params(param)
-    embedded = [s for s in settings.sources if s.kind == "embedded"]
+    embedded = [s for s in settings.sources if isinstance(s, EmbeddedSourceSettings)]
     refs = [p.ref for s in embedded for p in s.pipelines]
-    source = embedded[0].name if embedded else "embedded"
     try:
         target = find(pipeline, refs)
-        configured = next((p.params for s in embedded for p in s.pipelines if p.ref.endswith(":" + target.name) or False), {})
+        # The source that configures it (its executors, its Dask cluster), else the first embedded one.
+        entry = next(((s, p) for s in embedded for p in s.pipelines if p.ref == pipeline or load(p.ref) is target), None)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(settings.store_url)
     except DagwatchError as exc:
         _fail(str(exc))
+    source = entry[0] if entry else embedded[0] if embedded else EmbeddedSourceSettings(kind="embedded", name="embedded")
+    configured = entry[1].params if entry else {}
     recorder = StoreRecorder(store)
+    runner = build_runner(
+        source,
+        [(target, entry[1])] if entry else [],
+        data_dir=settings.data_dir,
+        recorder=recorder,
+        check_reporter=store_reporter(store, AlertPolicy.from_settings(settings), source.name),
+    )
     try:
-        runner = Runner(
-            data_dir=settings.data_dir,
-            recorder=recorder,
-            source=source,
-            check_reporter=store_reporter(store, AlertPolicy.from_settings(settings), source),
-        )
         result = runner.run(target, {**configured, **params}, only_task=task, tee=sys.__stdout__)
     except RunError as exc:
         _fail(str(exc))
     finally:
+        runner.close()
         recorder.close()
         store.close()
     typer.echo(f"run {result.run_id} of {target.name}: {result.state.value}")

@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -37,6 +39,7 @@ from monitor.remediation.engine import Engine
 from monitor.remediation.runbook import load_all
 from monitor.runner import Pipeline, Runner
 from monitor.runner.dask_executor import DaskOptions
+from monitor.runner.engine import Recorder, TaskContext
 from monitor.runner.loader import load
 from monitor.sources import registry
 from monitor.sources.registry import Sources
@@ -114,22 +117,12 @@ class Service:
                 loaded[source.name].append(pipeline)
                 if source.watches(pipeline.name):
                     self.pipelines.append(ScheduledPipeline(source.name, pipeline, entry))
-            dask = source.dask
-            self.runners[source.name] = Runner(
+            self.runners[source.name] = build_runner(
+                source,
+                list(zip(loaded[source.name], source.pipelines)),
                 data_dir=self.settings.data_dir,
                 recorder=self.recorder,
-                source=source.name,
-                max_workers=source.max_workers,
                 check_reporter=store_reporter(self.store, self.policy, source.name),
-                default_executor=source.executor,
-                pipeline_executors={p.name: e.executor for p, e in zip(loaded[source.name], source.pipelines) if e.executor},
-                dask=DaskOptions(
-                    scheduler_address=dask.scheduler_address,
-                    workers=dask.workers,
-                    threads_per_worker=dask.threads_per_worker,
-                    connect_timeout=dask.connect_timeout.total_seconds(),
-                    dashboard=dask.dashboard,
-                ),
             )
         return registry.build_all(
             self.settings.sources,
@@ -355,6 +348,35 @@ def trigger_for(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
     if schedule.cron:
         return CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
     return IntervalTrigger(seconds=schedule.every.total_seconds(), start_date=EPOCH, timezone=timezone.utc)  # type: ignore[union-attr]
+
+
+def build_runner(
+    source: EmbeddedSourceSettings,
+    pipelines: list[tuple[Pipeline, EmbeddedPipelineSettings]],
+    *,
+    data_dir: Path,
+    recorder: Recorder,
+    check_reporter: Callable[[TaskContext, Any], None],
+) -> Runner:
+    """The embedded source's runner as its settings say (executors, the Dask cluster), for
+    `dagwatch up` and `dagwatch run` alike: a pipeline configured for Dask runs there either way."""
+    dask = source.dask
+    return Runner(
+        data_dir=data_dir,
+        recorder=recorder,
+        source=source.name,
+        max_workers=source.max_workers,
+        check_reporter=check_reporter,
+        default_executor=source.executor,
+        pipeline_executors={pipeline.name: entry.executor for pipeline, entry in pipelines if entry.executor},
+        dask=DaskOptions(
+            scheduler_address=dask.scheduler_address,
+            workers=dask.workers,
+            threads_per_worker=dask.threads_per_worker,
+            connect_timeout=dask.connect_timeout.total_seconds(),
+            dashboard=dask.dashboard,
+        ),
+    )
 
 
 def fire_time(schedule: ScheduleSettings, now: datetime) -> datetime:

@@ -158,6 +158,34 @@ def test_run_imports_the_pipeline_from_the_working_folder(tmp_path):
     assert "hello from mypipes" in result.stdout and "of mine: success" in result.stdout
 
 
+def test_run_by_name_takes_the_configured_source_and_params(tmp_path, monkeypatch):
+    """A pipeline named unlike its variable (`mypipes:flow` is "mine") still finds its entry: its
+    params and its source (whose executors and Dask settings the runner is built with)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "paramspipes.py").write_text(
+        "from monitor.runner import Pipeline\n\nflow = Pipeline('mine_with_params')\n\n\n"
+        "@flow.task()\ndef hello(ctx):\n    print('greeting', ctx.params['greeting'])\n"
+    )
+    (tmp_path / "c.yaml").write_text(
+        f"data_dir: {tmp_path / 'data'}\nsources:\n  - name: batch\n    kind: embedded\n    executor: process\n"
+        "    pipelines: [{ref: 'paramspipes:flow', params: {greeting: configured-hello}}]\n"
+    )
+    result = cli("run", "mine_with_params", "-c", str(tmp_path / "c.yaml"))
+    assert result.exit_code == 0, result.stderr
+    assert "of mine_with_params: success" in result.stdout
+    from monitor.store import open_store
+    from monitor.store import runs as run_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'data' / 'dagwatch.db'}")
+    try:
+        with store.session() as session:
+            [run] = run_store.recent(session, pipeline="mine_with_params")
+    finally:
+        store.close()
+    assert run.source == "batch" and run.params == {"greeting": "configured-hello"}
+
+
 def test_a_missing_module_says_where_it_was_looked_for(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text(f"data_dir: {tmp_path / 'data'}\n")
