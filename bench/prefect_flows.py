@@ -60,41 +60,30 @@ def settle(pid: int, idle: float = 0.10, limit: float = 240.0) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def parse_args(default_tasks: int) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=default_tasks)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--shapes", default="fan,chain")
     parser.add_argument("--server-pid", type=int, default=None)
-    args = parser.parse_args()
-    fan_tasks, chain_tasks = build(args.tasks)
-    body: dict[str, float] = {}
+    return parser.parse_args()
 
-    @flow(name="bench-fan")
-    def fan_flow() -> int:
-        t0 = time.perf_counter()
-        futures = [t.submit() for t in fan_tasks]
-        wait(futures)
-        states = [f.state for f in futures]
-        body["s"] = time.perf_counter() - t0
-        if not all(s.is_completed() for s in states):
-            raise RuntimeError("a task did not complete")
-        return len(states)
 
-    @flow(name="bench-chain")
-    def chain_flow() -> int:
-        t0 = time.perf_counter()
-        value = None
-        for t in chain_tasks:
-            value = t(value)
-        body["s"] = time.perf_counter() - t0
-        return len(chain_tasks)
+def fan_body(fan_tasks: list, body: dict[str, float]) -> int:
+    """The fan flow's body, the same on either task runner, so both scripts time the same thing."""
+    t0 = time.perf_counter()
+    futures = [t.submit() for t in fan_tasks]
+    wait(futures)
+    states = [f.state for f in futures]
+    body["s"] = time.perf_counter() - t0
+    if not all(s.is_completed() for s in states):
+        raise RuntimeError("a task did not complete")
+    return len(states)
 
-    flows = {"fan": fan_flow, "chain": chain_flow}
-    out: dict[str, object] = {"prefect_import_s": IMPORT_S, "results": {}}
-    import prefect
 
-    out["prefect_version"] = prefect.__version__
+def measure(label: str, flows: dict, body: dict[str, float], args: argparse.Namespace, out: dict[str, object]) -> None:
+    """Run each shape's flow `args.reps` times (each on a settled server) and print the RESULT line."""
+    out["results"] = {}
     for shape in args.shapes.split(","):
         reps = []
         for _ in range(args.reps):
@@ -106,12 +95,36 @@ def main() -> None:
             assert done == args.tasks
             reps.append({"body_s": body["s"], "call_s": call_s, "settle_s": settled})
             print(
-                f"prefect {shape}: server settled in {settled:.0f}s; body {body['s']:.2f}s, flow call {call_s:.2f}s",
+                f"{label} {shape}: server settled in {settled:.0f}s; body {body['s']:.2f}s, flow call {call_s:.2f}s",
                 file=sys.stderr,
                 flush=True,
             )
         out["results"][shape] = reps  # type: ignore[index]
     print("RESULT " + json.dumps(out), flush=True)
+
+
+def main() -> None:
+    args = parse_args(default_tasks=1000)
+    fan_tasks, chain_tasks = build(args.tasks)
+    body: dict[str, float] = {}
+
+    @flow(name="bench-fan")
+    def fan_flow() -> int:
+        return fan_body(fan_tasks, body)
+
+    @flow(name="bench-chain")
+    def chain_flow() -> int:
+        t0 = time.perf_counter()
+        value = None
+        for t in chain_tasks:
+            value = t(value)
+        body["s"] = time.perf_counter() - t0
+        return len(chain_tasks)
+
+    import prefect
+
+    out: dict[str, object] = {"prefect_import_s": IMPORT_S, "prefect_version": prefect.__version__}
+    measure("prefect", {"fan": fan_flow, "chain": chain_flow}, body, args, out)
 
 
 if __name__ == "__main__":
