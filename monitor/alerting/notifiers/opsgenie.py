@@ -30,7 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from monitor.alerting.notifiers import render, templating
-from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.base import Receipt
 from monitor.alerting.notifiers.templating import Templates
 from monitor.config import OpsgenieReceiverSettings
 from monitor.model import Alert, AlertStatus, Notification, NotificationAction
@@ -174,14 +174,7 @@ class OpsgenieNotifier:
         else:
             path = f"/v2/alerts/{quote(call.alias, safe='')}/{call.action}"
             params, body = {"identifierType": "alias"}, update_body(call, self._settings)
-        try:
-            response = self._client.post(path, params=params, json=body)
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"Opsgenie timed out: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"Opsgenie unreachable: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"Opsgenie request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
+        response = render.post(self._client, "Opsgenie", path, self._secrets, params=params, json=body)
         if not response.is_success:
             raise render.http_failure(
                 f"Opsgenie ({call.action})", response.status_code, _reason(response), response.headers.get("Retry-After"), self._secrets

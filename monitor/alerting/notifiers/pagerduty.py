@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from monitor.alerting.notifiers import render, templating
-from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.base import Receipt
 from monitor.alerting.notifiers.templating import Templates
 from monitor.config import PagerDutyReceiverSettings
 from monitor.model import Alert, Notification, NotificationAction, Tier
@@ -160,14 +160,7 @@ class PagerDutyNotifier:
 
     def _send(self, event: dict[str, Any]) -> dict[str, Any]:
         """POST one event; translate every failure into a DeliveryError that names no secret."""
-        try:
-            response = self._client.post(self._url, json=event)
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"PagerDuty timed out: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"PagerDuty unreachable: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"PagerDuty request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
+        response = render.post(self._client, "PagerDuty", self._url, self._secrets, json=event)
         if response.status_code != 202 and not response.is_success:
             raise render.http_failure(
                 "PagerDuty", response.status_code, _reason(response), response.headers.get("Retry-After"), self._secrets

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import httpx
 from pydantic import SecretStr
 
 from monitor.alerting.notifiers.base import DeliveryError
@@ -193,3 +195,17 @@ def http_failure(what: str, status: int, reason: str, retry_after: str | None, s
     retryable = status_is_retryable(status)
     message = f"{what} answered HTTP {status}: {truncate(one_line(redact(reason, secrets)), 300)}"  # redacted before the cut, which could halve a secret
     return DeliveryError(message, retryable=retryable, retry_after=parse_retry_after(retry_after) if retryable else None)
+
+
+def post(client: httpx.Client, what: str, url: str, secrets: Iterable[str], **kwargs: Any) -> httpx.Response:
+    """`client.post(url, **kwargs)`, where getting no answer at all is a DeliveryError naming no
+    secret: a timeout or an unreachable receiver may pass on a retry, any other client error will
+    not. The answer's status is the caller's to judge (see `http_failure`)."""
+    try:
+        return client.post(url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise DeliveryError(f"{what} timed out: {describe(exc, secrets)}", retryable=True) from None
+    except httpx.TransportError as exc:
+        raise DeliveryError(f"{what} unreachable: {describe(exc, secrets)}", retryable=True) from None
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{what} request failed: {describe(exc, secrets)}", retryable=False) from None
