@@ -93,25 +93,17 @@ def relative_divergence_item(s: Series, rule: RelativeDivergenceRule) -> CheckIt
     idx = int(np.argmin(np.where(finite, vals, np.inf)) if rule.mode == "min" else np.argmax(np.where(finite, vals, -np.inf)))
     best = float(vals[idx])
     details = {"metric": s.name, "best": best, "best_step": int(steps[idx]), "factor": rule.factor}
+    if best <= 0:
+        return CheckItem(
+            name=name,
+            status=Status.passed,
+            observed=last,
+            details=details,
+            message=f"{s.name}: best {best} <= 0, a ratio is meaningless",
+        )
     if rule.mode == "min":
-        if best <= 0:
-            return CheckItem(
-                name=name,
-                status=Status.passed,
-                observed=last,
-                details=details,
-                message=f"{s.name}: best {best} <= 0, a ratio is meaningless",
-            )
         bound, fired = rule.factor * best, last > rule.factor * best
     else:
-        if best <= 0:
-            return CheckItem(
-                name=name,
-                status=Status.passed,
-                observed=last,
-                details=details,
-                message=f"{s.name}: best {best} <= 0, a ratio is meaningless",
-            )
         bound, fired = best / rule.factor, last < best / rule.factor
     op = ">" if rule.mode == "min" else "<"
     if fired:
