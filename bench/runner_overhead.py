@@ -336,6 +336,38 @@ def fmt_us(seconds: float) -> str:
     return f"{us:,.3f} µs"
 
 
+def write_record(
+    path: Path,
+    head: dict[str, Any],
+    load_before: tuple[float, float, float],
+    prefect: dict[str, Any] | None,
+    results: dict[str, Any],
+    summary: dict[str, Any],
+    goal_ratio: float,
+    goal: dict[str, bool],
+) -> None:
+    """The JSON result of either bench, with the machine and its load around the run, so results
+    taken on a busy machine can be told apart later."""
+    record = {
+        **head,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "prefect": None if prefect is None else {k: v for k, v in prefect.items() if k != "results"},
+        "raw": results,
+        "summary": summary,
+        "goal_ratio_to_prefect": goal_ratio,
+        "goal_met": goal or None,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    print(f"\nJSON: {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=None, help="tasks per run (default 1000; 200 with --dask)")
@@ -423,28 +455,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(goal ≤ 1/{1 / GOAL_RATIO:.0f}): {'met' if goal[shape] else 'NOT met'}"
             )
 
-    record = {
-        "bench": "runner_overhead",
-        "started_at": started.isoformat(),
-        "tasks": n,
-        "repetitions": reps,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "prefect": None if prefect is None else {k: v for k, v in prefect.items() if k != "results"},
-        "raw": results,
-        "summary": summary,
-        "goal_ratio_to_prefect": GOAL_RATIO,
-        "goal_met": goal or None,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"runner_overhead-{started:%Y%m%dT%H%M%S}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(record, indent=2))
-    print(f"\nJSON: {path}")
+    head = {"bench": "runner_overhead", "started_at": started.isoformat(), "tasks": n, "repetitions": reps}
+    name = f"runner_overhead-{started:%Y%m%dT%H%M%S}{'-quick' if args.quick else ''}.json"
+    write_record(args.out / name, head, load_before, prefect, results, summary, GOAL_RATIO, goal)
     return 0
 
 
@@ -499,29 +512,16 @@ def main_dask(args: argparse.Namespace) -> int:
         print(
             f"{shape}: dagwatch on Dask = {ratio:.3f}x Prefect DaskTaskRunner's per-task wall (goal ≤ {DASK_GOAL_RATIO}x): {'met' if met else 'NOT met'}"
         )
-    record = {
+    head = {
         "bench": "runner_overhead_dask",
         "started_at": started.isoformat(),
         "tasks": n,
         "repetitions": reps,
         "cluster": {"n_workers": 2, "threads_per_worker": 1, "processes": True},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "prefect": None if prefect is None else {k: v for k, v in prefect.items() if k != "results"},
-        "raw": results,
-        "summary": summary,
-        "goal_ratio_to_prefect": DASK_GOAL_RATIO,
-        "goal_met": goal or None,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"runner_overhead-dask-{started:%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(record, indent=2))
-    print(f"\nJSON: {path}")
+    write_record(
+        args.out / f"runner_overhead-dask-{started:%Y%m%dT%H%M%S}.json", head, load_before, prefect, results, summary, DASK_GOAL_RATIO, goal
+    )
     return 0
 
 
