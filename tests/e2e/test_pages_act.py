@@ -125,7 +125,7 @@ def log_in(browser, site: str, store, name: str, role: str, then: str) -> None:
     browser.get(f"{site}/login?next={then}")
     browser.find_element(By.ID, "token").send_keys(token(store, name, role))
     browser.find_element(By.ID, "login-form").submit()
-    WebDriverWait(browser, 30).until(lambda b: name in b.find_element(By.CSS_SELECTOR, "header .who").text)
+    until(browser, lambda b: name in b.find_element(By.CSS_SELECTOR, "header .who").text)
 
 
 def until(browser, predicate, timeout: float = 60):
@@ -142,7 +142,7 @@ def force_submit(browser, button_id: str) -> None:
     """What a person with the developer tools open could do: enable a disabled button, press it."""
     browser.execute_script(f"document.getElementById({button_id!r}).disabled = false")
     browser.find_element(By.ID, button_id).click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "message"))
+    until(browser, lambda b: b.find_elements(By.ID, "message"))
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -163,12 +163,12 @@ def test_filters_and_auto_refresh_keep_what_was_chosen(store, site, browser, tmp
     Select(browser.find_element(By.ID, "f-tier")).select_by_value("P1")
     browser.find_element(By.ID, "f-source").send_keys("embedded")
     browser.find_element(By.ID, "apply").click()
-    WebDriverWait(browser, 30).until(lambda b: "tier=P1" in b.current_url)
+    until(browser, lambda b: "tier=P1" in b.current_url)
     assert shown_ids(browser) == {paged}
 
     Select(browser.find_element(By.ID, "f-refresh")).select_by_value("10")
     browser.find_element(By.ID, "apply").click()
-    WebDriverWait(browser, 30).until(lambda b: "refresh=10" in b.current_url)
+    until(browser, lambda b: "refresh=10" in b.current_url)
     browser.execute_script("window.__before_reload = true")
     newer = push(site, store, failure(run_id="r4", kind="run_failed"))[0]  # appears on the next reload, filters kept
     until(browser, lambda b: b.execute_script("return window.__before_reload") is None, 40)
@@ -177,7 +177,7 @@ def test_filters_and_auto_refresh_keep_what_was_chosen(store, site, browser, tmp
     assert browser.find_element(By.ID, "f-source").get_attribute("value") == "embedded"
 
     browser.find_element(By.ID, "pause").click()
-    WebDriverWait(browser, 30).until(lambda b: "refresh=0" in b.current_url)
+    until(browser, lambda b: "refresh=0" in b.current_url)
     assert "tier=P1" in browser.current_url and "source=embedded" in browser.current_url
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-refresh") == "0" and browser.find_elements(By.ID, "resume")
 
@@ -209,13 +209,13 @@ def test_ack_silence_and_run_work_for_an_operator_and_are_refused_otherwise(stor
 
     log_in(browser, site, store, "ops", "operator", then=f"/alerts/{alert_id}")
     browser.find_element(By.ID, "ack").click()
-    WebDriverWait(browser, 30).until(lambda b: "ops at" in b.find_element(By.ID, "acked").text)
+    until(browser, lambda b: "ops at" in b.find_element(By.ID, "acked").text)
     assert not browser.find_elements(By.ID, "ack")  # acknowledged once; the button is gone
 
     Select(browser.find_element(By.ID, "silence-duration")).select_by_value("4h")
     browser.find_element(By.ID, "silence-comment").send_keys("deploying a fix")
     browser.find_element(By.ID, "silence").click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "muted"))
+    until(browser, lambda b: b.find_elements(By.ID, "muted"))
     [silence] = api(site, "/api/v1/silences")
     assert silence["created_by"] == "ops" and silence["comment"] == "deploying a fix"
     assert silence["matchers"] == {"source": "=embedded", "kind": "=task_failed", "pipeline": "=train"}
@@ -227,7 +227,7 @@ def test_ack_silence_and_run_work_for_an_operator_and_are_refused_otherwise(stor
     browser.set_window_size(1200, 900)
 
     browser.find_element(By.ID, "run-diagnose").click()
-    WebDriverWait(browser, 30).until(lambda b: "/runbooks/executions/" in b.current_url)
+    until(browser, lambda b: "/runbooks/executions/" in b.current_url)
     until(browser, lambda b: b.find_element(By.ID, "status").text == "succeeded")
     [execution] = api(site, f"/api/v1/runbooks/executions?alert_id={alert_id}")
     assert execution["started_by"] == "ops" and execution["status"] == "succeeded"
@@ -237,11 +237,11 @@ def test_silences_are_created_and_expired_in_the_browser(store, site, browser):
     [muted] = push(site, store, failure("train_v2"))
     log_in(browser, site, store, "ops", "operator", then="/")
     browser.find_element(By.ID, "nav-silences").click()
-    WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith("/silences"))
+    until(browser, lambda b: b.current_url.endswith("/silences"))
 
     browser.find_element(By.ID, "s-matchers").send_keys("pipeline=~train(")
     browser.find_element(By.ID, "s-create").click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "problems"))
+    until(browser, lambda b: b.find_elements(By.ID, "problems"))
     assert "invalid regex" in browser.find_element(By.ID, "problems").text
     assert browser.find_element(By.ID, "s-matchers").get_attribute("value") == "pipeline=~train("  # kept to be fixed
 
@@ -253,7 +253,7 @@ def test_silences_are_created_and_expired_in_the_browser(store, site, browser):
     duration.send_keys("90m")
     browser.find_element(By.ID, "s-comment").send_keys("maintenance window")
     browser.find_element(By.ID, "s-create").click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "created"))
+    until(browser, lambda b: b.find_elements(By.ID, "created"))
     [silence] = api(site, "/api/v1/silences")
     assert silence["matchers"] == {"pipeline": "~train.*", "kind": "task_failed"} and silence["status"] == "active"
     row = browser.find_element(By.CSS_SELECTOR, f'tr.silence-row[data-id="{silence["id"]}"]')
@@ -262,7 +262,7 @@ def test_silences_are_created_and_expired_in_the_browser(store, site, browser):
     assert api(site, f"/api/v1/alerts/{muted}")["muted_by"] == f"silence:{silence['id']}"
 
     browser.find_element(By.ID, f"expire-{silence['id']}").click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "expired"))
+    until(browser, lambda b: b.find_elements(By.ID, "expired"))
     assert browser.find_element(By.CSS_SELECTOR, f'tr.silence-row[data-id="{silence["id"]}"]').get_attribute("data-status") == "expired"
     assert api(site, "/api/v1/silences") == [] and api(site, f"/api/v1/alerts/{muted}")["muted_by"] is None
 
@@ -302,27 +302,27 @@ def test_links_lead_where_they_say_and_hostile_text_stays_text(store, site, brow
     browser.get(f"{site}/")
     for nav, heading in (("silences", "Silences"), ("pipelines", "Pipelines"), ("runbooks", "Runbooks"), ("alerts", "Alerts")):
         browser.find_element(By.ID, f"nav-{nav}").click()
-        WebDriverWait(browser, 30).until(lambda b, heading=heading: b.find_element(By.TAG_NAME, "h1").text.startswith(heading))
+        until(browser, lambda b, heading=heading: b.find_element(By.TAG_NAME, "h1").text.startswith(heading))
         assert "current" in browser.find_element(By.ID, f"nav-{nav}").get_attribute("class")
 
     browser.find_element(By.CSS_SELECTOR, f'a[href="/alerts/{alert_id}"]').click()
-    WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith(f"/alerts/{alert_id}"))
+    until(browser, lambda b: b.current_url.endswith(f"/alerts/{alert_id}"))
     browser.find_element(By.ID, "pipeline-runs").click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "pipeline-name"))
+    until(browser, lambda b: b.find_elements(By.ID, "pipeline-name"))
     assert browser.find_element(By.ID, "pipeline-name").text == "team/train"
     run = browser.find_element(By.CSS_SELECTOR, 'tr.run-row[data-run="r1"]')
     assert run.get_attribute("data-duration") == "1m 30s" and "fit: failed, 1m 20s, try 2" in run.text
     browser.find_element(By.ID, "pipeline-alerts").click()
-    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "alerts"))
+    until(browser, lambda b: b.find_elements(By.ID, "alerts"))
     assert shown_ids(browser) == {alert_id}
 
     browser.get(f"{site}/alerts/{alert_id}")
     browser.find_element(By.CSS_SELECTOR, "a.run").click()
-    WebDriverWait(browser, 30).until(lambda b: "/runbooks/diagnose/start" in b.current_url)
+    until(browser, lambda b: "/runbooks/diagnose/start" in b.current_url)
     assert browser.find_element(By.CSS_SELECTOR, "h1 a").get_attribute("href").endswith(f"/alerts/{alert_id}")
     browser.back()
     browser.find_element(By.CSS_SELECTOR, 'tr[data-link="orchestrator"] a').click()
-    WebDriverWait(browser, 30).until(lambda b: b.current_url == url)
+    until(browser, lambda b: b.current_url == url)
     [followed] = [r for r in orchestrator.requests if r.path == "/dags/team/train/grid?run_id=r1"]
     assert followed.header("Referer") is None  # Referrer-Policy: our alert URLs stay ours
 
@@ -341,7 +341,7 @@ def test_the_execution_page_follows_the_runbook_while_it_runs(store, site, brows
     log_in(browser, site, store, "ops", "operator", then=f"/alerts/{alert_id}")
     gate.clear()  # the health step will wait
     browser.find_element(By.ID, "run-diagnose").click()
-    WebDriverWait(browser, 30).until(lambda b: "/runbooks/executions/" in b.current_url)
+    until(browser, lambda b: "/runbooks/executions/" in b.current_url)
     until(browser, lambda b: b.find_element(By.CSS_SELECTOR, 'tr.step[data-step="health"]').get_attribute("data-status") == "running")
     until(
         browser,
