@@ -20,10 +20,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.integration.server import DagwatchProcess, create_token, free_port
+from tests.integration.gates import gate_dagwatch, pipeline_alerts
 from tests.integration.test_checks_install import (
     SERVICE_ONLY,
     frozen_constraints,
@@ -33,11 +32,6 @@ from tests.integration.test_checks_install import (
 ROOT = Path(__file__).resolve().parents[3]
 DAG = ROOT / "examples" / "airflow_dags" / "dagwatch_gated.py"
 DAG_ID = "dw_gated_train"
-CONFIG = """
-data_dir: {data_dir}
-sources: []
-alerting: {{group_wait: 0s, group_interval: 1s}}
-"""
 
 
 def site_packages(python: Path) -> Path:
@@ -108,15 +102,8 @@ def test_the_worker_has_the_library_and_not_the_service(worker, tmp_path):
 
 @pytest.fixture
 def dagwatch(tmp_path):
-    config = tmp_path / "dagwatch.yaml"
-    config.write_text(CONFIG.format(data_dir=tmp_path / "data"))
-    token = create_token(config, "airflow2-workers")
-    proc = DagwatchProcess(config, free_port(), tmp_path / "dagwatch.log")
-    try:
-        proc.wait_healthy()
-        yield proc.url, token
-    finally:
-        proc.stop()
+    with gate_dagwatch(tmp_path, "airflow2-workers") as server:
+        yield server
 
 
 class Airflow2:
@@ -146,7 +133,7 @@ class Airflow2:
 
 
 def alerts(url: str) -> list[dict]:
-    return httpx.get(f"{url}/api/v1/alerts", params={"pipeline": DAG_ID, "limit": 100}, timeout=10).json()
+    return pipeline_alerts(url, DAG_ID)
 
 
 def test_gated_dag_on_airflow2_stops_a_diverged_model_and_reports_to_dagwatch(worker, dagwatch, tmp_path):

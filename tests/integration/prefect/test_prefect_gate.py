@@ -16,30 +16,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.server import DagwatchProcess, create_token, free_port
+from tests.integration.gates import gate_dagwatch, pipeline_alerts
 from tests.servers.prefect.server import PYTHON, PrefectServer
 
 ROOT = Path(__file__).resolve().parents[3]
 FLOW = ROOT / "examples" / "prefect_flows" / "gated.py"
 PIPELINE = "dw-gated-train"
-CONFIG = """
-data_dir: {data_dir}
-sources: []
-alerting: {{group_wait: 0s, group_interval: 1s}}
-"""
 
 
 @pytest.fixture
 def dagwatch(tmp_path):
-    config = tmp_path / "dagwatch.yaml"
-    config.write_text(CONFIG.format(data_dir=tmp_path / "data"))
-    token = create_token(config, "prefect-flows")
-    proc = DagwatchProcess(config, free_port(), tmp_path / "dagwatch.log")
-    try:
-        proc.wait_healthy()
-        yield proc.url, token
-    finally:
-        proc.stop()
+    with gate_dagwatch(tmp_path, "prefect-flows") as server:
+        yield server
 
 
 class Gated:
@@ -99,8 +87,7 @@ class Gated:
 
 
 def alerts_of(url: str, run_id: str | None = None) -> list[dict]:
-    alerts = httpx.get(f"{url}/api/v1/alerts", params={"pipeline": PIPELINE, "limit": 100}, timeout=10).json()
-    return [a for a in alerts if run_id is None or a["run_id"] == run_id]
+    return [a for a in pipeline_alerts(url, PIPELINE) if run_id is None or a["run_id"] == run_id]
 
 
 @pytest.fixture
