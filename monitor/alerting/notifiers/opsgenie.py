@@ -189,11 +189,9 @@ class OpsgenieNotifier:
 
 def _reason(response: httpx.Response) -> str:
     """Opsgenie's `message` and per-field `errors` (422), else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text  # whole: render.http_failure redacts, then cuts
-    if isinstance(body, dict):
-        errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
-        return "; ".join([str(body.get("message", ""))] + [f"{k}: {v}" for k, v in errors.items()]).strip("; ")
-    return str(body)
+    return render.api_reason(response, _field_errors)
+
+
+def _field_errors(body: dict[str, Any]) -> list[str]:
+    errors = body.get("errors")
+    return [f"{k}: {v}" for k, v in errors.items()] if isinstance(errors, dict) else []

@@ -175,11 +175,4 @@ class PagerDutyNotifier:
 
 def _reason(response: httpx.Response) -> str:
     """PagerDuty's `message` and `errors` on a 400, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text  # whole: render.http_failure redacts, then cuts
-    if isinstance(body, dict):
-        errors = body.get("errors") or []
-        return "; ".join([str(body.get("message", ""))] + [str(e) for e in errors]).strip("; ")
-    return str(body)
+    return render.api_reason(response, lambda body: [str(e) for e in body.get("errors") or []])

@@ -10,7 +10,7 @@ bodies and server replies into their messages, and any of those may hold a key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -209,3 +209,16 @@ def post(client: httpx.Client, what: str, url: str, secrets: Iterable[str], **kw
         raise DeliveryError(f"{what} unreachable: {describe(exc, secrets)}", retryable=True) from None
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{what} request failed: {describe(exc, secrets)}", retryable=False) from None
+
+
+def api_reason(response: httpx.Response, errors: Callable[[dict[str, Any]], list[str]]) -> str:
+    """An incident API's own words for a refusal: its JSON `message` and what `errors` picks from
+    the body (each API lists its errors its own way), else the body as sent (whole: `http_failure`
+    redacts, then cuts)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if isinstance(body, dict):
+        return "; ".join([str(body.get("message", ""))] + errors(body)).strip("; ")
+    return str(body)
