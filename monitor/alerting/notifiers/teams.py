@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor.alerting.notifiers import render
-from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.base import Receipt
 from monitor.config import TeamsReceiverSettings
 from monitor.model import Alert, Notification, NotificationAction
 
@@ -130,14 +130,7 @@ class TeamsNotifier:
         )
 
     def notify(self, notification: Notification) -> Receipt | None:
-        try:
-            response = self._client.post(self._url.get_secret_value(), json=message(notification))
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"Teams workflow timed out: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"Teams workflow unreachable: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"Teams request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
+        response = render.post(self._client, "Teams workflow", self._url.get_secret_value(), self._secrets, json=message(notification))
         if not response.is_success:
             raise render.http_failure(
                 "Teams workflow", response.status_code, _reason(response), response.headers.get("Retry-After"), self._secrets

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from monitor.alerting.notifiers import render
-from monitor.alerting.notifiers.base import DeliveryError, Receipt
+from monitor.alerting.notifiers.base import Receipt
 from monitor.config import WebhookReceiverSettings
 from monitor.model import Notification
 
@@ -93,14 +93,7 @@ class WebhookNotifier:
     def notify(self, notification: Notification) -> Receipt | None:
         raw = body(notification)
         secret = self._secret.get_secret_value() if self._secret else None
-        try:
-            response = self._client.post(self._url, content=raw, headers=headers(notification, raw, secret))
-        except httpx.TimeoutException as exc:
-            raise DeliveryError(f"webhook timed out: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"webhook unreachable: {render.describe(exc, self._secrets)}", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook request failed: {render.describe(exc, self._secrets)}", retryable=False) from None
+        response = render.post(self._client, "webhook", self._url, self._secrets, content=raw, headers=headers(notification, raw, secret))
         if not response.is_success:
             raise render.http_failure("webhook", response.status_code, response.text, response.headers.get("Retry-After"), self._secrets)
         log.debug("webhook %s took notification %s", self.name, notification.id)
