@@ -68,14 +68,16 @@ def holders(view: dict) -> dict[str, str]:
 
 
 @pytest.fixture
-def replicas(tmp_path, pg_url, monkeypatch):
-    """Two replicas (own data folders, one database); yields (processes, receiver, config)."""
+def replicas(request, tmp_path, pg_url, monkeypatch):
+    """Two replicas (own data folders, one database); yields (processes, receiver, config). The
+    lease time is TTL unless the test asks for another (`indirect` parametrization)."""
+    ttl = getattr(request, "param", TTL)
     monkeypatch.setenv("DAGWATCH_TEST_RUNS_FILE", str(tmp_path / "runs.txt"))
     receiver = RecordingServer().start()
     configs = []
     for name in ("a", "b"):
         config = tmp_path / f"{name}.yaml"
-        config.write_text(CONFIG.format(data_dir=tmp_path / name, store=pg_url, ttl=TTL, hook=receiver.url))
+        config.write_text(CONFIG.format(data_dir=tmp_path / name, store=pg_url, ttl=ttl, hook=receiver.url))
         configs.append(config)
     processes = [DagwatchProcess(config, free_port(), tmp_path / f"{config.stem}.log") for config in configs]
     try:
@@ -88,6 +90,9 @@ def replicas(tmp_path, pg_url, monkeypatch):
         receiver.stop()
 
 
+# A lease time well past a heartbeat delayed by a loaded machine: this test is about who polls
+# while both replicas live, and a lease that expired under load would move and fail "nothing moved".
+@pytest.mark.parametrize("replicas", [15], indirect=True)
 def test_two_replicas_split_the_sources_poll_each_from_one_replica_and_fire_each_schedule_once(replicas, tmp_path):
     (a, b), _receiver, _config = replicas
     ids = {cluster(a.url)["replica"]: a, cluster(b.url)["replica"]: b}
@@ -120,7 +125,7 @@ def test_two_replicas_split_the_sources_poll_each_from_one_replica_and_fire_each
     assert len({run_id for _, _, run_id in runs}) == len(runs)
     fires = _fires(a, tmp_path)
     assert sum(fires.values()) == len(runs)  # every run was one claimed fire time: none ran twice
-    assert set(fires) == set(ids)  # and both replicas' schedules took part
+    assert set(fires) <= set(ids)  # claimed by these replicas (which one wins a fire time is a race, by design)
 
 
 def _runs(tmp_path: Path) -> list[tuple[str, int, str]]:
