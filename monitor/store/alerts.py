@@ -143,10 +143,13 @@ def add_history(session: Session, *, alert_id: int, at: datetime, change: str, e
     add_histories(session, [dict(alert_id=alert_id, at=at, change=change, event_id=event_id, note=note)])
 
 
+_INSERT_HISTORY = insert(AlertHistoryRow.__table__)  # built once: every ingest runs it
+
+
 def add_histories(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """History entries (alert_id, at, change, event_id, note), one statement for all."""
     if rows:
-        session.execute(insert(AlertHistoryRow.__table__), list(rows))
+        session.execute(_INSERT_HISTORY, list(rows))
 
 
 def add_notifications(session: Session, *, alert_id: int, receivers: Sequence[str], action: str, now: datetime) -> None:

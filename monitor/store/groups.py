@@ -54,13 +54,16 @@ def _by_key(session: Session, keys: list[str]) -> dict[str, AlertGroupRow]:
     return {g.group_key: g for g in session.scalars(_BY_KEY, {"keys": keys})} if keys else {}
 
 
+_INSERT_MEMBERS = insert(AlertGroupMemberRow.__table__)  # built once: every ingest that fires runs it
+
+
 def add_members(session: Session, pairs: Iterable[tuple[int, int]], *, known_new: bool = False) -> None:
     """(group id, alert id) memberships; `known_new`: the alerts were just created (no lookup)."""
     rows = [{"group_id": g, "alert_id": a} for g, a in set(pairs)]
     if not known_new:
         rows = [r for r in rows if session.get(AlertGroupMemberRow, (r["group_id"], r["alert_id"])) is None]
     if rows:
-        session.execute(insert(AlertGroupMemberRow.__table__), rows)
+        session.execute(_INSERT_MEMBERS, rows)
 
 
 def remove_members(session: Session, *, group_id: int, alert_ids: list[int]) -> None:
