@@ -93,6 +93,11 @@ class TrustedProxySettings(_Section):
     )
 
 
+#: `server.token_cache`: long enough that a pipeline posting one event per request does not read
+#: its token each time, short enough that a revocation (from the CLI, in another process) bites soon.
+TOKEN_CACHE = timedelta(seconds=5)
+
+
 class ServerSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to listen on; loopback by default.")
     port: int = Field(8000, ge=1, le=65535)
@@ -108,6 +113,15 @@ class ServerSettings(_Section):
         description=("Require at least a viewer token (or page session) for every read; off, reads are open to whoever reaches host:port."),
     )
     trusted_proxy: TrustedProxySettings | None = Field(None, description="Off unless given: believe an auth proxy's user header.")
+    token_cache: Duration = Field(
+        TOKEN_CACHE,
+        ge=timedelta(0),
+        le=timedelta(minutes=1),
+        description=(
+            "How long a checked bearer token is believed without asking the store again; a revoked token is refused "
+            "at most this long after `dagwatch token revoke`. 0s asks the store on every request."
+        ),
+    )
 
     @property
     def base_url(self) -> str:

@@ -64,7 +64,7 @@ def create_app(
     `runbook_engine` runs runbooks (`Service.runbooks`); without it the runbook API answers 503.
     `notifiers` are the service's (`Service.notifiers`): Slack clicks are checked against them.
     `max_body_bytes` bounds a JSON API request's body (`server.max_body_bytes`; body_limit.py).
-    `access`: read_auth, the trusted proxy and audit retention (`auth.Access.from_settings`)."""
+    `access`: read_auth, the trusted proxy, audit retention and the token cache (`auth.Access.from_settings`)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +86,7 @@ def create_app(
     app.state.store = store
     app.state.policy = policy
     app.state.access = access = access or auth.Access()
+    app.state.token_cache = auth.TokenCache(access.token_cache)
     app.state.slack_signing_secrets = slack_signing_secrets or []
     app.state.runbook_engine = runbook_engine
     app.state.notifiers = dict(notifiers or {})

@@ -8,6 +8,12 @@ something declares its permission and its audit action with `require`. A caller 
 not serve is refused, and a known caller's refusal is audited. A failed check says what to do
 and never echoes a token.
 
+A bearer token the store vouched for is believed for `server.token_cache` (`TokenCache`) without
+asking again: a pipeline posting one event per request would otherwise spend a store read (and
+its transaction) per event on its token. Revocation is a store write from the CLI, in another
+process, so it bites once the entry ages out — within `token_cache`; unknown tokens are never
+cached, so a new token works at once.
+
 The trusted proxy is believed only when the TCP peer is one of `server.trusted_proxy.from`
 (`uvicorn` runs without proxy-header rewriting, so the peer is the real one). Its users have no
 session nonce of ours; what they post is checked for coming from this site (Origin/Referer),
@@ -16,6 +22,8 @@ which a browser always sends cross-site and a page cannot forge.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -28,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from monitor.api import web_session
 from monitor.api.web_session import PageUser
-from monitor.config import Settings, TrustedProxySettings
+from monitor.config import TOKEN_CACHE, Settings, TrustedProxySettings
 from monitor.model import utcnow
 from monitor.store import audit, tokens
 from monitor.store.audit import Outcome, Via
@@ -55,10 +63,16 @@ class Access:
     read_auth: bool = False
     proxy: TrustedProxySettings | None = None
     audit_keep: timedelta = audit.KEEP
+    token_cache: timedelta = TOKEN_CACHE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Access":
-        return cls(read_auth=settings.server.read_auth, proxy=settings.server.trusted_proxy, audit_keep=settings.audit.keep)
+        return cls(
+            read_auth=settings.server.read_auth,
+            proxy=settings.server.trusted_proxy,
+            audit_keep=settings.audit.keep,
+            token_cache=settings.server.token_cache,
+        )
 
     def trusts(self, peer: str | None) -> bool:
         if self.proxy is None or not peer:
@@ -76,6 +90,40 @@ class Access:
             return False
         wanted = self.proxy.header.lower().encode()
         return any(name == wanted and value.strip() for name, value in scope["headers"])
+
+
+class TokenCache:
+    """Bearer tokens the store recently vouched for: digest → (name, role) and when that expires.
+
+    Only tokens the store knew are kept (an unknown one is asked about every time, so one
+    created a moment ago works at once, and a flood of bad tokens cannot fill it); an entry is
+    believed for `ttl` (`server.token_cache`), then the store is asked again, which is when a
+    revocation takes effect. `clock` is monotonic seconds (a test passes its own)."""
+
+    def __init__(self, ttl: timedelta, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl.total_seconds()
+        self._clock = clock
+        self._known: dict[str, tuple[str, str, float]] = {}
+        self._lock = threading.Lock()  # sync routes run on a thread pool
+
+    def get(self, token: str) -> tuple[str, str] | None:
+        """(name, role) of a token vouched for less than `ttl` ago, else None."""
+        if self._ttl <= 0:
+            return None
+        key = tokens.digest(token)
+        with self._lock:
+            entry = self._known.get(key)
+            if entry is None:
+                return None
+            if self._clock() >= entry[2]:
+                del self._known[key]
+                return None
+        return entry[0], entry[1]
+
+    def put(self, token: str, name: str, role: str) -> None:
+        if self._ttl > 0:
+            with self._lock:
+                self._known[tokens.digest(token)] = (name, role, self._clock() + self._ttl)
 
 
 @dataclass(frozen=True)
@@ -137,9 +185,13 @@ def identify(request: Request, db: Session, credentials: HTTPAuthorizationCreden
     proxy's user, then (for reads and pages) the page session; None for nobody."""
     keep = access(request).audit_keep
     if credentials is not None:
+        cache: TokenCache = request.app.state.token_cache
+        if (known := cache.get(credentials.credentials)) is not None:
+            return Caller(known[0], known[1], Via.API, peer_address(request), keep=keep)
         row = tokens.lookup(db, token=credentials.credentials, now=utcnow())
         if row is None:
             raise Denied(401, "unknown or revoked token: create one with `dagwatch token create`")
+        cache.put(credentials.credentials, row.name, row.role)
         return Caller(row.name, row.role, Via.API, peer_address(request), keep=keep)
     if (named := proxy_user(request)) is not None:
         return Caller(named[0], named[1], Via.PROXY, peer_address(request), keep=keep)

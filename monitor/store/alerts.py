@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection, Iterable, Protocol, Sequence
 
-from sqlalchemy import and_, func, insert, select, tuple_
+from sqlalchemy import bindparam, func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
@@ -38,6 +38,22 @@ def get_many(session: Session, *, alert_ids: Sequence[int]) -> list[AlertRow]:
     return [rows[i] for i in alert_ids]
 
 
+def _firing_where(*criteria: Any) -> Any:
+    return select(AlertRow).where(*criteria, AlertRow.status == AlertStatus.FIRING.value)
+
+
+# firing_for's three lookups, built once with expanding parameters: every ingest runs them, and
+# building and cache-keying the IN expressions anew each time cost more than running them.
+_FIRING_BY_FINGERPRINT = _firing_where(AlertRow.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+_FIRING_BY_SOURCE = _firing_where(
+    AlertRow.source.in_(bindparam("sources", expanding=True)), AlertRow.kind.in_(bindparam("kinds", expanding=True))
+)
+_FIRING_BY_PIPELINE = _firing_where(
+    tuple_(AlertRow.source, AlertRow.pipeline).in_(bindparam("pairs", expanding=True)),
+    AlertRow.kind.in_(bindparam("kinds", expanding=True)),
+)
+
+
 def firing_for(
     session: Session, *, fingerprints: Collection[str], scopes: Collection[tuple[str, str | None]], kinds: Collection[AlertKind]
 ) -> list[AlertRow]:
@@ -47,14 +63,14 @@ def firing_for(
     fps = sorted(fingerprints)
     whole = sorted({source for source, pipeline in scopes if pipeline is None})
     pairs = sorted({(source, pipeline) for source, pipeline in scopes if pipeline is not None})
-    lookups = [AlertRow.fingerprint.in_(fps[i : i + 500]) for i in range(0, len(fps), 500)]
+    lookups = [(_FIRING_BY_FINGERPRINT, {"fingerprints": fps[i : i + 500]}) for i in range(0, len(fps), 500)]
     if kinds:
-        of_kinds = AlertRow.kind.in_(sorted(k.value for k in kinds))
-        lookups += [and_(AlertRow.source.in_(whole), of_kinds)] if whole else []
-        lookups += [and_(tuple_(AlertRow.source, AlertRow.pipeline).in_(pairs[i : i + 400]), of_kinds) for i in range(0, len(pairs), 400)]
+        of_kinds = sorted(k.value for k in kinds)
+        lookups += [(_FIRING_BY_SOURCE, {"sources": whole, "kinds": of_kinds})] if whole else []
+        lookups += [(_FIRING_BY_PIPELINE, {"pairs": pairs[i : i + 400], "kinds": of_kinds}) for i in range(0, len(pairs), 400)]
     found: dict[int, AlertRow] = {}
-    for lookup in lookups:
-        for row in session.scalars(select(AlertRow).where(lookup, AlertRow.status == AlertStatus.FIRING.value)):
+    for statement, parameters in lookups:
+        for row in session.scalars(statement, parameters):
             found[row.id] = row
     return list(found.values())
 
@@ -127,10 +143,13 @@ def add_history(session: Session, *, alert_id: int, at: datetime, change: str, e
     add_histories(session, [dict(alert_id=alert_id, at=at, change=change, event_id=event_id, note=note)])
 
 
+_INSERT_HISTORY = insert(AlertHistoryRow.__table__)  # built once: every ingest runs it
+
+
 def add_histories(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """History entries (alert_id, at, change, event_id, note), one statement for all."""
     if rows:
-        session.execute(insert(AlertHistoryRow.__table__), list(rows))
+        session.execute(_INSERT_HISTORY, list(rows))
 
 
 def add_notifications(session: Session, *, alert_id: int, receivers: Sequence[str], action: str, now: datetime) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection, Iterable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from monitor.model import AlertKind, AlertStatus
@@ -46,8 +46,15 @@ def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: da
     return found
 
 
+#: Built once: every ingest that fires reads its groups by key (building the IN anew cost more than running it).
+_BY_KEY = select(AlertGroupRow).where(AlertGroupRow.group_key.in_(bindparam("keys", expanding=True)))
+
+
 def _by_key(session: Session, keys: list[str]) -> dict[str, AlertGroupRow]:
-    return {g.group_key: g for g in session.scalars(select(AlertGroupRow).where(AlertGroupRow.group_key.in_(keys)))} if keys else {}
+    return {g.group_key: g for g in session.scalars(_BY_KEY, {"keys": keys})} if keys else {}
+
+
+_INSERT_MEMBERS = insert(AlertGroupMemberRow.__table__)  # built once: every ingest that fires runs it
 
 
 def add_members(session: Session, pairs: Iterable[tuple[int, int]], *, known_new: bool = False) -> None:
@@ -56,7 +63,7 @@ def add_members(session: Session, pairs: Iterable[tuple[int, int]], *, known_new
     if not known_new:
         rows = [r for r in rows if session.get(AlertGroupMemberRow, (r["group_id"], r["alert_id"])) is None]
     if rows:
-        session.execute(insert(AlertGroupMemberRow.__table__), rows)
+        session.execute(_INSERT_MEMBERS, rows)
 
 
 def remove_members(session: Session, *, group_id: int, alert_ids: list[int]) -> None:
