@@ -9,9 +9,10 @@ import logging
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 
 import typer
 import yaml
@@ -450,6 +451,20 @@ def _open_store(settings: Settings):
         _fail(str(exc))
 
 
+@contextmanager
+def _local(settings: Settings) -> Iterator:
+    """One transaction on the configured store, for a command that acts here rather than through a
+    server: a DagwatchError is the command's one-line failure, and the store is closed either way."""
+    store = _open_store(settings)
+    try:
+        with store.session() as session:
+            yield session
+    except DagwatchError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+
+
 def _cli_user() -> str:
     import getpass
 
@@ -478,15 +493,9 @@ def token_create(
     from monitor.store import tokens
 
     settings = _settings(config)
-    store = _open_store(settings)
-    try:
-        with store.session() as session:
-            token = tokens.create(session, name=name, role=role, now=utcnow())
-            _audit(session, settings, "token_create", name, detail=f"role {role}")
-    except DagwatchError as exc:
-        _fail(str(exc))
-    finally:
-        store.close()
+    with _local(settings) as session:
+        token = tokens.create(session, name=name, role=role, now=utcnow())
+        _audit(session, settings, "token_create", name, detail=f"role {role}")
     typer.echo(token)
 
 
@@ -497,12 +506,10 @@ def token_revoke(name: Annotated[str, typer.Option("--name", "-n")], config: Con
     from monitor.store import tokens
 
     settings = _settings(config)
-    store = _open_store(settings)
-    with store.session() as session:
+    with _local(settings) as session:
         found = tokens.revoke(session, name=name, now=utcnow())
         if found:
             _audit(session, settings, "token_revoke", name)
-    store.close()
     if not found:
         _fail(f"no active token named {name!r}")
     typer.echo(f"revoked {name}")
@@ -582,12 +589,8 @@ def alerts_list(
         from monitor.store import alerts as alert_store
 
         settings = _settings(config)
-        store = _open_store(settings)
-        try:
-            with store.session() as session:
-                found = alert_store.list_alerts(session, **filters, base_url=settings.server.base_url)
-        finally:
-            store.close()
+        with _local(settings) as session:
+            found = alert_store.list_alerts(session, **filters, base_url=settings.server.base_url)
     if as_json:
         typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
     else:
@@ -642,17 +645,10 @@ def alerts_ack(
     from monitor.store import alerts as alert_store
 
     settings = _settings(config)
-    store = _open_store(settings)
-    try:
-        with store.session() as session:
-            now = utcnow()
-            row = verbs.ack(session, alert_id=alert, who=_cli_user(), now=now, comment=comment)
-            _audit(session, settings, "ack", f"alert #{alert}")
-            acked = alert_store.to_models(session, [row], base_url=settings.server.base_url)[0]
-    except DagwatchError as exc:
-        _fail(str(exc))
-    finally:
-        store.close()
+    with _local(settings) as session:
+        row = verbs.ack(session, alert_id=alert, who=_cli_user(), now=utcnow(), comment=comment)
+        _audit(session, settings, "ack", f"alert #{alert}")
+        acked = alert_store.to_models(session, [row], base_url=settings.server.base_url)[0]
     typer.echo(acked.model_dump_json(indent=2) if as_json else f"alert {alert} acknowledged by {acked.acked_by}")
 
 
@@ -703,36 +699,28 @@ def alerts_silence(
     from monitor.model import utcnow
 
     settings = _settings(config)
-    store = _open_store(settings)
-    try:
-        with store.session() as session:
-            now = utcnow()
-            if alert is not None:
-                row = verbs.silence_alert(session, alert_id=alert, who=_cli_user(), now=now, duration=length, comment=comment)
-            else:
-                row = verbs.silence(
-                    session, matchers=matchers, starts_at=now, ends_at=now + length, who=_cli_user(), now=now, comment=comment
-                )
-            session.flush()
-            _audit(
-                session,
-                settings,
-                "silence",
-                f"alert #{alert}" if alert is not None else f"silence #{row.id}",
-                detail=f"silence #{row.id} for {length}" if alert is not None else f"{matchers} for {length}",
-            )
-            made = {
-                "id": row.id,
-                "matchers": row.matchers,
-                "starts_at": row.starts_at.isoformat(),
-                "ends_at": row.ends_at.isoformat(),
-                "created_by": row.created_by,
-                "comment": row.comment,
-            }
-    except DagwatchError as exc:
-        _fail(str(exc))
-    finally:
-        store.close()
+    with _local(settings) as session:
+        now = utcnow()
+        if alert is not None:
+            row = verbs.silence_alert(session, alert_id=alert, who=_cli_user(), now=now, duration=length, comment=comment)
+        else:
+            row = verbs.silence(session, matchers=matchers, starts_at=now, ends_at=now + length, who=_cli_user(), now=now, comment=comment)
+        session.flush()
+        _audit(
+            session,
+            settings,
+            "silence",
+            f"alert #{alert}" if alert is not None else f"silence #{row.id}",
+            detail=f"silence #{row.id} for {length}" if alert is not None else f"{matchers} for {length}",
+        )
+        made = {
+            "id": row.id,
+            "matchers": row.matchers,
+            "starts_at": row.starts_at.isoformat(),
+            "ends_at": row.ends_at.isoformat(),
+            "created_by": row.created_by,
+            "comment": row.comment,
+        }
     typer.echo(
         json.dumps(made, indent=2)
         if as_json
