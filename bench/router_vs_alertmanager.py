@@ -1,8 +1,9 @@
 """dagwatch's alert router next to Prometheus Alertmanager 0.25, fed the same alerts in one run.
 
-    .venv/bin/python bench/router_vs_alertmanager.py            # full: ~5 min on 2 busy cores
-    .venv/bin/python bench/router_vs_alertmanager.py --quick    # smoke: ~30-45 s
+    .venv/bin/python bench/router_vs_alertmanager.py            # full: ~6-8 min on 2 busy cores
+    .venv/bin/python bench/router_vs_alertmanager.py --quick    # smoke: ~1 min
     .venv/bin/python bench/router_vs_alertmanager.py --profile  # + py-spy of dagwatch's ingest
+    .venv/bin/python bench/router_vs_alertmanager.py --phases batched,single,concurrent  # a subset
 
 Needs: the project venv (`make install`) and Alertmanager (`apt-get install -y
 prometheus-alertmanager`; its binary, or --alertmanager PATH). --profile needs py-spy
@@ -15,14 +16,18 @@ even on failure:
                 alerts pushed to POST /api/v1/events with an operator token
   Alertmanager  `prometheus-alertmanager --cluster.listen-address= --storage.path TMP`, config
                 from bench/alertmanager.yml (group_by source+pipeline, group_wait 0s,
-                group_interval 1s), alerts pushed to POST /api/v2/alerts
+                group_interval 1s, resolve_timeout 24h so that no alert expires mid-run: the
+                bench sends no endsAt), alerts pushed to POST /api/v2/alerts
 Both webhooks post to one local receiver (http.server in a thread, 127.0.0.1) that records the
 arrival time of each delivery and the pipelines (= groups) it names.
 
 An alert is (kind task_failed, source bench, pipeline, run r1, task); both servers group by
 source + pipeline, so the pipeline names the group. Phases, each dagwatch then Alertmanager:
   latency     N single-alert posts, each in a new group, paced GAP apart (sequential, not waiting
-              for delivery); latency = arrival at the receiver - time the POST was sent
+              for delivery); latency = arrival at the receiver - time the POST was sent.
+              dagwatch, every 10th (quick: 3rd) alert: committed before notified? On the receiver
+              thread, after the arrival time is taken and before the delivery is answered, each
+              alert id in it is read back with GET /api/v1/alerts/{id}; checked / found reported
   dedup       the same alert posted 1,000 times, one per request → notifications counted
   flap        fire / resolve the same alert 10 times, SPACING apart (longer than group_interval
               plus dagwatch's 1 s dispatch tick) → notifications counted; both sides concurrently.
@@ -32,11 +37,24 @@ source + pipeline, so the pipeline names the group. Phases, each dagwatch then A
   batched     N distinct alerts, B per request (100 groups of 100 alerts), alerts/s
   single      N distinct alerts, one per request, alerts/s (runs after `batched`, so with ~N
               alerts already firing: work that scales with firing alerts shows up here)
+  concurrent  N distinct alerts, one per request, from C client threads at once (each its own
+              keep-alive connection; default C=16, N=4,000, quick 8 and 400): alerts/s, CPU per
+              alert, request p50/p99. Where dagwatch's group commit (concurrent single-event
+              requests sharing one transaction) shows; the client is Python threads, so the
+              Alertmanager side may be bounded by the client
+  idle        5 s of idle CPU, both at once, with everything above still firing
+  rss100k     last: fill each server to 100,000 firing alerts (quick 10,000; what earlier phases
+              left firing counts), 1,000 per request (dagwatch's maximum), drain the notifications,
+              then VmRSS and VmHWM, then the count again (dagwatch: the dagwatch_alerts_firing
+              gauge on /metrics; Alertmanager: GET /api/v2/alerts, read after the RSS so its
+              ~50 MB answer does not count); alerts/s and CPU per alert of that fill
+--phases NAME,… runs a subset (always in the order above); --quick shrinks every count.
 Each load phase is followed by a drain (no delivery for QUIET s) so phases do not overlap. CPU per
 alert = the server process's utime+stime over the phase / alerts (background work included).
-Peak RSS = VmHWM of the server process at the end (also VmRSS right after start-up).
+Peak RSS = VmHWM of the server process before rss100k (also VmRSS right after start-up).
 
-Results: a table on stdout (ratios dagwatch / Alertmanager), JSON in bench/results/ (gitignored).
+Results: a table on stdout (ratios dagwatch / Alertmanager), JSON in bench/results/ (gitignored),
+the same ratios under "ratios", keyed phase.metric.
 """
 
 from __future__ import annotations
@@ -78,6 +96,11 @@ FULL = dict(
     batched_n=10_000,
     batch=100,
     single_n=2_000,
+    concurrent_n=4_000,
+    clients=16,
+    rss_target=100_000,
+    rss_batch=1000,
+    commit_every=10,
     group_size=100,
     quiet=3.0,
 )
@@ -90,9 +113,15 @@ QUICK = dict(
     batched_n=500,
     batch=100,
     single_n=100,
+    concurrent_n=400,
+    clients=8,
+    rss_target=10_000,
+    rss_batch=1000,
+    commit_every=3,
     group_size=100,
     quiet=2.0,
 )
+PHASES = ("latency", "dedup", "flap", "batched", "single", "concurrent", "idle", "rss100k")
 
 
 def iso(ts: float | None = None) -> str:
@@ -134,6 +163,8 @@ class Receiver:
         self.deliveries: list[Delivery] = []
         self.first_seen: dict[tuple[str, str], float] = {}
         self.last_at = 0.0
+        # called with (side, delivery document) after the arrival is recorded and before the answer
+        self.on_delivery: Callable[[str, dict[str, Any]], None] | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -143,11 +174,18 @@ class Receiver:
                 at = time.perf_counter()
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    receiver.record(self.path, at, json.loads(raw), self.headers.get("Idempotency-Key"))
+                    doc = json.loads(raw)
+                    receiver.record(self.path, at, doc, self.headers.get("Idempotency-Key"))
                     code = 200
                 except Exception as exc:  # noqa: BLE001 - a bad payload is a finding, not a crash
                     sys.stderr.write(f"receiver: cannot read a delivery to {self.path}: {exc!r}\n")
                     code = 400
+                hook = receiver.on_delivery
+                if code == 200 and hook is not None:
+                    try:
+                        hook(self.path.strip("/"), doc)
+                    except Exception as exc:  # noqa: BLE001 - reported by the hook's counts
+                        sys.stderr.write(f"receiver: delivery hook failed: {exc!r}\n")
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -186,6 +224,16 @@ class Receiver:
         with self.lock:
             hits = [d for d in self.deliveries if d.side == side and any(match(p) for p in d.pipelines)]
         return len(hits), sum(len(d.pipelines) for d in hits), [f"{d.action}[{','.join(d.statuses)}]" for d in hits]
+
+    def wait_groups(self, side: str, pipelines: list[str], limit: float) -> int:
+        """Until each pipeline (group) has had a delivery on `side`, bounded by `limit`; returns how many have not."""
+        deadline = time.perf_counter() + limit
+        while True:
+            with self.lock:
+                missing = sum(1 for p in pipelines if (side, p) not in self.first_seen)
+            if not missing or time.perf_counter() >= deadline:
+                return missing
+            time.sleep(0.1)
 
     def wait_quiet(self, quiet: float, limit: float = 90.0) -> float:
         """Until no delivery (of either side) for `quiet` s; bounded by `limit`. Returns waited s."""
@@ -239,6 +287,19 @@ class Server:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
             self._local.conn = conn
         return conn
+
+    def connect(self) -> None:
+        """Open this thread's connection now (so a timed phase does not include the TCP handshake)."""
+        self._conn().connect()
+
+    def close_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def firing(self) -> int:
+        raise NotImplementedError
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         for attempt in (1, 2):
@@ -362,6 +423,20 @@ class Dagwatch(Server):
         if accepted != expected:
             raise RuntimeError(f"dagwatch accepted {accepted} of {expected}: {raw[:500]!r}")
 
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self.request("GET", path, None, {"Authorization": f"Bearer {self.token}"})
+
+    def firing(self) -> int:
+        """Alerts firing now: the sum of the dagwatch_alerts_firing gauge (counted from the store at scrape)."""
+        status, raw = self.get("/metrics")
+        if status != 200:
+            raise RuntimeError(f"dagwatch /metrics answered {status}")
+        total = 0.0
+        for line in raw.decode().splitlines():
+            if line.startswith("dagwatch_alerts_firing{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
+
 
 class Alertmanager(Server):
     side = "alertmanager"
@@ -403,6 +478,14 @@ class Alertmanager(Server):
         status, raw = self.request("POST", "/api/v2/alerts", body, {"Content-Type": "application/json"})
         if status != 200:
             raise RuntimeError(f"alertmanager answered {status}: {raw[:300]!r}")
+
+    def firing(self) -> int:
+        """Alerts held and not resolved (GET /api/v2/alerts lists no resolved alert): the whole list, so
+        read after any RSS reading it could disturb."""
+        status, raw = self.request("GET", "/api/v2/alerts?active=true&silenced=true&inhibited=true&unprocessed=true")
+        if status != 200:
+            raise RuntimeError(f"alertmanager GET /api/v2/alerts answered {status}: {raw[:300]!r}")
+        return len(json.loads(raw))
 
     def version(self) -> str:
         try:
@@ -515,6 +598,158 @@ def phase_throughput(server: Server, receiver: Receiver, n: int, batch: int, gro
     }
 
 
+class CommitCheck:
+    """On the receiver thread, for a sample of dagwatch deliveries: each alert id in the delivery must
+    already be readable from GET /api/v1/alerts/{id}. Runs after the arrival is recorded (latency is
+    untouched) and before the receiver answers, so dagwatch's notifier is still waiting on this
+    delivery while the alert is looked up: an alert committed only after its notification was
+    answered would be a 404 here."""
+
+    def __init__(self, dw: Dagwatch, sampled: Callable[[str], bool]) -> None:
+        self.dw = dw
+        self.sampled = sampled
+        self.lock = threading.Lock()
+        self.seen: set[Any] = set()
+        self.checked = 0
+        self.found = 0
+        self.not_found: list[str] = []
+        self.get_ms: list[float] = []
+
+    def __call__(self, side: str, doc: dict[str, Any]) -> None:
+        if side != "dagwatch":
+            return
+        for alert in doc.get("alerts") or []:
+            alert_id = alert.get("id")
+            if not self.sampled(alert.get("pipeline") or ""):
+                continue
+            with self.lock:
+                if alert_id in self.seen:
+                    continue
+                self.seen.add(alert_id)
+            t0 = time.perf_counter()
+            status, raw = self.dw.get(f"/api/v1/alerts/{alert_id}") if alert_id is not None else (0, b"no id in the delivery")
+            took = (time.perf_counter() - t0) * 1000
+            ok = status == 200 and json.loads(raw).get("id") == alert_id
+            with self.lock:
+                self.checked += 1
+                self.found += ok
+                self.get_ms.append(took)
+                if not ok:
+                    self.not_found.append(f"{alert.get('pipeline')} #{alert_id}: {status} {raw[:120]!r}")
+
+    def report(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "checked": self.checked,
+                "committed": self.found,
+                "not_committed": self.not_found[:20],
+                "get_p50_ms": percentile(self.get_ms, 50),
+                "get_max_ms": max(self.get_ms) if self.get_ms else None,
+            }
+
+
+def phase_concurrent(server: Server, receiver: Receiver, n: int, clients: int, group_size: int, tag: str, quiet: float) -> dict[str, Any]:
+    """N distinct alerts, one per request, from `clients` threads at once, each on its own keep-alive
+    connection; thread k posts alerts k, k+C, k+2C… so the requests in flight fall in one group."""
+    alerts = [BenchAlert(pipeline=f"{tag}-g{i // group_size}", task=f"t{i}") for i in range(n)]
+    bodies = [server.payload([a]) for a in alerts]
+    barrier = threading.Barrier(clients + 1)
+    errors: list[str] = []
+    request_ms: list[list[float]] = [[] for _ in range(clients)]
+
+    def client(k: int) -> None:
+        mine = request_ms[k]
+        try:
+            server.connect()
+            barrier.wait(timeout=60)
+            for body in bodies[k::clients]:
+                t0 = time.perf_counter()
+                server.post(body, 1)
+                mine.append((time.perf_counter() - t0) * 1000)
+        except Exception as exc:  # noqa: BLE001 - reported after the join
+            errors.append(repr(exc))
+            if not barrier.broken:
+                barrier.abort()
+        finally:
+            server.close_conn()
+
+    threads = [threading.Thread(target=client, args=(k,), name=f"client-{k}", daemon=True) for k in range(clients)]
+    for t in threads:
+        t.start()
+    before = proc_status(server.pid)
+    try:
+        barrier.wait(timeout=60)
+    except threading.BrokenBarrierError:
+        pass  # a client failed before the start: its error is raised below
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    after = proc_status(server.pid)
+    if errors:
+        raise RuntimeError(f"{server.side}: {len(errors)} of {clients} clients failed, first: {errors[0]}")
+    waited = receiver.wait_quiet(quiet)
+    drained = proc_status(server.pid)
+    deliveries, entries, _ = receiver.count(server.side, lambda p: p.startswith(f"{tag}-g"))
+    every = [ms for per in request_ms for ms in per]
+    return {
+        "n": n,
+        "clients": clients,
+        "groups": -(-n // group_size),
+        "wall_s": wall,
+        "alerts_per_s": n / wall,
+        "cpu_us_per_alert": (after["cpu_s"] - before["cpu_s"]) / n * 1e6,
+        "cpu_us_per_alert_incl_delivery": (drained["cpu_s"] - before["cpu_s"]) / n * 1e6,
+        "request_p50_ms": percentile(every, 50),
+        "request_p99_ms": percentile(every, 99),
+        "drain_s": max(0.0, waited - quiet),
+        "notifications": deliveries,
+        "alert_entries_sent": entries,
+    }
+
+
+def phase_rss(server: Server, receiver: Receiver, target: int, batch: int, group_size: int, tag: str, quiet: float) -> dict[str, Any]:
+    """Fill the server up to `target` firing alerts (what earlier phases left firing counts), pushed
+    `batch` per request; drain the notifications; then VmRSS / VmHWM, then the count again."""
+    firing_before = server.firing()
+    n = max(0, target - firing_before)
+    alerts = [BenchAlert(pipeline=f"{tag}-g{i // group_size}", task=f"t{i}") for i in range(n)]
+    bodies = [(server.payload(alerts[i : i + batch]), len(alerts[i : i + batch])) for i in range(0, n, batch)]
+    del alerts
+    before = proc_status(server.pid)
+    start = time.perf_counter()
+    for body, count in bodies:
+        server.post(body, count)
+    wall = time.perf_counter() - start
+    after = proc_status(server.pid)
+    del bodies
+    groups = [f"{tag}-g{g}" for g in range(-(-n // group_size))]
+    t0 = time.perf_counter()
+    undelivered = receiver.wait_groups(server.side, groups, limit=900)
+    receiver.wait_quiet(quiet, limit=600)
+    drain = max(0.0, time.perf_counter() - t0 - quiet)
+    status = proc_status(server.pid)  # before the count: listing 100,000 alerts costs memory too
+    firing_after = server.firing()
+    deliveries, entries, _ = receiver.count(server.side, lambda p: p.startswith(f"{tag}-g"))
+    return {
+        "target": target,
+        "firing_before": firing_before,
+        "pushed": n,
+        "per_request": batch,
+        "wall_s": wall,
+        "alerts_per_s": n / wall if wall > 0 and n else None,
+        "cpu_us_per_alert": (after["cpu_s"] - before["cpu_s"]) / n * 1e6 if n else None,
+        "drain_s": drain,
+        "groups": len(groups),
+        "groups_undelivered": undelivered,
+        "notifications": deliveries,
+        "alert_entries_sent": entries,
+        "rss_mb": status["VmRSS"],
+        "hwm_mb": status["VmHWM"],
+        "firing_after": firing_after,
+    }
+
+
 def phase_dedup(server: Server, receiver: Receiver, n: int, tag: str) -> dict[str, Any]:
     alert = BenchAlert(pipeline=f"{tag}-dedup", task="t0")
     start = time.perf_counter()
@@ -620,24 +855,46 @@ def ratio(a: Any, b: Any) -> str:
     return f"{a / b:.2f}×" if a / b < 100 else f"{a / b:,.0f}×"
 
 
+def pick(doc: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run with small counts")
+    parser.add_argument("--quick", action="store_true", help="a ~1 min smoke run with small counts")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset to run, in this order whatever the order given (default all: {','.join(PHASES)})",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy dagwatch during the ingest phases (slows them)")
     parser.add_argument("--alertmanager", default=shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
     parser.add_argument("--py-spy", dest="py_spy", default=shutil.which("py-spy") or "/tmp/pyspy-venv/bin/py-spy")
     parser.add_argument("--batch", type=int, help="alerts per request in the batched phase (default 100; dagwatch takes ≤1000)")
-    parser.add_argument("--batched-n", type=int, help="alerts in the batched phase (default 10,000; quick 1,000)")
-    parser.add_argument("--single-n", type=int, help="alerts in the one-per-request phase (default 2,000; quick 200)")
+    parser.add_argument("--batched-n", type=int, help="alerts in the batched phase (default 10,000; quick 500)")
+    parser.add_argument("--single-n", type=int, help="alerts in the one-per-request phase (default 2,000; quick 100)")
+    parser.add_argument("--concurrent-n", type=int, help="alerts in the concurrent phase (default 4,000; quick 400)")
+    parser.add_argument("--clients", type=int, help="client threads in the concurrent phase (default 16; quick 8)")
+    parser.add_argument("--rss-target", type=int, help="firing alerts each server holds for rss100k (default 100,000; quick 10,000)")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured at the end (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     params = dict(QUICK if args.quick else FULL)
-    for name in ("batch", "batched_n", "single_n"):
+    for name in ("batch", "batched_n", "single_n", "concurrent_n", "clients", "rss_target"):
         if getattr(args, name):
             params[name] = getattr(args, name)
     if not 1 <= params["batch"] <= 1000:
         parser.error("--batch must be 1..1000 (dagwatch's limit per request)")
+    wanted = {p.strip() for p in args.phases.split(",") if p.strip()}
+    if unknown := wanted - set(PHASES):
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {','.join(PHASES)}")
+    if not wanted:
+        parser.error("--phases: name at least one phase")
+    phases = [p for p in PHASES if p in wanted]
     if not args.alertmanager or not Path(args.alertmanager).exists():
         print("Alertmanager not found: apt-get install -y prometheus-alertmanager (or --alertmanager PATH)", file=sys.stderr)
         return 2
@@ -672,72 +929,112 @@ def main() -> int:
         for server in servers:
             results[server.side]["rss_idle_mb"] = proc_status(server.pid)["VmRSS"]
 
-        def each(name: str, fn: Callable[[Server], dict[str, Any]]) -> None:
-            for server in servers:
-                t0 = time.perf_counter()
-                results[server.side][name] = fn(server)
-                print(f"  {name:<9} {server.side:<12} {time.perf_counter() - t0:6.1f}s", flush=True)
-
-        print(
-            f"{'quick' if args.quick else 'full'} run; servers up (dagwatch :{dw.port}, alertmanager :{am.port}, receiver :{receiver.port})",
-            flush=True,
-        )
-        each("latency", lambda s: phase_latency(s, receiver, params["latency_n"], params["latency_gap"], s.side))
-        receiver.wait_quiet(params["quiet"])
-
-        each("dedup", lambda s: phase_dedup(s, receiver, params["dedup_n"], s.side))
-        # flap on both sides at once (it is mostly sleeping), then count dedup + flap after a drain
-        threads = [
-            threading.Thread(
-                target=lambda s=s: results[s.side].__setitem__("flap", phase_flap(s, params["flap_cycles"], params["flap_spacing"], s.side))
-            )
-            for s in servers
-        ]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=params["flap_cycles"] * params["flap_spacing"] * 2 + 120)
-        print(f"  flap      both         {time.perf_counter() - t0:6.1f}s", flush=True)
-        receiver.wait_quiet(params["quiet"])
-        for server in servers:
-            n, _, actions = receiver.count(server.side, lambda p, s=server: p == f"{s.side}-dedup")
-            results[server.side]["dedup"]["notifications"] = n
-            results[server.side]["dedup"]["actions"] = actions
-            n, _, actions = receiver.count(server.side, lambda p, s=server: p == f"{s.side}-flap")
-            results[server.side].setdefault("flap", {})["notifications"] = n
-            results[server.side]["flap"]["actions"] = actions
-
-        def throughput(name: str, n: int, batch: int) -> None:
+        def each(name: str, fn: Callable[[Server], dict[str, Any]], profiled: bool = False) -> None:
             for server in servers:
                 spy = None
-                if args.profile and server is dw:
+                if profiled and args.profile and server is dw:
                     spy = PySpy(args.py_spy, dw.pid, args.out / f"router_vs_alertmanager-{stamp}-{name}.pyspy.txt")
                 t0 = time.perf_counter()
                 try:
-                    results[server.side][name] = phase_throughput(
-                        server, receiver, n, batch, params["group_size"], f"{server.side}-{name}", params["quiet"]
-                    )
+                    results[server.side][name] = fn(server)
                 finally:
                     if spy is not None:
                         spy.stop()
                         if spy.out.exists():
                             profile[name] = {"file": str(spy.out), **summarize_profile(spy.out)}
-                print(f"  {name:<9} {server.side:<12} {time.perf_counter() - t0:6.1f}s", flush=True)
+                print(f"  {name:<10} {server.side:<12} {time.perf_counter() - t0:6.1f}s", flush=True)
 
-        throughput("batched", params["batched_n"], params["batch"])
-        throughput("single", params["single_n"], 1)
-        # idle cost with everything above still firing (both idle at once)
-        receiver.wait_quiet(params["quiet"])
-        before = {s.side: proc_status(s.pid)["cpu_s"] for s in servers}
-        time.sleep(args.idle)
+        print(
+            f"{'quick' if args.quick else 'full'} run of {','.join(phases)}; servers up "
+            f"(dagwatch :{dw.port}, alertmanager :{am.port}, receiver :{receiver.port})",
+            flush=True,
+        )
+        if "latency" in phases:
+            every = params["commit_every"]
+
+            def sampled(pipeline: str) -> bool:
+                head, _, index = pipeline.rpartition("-")
+                return head == "dagwatch-lat" and index.isdigit() and int(index) % every == 0
+
+            check = CommitCheck(dw, sampled)
+            receiver.on_delivery = check
+            try:
+                each("latency", lambda s: phase_latency(s, receiver, params["latency_n"], params["latency_gap"], s.side))
+                receiver.wait_quiet(params["quiet"])
+            finally:
+                receiver.on_delivery = None
+            results["dagwatch"]["latency"]["commit_check"] = {"every": every, **check.report()}
+
+        if "dedup" in phases:
+            each("dedup", lambda s: phase_dedup(s, receiver, params["dedup_n"], s.side))
+        if "flap" in phases:
+            # flap on both sides at once (it is mostly sleeping), then count dedup + flap after a drain
+            threads = [
+                threading.Thread(
+                    target=lambda s=s: results[s.side].__setitem__(
+                        "flap", phase_flap(s, params["flap_cycles"], params["flap_spacing"], s.side)
+                    )
+                )
+                for s in servers
+            ]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=params["flap_cycles"] * params["flap_spacing"] * 2 + 120)
+            print(f"  flap       both         {time.perf_counter() - t0:6.1f}s", flush=True)
+        if "dedup" in phases or "flap" in phases:
+            receiver.wait_quiet(params["quiet"])
+            for server in servers:
+                for name in ("dedup", "flap"):
+                    if name in phases:
+                        n, _, actions = receiver.count(server.side, lambda p, s=server, name=name: p == f"{s.side}-{name}")
+                        results[server.side].setdefault(name, {}).update(notifications=n, actions=actions)
+
+        if "batched" in phases:
+            each(
+                "batched",
+                lambda s: phase_throughput(
+                    s, receiver, params["batched_n"], params["batch"], params["group_size"], f"{s.side}-batched", params["quiet"]
+                ),
+                profiled=True,
+            )
+        if "single" in phases:
+            each(
+                "single",
+                lambda s: phase_throughput(s, receiver, params["single_n"], 1, params["group_size"], f"{s.side}-single", params["quiet"]),
+                profiled=True,
+            )
+        if "concurrent" in phases:
+            each(
+                "concurrent",
+                lambda s: phase_concurrent(
+                    s, receiver, params["concurrent_n"], params["clients"], params["group_size"], f"{s.side}-concurrent", params["quiet"]
+                ),
+                profiled=True,
+            )
+        if "idle" in phases:
+            # idle cost with everything above still firing (both idle at once)
+            receiver.wait_quiet(params["quiet"])
+            before = {s.side: proc_status(s.pid)["cpu_s"] for s in servers}
+            time.sleep(args.idle)
+            for server in servers:
+                results[server.side]["idle_cpu_pct"] = (proc_status(server.pid)["cpu_s"] - before[server.side]) / args.idle * 100
         for server in servers:
-            results[server.side]["idle_cpu_pct"] = (proc_status(server.pid)["cpu_s"] - before[server.side]) / args.idle * 100
-        for server in servers:
+            # before rss100k, so these stay comparable with runs without it
             status = proc_status(server.pid)
             results[server.side]["rss_peak_mb"] = status["VmHWM"]
             results[server.side]["rss_end_mb"] = status["VmRSS"]
-            results[server.side]["cpu_total_s"] = status["cpu_s"]
+        if "rss100k" in phases:
+            receiver.wait_quiet(params["quiet"])
+            each(
+                "rss100k",
+                lambda s: phase_rss(
+                    s, receiver, params["rss_target"], params["rss_batch"], params["group_size"], f"{s.side}-rss", params["quiet"]
+                ),
+            )
+        for server in servers:
+            results[server.side]["cpu_total_s"] = proc_status(server.pid)["cpu_s"]
         db = dw.workdir / "data" / "dagwatch.db"
         results["dagwatch"]["db_mb"] = sum(p.stat().st_size for p in db.parent.glob("dagwatch.db*")) / 2**20 if db.exists() else None
         ok = True
@@ -756,32 +1053,66 @@ def main() -> int:
                 print(f"--- {server.side} log tail ---\n{server.log_tail()}", file=sys.stderr)
 
     d, a = results["dagwatch"], results["alertmanager"]
-    rows = [
-        (f"ingest batched ({params['batch']}/req), alerts/s", d["batched"]["alerts_per_s"], a["batched"]["alerts_per_s"], 0),
-        ("ingest one per request, alerts/s", d["single"]["alerts_per_s"], a["single"]["alerts_per_s"], 0),
-        ("server CPU per alert, batched, µs", d["batched"]["cpu_us_per_alert"], a["batched"]["cpu_us_per_alert"], 0),
-        ("server CPU per alert, single, µs", d["single"]["cpu_us_per_alert"], a["single"]["cpu_us_per_alert"], 0),
-        ("POST→webhook latency p50, ms", d["latency"]["p50_ms"], a["latency"]["p50_ms"], 2),
-        ("POST→webhook latency p99, ms", d["latency"]["p99_ms"], a["latency"]["p99_ms"], 2),
-        ("latency alerts not delivered", d["latency"]["missing"], a["latency"]["missing"], 0),
-        (f"idle CPU with ~{params['batched_n'] + params['single_n']:,} alerts firing, %", d["idle_cpu_pct"], a["idle_cpu_pct"], 1),
-        ("RSS after start-up, MB", d["rss_idle_mb"], a["rss_idle_mb"], 1),
-        ("peak RSS (VmHWM), MB", d["rss_peak_mb"], a["rss_peak_mb"], 1),
-        (f"dedup: same alert ×{params['dedup_n']:,} → notifications", d["dedup"]["notifications"], a["dedup"]["notifications"], 0),
-        (f"flap: fire/resolve ×{params['flap_cycles']} → notifications", d["flap"]["notifications"], a["flap"]["notifications"], 0),
-        ("notifications for batched phase", d["batched"]["notifications"], a["batched"]["notifications"], 0),
-        ("  alert entries in them", d["batched"]["alert_entries_sent"], a["batched"]["alert_entries_sent"], 0),
-        ("  drain after last POST, s", d["batched"]["drain_s"], a["batched"]["drain_s"], 1),
+    firing_hint = sum(
+        params[k] for k, phase in (("batched_n", "batched"), ("single_n", "single"), ("concurrent_n", "concurrent")) if phase in phases
+    )
+    rss_n = f"{params['rss_target']:,}"
+    # (key in the JSON's ratios, label, path in each side's results, digits); rows of phases not run are left out
+    spec: list[tuple[str, str, tuple[str, ...], int]] = [
+        ("batched.alerts_per_s", f"ingest batched ({params['batch']}/req), alerts/s", ("batched", "alerts_per_s"), 0),
+        ("single.alerts_per_s", "ingest one per request, alerts/s", ("single", "alerts_per_s"), 0),
+        (
+            "concurrent.alerts_per_s",
+            f"ingest one per request, {params['clients']} clients at once, alerts/s",
+            ("concurrent", "alerts_per_s"),
+            0,
+        ),
+        ("batched.cpu_us_per_alert", "server CPU per alert, batched, µs", ("batched", "cpu_us_per_alert"), 0),
+        ("single.cpu_us_per_alert", "server CPU per alert, single, µs", ("single", "cpu_us_per_alert"), 0),
+        ("concurrent.cpu_us_per_alert", "server CPU per alert, concurrent, µs", ("concurrent", "cpu_us_per_alert"), 0),
+        ("concurrent.request_p50_ms", "  concurrent request p50, ms", ("concurrent", "request_p50_ms"), 2),
+        ("concurrent.request_p99_ms", "  concurrent request p99, ms", ("concurrent", "request_p99_ms"), 2),
+        ("latency.p50_ms", "POST→webhook latency p50, ms", ("latency", "p50_ms"), 2),
+        ("latency.p99_ms", "POST→webhook latency p99, ms", ("latency", "p99_ms"), 2),
+        ("latency.missing", "latency alerts not delivered", ("latency", "missing"), 0),
+        ("latency.commit_check.checked", "  latency alerts checked on delivery", ("latency", "commit_check", "checked"), 0),
+        ("latency.commit_check.committed", "  … readable (committed) on delivery", ("latency", "commit_check", "committed"), 0),
+        ("idle_cpu_pct", f"idle CPU with ~{firing_hint:,} alerts firing, %", ("idle_cpu_pct",), 1),
+        ("rss_idle_mb", "RSS after start-up, MB", ("rss_idle_mb",), 1),
+        ("rss_peak_mb", "peak RSS (VmHWM) before rss100k, MB", ("rss_peak_mb",), 1),
+        ("rss100k.alerts_per_s", f"rss100k: fill to {rss_n} firing ({params['rss_batch']}/req), alerts/s", ("rss100k", "alerts_per_s"), 0),
+        ("rss100k.cpu_us_per_alert", "  server CPU per alert, µs", ("rss100k", "cpu_us_per_alert"), 0),
+        ("rss100k.drain_s", "  drain after last POST, s", ("rss100k", "drain_s"), 1),
+        ("rss100k.firing_after", "  firing when RSS read (counted after)", ("rss100k", "firing_after"), 0),
+        ("rss100k.rss_mb", f"  VmRSS with {rss_n} firing, MB", ("rss100k", "rss_mb"), 1),
+        ("rss100k.hwm_mb", "  VmHWM at that point, MB", ("rss100k", "hwm_mb"), 1),
+        ("dedup.notifications", f"dedup: same alert ×{params['dedup_n']:,} → notifications", ("dedup", "notifications"), 0),
+        ("flap.notifications", f"flap: fire/resolve ×{params['flap_cycles']} → notifications", ("flap", "notifications"), 0),
+        ("batched.notifications", "notifications for batched phase", ("batched", "notifications"), 0),
+        ("batched.alert_entries_sent", "  alert entries in them", ("batched", "alert_entries_sent"), 0),
+        ("batched.drain_s", "  drain after last POST, s", ("batched", "drain_s"), 1),
     ]
+    rows = []
+    ratios: dict[str, float | None] = {}
+    for key, label, path, digits in spec:
+        dv, av = pick(d, *path), pick(a, *path)
+        if dv is None and av is None:
+            continue
+        rows.append((label, dv, av, digits))
+        numeric = isinstance(dv, (int, float)) and isinstance(av, (int, float)) and av != 0
+        ratios[key] = dv / av if numeric else None
     width = max(len(r[0]) for r in rows)
     print()
     print(f"{'':<{width}}  {'dagwatch':>12}  {'Alertmanager':>12}  {'dw / AM':>9}")
     for label, dv, av, digits in rows:
         print(f"{label:<{width}}  {fmt(dv, digits):>12}  {fmt(av, digits):>12}  {ratio(dv, av):>9}")
-    print(
-        f"\nflap deliveries, action[alert statuses]:\n  dagwatch     {' '.join(d['flap']['actions'])}"
-        f"\n  Alertmanager {' '.join(a['flap']['actions'])}"
-    )
+    if "flap" in phases:
+        print(
+            f"\nflap deliveries, action[alert statuses]:\n  dagwatch     {' '.join(d['flap']['actions'])}"
+            f"\n  Alertmanager {' '.join(a['flap']['actions'])}"
+        )
+    if missed := pick(d, "latency", "commit_check", "not_committed"):
+        print("\ndagwatch alerts NOT readable when their notification arrived:\n  " + "\n  ".join(missed))
     if d.get("db_mb") is not None:
         print(f"dagwatch SQLite files at the end: {d['db_mb']:.1f} MB")
     if profile:
@@ -793,13 +1124,15 @@ def main() -> int:
             for fn, share in prof["self_top"][:12]:
                 print(f"  {share:5.1f}%  {fn}")
 
-    out = args.out / f"router_vs_alertmanager-{stamp}{'-quick' if args.quick else ''}{'-profile' if args.profile else ''}.json"
+    subset = "" if phases == list(PHASES) else "-" + "+".join(phases)
+    out = args.out / f"router_vs_alertmanager-{stamp}{'-quick' if args.quick else ''}{subset}{'-profile' if args.profile else ''}.json"
     out.write_text(
         json.dumps(
             {
                 "bench": "router_vs_alertmanager",
                 "when": stamp,
                 "mode": "quick" if args.quick else "full",
+                "phases": phases,
                 "profiled": args.profile,
                 "params": params,
                 "wall_s": time.perf_counter() - run_start,
@@ -807,6 +1140,7 @@ def main() -> int:
                 "loadavg_end": os.getloadavg(),
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
                 "alertmanager_version": am.version(),
+                "ratios": ratios,
                 "results": results,
                 "profile": profile,
             },
