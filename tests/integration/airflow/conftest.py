@@ -33,7 +33,8 @@ POLICY = ingest.AlertPolicy(receivers=[("console", "console")], base_url="http:/
 
 
 class EventSink:
-    """A local stand-in for dagwatch's POST /api/v1/events: records what the plugin sends."""
+    """A local stand-in for dagwatch's POST /api/v1/events: records what the plugin sends (a list
+    per POST since the listener batches; each event and each POST's headers) and answers like it."""
 
     def __init__(self) -> None:
         self.events: list[dict] = []
@@ -42,13 +43,17 @@ class EventSink:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sink.events.append(json.loads(body))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                events = body if isinstance(body, list) else [body]
+                sink.events.extend(events)
                 sink.headers.append(dict(self.headers))
+                items = [{"index": i, "status": "accepted"} for i in range(len(events))]
+                answer = json.dumps({"accepted": len(events), "rejected": 0, "items": items}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b'{"items": []}')
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass
