@@ -7,6 +7,20 @@ dagwatch Event shape (kind run_failed; source, pipeline, run_id as the poller na
 pushed failure and the poller's later sighting of the same run share one alert fingerprint
 (run_failed, source, pipeline, run_id) and dedupe into one alert.
 
+One webhook call per failed flow run: Prefect 3 cannot put several events in one call without
+losing some (checked in Prefect 3.9.1's server). An action runs once per trigger firing and the
+webhook renders its payload once (`server/events/actions.py`, `CallWebhook.act`: `(payload,) =
+await self._render(...)`, then one `block.call`). An event trigger's firing carries one event:
+its bucket keeps a count and only the last event (`server/events/triggers.py`, `increment_bucket`
+replaces `last_event`; `Firing(triggering_event=triggering_event or bucket.last_event)`), so
+`threshold: N, within: T` would push the Nth failure and drop the other N-1. Compound and sequence
+triggers combine firings of distinct child triggers, one (the latest) per child
+(`models/composite_trigger_child_firing.py`, `upsert_child_firing` on conflict of
+`child_trigger_id`), so they cannot gather N failures of one kind either. The template's `events`
+(`TriggeredAction.all_events()`) is that one event plus one per child firing, and `flow_run`,
+`flow`, `deployment` are read for the triggering event only. A storm of failed flow runs is
+therefore for dagwatch's ingest to absorb (concurrent single-event requests), not for this hook.
+
 `install_automation` is idempotent by name: it replaces an earlier automation and webhook block
 of the same name, so re-running it after changing the dagwatch URL or token is safe. The bearer
 token is stored in the webhook block's headers (a secret field on Prefect's side).
