@@ -43,8 +43,8 @@ def assign(session: Session, routed: list[tuple[AlertRow, list[Decision]]], now:
         return
     by_key = group_store.get_or_create(session, specs, now=now)
     group_store.add_members(session, ((by_key[d.group_key].id, alert.id) for alert, decisions in routed for d in decisions), known_new=new)
-    for group in by_key.values():
-        mark_due(group, now)
+    due = {g.id: when for g in by_key.values() if (when := due_at(g, now)) is not None}
+    group_store.set_due(session, due)
 
 
 def touch(session: Session, alert_ids: Collection[int], now: datetime) -> None:
@@ -55,12 +55,18 @@ def touch(session: Session, alert_ids: Collection[int], now: datetime) -> None:
 
 
 def mark_due(group: AlertGroupRow, now: datetime) -> None:
+    if (when := due_at(group, now)) is not None:
+        group.next_flush_at = when
+
+
+def due_at(group: AlertGroupRow | group_store.Timing, now: datetime) -> datetime | None:
+    """When a group that just changed should tell its receiver: `group_wait` after it opened, then
+    no sooner than `group_interval` after its last notification. None if it is already due sooner."""
     if group.last_flush_at is None:
         when = group.created_at + timedelta(seconds=group.group_wait)
     else:
         when = max(now, group.last_flush_at + timedelta(seconds=group.group_interval))
-    if group.next_flush_at is None or when < group.next_flush_at:
-        group.next_flush_at = when
+    return when if group.next_flush_at is None or when < group.next_flush_at else None
 
 
 def _state(alert: AlertRow) -> str:

@@ -38,7 +38,7 @@ class Outcome(Generic[T]):
     resolved: list[T] = field(default_factory=list)
     held: list[T] = field(default_factory=list)
 
-    def ids(self: Outcome[AlertRow]) -> Outcome[int]:
+    def ids(self: Outcome[Row]) -> Outcome[int]:
         return Outcome(self.event_id, *(sorted(r.id for r in rows) for rows in (self.fired, self.repeated, self.resolved, self.held)))
 
 
@@ -114,6 +114,40 @@ def _apply_in_order(session: Session, events: Sequence[Event], policy: AlertPoli
     raise AssertionError("unreachable")
 
 
+@dataclass(eq=False)
+class NewAlert:
+    """An alert this batch fires: the columns of its row, inserted with the batch's others in one
+    statement at the end (`store.alerts.insert_alerts`). Later events of the batch may repeat or
+    resolve it first, through the same attributes an `AlertRow` has."""
+
+    fingerprint: str
+    tier: str
+    kind: str
+    source: str
+    pipeline: str | None
+    run_id: str | None
+    task_id: str | None
+    try_number: int | None
+    summary: str
+    details: dict
+    labels: dict
+    links: dict
+    started_at: datetime
+    updated_at: datetime
+    failed_at: datetime | None
+    status: str = AlertStatus.FIRING.value
+    resolved_at: datetime | None = None
+    event_count: int = 1
+    resolve_held_until: datetime | None = None
+    id: int | None = None  # set once inserted
+
+    def columns(self) -> dict:
+        return {name: value for name, value in vars(self).items() if name != "id"}
+
+
+Row = AlertRow | NewAlert
+
+
 class _Batch:
     """One batch's working set: the firing alerts its events can touch, read once and kept
     current in memory as the events fire and resolve; the writes (history, groups) go out in
@@ -121,13 +155,14 @@ class _Batch:
 
     def __init__(self, session: Session, policy: AlertPolicy, now: datetime) -> None:
         self.session, self.policy, self.now = session, policy, now
-        self.by_fingerprint: dict[str, AlertRow] = {}
-        self.by_scope: dict[tuple[str, str], dict[int, AlertRow]] = {}  # (source, kind) → firing rows
+        self.by_fingerprint: dict[str, Row] = {}
+        self.by_scope: dict[tuple[str, str], dict[int, Row]] = {}  # (source, kind) → firing rows
         self.fires: dict[str, int] | None = None  # fingerprint → fires within the flap window, read at the first resolve
         self.fingerprints: set[str] = set()
-        self.history: list[tuple[AlertRow, str, int | None, str | None]] = []
-        self.routed: list[tuple[AlertRow, list[routing.Decision]]] = []
-        self.resolved: list[AlertRow] = []
+        self.history: list[tuple[Row, str, int | None, str | None]] = []
+        self.routed: list[tuple[Row, list[routing.Decision]]] = []
+        self.resolved: list[Row] = []
+        self.new: list[NewAlert] = []
 
     def run(self, events: Sequence[Event]) -> list[Outcome]:
         signal(self.session, Changed.ALERTS)  # wakes the dispatcher after commit
@@ -150,23 +185,26 @@ class _Batch:
             self._index(row)
         self.fingerprints = fingerprints | set(self.by_fingerprint)
 
-    def _flapping(self, alert: AlertRow) -> bool:
+    def _flapping(self, alert: Row) -> bool:
         """Fired `flap.threshold` times within `flap.window`? Read once per batch, on the first
         resolve (most batches only fire); the batch's own fires are counted as they happen."""
         if self.fires is None:
             since = self.now - self.policy.alerting.flap.window
             self.fires = alert_store.fires_since(self.session, fingerprints=self.fingerprints, since=since)
+            for fired in self.new:  # not inserted yet: counted here
+                if fired.started_at >= since:
+                    self.fires[fired.fingerprint] = self.fires.get(fired.fingerprint, 0) + 1
         return self.fires.get(alert.fingerprint, 0) >= self.policy.alerting.flap.threshold
 
-    def _index(self, row: AlertRow) -> None:
+    def _index(self, row: Row) -> None:
         self.by_fingerprint[row.fingerprint] = row
         self.by_scope.setdefault((row.source, row.kind), {})[id(row)] = row
 
-    def _unindex(self, row: AlertRow) -> None:
+    def _unindex(self, row: Row) -> None:
         self.by_fingerprint.pop(row.fingerprint, None)
         self.by_scope.get((row.source, row.kind), {}).pop(id(row), None)
 
-    def _candidates(self, event: Event, fp: str | None, kinds: frozenset[AlertKind]) -> dict[int, AlertRow]:
+    def _candidates(self, event: Event, fp: str | None, kinds: frozenset[AlertKind]) -> dict[int, Row]:
         found = {id(r): r for r in [self.by_fingerprint.get(fp)] if r is not None} if fp else {}
         for kind in kinds:
             for key, row in self.by_scope.get((event.source, kind.value), {}).items():
@@ -174,8 +212,8 @@ class _Batch:
                     found[key] = row
         return found
 
-    def _apply(self, event: Event, event_id: int, fp: str | None, kinds: frozenset[AlertKind]) -> Outcome[AlertRow]:
-        pending: Outcome[AlertRow] = Outcome(event_id)
+    def _apply(self, event: Event, event_id: int, fp: str | None, kinds: frozenset[AlertKind]) -> Outcome[Row]:
+        pending: Outcome[Row] = Outcome(event_id)
         rows = self._candidates(event, fp, kinds)
         firing = [
             lifecycle.FiringAlert(
@@ -219,7 +257,7 @@ class _Batch:
                 pending.resolved.append(alert)
         return pending
 
-    def _fire(self, event: Event, change: lifecycle.Fire, event_id: int) -> AlertRow:
+    def _fire(self, event: Event, change: lifecycle.Fire, event_id: int) -> NewAlert:
         policy = self.policy
         details = dict(event.details)
         if KINDS[change.kind].scope is Scope.CHECK:
@@ -233,10 +271,9 @@ class _Batch:
             labels=event.labels,
         )
         tier = routing.final_tier(change.tier, attrs, policy.routes)
-        alert = AlertRow(
+        alert = NewAlert(
             fingerprint=change.fingerprint,
             tier=tier.value,
-            status=AlertStatus.FIRING.value,
             kind=change.kind.value,
             source=event.source,
             pipeline=event.pipeline,
@@ -250,10 +287,8 @@ class _Batch:
             started_at=min(event.occurred_at, self.now),
             updated_at=self.now,
             failed_at=event.occurred_at,
-            resolved_at=None,
-            event_count=1,
         )
-        self.session.add(alert)
+        self.new.append(alert)
         self._index(alert)
         if self.fires is not None:
             self.fires[alert.fingerprint] = self.fires.get(alert.fingerprint, 0) + 1
@@ -263,8 +298,9 @@ class _Batch:
         return alert
 
     def _write(self) -> None:
-        """New alerts get their ids (one flush), then history, groups and memberships in bulk."""
-        self.session.flush()
+        """New alerts get their ids (one insert), then history, groups and memberships in bulk."""
+        for alert, alert_id in zip(self.new, alert_store.insert_alerts(self.session, [a.columns() for a in self.new])):
+            alert.id = alert_id
         alert_store.add_histories(
             self.session,
             [

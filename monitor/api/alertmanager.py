@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.alerting import external
 from monitor.api.auth import Caller, require
-from monitor.api.events import IngestResult, _errors, _ingest, _parse
+from monitor.api.events import IngestResult, _errors, _parse, ingest_items
 from monitor.model import Event, utcnow
 from monitor.store.tokens import Permission
 
@@ -65,7 +65,7 @@ def _item(raw: Any, severity_tiers: dict[str, str], now: datetime) -> Event | li
 
 
 @router.post("/alerts", response_model=IngestResult)
-def post_alerts(
+async def post_alerts(
     request: Request, body: Any = Body(..., examples=[_EXAMPLE]), who: Caller = Depends(require(Permission.INGEST, "post_alerts"))
 ) -> IngestResult:
     """A list of Alertmanager API v2 alerts (what Prometheus sends); per item, accepted or why not."""
@@ -73,4 +73,4 @@ def post_alerts(
         raise HTTPException(400, "send a JSON list of alerts (Alertmanager API v2 postableAlert objects)")
     severity_tiers = request.app.state.policy.alerting.severity_tiers
     now = utcnow()
-    return _ingest(request, [_item(raw, severity_tiers, now) for raw in body], who)
+    return await ingest_items(request, [_item(raw, severity_tiers, now) for raw in body], who)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 
+from monitor.alerting.committer import Committer
 from monitor.alerting.ingest import AlertPolicy
 from monitor.alerting.notifiers import Notifier
 from monitor.api import (
@@ -73,6 +74,7 @@ def create_app(
         try:
             yield
         finally:
+            committer.close()
             if lifecycle is not None:
                 lifecycle.stop()
 
@@ -85,6 +87,7 @@ def create_app(
     )
     app.state.store = store
     app.state.policy = policy
+    app.state.committer = committer = Committer(store, policy)
     app.state.access = access = access or auth.Access()
     app.state.token_cache = auth.TokenCache(access.token_cache)
     app.state.slack_signing_secrets = slack_signing_secrets or []

@@ -27,10 +27,11 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -219,11 +220,14 @@ def refusal(caller: Caller, permission: Permission) -> str:
     return f"{caller.name!r} has role {caller.role}; this needs {tokens.NEEDS[permission]}"
 
 
-def require(permission: Permission, action: str) -> Callable[..., Caller]:
+def require(permission: Permission, action: str) -> Callable[..., Awaitable[Caller]]:
     """The dependency of a route that changes something: its caller holds `permission`; the
-    returned Caller audits as `action`. A known caller without it is refused and audited."""
+    returned Caller audits as `action`. A known caller without it is refused and audited.
 
-    def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
+    A bearer token the cache vouches for, with a role that allows it, is answered in the event
+    loop; anything that needs the store (an unknown token, a refusal to audit) in a worker thread."""
+
+    def checked(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Caller:
         with request.app.state.store.session() as db:
             caller = identify(request, db, credentials, session_cookie=False)
             if caller is None:
@@ -238,14 +242,26 @@ def require(permission: Permission, action: str) -> Callable[..., Caller]:
             raise Denied(403, why)
         return caller
 
+    async def dependency(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Caller:
+        if credentials is not None and (known := request.app.state.token_cache.get(credentials.credentials)) is not None:
+            name, role = known
+            if tokens.allows(role, permission):
+                return Caller(name, role, Via.API, peer_address(request), action, keep=access(request).audit_keep)
+        return await run_in_threadpool(checked, request, credentials)
+
     return dependency
 
 
-def gate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def gate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     """Every route's first check: with `server.read_auth`, a read needs a viewer (token, proxy
-    user or page session). Changes are each route's own `require`."""
+    user or page session). Changes are each route's own `require`. Decided in the event loop when
+    no store read is needed (every change, every read without read_auth)."""
     if request.method not in _READS or not access(request).read_auth or request.url.path in PUBLIC:
         return
+    await run_in_threadpool(_read_allowed, request, credentials)
+
+
+def _read_allowed(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
     with request.app.state.store.session() as db:
         caller = identify(request, db, credentials, session_cookie=True)
     if caller is None:

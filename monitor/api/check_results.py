@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 
 from monitor import metrics
 from monitor.alerting import ingest
+from monitor.alerting.committer import Committer
 from monitor.api.auth import Caller, require
 from monitor.store.tokens import Permission
 from monitor.tracking.check_results import CheckReport, to_event
@@ -14,17 +16,20 @@ router = APIRouter(prefix="/api/v1/check-results", tags=["checks"])
 
 
 @router.post("", status_code=202)
-def post_check_result(
+async def post_check_result(
     report: CheckReport, request: Request, who: Caller = Depends(require(Permission.INGEST, "post_check_result"))
 ) -> dict:
     """A failing check raises its tier's alert; a passing one resolves it."""
     event = to_event(report)
-    [outcome] = ingest.submit(request.app.state.store, [event], request.app.state.policy)
-    metrics.check_verdict(report.kind, report.status)
-    with request.app.state.store.session() as db:  # after ingest's own transaction: it owns the event's
+
+    def audit(db: Session, outcomes: list[ingest.Outcome]) -> None:  # in the event's own transaction
         who.record(
             db,
             target=f"{report.kind} check {report.name} of {report.pipeline or report.source}",
-            detail=f"{report.status}, event #{outcome.event_id}",
+            detail=f"{report.status}, event #{outcomes[0].event_id}",
         )
+
+    committer: Committer = request.app.state.committer
+    [outcome] = await committer.apply([event], audit)
+    metrics.check_verdict(report.kind, report.status)
     return {"event_id": outcome.event_id, "kind": event.kind.value, "fired": outcome.fired, "resolved": outcome.resolved}

@@ -9,8 +9,10 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
 
 from monitor.alerting import external, ingest
+from monitor.alerting.committer import Committer
 from monitor.api.auth import Caller, require
 from monitor.model import Event, utcnow
 from monitor.store.tokens import Permission
@@ -46,31 +48,32 @@ def _parse(item: Any) -> Event | list[str]:
         return _errors(exc)
 
 
-def _ingest(request: Request, items: list[Event | list[str]], who: Caller) -> IngestResult:
-    """`items` are parsed events, or the reasons an item could not be parsed."""
+async def ingest_items(request: Request, items: list[Event | list[str]], who: Caller) -> IngestResult:
+    """`items` are parsed events, or the reasons an item could not be parsed. The events go to
+    the group committer (alerting/committer.py): this request's audit entry commits with them,
+    and the answer is sent only after that commit."""
     if len(items) > MAX_BATCH:
         raise HTTPException(413, f"a batch holds at most {MAX_BATCH} events; split it")
-    policy: ingest.AlertPolicy = request.app.state.policy
     events = [(index, e) for index, e in enumerate(items) if isinstance(e, Event)]
-    outcomes = ingest.submit(request.app.state.store, [e for _, e in events], policy)  # all accepted, or a 5xx and none
+    rejected = len(items) - len(events)
+    target = ", ".join(sorted({e.source for _, e in events}))[:500] or "(none)"
+
+    def audit(db: Session, _outcomes: list[ingest.Outcome]) -> None:
+        who.record(db, target=target, detail=f"{len(events)} accepted, {rejected} rejected")
+
+    committer: Committer = request.app.state.committer
+    outcomes = await committer.apply([e for _, e in events], audit)  # all accepted, or a 5xx and none
     results = [ItemResult(index=index, status="rejected", errors=item) for index, item in enumerate(items) if not isinstance(item, Event)]
     for (index, _event), outcome in zip(events, outcomes):
         results.append(
             ItemResult(index=index, status="accepted", event_id=outcome.event_id, fired=outcome.fired, resolved=outcome.resolved)
         )
     results.sort(key=lambda r: r.index)
-    accepted = sum(r.status == "accepted" for r in results)
-    with request.app.state.store.session() as db:  # one entry per request, after ingest's own transaction
-        who.record(
-            db,
-            target=", ".join(sorted({e.source for _, e in events}))[:500] or "(none)",
-            detail=f"{accepted} accepted, {len(results) - accepted} rejected",
-        )
-    return IngestResult(accepted=accepted, rejected=len(results) - accepted, items=results)
+    return IngestResult(accepted=len(events), rejected=rejected, items=results)
 
 
 @router.post("", response_model=IngestResult)
-def post_events(
+async def post_events(
     request: Request,
     body: Any = Body(
         ...,
@@ -85,7 +88,7 @@ def post_events(
         items = body
     else:
         raise HTTPException(400, "send an event object or a list of event objects")
-    return _ingest(request, [_parse(item) for item in items], who)
+    return await ingest_items(request, [_parse(item) for item in items], who)
 
 
 class AlertmanagerAlert(BaseModel):
@@ -121,7 +124,7 @@ def _from_alertmanager(request: Request, alert: AlertmanagerAlert) -> dict[str, 
 
 
 @router.post("/alertmanager", response_model=IngestResult)
-def post_alertmanager(
+async def post_alertmanager(
     request: Request, payload: AlertmanagerPayload, who: Caller = Depends(require(Permission.INGEST, "post_events"))
 ) -> IngestResult:
     """Alertmanager's webhook (payload version 4): each alert becomes an event; resolved alerts
@@ -132,4 +135,4 @@ def post_alertmanager(
             items.append(_parse(_from_alertmanager(request, AlertmanagerAlert.model_validate(raw))))
         except ValidationError as exc:
             items.append(_errors(exc))
-    return _ingest(request, items, who)
+    return await ingest_items(request, items, who)

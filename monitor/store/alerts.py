@@ -38,20 +38,26 @@ def get_many(session: Session, *, alert_ids: Sequence[int]) -> list[AlertRow]:
     return [rows[i] for i in alert_ids]
 
 
-def _firing_where(*criteria: Any) -> Any:
-    return select(AlertRow).where(*criteria, AlertRow.status == AlertStatus.FIRING.value)
+_ALERTS = AlertRow.__table__
 
 
-# firing_for's three lookups, built once with expanding parameters: every ingest runs them, and
-# building and cache-keying the IN expressions anew each time cost more than running them.
-_FIRING_BY_FINGERPRINT = _firing_where(AlertRow.fingerprint.in_(bindparam("fingerprints", expanding=True)))
-_FIRING_BY_SOURCE = _firing_where(
-    AlertRow.source.in_(bindparam("sources", expanding=True)), AlertRow.kind.in_(bindparam("kinds", expanding=True))
+def _firing_ids_where(*criteria: Any) -> Any:
+    return select(_ALERTS.c.id).where(*criteria, _ALERTS.c.status == AlertStatus.FIRING.value)
+
+
+# firing_for's three lookups, built once with expanding parameters, on the table (Core): every
+# ingest runs them, most find nothing, and building the IN expressions anew or going through the
+# ORM's loading cost more than running them. Only alerts found are then loaded as rows.
+_FIRING_BY_FINGERPRINT = _firing_ids_where(_ALERTS.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+_FIRING_WITH_FINGERPRINT = _firing_ids_where(_ALERTS.c.fingerprint == bindparam("fingerprint"))  # one event's: no IN to expand
+_FIRING_BY_SOURCE = _firing_ids_where(
+    _ALERTS.c.source.in_(bindparam("sources", expanding=True)), _ALERTS.c.kind.in_(bindparam("kinds", expanding=True))
 )
-_FIRING_BY_PIPELINE = _firing_where(
-    tuple_(AlertRow.source, AlertRow.pipeline).in_(bindparam("pairs", expanding=True)),
-    AlertRow.kind.in_(bindparam("kinds", expanding=True)),
+_FIRING_BY_PIPELINE = _firing_ids_where(
+    tuple_(_ALERTS.c.source, _ALERTS.c.pipeline).in_(bindparam("pairs", expanding=True)),
+    _ALERTS.c.kind.in_(bindparam("kinds", expanding=True)),
 )
+_BY_IDS = select(AlertRow).where(AlertRow.id.in_(bindparam("ids", expanding=True)))
 
 
 def firing_for(
@@ -64,15 +70,27 @@ def firing_for(
     whole = sorted({source for source, pipeline in scopes if pipeline is None})
     pairs = sorted({(source, pipeline) for source, pipeline in scopes if pipeline is not None})
     lookups = [(_FIRING_BY_FINGERPRINT, {"fingerprints": fps[i : i + 500]}) for i in range(0, len(fps), 500)]
+    if len(fps) == 1:
+        lookups = [(_FIRING_WITH_FINGERPRINT, {"fingerprint": fps[0]})]
     if kinds:
         of_kinds = sorted(k.value for k in kinds)
         lookups += [(_FIRING_BY_SOURCE, {"sources": whole, "kinds": of_kinds})] if whole else []
         lookups += [(_FIRING_BY_PIPELINE, {"pairs": pairs[i : i + 400], "kinds": of_kinds}) for i in range(0, len(pairs), 400)]
-    found: dict[int, AlertRow] = {}
-    for statement, parameters in lookups:
-        for row in session.scalars(statement, parameters):
-            found[row.id] = row
-    return list(found.values())
+    session.flush()  # this session's own changes first (an alert it resolved is no longer firing)
+    connection = session.connection()
+    ids = sorted({alert_id for statement, parameters in lookups for alert_id in connection.execute(statement, parameters).scalars()})
+    return [row for i in range(0, len(ids), 500) for row in session.scalars(_BY_IDS, {"ids": ids[i : i + 500]})]
+
+
+#: Built once: every ingest that fires runs it; ids back in the order of the rows given.
+_INSERT_ALERTS = insert(_ALERTS).returning(_ALERTS.c.id, sort_by_parameter_order=True)
+
+
+def insert_alerts(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """New alerts (column values) in one statement; their ids, in order. Core, not ORM: a batch
+    fires hundreds, and the unit of work cost more than the insert."""
+    session.flush()  # changes to loaded rows first (a resolve frees the fingerprint this one takes)
+    return list(session.connection().execute(_INSERT_ALERTS, list(rows)).scalars()) if rows else []
 
 
 def firing_after(session: Session, *, after_id: int, limit: int) -> list[AlertRow]:

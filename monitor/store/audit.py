@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from monitor.store.tables import AuditRow
@@ -54,16 +54,25 @@ class Entry(BaseModel):
     detail: Annotated[str, _clip(1000)] = ""
 
 
-def record(session: Session, entry: Entry, *, now: datetime, keep: timedelta = KEEP) -> AuditRow:
+_INSERT = insert(AuditRow.__table__)  # built once: every audited write runs it
+
+
+def record(session: Session, entry: Entry, *, now: datetime, keep: timedelta = KEEP) -> None:
+    """Core, not ORM: every pushed event's request writes one (the unit of work cost more than the insert)."""
     prune(session, before=now - keep)
-    row = AuditRow(at=now, **entry.model_dump(mode="json"))
-    session.add(row)
-    return row
+    session.execute(_INSERT, {"at": now, **entry.model_dump(mode="json")})
+
+
+#: Built once: every audited write runs it (building it anew cost more than running it on the index).
+_PRUNE = delete(AuditRow).where(
+    AuditRow.id.in_(
+        select(AuditRow.id).where(AuditRow.at < bindparam("before")).order_by(AuditRow.id).limit(bindparam("batch")).scalar_subquery()
+    )
+)
 
 
 def prune(session: Session, *, before: datetime, batch: int = PRUNE_BATCH) -> None:
-    oldest = select(AuditRow.id).where(AuditRow.at < before).order_by(AuditRow.id).limit(batch)
-    session.execute(delete(AuditRow).where(AuditRow.id.in_(oldest.scalar_subquery())))
+    session.execute(_PRUNE, {"before": before, "batch": batch})
 
 
 def query(

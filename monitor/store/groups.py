@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from monitor.model import AlertKind, AlertStatus
 from monitor.store.dialect import claim, upsert_ignore
 from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, SilenceRow
 
 
-def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: datetime) -> dict[str, AlertGroupRow]:
+class Timing(NamedTuple):
+    """A group's columns that decide when it is next due (what `get_or_create` reads)."""
+
+    id: int
+    group_key: str
+    created_at: datetime
+    last_flush_at: datetime | None
+    next_flush_at: datetime | None
+    group_wait: float
+    group_interval: float
+
+
+def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: datetime) -> dict[str, Timing]:
     """The groups with these keys, created from `specs` (receiver, labels, wait, interval, repeat)
     where missing: one read for all of them, one insert for the missing ones."""
     found = _by_key(session, list(specs))
@@ -46,12 +59,33 @@ def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: da
     return found
 
 
-#: Built once: every ingest that fires reads its groups by key (building the IN anew cost more than running it).
-_BY_KEY = select(AlertGroupRow).where(AlertGroupRow.group_key.in_(bindparam("keys", expanding=True)))
+_GROUPS = AlertGroupRow.__table__
+#: Built once, on the table (Core): every ingest that fires reads its groups' timing by key, and
+#: building the IN anew or loading whole rows through the ORM cost more than running it.
+_BY_KEY = select(*(_GROUPS.c[name] for name in Timing._fields)).where(_GROUPS.c.group_key.in_(bindparam("keys", expanding=True)))
+#: Only ever earlier: two writers marking one group due both get the sooner time.
+_SET_DUE = (
+    update(_GROUPS)
+    .where(_GROUPS.c.id == bindparam("group_id"), or_(_GROUPS.c.next_flush_at.is_(None), _GROUPS.c.next_flush_at > bindparam("due")))
+    .values(next_flush_at=bindparam("due"))
+)
 
 
-def _by_key(session: Session, keys: list[str]) -> dict[str, AlertGroupRow]:
-    return {g.group_key: g for g in session.scalars(_BY_KEY, {"keys": keys})} if keys else {}
+def _by_key(session: Session, keys: list[str]) -> dict[str, Timing]:
+    session.flush()  # this session's own changes to groups first
+    return {row.group_key: Timing(*row) for row in session.connection().execute(_BY_KEY, {"keys": keys})} if keys else {}
+
+
+def set_due(session: Session, due: dict[int, datetime]) -> None:
+    """Make groups due by these times (unless already due sooner), in one statement. A group row
+    this session holds forgets its due time, to read the database's when next asked."""
+    if not due:
+        return
+    session.connection().execute(_SET_DUE, [{"group_id": group_id, "due": when} for group_id, when in due.items()])
+    for group_id in due:
+        held = session.identity_map.get(identity_key(AlertGroupRow, group_id))
+        if held is not None:
+            session.expire(held, ["next_flush_at"])
 
 
 _INSERT_MEMBERS = insert(AlertGroupMemberRow.__table__)  # built once: every ingest that fires runs it
