@@ -17,7 +17,7 @@ from monitor.store import alerts as alert_store
 from monitor.store import groups as group_store
 from monitor.store import outbox
 from monitor.store.db import Store
-from monitor.store.tables import AlertGroupRow, NotificationRow
+from monitor.store.tables import AlertGroupRow, AlertRow, NotificationRow
 
 log = logging.getLogger(__name__)
 
@@ -28,48 +28,79 @@ def receiver_source(name: str) -> str:
 
 
 def build_notification(session, row: NotificationRow, policy: ingest.AlertPolicy) -> Notification:
-    alerts = alert_store.to_models(
-        session,
-        alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links]),
-        base_url=policy.base_url,
-        deliveries=False,
-        runbooks=policy.runbooks,
-    )
+    """The message of a stored notification, read back from the store (a retry, a lease that
+    expired, another replica's flush)."""
+    alerts = alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links])
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
+    return _message(session, row, group, alerts, policy)
+
+
+def _message(
+    session, row: NotificationRow, group: AlertGroupRow | None, alerts: list[AlertRow], policy: ingest.AlertPolicy
+) -> Notification:
+    models = alert_store.to_models(session, alerts, base_url=policy.base_url, deliveries=False, runbooks=policy.runbooks)
     return Notification(
         id=row.id,
         receiver=row.receiver,
         action=NotificationAction(row.action),
-        group_key=group.group_key if group else f"alert-{alerts[0].fingerprint}",
-        alerts=alerts,
+        group_key=group.group_key if group else f"alert-{models[0].fingerprint}",
+        alerts=models,
         idempotency_key=f"dagwatch-notification-{row.id}",
         base_url=policy.base_url,
         previous_receipt=group.receipt if group else None,
     )
 
 
+def _claim_flushed(session, flushed: list[groups.Flushed], policy: ingest.AlertPolicy, now: datetime) -> list[Notification]:
+    """Claim the notifications this flush created and build their messages from the rows the
+    flush already holds: sent right after the commit, with no second read of their alerts."""
+    if not flushed:
+        return []
+    session.flush()  # their ids
+    for item in flushed:
+        item.row.claimed_until = now + outbox.LEASE
+    return [_message(session, item.row, item.group, item.alerts, policy) for item in flushed]
+
+
 @dataclass
 class TickState:
-    """What the dispatcher loop remembers between ticks: when muting must be re-checked, and
-    when the timed work (held resolves, retry promotion, escalation: minutes-scale deadlines)
-    last ran — it need not run on every commit that wakes the loop."""
+    """What the dispatcher loop remembers between ticks: when muting must be re-checked, when the
+    timed work (held resolves, retry promotion, escalation: minutes-scale deadlines) last ran —
+    it need not run on every commit that wakes the loop — and what mutes (silences, sources
+    down, inhibiting alerts), read at most every `muting_every` unless a commit says it changed:
+    a flush per new alert must not re-read it each time."""
 
     recheck_at: datetime | None = None
     always: bool = False
     timers_at: datetime | None = None
     timers_every: timedelta = timedelta(seconds=1)
+    muting_every: timedelta = timedelta(seconds=1)
+    _muting: groups.Muting | None = None
+    _muting_at: datetime | None = None
 
     def muting_due(self, store: Store, now: datetime) -> bool:
         if store.muting_changed.is_set():
             store.muting_changed.clear()
+            self._muting = None
             return True
-        return self.always or (self.recheck_at is not None and now >= self.recheck_at)
+        due = self.always or (self.recheck_at is not None and now >= self.recheck_at)
+        if due:
+            self._muting = None
+        return due
 
     def timers_due(self, now: datetime) -> bool:
         if self.always or self.timers_at is None or now >= self.timers_at:
             self.timers_at = now + self.timers_every
             return True
         return False
+
+    def muting(self, session, now: datetime, rules) -> groups.Muting:
+        """What mutes now: the copy read less than `muting_every` ago (changes a commit signals,
+        boundaries, `recheck_at`, drop it sooner), else a fresh read. Another process's silence
+        on SQLite (the CLI without a server) is seen within `muting_every`."""
+        if self.always or self._muting is None or self._muting_at is None or now >= self._muting_at + self.muting_every:
+            self._muting, self._muting_at = groups.Muting.read(session, now, rules), now
+        return self._muting
 
 
 def tick(
@@ -93,8 +124,10 @@ def tick(
             ingest.release_held(session, now)
             ingest.promote_retrying(session, policy, now)
             ingest.escalate(session, policy, now)
-        groups.flush_due(session, now, rules=policy.muting)
-    return deliver_due(store, notifiers, policy, clock=clock)
+        flushed = groups.flush_due(session, now, rules=policy.muting, muting=lambda: state.muting(session, now, policy.muting))
+        ready = _claim_flushed(session, flushed, policy, now)
+    sent = sum(_send(store, notifiers.get(message.receiver), message, policy, clock) for message in ready)
+    return sent + deliver_due(store, notifiers, policy, clock=clock)
 
 
 def deliver_due(
@@ -113,17 +146,35 @@ def _deliver_one(
 ) -> int:
     with store.session() as session:
         row = outbox.get(session, notification_id=notification_id)
-        if notifier is None:
-            outbox.mark_failed(
-                row,
-                now=clock(),
-                error=f"receiver {row.receiver!r} is not configured",
-                retryable=False,
-                max_attempts=policy.alerting.max_attempts,
-            )
-            metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
-            return 0
-        notification = build_notification(session, row, policy)
+        if notifier is not None:
+            notification = build_notification(session, row, policy)
+    return (
+        _send(store, notifier, notification, policy, clock)
+        if notifier is not None
+        else _unconfigured(store, notification_id, policy, clock)
+    )
+
+
+def _unconfigured(store: Store, notification_id: int, policy: ingest.AlertPolicy, clock: Callable[[], datetime]) -> int:
+    with store.session() as session:
+        row = outbox.get(session, notification_id=notification_id)
+        outbox.mark_failed(
+            row,
+            now=clock(),
+            error=f"receiver {row.receiver!r} is not configured",
+            retryable=False,
+            max_attempts=policy.alerting.max_attempts,
+        )
+        metrics.NOTIFICATIONS.labels(receiver=row.receiver, status="dead").inc()
+    return 0
+
+
+def _send(
+    store: Store, notifier: Notifier | None, notification: Notification, policy: ingest.AlertPolicy, clock: Callable[[], datetime]
+) -> int:
+    """Send a claimed notification outside any transaction, then record how it went."""
+    if notifier is None:
+        return _unconfigured(store, notification.id, policy, clock)
     receipt: Receipt | None = None
     error: DeliveryError | None = None
     try:
@@ -134,7 +185,7 @@ def _deliver_one(
         log.exception("notifier %s raised", notification.receiver)
         error = DeliveryError(f"{type(exc).__name__} in notifier", retryable=True)
     with store.session() as session:
-        row = outbox.get(session, notification_id=notification_id)
+        row = outbox.get(session, notification_id=notification.id)
         now = clock()
         if error is None:
             outbox.mark_sent(session, row, now=now, receipt=receipt)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Collection
+from typing import Callable, Collection, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -76,7 +76,7 @@ def _state(alert: AlertRow) -> str:
 
 
 @dataclass(frozen=True)
-class _Muting:
+class Muting:
     """What muting reads from the store, once per flush or recheck."""
 
     silences: list[ActiveSilence]
@@ -85,7 +85,7 @@ class _Muting:
     firing: list[tuple[int, dict[str, str]]]
 
     @classmethod
-    def read(cls, session: Session, now: datetime, rules: Rules) -> "_Muting":
+    def read(cls, session: Session, now: datetime, rules: Rules) -> "Muting":
         silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
         firing = [(a.id, attrs_of(a)) for a in group_store.firing_alerts(session)] if rules.inhibit else []
         return cls(silences, group_store.down_sources(session), rules, firing)
@@ -104,26 +104,40 @@ class _Muting:
         )
 
 
-def flush_due(session: Session, now: datetime, *, limit: int = 200, rules: Rules = NO_RULES) -> list[NotificationRow]:
+class Flushed(NamedTuple):
+    """A notification a flush created, with what it was made from: the group and the rows of the
+    alerts it lists (the dispatcher builds the message from these instead of reading them again)."""
+
+    row: NotificationRow
+    group: AlertGroupRow
+    alerts: list[AlertRow]
+
+
+def flush_due(
+    session: Session, now: datetime, *, limit: int = 200, rules: Rules = NO_RULES, muting: Callable[[], Muting] | None = None
+) -> list[Flushed]:
+    """`muting`: where the flusher gets what mutes (the dispatcher's copy, `TickState.muting`);
+    read from the store when not given."""
     due = group_store.due(session, now=now, limit=limit)
     if not due:
         return []
-    muting = _Muting.read(session, now, rules)
-    created: list[NotificationRow] = []
+    muting_now = muting() if muting is not None else Muting.read(session, now, rules)
+    created: list[Flushed] = []
     for group in due:
-        row = _flush(session, group, now, muting)
-        if row is not None:
-            created.append(row)
+        flushed = _flush(session, group, now, muting_now)
+        if flushed is not None:
+            created.append(flushed)
     return created
 
 
-def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: _Muting) -> NotificationRow | None:
-    told = _told(group, group_store.members(session, group_id=group.id), now, muting)
+def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: Muting) -> Flushed | None:
+    members = group_store.members(session, group_id=group.id)
+    told = _told(group, members, now, muting)
     live = any(v in ("firing", "acked") for v in told.values())  # firing and not muted: repeats go on
     content = {k: (group.notified[k] if v == "held" else v) for k, v in told.items()}
     firing = [k for k, v in content.items() if v in ("firing", "acked")]
     repeat_due = live and group.last_flush_at is not None and now >= group.last_flush_at + timedelta(seconds=group.repeat_interval)
-    notification = None
+    flushed = None
     if content and (content != group.notified or repeat_due):
         if any(v == "firing" for v in content.values()):
             action = NotificationAction.FIRING
@@ -143,15 +157,17 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: _Mutin
             links=[NotificationAlertRow(alert_id=int(k)) for k in content],
         )
         session.add(notification)
+        by_id = {str(alert.id): alert for alert in members}
+        flushed = Flushed(notification, group, [by_id[k] for k in content])
         done = [int(k) for k, v in content.items() if v == "resolved"]
         group_store.remove_members(session, group_id=group.id, alert_ids=done)
         group.notified = {k: v for k, v in content.items() if v != "resolved"}
         group.last_flush_at = now
     group.next_flush_at = (group.last_flush_at or now) + timedelta(seconds=group.repeat_interval) if live else None
-    return notification
+    return flushed
 
 
-def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, muting: _Muting) -> dict[str, str]:
+def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, muting: Muting) -> dict[str, str]:
     """What the receiver should believe of each alert after this flush (ARCHITECTURE.md, the rules of truth).
 
     A muted firing alert is "held": the receiver keeps its last word (firing, acked) or, if it
@@ -179,7 +195,7 @@ def recheck_muted(session: Session, now: datetime, rules: Rules = NO_RULES) -> i
     change (they unmute), so only those are read. Without `rules` (the verbs, which have no
     config) the configured reasons are not seen; the dispatcher's recheck, which the same
     commit wakes, puts them back before any group is flushed."""
-    muting = _Muting.read(session, now, rules)
+    muting = Muting.read(session, now, rules)
     configured = bool(rules.inhibit or rules.windows)
     candidates = group_store.firing_alerts(session, muted_only=not (muting.silences or muting.down or configured))
     changed = 0

@@ -1,7 +1,8 @@
 """The engine and session factory, with migrations applied on open.
 
 SQLite (the default) gets WAL, NORMAL sync and a busy timeout so the web server, the collectors
-and the runner's writer can share one file; any other URL (PostgreSQL) is used as given.
+and the runner's writer can share one file, and a process's writers take turns (store/turns.py);
+any other URL (PostgreSQL) is used as given.
 
 On PostgreSQL a commit that `signal`s a change also sends it with NOTIFY (in that transaction, so
 only once it commits), and `Store.listen` LISTENs on a connection of its own: the dispatcher of
@@ -24,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import StoreError
+from monitor.store.turns import take_turns
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CHANNEL = "dagwatch_changed"
@@ -62,6 +64,7 @@ def create_store_engine(url: str) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
+        take_turns(engine)  # this process's writers queue for the file's write lock instead of sleeping on it
         return engine
     return create_engine(url, pool_pre_ping=True)
 
