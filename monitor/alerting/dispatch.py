@@ -17,7 +17,7 @@ from monitor.store import alerts as alert_store
 from monitor.store import groups as group_store
 from monitor.store import outbox
 from monitor.store.db import Store
-from monitor.store.tables import AlertGroupRow, AlertRow, NotificationRow
+from monitor.store.tables import AlertGroupRow, NotificationRow
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +32,30 @@ def build_notification(session, row: NotificationRow, policy: ingest.AlertPolicy
     expired, another replica's flush)."""
     alerts = alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links])
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
-    return _message(session, row, group, alerts, policy)
+    return _message(session, row.id, row.receiver, NotificationAction(row.action), group, alerts, policy)
 
 
 def _message(
-    session, row: NotificationRow, group: AlertGroupRow | None, alerts: list[AlertRow], policy: ingest.AlertPolicy
+    session,
+    notification_id: int,
+    receiver: str,
+    action: NotificationAction,
+    group: AlertGroupRow | None,
+    alerts: list,
+    policy: ingest.AlertPolicy,
 ) -> Notification:
+    """`alerts`: rows of the alerts it carries (ORM rows, or a flush's rows of their columns)."""
     models = alert_store.to_models(session, alerts, base_url=policy.base_url, deliveries=False, runbooks=policy.runbooks)
     return Notification(
-        id=row.id,
-        receiver=row.receiver,
-        action=NotificationAction(row.action),
+        id=notification_id,
+        receiver=receiver,
+        action=action,
         group_key=group.group_key if group else f"alert-{models[0].fingerprint}",
         alerts=models,
-        idempotency_key=f"dagwatch-notification-{row.id}",
+        idempotency_key=f"dagwatch-notification-{notification_id}",
         base_url=policy.base_url,
         previous_receipt=group.receipt if group else None,
     )
-
-
-def _claim_flushed(session, flushed: list[groups.Flushed], policy: ingest.AlertPolicy, now: datetime) -> list[Notification]:
-    """Claim the notifications this flush created and build their messages from the rows the
-    flush already holds: sent right after the commit, with no second read of their alerts."""
-    if not flushed:
-        return []
-    session.flush()  # their ids
-    for item in flushed:
-        item.row.claimed_until = now + outbox.LEASE
-    return [_message(session, item.row, item.group, item.alerts, policy) for item in flushed]
 
 
 @dataclass
@@ -124,8 +120,14 @@ def tick(
             ingest.release_held(session, now)
             ingest.promote_retrying(session, policy, now)
             ingest.escalate(session, policy, now)
-        flushed = groups.flush_due(session, now, rules=policy.muting, muting=lambda: state.muting(session, now, policy.muting))
-        ready = _claim_flushed(session, flushed, policy, now)
+        flushed = groups.flush_due(
+            session,
+            now,
+            rules=policy.muting,
+            muting=lambda: state.muting(session, now, policy.muting),
+            claim_until=now + outbox.LEASE,  # sent right after the commit, below
+        )
+        ready = [_message(session, f.notification_id, f.group.receiver, f.action, f.group, f.alerts, policy) for f in flushed]
     sent = sum(_send(store, notifiers.get(message.receiver), message, policy, clock) for message in ready)
     return sent + deliver_due(store, notifiers, policy, clock=clock)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Collection, NamedTuple
+from typing import Any, Callable, Collection, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -15,7 +15,7 @@ from monitor.alerting.routing import Decision, alert_attributes
 from monitor.model import AlertKind, AlertStatus, NotificationAction, NotificationStatus
 from monitor.store import groups as group_store
 from monitor.store.db import Changed, signal
-from monitor.store.tables import AlertGroupRow, AlertRow, NotificationAlertRow, NotificationRow
+from monitor.store.tables import AlertGroupRow, AlertRow
 
 
 def attrs_of(alert: AlertRow) -> dict[str, str]:
@@ -108,31 +108,46 @@ class Flushed(NamedTuple):
     """A notification a flush created, with what it was made from: the group and the rows of the
     alerts it lists (the dispatcher builds the message from these instead of reading them again)."""
 
-    row: NotificationRow
+    notification_id: int
+    action: NotificationAction
     group: AlertGroupRow
-    alerts: list[AlertRow]
+    alerts: list[Any]  # rows with the columns of `alerts`
 
 
 def flush_due(
-    session: Session, now: datetime, *, limit: int = 200, rules: Rules = NO_RULES, muting: Callable[[], Muting] | None = None
+    session: Session,
+    now: datetime,
+    *,
+    limit: int = 200,
+    rules: Rules = NO_RULES,
+    muting: Callable[[], Muting] | None = None,
+    claim_until: datetime | None = None,
 ) -> list[Flushed]:
-    """`muting`: where the flusher gets what mutes (the dispatcher's copy, `TickState.muting`);
-    read from the store when not given."""
+    """Turn due groups into outbox notifications. `muting`: where the flusher gets what mutes
+    (the dispatcher's copy, `TickState.muting`), read from the store when not given;
+    `claim_until`: the notifications are created claimed by the caller until then (it sends
+    them itself right after the commit)."""
     due = group_store.due(session, now=now, limit=limit)
     if not due:
         return []
     muting_now = muting() if muting is not None else Muting.read(session, now, rules)
-    created: list[Flushed] = []
-    for group in due:
-        flushed = _flush(session, group, now, muting_now)
-        if flushed is not None:
-            created.append(flushed)
+    members = group_store.members(session, group_ids=[group.id for group in due])
+    muted: dict[int, str | None] = {}
+    created = [f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until)) is not None]
+    group_store.set_muted(session, muted)
     return created
 
 
-def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: Muting) -> Flushed | None:
-    members = group_store.members(session, group_id=group.id)
-    told = _told(group, members, now, muting)
+def _flush(
+    session: Session,
+    group: AlertGroupRow,
+    members: list[Any],
+    now: datetime,
+    muting: Muting,
+    muted: dict[int, str | None],
+    claim_until: datetime | None,
+) -> Flushed | None:
+    told = _told(group, members, now, muting, muted)
     live = any(v in ("firing", "acked") for v in told.values())  # firing and not muted: repeats go on
     content = {k: (group.notified[k] if v == "held" else v) for k, v in told.items()}
     firing = [k for k, v in content.items() if v in ("firing", "acked")]
@@ -145,7 +160,7 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: Muting
             action = NotificationAction.ACKNOWLEDGED
         else:
             action = NotificationAction.RESOLVED
-        notification = NotificationRow(
+        values = dict(
             alert_id=None,
             group_id=group.id,
             receiver=group.receiver,
@@ -154,11 +169,11 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: Muting
             attempts=0,
             next_attempt_at=now,
             created_at=now,
-            links=[NotificationAlertRow(alert_id=int(k)) for k in content],
+            claimed_until=claim_until,
         )
-        session.add(notification)
+        notification_id = group_store.add_notification(session, values=values, alert_ids=[int(k) for k in content])
         by_id = {str(alert.id): alert for alert in members}
-        flushed = Flushed(notification, group, [by_id[k] for k in content])
+        flushed = Flushed(notification_id, action, group, [by_id[k] for k in content])
         done = [int(k) for k, v in content.items() if v == "resolved"]
         group_store.remove_members(session, group_id=group.id, alert_ids=done)
         group.notified = {k: v for k, v in content.items() if v != "resolved"}
@@ -167,18 +182,21 @@ def _flush(session: Session, group: AlertGroupRow, now: datetime, muting: Muting
     return flushed
 
 
-def _told(group: AlertGroupRow, members: list[AlertRow], now: datetime, muting: Muting) -> dict[str, str]:
+def _told(group: AlertGroupRow, members: list[Any], now: datetime, muting: Muting, muted: dict[int, str | None]) -> dict[str, str]:
     """What the receiver should believe of each alert after this flush (ARCHITECTURE.md, the rules of truth).
 
     A muted firing alert is "held": the receiver keeps its last word (firing, acked) or, if it
     was never told, hears nothing; muting is never a resolution. Resolved alerts the receiver
-    was told of are "resolved"; resolved alerts it never heard of are left out."""
+    was told of are "resolved"; resolved alerts it never heard of are left out. What mutes a
+    firing alert now, where it changed, goes into `muted` (alert id → reason or None)."""
     content: dict[str, str] = {}
     for alert in members:
         key = str(alert.id)
         if alert.status == AlertStatus.FIRING.value:
-            alert.muted_by = muting.of(alert, now)
-            if alert.muted_by is not None:
+            why = muting.of(alert, now)
+            if why != alert.muted_by:
+                muted[alert.id] = why
+            if why is not None:
                 if key in group.notified:
                     content[key] = "held"
                 continue

@@ -54,7 +54,8 @@ class Entry(BaseModel):
     detail: Annotated[str, _clip(1000)] = ""
 
 
-_INSERT = insert(AuditRow.__table__)  # built once: every audited write runs it
+_AUDIT = AuditRow.__table__
+_INSERT = insert(_AUDIT)  # built once: every audited write runs it
 
 
 def record(session: Session, entry: Entry, *, now: datetime, keep: timedelta = KEEP) -> None:
@@ -63,10 +64,11 @@ def record(session: Session, entry: Entry, *, now: datetime, keep: timedelta = K
     session.execute(_INSERT, {"at": now, **entry.model_dump(mode="json")})
 
 
-#: Built once: every audited write runs it (building it anew cost more than running it on the index).
-_PRUNE = delete(AuditRow).where(
-    AuditRow.id.in_(
-        select(AuditRow.id).where(AuditRow.at < bindparam("before")).order_by(AuditRow.id).limit(bindparam("batch")).scalar_subquery()
+#: Built once, on the table (Core): every audited write runs it; building it anew, or the ORM's
+#: bulk-delete machinery, cost more than running it on the index.
+_PRUNE = delete(_AUDIT).where(
+    _AUDIT.c.id.in_(
+        select(_AUDIT.c.id).where(_AUDIT.c.at < bindparam("before")).order_by(_AUDIT.c.id).limit(bindparam("batch")).scalar_subquery()
     )
 )
 

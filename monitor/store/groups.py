@@ -11,7 +11,7 @@ from sqlalchemy.orm.util import identity_key
 
 from monitor.model import AlertKind, AlertStatus
 from monitor.store.dialect import claim, upsert_ignore
-from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, SilenceRow
+from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, NotificationAlertRow, NotificationRow, SilenceRow
 
 
 class Timing(NamedTuple):
@@ -100,11 +100,13 @@ def add_members(session: Session, pairs: Iterable[tuple[int, int]], *, known_new
         session.execute(_INSERT_MEMBERS, rows)
 
 
+_MEMBERS = AlertGroupMemberRow.__table__
+_REMOVE_MEMBERS = delete(_MEMBERS).where(_MEMBERS.c.group_id == bindparam("group_id"), _MEMBERS.c.alert_id == bindparam("alert_id"))
+
+
 def remove_members(session: Session, *, group_id: int, alert_ids: list[int]) -> None:
     if alert_ids:
-        session.execute(
-            delete(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id, AlertGroupMemberRow.alert_id.in_(alert_ids))
-        )
+        session.connection().execute(_REMOVE_MEMBERS, [{"group_id": group_id, "alert_id": a} for a in alert_ids])
 
 
 def groups_of(session: Session, *, alert_ids: Collection[int]) -> list[AlertGroupRow]:
@@ -114,10 +116,51 @@ def groups_of(session: Session, *, alert_ids: Collection[int]) -> list[AlertGrou
     return list(session.scalars(select(AlertGroupRow).where(AlertGroupRow.id.in_(of))))
 
 
-def members(session: Session, *, group_id: int) -> list[AlertRow]:
-    return list(
-        session.scalars(select(AlertRow).join(AlertGroupMemberRow).where(AlertGroupMemberRow.group_id == group_id).order_by(AlertRow.id))
-    )
+_ALERTS = AlertRow.__table__
+#: Built once, on the tables (Core): every flush reads its groups' alerts; rows, not ORM objects,
+#: because a flush of a hundred groups of a hundred alerts spent more loading than deciding.
+_MEMBER_ROWS = (
+    select(_MEMBERS.c.group_id, _ALERTS)
+    .join(_ALERTS, _ALERTS.c.id == _MEMBERS.c.alert_id)
+    .where(_MEMBERS.c.group_id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(_MEMBERS.c.group_id, _ALERTS.c.id)
+)
+_SET_MUTED = update(_ALERTS).where(_ALERTS.c.id == bindparam("alert_id")).values(muted_by=bindparam("muted"))
+
+
+def members(session: Session, *, group_ids: Collection[int]) -> dict[int, list[Any]]:
+    """Each group's alerts (rows with every column of `alerts`, by id), read in one query."""
+    session.flush()  # this session's own changes first
+    found: dict[int, list[Any]] = {group_id: [] for group_id in group_ids}
+    ids = sorted(found)
+    for i in range(0, len(ids), 500):
+        for row in session.connection().execute(_MEMBER_ROWS, {"group_ids": ids[i : i + 500]}):
+            found[row.group_id].append(row)
+    return found
+
+
+def set_muted(session: Session, muted: dict[int, str | None]) -> None:
+    """Record what mutes each alert now (None: nothing), in one statement; a row this session
+    holds forgets the old value."""
+    if not muted:
+        return
+    session.connection().execute(_SET_MUTED, [{"alert_id": alert_id, "muted": why} for alert_id, why in muted.items()])
+    for alert_id in muted:
+        held = session.identity_map.get(identity_key(AlertRow, alert_id))
+        if held is not None:
+            session.expire(held, ["muted_by"])
+
+
+_NOTIFICATIONS = NotificationRow.__table__
+_INSERT_NOTIFICATION = insert(_NOTIFICATIONS).returning(_NOTIFICATIONS.c.id)
+_INSERT_CARRIED = insert(NotificationAlertRow.__table__)
+
+
+def add_notification(session: Session, *, values: dict[str, Any], alert_ids: list[int]) -> int:
+    """An outbox row (`values`: its columns) and the alerts it carries; its id."""
+    notification_id = session.connection().execute(_INSERT_NOTIFICATION, values).scalar_one()
+    session.connection().execute(_INSERT_CARRIED, [{"notification_id": notification_id, "alert_id": a} for a in alert_ids])
+    return notification_id
 
 
 def due(session: Session, *, now: datetime, limit: int = 200) -> list[AlertGroupRow]:
