@@ -363,10 +363,25 @@ def _child_env() -> dict[str, str]:
 class Dagwatch(Server):
     side = "dagwatch"
 
-    def __init__(self, workdir: Path, receiver_url: str, *, group_wait: str, group_interval: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        receiver_url: str,
+        *,
+        group_wait: str,
+        group_interval: str,
+        receivers: list[dict[str, Any]] | None = None,
+        routes: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """One webhook receiver at `receiver_url` taking every alert, unless `receivers` and
+        `routes` say otherwise (bench/storm.py pages a PagerDuty); `env`: added to the process's
+        environment (for `${VAR}` references in the config)."""
         super().__init__()
         self.workdir = workdir
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = env or {}
         self.config = workdir / "dagwatch.yaml"
         self.config.write_text(
             json.dumps(
@@ -374,8 +389,8 @@ class Dagwatch(Server):
                     "data_dir": str(workdir / "data"),
                     "server": {"host": "127.0.0.1", "port": self.port},
                     "sources": [],
-                    "receivers": [{"name": "hook", "kind": "webhook", "url": receiver_url}],
-                    "routes": [{"match": {}, "receivers": ["hook"]}],
+                    "receivers": receivers or [{"name": "hook", "kind": "webhook", "url": receiver_url}],
+                    "routes": routes or [{"match": {}, "receivers": ["hook"]}],
                     "alerting": {"group_wait": group_wait, "group_interval": group_interval},
                 },
                 indent=2,
@@ -391,7 +406,7 @@ class Dagwatch(Server):
             capture_output=True,
             text=True,
             timeout=120,
-            env=_child_env(),
+            env=_child_env() | self.extra_env,
             cwd=self.workdir,
         )
         if made.returncode != 0:
@@ -402,7 +417,7 @@ class Dagwatch(Server):
             [self.exe, "up", "--config", str(self.config), "--port", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_child_env(),
+            env=_child_env() | self.extra_env,
             cwd=self.workdir,
             start_new_session=True,
         )

@@ -46,14 +46,11 @@ import importlib.util
 import json
 import os
 import platform
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,13 +58,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(HERE))
+
+from router_vs_alertmanager import Dagwatch, proc_status  # noqa: E402 — the router bench's server, after the path is set
+
 from tests.fakes.pagerduty import FakePagerDuty  # noqa: E402 — the repo's own fake, after the path is set
 
-VENV_BIN = ROOT / ".venv" / "bin"
 LISTENER = ROOT / "examples" / "airflow_plugin" / "dagwatch_listener.py"
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 SOURCE = "airflow-storm"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def load_listener():
@@ -75,12 +74,6 @@ def load_listener():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def commit() -> tuple[str, list[str]]:
@@ -91,111 +84,32 @@ def commit() -> tuple[str, list[str]]:
     return head + ("+dirty" if files else ""), files
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def dagwatch_paging(workdir: Path, events_url: str, *, group_wait: str, group_interval: str) -> Dagwatch:
+    """The router bench's `dagwatch up` (temp dir, SQLite, operator token, stopped by pid), paging
+    PagerDuty at `events_url` for every task failure."""
+    return Dagwatch(
+        workdir,
+        events_url,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        receivers=[{"name": "pager", "kind": "pagerduty", "routing_key": "${STORM_PD_KEY}", "events_url": events_url}],
+        routes=[{"match": {"kind": "task_failed"}, "tier": "P1", "receivers": ["pager"]}],
+        env={"STORM_PD_KEY": ROUTING_KEY},
+    )
 
 
-def proc_hwm_mb(pid: int) -> float | None:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return None
-
-
-class Dagwatch:
-    """A real `dagwatch up` on 127.0.0.1 in a temp dir, paging `events_url`; stopped by pid."""
-
-    def __init__(self, workdir: Path, events_url: str, *, group_wait: str, group_interval: str) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = workdir / "dagwatch.yaml"
-        self.config.write_text(
-            json.dumps(
-                {  # JSON is YAML
-                    "data_dir": str(workdir / "data"),
-                    "server": {"host": "127.0.0.1", "port": self.port},
-                    "sources": [],
-                    "alerting": {"group_wait": group_wait, "group_interval": group_interval},
-                    "receivers": [{"name": "pager", "kind": "pagerduty", "routing_key": "${STORM_PD_KEY}", "events_url": events_url}],
-                    "routes": [{"match": {"kind": "task_failed"}, "tier": "P1", "receivers": ["pager"]}],
-                },
-                indent=2,
-            )
-        )
-        self.log_path = workdir / "dagwatch.log"
-        self.proc: subprocess.Popen | None = None
-        self.token = ""
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DAGWATCH_")}
-        env["STORM_PD_KEY"] = ROUTING_KEY
-        return env
-
-    def start(self, limit: float = 60) -> None:
-        exe = str(VENV_BIN / "dagwatch")
-        made = subprocess.run(
-            [exe, "token", "create", "--name", "storm", "--role", "operator", "--config", str(self.config)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=self.env(),
-            cwd=self.workdir,
-        )
-        if made.returncode != 0:
-            raise RuntimeError(f"dagwatch token create failed:\n{made.stdout}\n{made.stderr}")
-        self.token = made.stdout.strip().splitlines()[-1]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [exe, "up", "--config", str(self.config), "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env(),
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dagwatch exited with {self.proc.returncode} at start-up; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"dagwatch not ready after {limit:.0f}s; see {self.log_path}")
-
-    def get(self, path: str) -> object:
-        request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            return json.loads(answer.read())
-
-    def firing(self) -> list[dict]:
-        found: list[dict] = []
-        while True:
-            page = self.get(f"/api/v1/alerts?status=firing&source={SOURCE}&limit=1000&offset={len(found)}")
-            found += page
-            if len(page) < 1000:
-                return found
-
-    def stop(self) -> None:
-        """SIGTERM to the process group we started, by pid; SIGKILL after 15 s."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+def firing(dagwatch: Dagwatch) -> list[dict]:
+    """Every firing alert of the storm's source, paged through the API."""
+    found: list[dict] = []
+    while True:
+        path = f"/api/v1/alerts?status=firing&source={SOURCE}&limit=1000&offset={len(found)}"
+        status, raw = dagwatch.request("GET", path, headers={"Authorization": f"Bearer {dagwatch.token}"})
+        if status != 200:
+            raise RuntimeError(f"dagwatch GET {path} answered {status}: {raw[:300]!r}")
+        page = json.loads(raw)
+        found += page
+        if len(page) < 1000:
+            return found
 
 
 def event(task: int) -> dict:
@@ -216,7 +130,7 @@ def event(task: int) -> dict:
 def storm(mode: str, args: argparse.Namespace, listener) -> dict:
     pagerduty = FakePagerDuty().start()
     workdir = Path(tempfile.mkdtemp(prefix=f"dagwatch-storm-{mode}-"))
-    dagwatch = Dagwatch(workdir, pagerduty.events_url, group_wait=args.group_wait, group_interval=args.group_interval)
+    dagwatch = dagwatch_paging(workdir, pagerduty.events_url, group_wait=args.group_wait, group_interval=args.group_interval)
     try:
         dagwatch.start()
         assert dagwatch.proc is not None
@@ -243,18 +157,18 @@ def storm(mode: str, args: argparse.Namespace, listener) -> dict:
                     first_trigger.append(time.monotonic())
 
         watcher = threading.Thread(target=watch_pages, daemon=True)
-        cpu0 = proc_cpu(dagwatch.proc.pid)
+        cpu0 = proc_status(dagwatch.pid)["cpu_s"]
         go.wait()
         t0 = time.monotonic()
         watcher.start()
         for t in threads:
             t.join()
         ingest_s = time.monotonic() - t0
-        cpu_s = proc_cpu(dagwatch.proc.pid) - cpu0
+        cpu_s = proc_status(dagwatch.pid)["cpu_s"] - cpu0
         print(f"  {mode}: {args.failures} answered in {ingest_s:.2f}s; checking the alerts and waiting for PagerDuty …", flush=True)
 
-        firing = dagwatch.firing()
-        tasks = {a["task_id"] for a in firing}
+        alerts = firing(dagwatch)
+        tasks = {a["task_id"] for a in alerts}
 
         # Deliveries: wait for the first page (if it did not come during the storm), then until
         # nothing arrived for SETTLE s.
@@ -284,16 +198,16 @@ def storm(mode: str, args: argparse.Namespace, listener) -> dict:
             "ingest_s": round(ingest_s, 3),
             "events_per_s": round(args.failures / ingest_s, 1),
             "sender": total,
-            "firing_alerts": len(firing),
+            "firing_alerts": len(alerts),
             "distinct_tasks": len(tasks),
-            "every_failure_one_alert": len(firing) == args.failures and tasks == {f"t{i}" for i in range(args.failures)},
+            "every_failure_one_alert": len(alerts) == args.failures and tasks == {f"t{i}" for i in range(args.failures)},
             "first_page_s": None if first_page_s is None else round(first_page_s, 3),
             "incidents": len({e["dedup_key"] for e in events if e["event_action"] == "trigger"}),
             "notifications": len(events),
             "pagerduty_requests": len(pagerduty.requests),
             "dagwatch_cpu_s": round(cpu_s, 3),
             "cpu_us_per_event": round(cpu_s / args.failures * 1e6, 1),
-            "peak_rss_mb": proc_hwm_mb(dagwatch.proc.pid),
+            "peak_rss_mb": proc_status(dagwatch.pid)["VmHWM"],
         }
     finally:
         dagwatch.stop()

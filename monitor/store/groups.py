@@ -82,10 +82,15 @@ def set_due(session: Session, due: dict[int, datetime]) -> None:
     if not due:
         return
     session.connection().execute(_SET_DUE, [{"group_id": group_id, "due": when} for group_id, when in due.items()])
-    for group_id in due:
-        held = session.identity_map.get(identity_key(AlertGroupRow, group_id))
+    _forget(session, AlertGroupRow, due, "next_flush_at")
+
+
+def _forget(session: Session, model: type, ids: Iterable[int], attribute: str) -> None:
+    """After a Core update of `attribute`: the rows of `model` this session holds read it again."""
+    for row_id in ids:
+        held = session.identity_map.get(identity_key(model, row_id))
         if held is not None:
-            session.expire(held, ["next_flush_at"])
+            session.expire(held, [attribute])
 
 
 _INSERT_MEMBERS = insert(AlertGroupMemberRow.__table__)  # built once: every ingest that fires runs it
@@ -145,10 +150,7 @@ def set_muted(session: Session, muted: dict[int, str | None]) -> None:
     if not muted:
         return
     session.connection().execute(_SET_MUTED, [{"alert_id": alert_id, "muted": why} for alert_id, why in muted.items()])
-    for alert_id in muted:
-        held = session.identity_map.get(identity_key(AlertRow, alert_id))
-        if held is not None:
-            session.expire(held, ["muted_by"])
+    _forget(session, AlertRow, muted, "muted_by")
 
 
 _NOTIFICATIONS = NotificationRow.__table__
