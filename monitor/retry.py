@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import random
 import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -55,3 +58,28 @@ def backoff_delay(
     if jitter:
         delay *= (rng or random).uniform(1 - jitter, 1 + jitter)
     return min(cap, max(0.0, delay))
+
+
+@dataclass
+class Retries:
+    """How a request that met a blip is retried within itself, so one blip does not fail a poll:
+    `attempts` in all (the first and two retries), waits of `base`, 2×`base`, … capped at `cap`,
+    each scaled by a random factor in [0.5, 1.5) so many dagwatch processes do not retry in step.
+    A server's Retry-After is honoured when it is at most `max_retry_after`; a longer one means
+    "not now" and is left to the source's back-off. `sleep` and `rng` are parameters so tests
+    neither sleep nor depend on chance."""
+
+    attempts: int = 3
+    base: float = 0.25
+    cap: float = 2.0
+    max_retry_after: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def wait_before(self, retry: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before retry number `retry` (1, 2, …), or None: do not retry."""
+        if retry >= self.attempts:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        return backoff_delay(retry, base=self.base, cap=self.cap, jitter=0.5, rng=self.rng)

@@ -304,12 +304,13 @@ def _wait(client: "Client", future: "Future", attempt: Attempt) -> tuple[Outcome
     from distributed import CancelledError
 
     while True:
+        settled = future.done()
         try:
             kind, payload, text, usage = future.result(timeout=WAIT_POLL_S)
         except (Exception, CancelledError) as exc:  # noqa: BLE001 - sorted out by _lost
             if attempt.cancelled:  # timed out and released: the runner recorded that already
                 return Outcome(ok=False, error_type="Interrupted", error="cancelled"), ""
-            lost = _lost(exc, future, client)
+            lost = _lost(exc, future, client, settled)
             if lost is None:
                 continue
             return lost
@@ -319,10 +320,12 @@ def _wait(client: "Client", future: "Future", attempt: Attempt) -> tuple[Outcome
         return Outcome(ok=False, usage=usage, **payload), ""
 
 
-def _lost(exc: BaseException, future: "Future", client: "Client") -> tuple[Outcome, str] | None:
+def _lost(exc: BaseException, future: "Future", client: "Client", settled: bool) -> tuple[Outcome, str] | None:
     """What a raising `future.result` means: a failed try (retried like any failure) with the
     reason, or None when it only timed out waiting and the client is still connected. The task's
-    own errors never raise here (`run_on_worker` returns them)."""
+    own errors never raise here (`run_on_worker` returns them). `settled`: the future was done
+    before the wait began, so an OSError or TimeoutError is its own error, not the wait's — a
+    future that finishes as the wait times out is done by now, yet its outcome is still unread."""
     from distributed import CancelledError
     from distributed.scheduler import KilledWorker
 
@@ -333,7 +336,7 @@ def _lost(exc: BaseException, future: "Future", client: "Client") -> tuple[Outco
         message = f"the Dask scheduler lost this try ({type(exc).__name__}: {exc})"
         return Outcome(ok=False, error_type="WorkerLost", error=message), message
     if isinstance(exc, (OSError, TimeoutError)):
-        if future.done():  # a communication error, not a wait that timed out
+        if settled:  # a communication error, not a wait that timed out
             message = f"the Dask cluster failed this try ({type(exc).__name__}: {exc})"
             return Outcome(ok=False, error_type="DaskUnavailable", error=message), message
         if client.status not in ("running", "connecting"):

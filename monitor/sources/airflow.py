@@ -44,6 +44,7 @@ from monitor.model import (
     TaskSnapshot,
     utcnow,
 )
+from monitor.retry import Retries
 from monitor.sources import airflow_logs, airflow_reasons
 from monitor.sources.airflow_api import (
     Dag,
@@ -76,7 +77,6 @@ from monitor.sources.airflow_http import (
     AirflowError,
     AirflowNotFound,
     BackOff,
-    Retries,
     quoted,
 )
 from monitor.sources.airflow_states import run_state, task_state

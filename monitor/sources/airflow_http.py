@@ -19,17 +19,16 @@ retried here: the caller decides.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from monitor.errors import DagwatchError
-from monitor.retry import backoff_delay, parse_retry_after
+from monitor.retry import Retries, backoff_delay, parse_retry_after
 from monitor.sources.airflow_auth import AirflowAuthError, BasicCredentials, Credentials
 from monitor.sources.base import SourceUnavailable
 
@@ -81,30 +80,6 @@ class BackOff:
 
     def succeeded(self) -> None:
         self.failures, self.not_before, self.last_error = 0, 0.0, ""
-
-
-@dataclass
-class Retries:
-    """How a read that met a blip is retried: `attempts` in all (the first and two retries), waits
-    of `base`, 2×`base`, … capped at `cap`, each scaled by a random factor in [0.5, 1.5) so many
-    dagwatch processes do not retry in step. A server's Retry-After is honoured when it is at most
-    `max_retry_after`; a longer one means "not now" and is left to the `BackOff`. `sleep` and
-    `rng` are parameters so tests neither sleep nor depend on chance."""
-
-    attempts: int = 3
-    base: float = 0.25
-    cap: float = 2.0
-    max_retry_after: float = 5.0
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
-
-    def wait_before(self, retry: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before retry number `retry` (1, 2, …), or None: do not retry."""
-        if retry >= self.attempts:
-            return None
-        if retry_after is not None:
-            return retry_after if retry_after <= self.max_retry_after else None
-        return backoff_delay(retry, base=self.base, cap=self.cap, jitter=0.5, rng=self.rng)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ a credential into a message.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
@@ -18,9 +19,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from monitor.config import PrefectSourceSettings
-from monitor.retry import parse_retry_after
+from monitor.retry import Retries, parse_retry_after
 from monitor.sources.base import SourceUnavailable
 
+log = logging.getLogger(__name__)
+
+#: Answers Prefect's own client retries for every method: its server's "retry me, nothing was done".
+RETRYABLE = frozenset({429, 503})
 #: The server answers 422 above this.
 PAGE_LIMIT = 200
 
@@ -158,8 +163,11 @@ def credentials(settings: PrefectSourceSettings) -> tuple[str, ...]:
 class PrefectApi:
     """Typed calls to one Prefect API URL. `transport` is injectable (tests use MockTransport)."""
 
-    def __init__(self, settings: PrefectSourceSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: PrefectSourceSettings, *, transport: httpx.BaseTransport | None = None, retries: Retries | None = None
+    ) -> None:
         self.base_url = settings.url.rstrip("/")
+        self.retries = retries or Retries()
         self._credentials = credentials(settings)
         self._client = httpx.Client(
             base_url=self.base_url + "/",
@@ -179,13 +187,32 @@ class PrefectApi:
 
     # -- raw -------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, *, params: dict | None = None) -> Any:
+        """One call. A 429 or 503 is retried within the call, whatever the method (see `Retries`):
+        Prefect's server answers 503 only for errors it declares retryable (a locked or lost
+        database: the transaction was rolled back, nothing was done), and its own client retries
+        every method on both. Any other failure is the caller's to handle."""
         where = f"{method} {self.base_url}/{path.lstrip('/')}"
+        retry = 0
+        while True:
+            response = self._send(method, path, body, params, where)
+            if response.status_code not in RETRYABLE:
+                return self._read(response, where)
+            retry += 1
+            wait = self.retries.wait_before(retry, parse_retry_after(response.headers.get("Retry-After"), _now()))
+            if wait is None:
+                return self._read(response, where)
+            log.info("retrying %s in %.2fs (retry %d): HTTP %d", where, wait, retry, response.status_code)
+            self.retries.sleep(wait)
+
+    def _send(self, method: str, path: str, body: Any, params: dict | None, where: str) -> httpx.Response:
         try:
-            response = self._client.request(method, path.lstrip("/"), json=body, params=params)
+            return self._client.request(method, path.lstrip("/"), json=body, params=params)
         except httpx.TimeoutException as exc:
             raise SourceUnavailable(f"prefect API timed out: {where}") from exc
         except httpx.HTTPError as exc:
             raise SourceUnavailable(f"prefect API unreachable: {where}: {type(exc).__name__}") from exc
+
+    def _read(self, response: httpx.Response, where: str) -> Any:
         if response.status_code in (401, 403):
             raise SourceUnavailable(f"prefect API refused the credentials (HTTP {response.status_code}): {where}; check the source's auth")
         if response.status_code >= 400:

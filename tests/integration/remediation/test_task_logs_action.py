@@ -13,9 +13,9 @@ from monitor.config import AirflowSourceSettings
 from monitor.model import AlertKind, AlertStatus, State, utcnow
 from monitor.remediation.actions import ACTIONS
 from monitor.remediation.actions.base import ActionFailed, StepContext
+from monitor.retry import Retries
 from monitor.runner import Pipeline, Runner
 from monitor.sources.airflow import AirflowSource
-from monitor.sources.airflow_http import Retries
 from monitor.sources.embedded import EmbeddedSource
 from monitor.store import alerts as alert_store
 from monitor.store.recorder import StoreRecorder

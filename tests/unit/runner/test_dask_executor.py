@@ -142,3 +142,47 @@ def test_a_local_cluster_not_started_is_healthy_and_stays_unstarted(store, data_
     runner.close()
     with pytest.raises(DaskUnavailable, match="closed"):
         runner.dask.client()
+
+
+class _FinishingAsTheWaitTimesOut:
+    """A future whose try finishes just as a wait for it times out: `result` raises the wait's
+    TimeoutError while the future turns done (distributed's `Future.result(timeout=…)` raises
+    `TimeoutError("timed out after 1.0 s.")`, and the future may settle in between)."""
+
+    def __init__(self, outcome):
+        self.outcome, self.settled, self.waits = outcome, False, 0
+
+    def done(self):
+        return self.settled
+
+    def result(self, timeout=None):
+        self.waits += 1
+        if not self.settled:
+            self.settled = True
+            raise TimeoutError(f"timed out after {timeout} s.")
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+class _Running:
+    status = "running"
+
+
+def test_a_try_that_finishes_as_the_wait_times_out_is_read_not_failed(tmp_path):
+    # Seen in CI: a try done between the wait's timeout and the check was recorded as
+    # "DaskUnavailable: the Dask cluster failed this try (TimeoutError: timed out after 1.0 s.)".
+    from monitor.runner.dask_executor import _wait
+    from monitor.runner.executors import Attempt, Usage
+    from monitor.runner.logs import TrySink
+
+    attempt = Attempt(call=lambda: None, sink=TrySink(tmp_path / "try.log"), done=lambda *_: None, kind="dask")
+    future = _FinishingAsTheWaitTimesOut(("ok", 42, "printed\n", Usage(0.0, 0, "process")))
+    outcome, note = _wait(_Running(), future, attempt)
+    assert outcome.ok and outcome.value == 42 and note == "" and future.waits == 2
+
+    # A communication error on a future already settled is the try's failure, retried as one.
+    future = _FinishingAsTheWaitTimesOut(OSError("connection reset"))
+    future.settled = True
+    outcome, note = _wait(_Running(), future, attempt)
+    assert not outcome.ok and outcome.error_type == "DaskUnavailable" and "connection reset" in note and future.waits == 1

@@ -13,10 +13,11 @@ import pytest
 
 from monitor.config import AirflowSourceSettings
 from monitor.model import State
+from monitor.retry import Retries
 from monitor.sources import airflow_logs
 from monitor.sources.airflow import AirflowSource
 from monitor.sources.airflow_auth import AirflowAuthError, PasswordToken, jwt_expiry
-from monitor.sources.airflow_http import BackOff, Retries
+from monitor.sources.airflow_http import BackOff
 from monitor.sources.airflow_states import run_state, task_state
 from monitor.sources.base import SourceUnavailable
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from monitor.config import PrefectSourceSettings
+from monitor.retry import Retries
 from monitor.sources.base import SourceUnavailable
 from monitor.sources.prefect import PrefectSource, RetryRefused
+from monitor.sources.prefect_api import PrefectApi
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
@@ -112,6 +115,44 @@ def test_back_off_doubles_honours_retry_after_and_resets_on_success():
     clock.now += timedelta(seconds=21)
     state["fail"] = False
     assert source.health().healthy and state["calls"] >= 3
+
+
+def _answers(*statuses: int):
+    """A handler answering with `statuses` in turn (then 200), recording what was asked."""
+    asked: list[str] = []
+
+    def handler(request):
+        asked.append(f"{request.method} {request.url.path}")
+        status = statuses[len(asked) - 1] if len(asked) <= len(statuses) else 200
+        return httpx.Response(status, json={"exception_message": "Service Unavailable"} if status != 200 else [])
+
+    return handler, asked
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_503_or_429_is_retried_within_the_call_even_for_a_write(status):
+    # Prefect's server answers 503 for errors it declares retryable (a locked SQLite: nothing was
+    # done), and its own client retries every method on them; an installer's DELETE must too.
+    handler, asked = _answers(status, status)
+    waits: list[float] = []
+    api = PrefectApi(_settings(), transport=httpx.MockTransport(handler), retries=Retries(sleep=waits.append, rng=random.Random(3)))
+    assert api.request("DELETE", "block_documents/b1") is not None
+    assert asked == ["DELETE /api/block_documents/b1"] * 3
+    assert len(waits) == 2 and 0.125 <= waits[0] < 0.375 and 0.25 <= waits[1] < 0.75
+
+
+def test_retries_are_bounded_and_other_errors_are_not_retried():
+    handler, asked = _answers(503, 503, 503, 503)
+    api = PrefectApi(_settings(), transport=httpx.MockTransport(handler), retries=Retries(sleep=lambda _: None))
+    with pytest.raises(SourceUnavailable, match="HTTP 503"):
+        api.request("POST", "flow_runs/filter", {})
+    assert len(asked) == 3  # the first and two retries
+
+    handler, asked = _answers(500)
+    api = PrefectApi(_settings(), transport=httpx.MockTransport(handler), retries=Retries(sleep=lambda _: None))
+    with pytest.raises(SourceUnavailable, match="HTTP 500"):
+        api.request("POST", "automations/", {})
+    assert len(asked) == 1  # a 500 may have done the write: the caller decides
 
 
 def test_unreachable_is_source_unavailable():
