@@ -10,8 +10,9 @@ one batch — `ingest.apply_batch`, whose result equals applying the events one 
 order (tests/integration/test_ingest_batch.py), so sharing a transaction changes nothing a
 sender can observe except how soon it is answered.
 
-A request's extra writes (its audit entry) run in the same transaction, so an answered request
-has its events, alerts and audit line committed together. If a shared transaction fails, each
+A request's audit entry, made from its outcomes, is written in the same transaction, so an
+answered request has its events, alerts and audit line committed together; the entries of all
+requests sharing a transaction go in as one insert. If a shared transaction fails, each
 request in it is retried alone, so one sender's trouble (a conflict it keeps losing, a value
 the database refuses) is answered to that sender only; a store that is away fails them all,
 each with the store's error (503 at the API), and nothing of them is committed.
@@ -24,17 +25,15 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Sequence
-
-from sqlalchemy.orm import Session
 
 from monitor.alerting import ingest
 from monitor.model import Event, utcnow
-from monitor.store import Store
+from monitor.store import Store, audit
 
-#: A request's own writes, in the shared transaction, given its outcomes (the audit entry).
-Extra = Callable[[Session, list[ingest.Outcome]], None]
+#: A request's audit entry, given its outcomes; called in the shared transaction, before it commits.
+Audit = Callable[[list[ingest.Outcome]], audit.Entry | None]
 
 MAX_EVENTS = 5000  # per shared transaction: bounds how long the first request in it waits
 IDLE_EXIT = 10.0  # seconds without work before the writer thread ends (started again on demand)
@@ -43,22 +42,24 @@ IDLE_EXIT = 10.0  # seconds without work before the writer thread ends (started 
 @dataclass
 class _Request:
     events: Sequence[Event]
-    extra: Extra | None
+    audit: Audit | None
     future: Future = field(default_factory=Future)
 
 
 class Committer:
     """The one writer of pushed events in this process (`app.state.committer`)."""
 
-    def __init__(self, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow) -> None:
-        self.store, self.policy, self.clock = store, policy, clock
+    def __init__(
+        self, store: Store, policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow, audit_keep: timedelta = audit.KEEP
+    ) -> None:
+        self.store, self.policy, self.clock, self.audit_keep = store, policy, clock, audit_keep
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()  # None: stop once what came before is done
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, events: Sequence[Event], extra: Extra | None = None) -> Future:
+    def submit(self, events: Sequence[Event], audited: Audit | None = None) -> Future:
         """Queue `events`; the future holds their outcomes (in the order given) once committed."""
-        request = _Request(events, extra)
+        request = _Request(events, audited)
         self._queue.put(request)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -66,9 +67,9 @@ class Committer:
                 self._thread.start()
         return request.future
 
-    async def apply(self, events: Sequence[Event], extra: Extra | None = None) -> list[ingest.Outcome]:
+    async def apply(self, events: Sequence[Event], audited: Audit | None = None) -> list[ingest.Outcome]:
         """`submit`, awaited from the event loop without holding a worker thread."""
-        return await asyncio.wrap_future(self.submit(events, extra))
+        return await asyncio.wrap_future(self.submit(events, audited))
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit and answer what is queued, then end the writer (the app's shutdown)."""
@@ -110,14 +111,17 @@ class Committer:
         try:
             with self.store.session() as session:
                 events = [event for request in work for event in request.events]
-                outcomes = ingest.apply_batch(session, events, self.policy, self.clock())
-                answers, start = [], 0
+                now = self.clock()
+                outcomes = ingest.apply_batch(session, events, self.policy, now)
+                answers, entries, start = [], [], 0
                 for request in work:
                     mine = outcomes[start : start + len(request.events)]
                     start += len(request.events)
-                    if request.extra is not None:
-                        request.extra(session, mine)
+                    entry = request.audit(mine) if request.audit is not None else None
+                    if entry is not None:
+                        entries.append(entry)
                     answers.append(mine)
+                audit.record_many(session, entries, now=now, keep=self.audit_keep)
         except Exception as exc:  # noqa: BLE001 - answered to the requests, never lost in this thread
             if len(work) > 1:
                 for request in work:  # alone, so only the request at fault hears of it

@@ -87,8 +87,8 @@ def create_app(
     )
     app.state.store = store
     app.state.policy = policy
-    app.state.committer = committer = Committer(store, policy)
     app.state.access = access = access or auth.Access()
+    app.state.committer = committer = Committer(store, policy, audit_keep=access.audit_keep)
     app.state.token_cache = auth.TokenCache(access.token_cache)
     app.state.slack_signing_secrets = slack_signing_secrets or []
     app.state.runbook_engine = runbook_engine

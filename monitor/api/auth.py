@@ -142,7 +142,11 @@ class Caller:
         self, db: Session, *, target: str, outcome: Outcome = Outcome.OK, reason: str = "", detail: str = "", now: datetime | None = None
     ) -> None:
         """Audit this caller's action in `db`'s transaction (the one that made the change)."""
-        entry = audit.Entry(
+        audit.record(db, self.entry(target=target, outcome=outcome, reason=reason, detail=detail), now=now or utcnow(), keep=self.keep)
+
+    def entry(self, *, target: str, outcome: Outcome = Outcome.OK, reason: str = "", detail: str = "") -> audit.Entry:
+        """This caller's audit entry, for a writer that records it itself (the group committer)."""
+        return audit.Entry(
             actor=self.name,
             via=self.via,
             action=self.action,
@@ -152,7 +156,6 @@ class Caller:
             reason=reason,
             detail=detail,
         )
-        audit.record(db, entry, now=now or utcnow(), keep=self.keep)
 
 
 def access(request: Request) -> Access:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.orm import Session
 
 from monitor import metrics
 from monitor.alerting import ingest
 from monitor.alerting.committer import Committer
 from monitor.api.auth import Caller, require
+from monitor.store import audit
 from monitor.store.tokens import Permission
 from monitor.tracking.check_results import CheckReport, to_event
 
@@ -22,14 +22,13 @@ async def post_check_result(
     """A failing check raises its tier's alert; a passing one resolves it."""
     event = to_event(report)
 
-    def audit(db: Session, outcomes: list[ingest.Outcome]) -> None:  # in the event's own transaction
-        who.record(
-            db,
+    def audited(outcomes: list[ingest.Outcome]) -> audit.Entry:  # in the event's own transaction
+        return who.entry(
             target=f"{report.kind} check {report.name} of {report.pipeline or report.source}",
             detail=f"{report.status}, event #{outcomes[0].event_id}",
         )
 
     committer: Committer = request.app.state.committer
-    [outcome] = await committer.apply([event], audit)
+    [outcome] = await committer.apply([event], audited)
     metrics.check_verdict(report.kind, report.status)
     return {"event_id": outcome.event_id, "kind": event.kind.value, "fired": outcome.fired, "resolved": outcome.resolved}

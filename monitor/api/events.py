@@ -9,12 +9,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy.orm import Session
 
 from monitor.alerting import external, ingest
 from monitor.alerting.committer import Committer
 from monitor.api.auth import Caller, require
 from monitor.model import Event, utcnow
+from monitor.store import audit
 from monitor.store.tokens import Permission
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -58,11 +58,11 @@ async def ingest_items(request: Request, items: list[Event | list[str]], who: Ca
     rejected = len(items) - len(events)
     target = ", ".join(sorted({e.source for _, e in events}))[:500] or "(none)"
 
-    def audit(db: Session, _outcomes: list[ingest.Outcome]) -> None:
-        who.record(db, target=target, detail=f"{len(events)} accepted, {rejected} rejected")
+    def audited(_outcomes: list[ingest.Outcome]) -> audit.Entry:
+        return who.entry(target=target, detail=f"{len(events)} accepted, {rejected} rejected")
 
     committer: Committer = request.app.state.committer
-    outcomes = await committer.apply([e for _, e in events], audit)  # all accepted, or a 5xx and none
+    outcomes = await committer.apply([e for _, e in events], audited)  # all accepted, or a 5xx and none
     results = [ItemResult(index=index, status="rejected", errors=item) for index, item in enumerate(items) if not isinstance(item, Event)]
     for (index, _event), outcome in zip(events, outcomes):
         results.append(

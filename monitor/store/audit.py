@@ -59,9 +59,17 @@ _INSERT = insert(_AUDIT)  # built once: every audited write runs it
 
 
 def record(session: Session, entry: Entry, *, now: datetime, keep: timedelta = KEEP) -> None:
-    """Core, not ORM: every pushed event's request writes one (the unit of work cost more than the insert)."""
-    prune(session, before=now - keep)
-    session.execute(_INSERT, {"at": now, **entry.model_dump(mode="json")})
+    record_many(session, [entry], now=now, keep=keep)
+
+
+def record_many(session: Session, entries: list[Entry], *, now: datetime, keep: timedelta = KEEP) -> None:
+    """Core, not ORM: every pushed event's request writes one (the unit of work cost more than the
+    insert), and requests that share a transaction (the group committer) write theirs in one
+    insert, after one prune that deletes at least as many expired rows as it adds."""
+    if not entries:
+        return
+    prune(session, before=now - keep, batch=PRUNE_BATCH + len(entries))
+    session.execute(_INSERT, [{"at": now, **entry.model_dump(mode="json")} for entry in entries])
 
 
 #: Built once, on the table (Core): every audited write runs it; building it anew, or the ORM's

@@ -1,6 +1,7 @@
 """Group commit (alerting/committer.py): requests queued while a transaction commits share the next
-one; each is answered only once its events, alerts and own writes are committed; a request that
-fails is answered alone and costs the others nothing."""
+one; each is answered only once its events, alerts and audit entry are committed (the entries of
+a shared transaction in one insert); a request that fails is answered alone and costs the others
+nothing."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from sqlalchemy import func, select
 from monitor.alerting import ingest
 from monitor.alerting.committer import Committer
 from monitor.model import Event, EventKind
-from monitor.store import Store, open_store
-from monitor.store.tables import AlertRow, EventRow
+from monitor.store import Store, audit, open_store
+from monitor.store.tables import AlertRow, AuditRow, EventRow
 
 POLICY = ingest.AlertPolicy(receivers=[("hook", "webhook")], base_url="http://127.0.0.1:8000")
 
@@ -47,14 +48,16 @@ def test_requests_queued_during_a_commit_share_the_next_transaction(store: Store
     committer = Committer(store, POLICY)
     release, busy = threading.Event(), threading.Event()
 
-    def hold(_db, _outcomes) -> None:  # the first request's transaction stays open until released
+    def hold(_outcomes) -> None:  # the first request's transaction stays open until released
         busy.set()
         release.wait(10)
 
     first = committer.submit([failure("t0")], hold)
     assert busy.wait(10)
     commits = commits_of(store)
-    queued = [committer.submit([failure(f"t{i}"), failure(f"u{i}")]) for i in range(1, 11)]
+    statements: list[str] = []
+    sa_event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    queued = [committer.submit([failure(f"t{i}"), failure(f"u{i}")], lambda _o, i=i: entry(f"request {i}")) for i in range(1, 11)]
     release.set()
     answers = [f.result(timeout=10) for f in queued]
     assert first.result(timeout=10)[0].fired
@@ -63,31 +66,37 @@ def test_requests_queued_during_a_commit_share_the_next_transaction(store: Store
     fired = [o.fired[0] for a in answers for o in a]
     assert len(set(fired)) == 20  # each request's own alerts, in its own order
     assert count(store, AlertRow) == 21 and count(store, EventRow) == 21
+    with store.session() as db:
+        assert sorted(db.scalars(select(AuditRow.target))) == sorted(f"request {i}" for i in range(1, 11))
+    assert sum(sql.startswith("INSERT INTO audit") for sql in statements) == 1  # ten entries, one executemany
     committer.close()
+
+
+def entry(target: str) -> audit.Entry:
+    return audit.Entry(actor="listener", via=audit.Via.API, action="post_events", target=target)
 
 
 def test_an_answer_comes_only_after_its_commit(store: Store) -> None:
     """When the future resolves, another session already sees the events, the alert and the
     request's own write."""
     committer = Committer(store, POLICY)
-    written: list[str] = []
-    [outcome] = committer.submit([failure("t1")], lambda _db, outcomes: written.append(f"event {outcomes[0].event_id}")).result(10)
+    [outcome] = committer.submit([failure("t1")], lambda outcomes: entry(f"event {outcomes[0].event_id}")).result(10)
     with store.session() as db:
         alert = db.get(AlertRow, outcome.fired[0])
         assert alert is not None and alert.status == "firing"
         assert db.get(EventRow, outcome.event_id) is not None
-    assert written == [f"event {outcome.event_id}"]
+        assert list(db.scalars(select(AuditRow.target))) == [f"event {outcome.event_id}"]
     committer.close()
 
 
 def test_a_failing_request_is_answered_alone_and_the_others_commit(store: Store) -> None:
     committer = Committer(store, POLICY)
     release, busy = threading.Event(), threading.Event()
-    first = committer.submit([failure("t0")], lambda _db, _o: (busy.set(), release.wait(10)))
+    first = committer.submit([failure("t0")], lambda _o: (busy.set(), release.wait(10), None)[-1])
     assert busy.wait(10)
 
-    def refuse(_db, _outcomes) -> None:
-        raise ValueError("this request's own write fails")
+    def refuse(_outcomes) -> audit.Entry:
+        raise ValueError("this request's audit entry cannot be made")
 
     good_before = committer.submit([failure("a")])
     bad = committer.submit([failure("b")], refuse)
@@ -95,7 +104,7 @@ def test_a_failing_request_is_answered_alone_and_the_others_commit(store: Store)
     release.set()
     first.result(10)
     assert good_before.result(10)[0].fired and good_after.result(10)[0].fired
-    with pytest.raises(ValueError, match="own write fails"):
+    with pytest.raises(ValueError, match="audit entry cannot be made"):
         bad.result(10)
     with store.session() as db:
         tasks = sorted(db.scalars(select(AlertRow.task_id)))
