@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -30,10 +27,10 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.servers.airflow.server import ADMIN, AirflowServer, free_port
+from tests.integration.server import DagwatchProcess, create_token, free_port
+from tests.servers.airflow.server import ADMIN, AirflowServer
 
 ROOT = Path(__file__).resolve().parents[3]
-PYTHON = ROOT / ".venv" / "bin" / "python"
 DAG_ID = "dw_push_fail"
 TASK_ID = "boom"
 SOURCE = "airflow3-push"
@@ -52,93 +49,15 @@ DAG_FILE = textwrap.dedent(f'''
 ''')
 
 
-def _stop(proc: subprocess.Popen | None, grace: float = 10) -> None:
-    """TERM the process group we started (start_new_session), then KILL what is left."""
-    if proc is None or proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-class Dagwatch:
-    """A real `dagwatch up` on loopback, push only."""
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = work / "dagwatch.yaml"
-        self.config.write_text(
-            json.dumps(
-                {  # JSON is YAML
-                    "data_dir": str(work / "data"),
-                    "server": {"host": "127.0.0.1", "port": self.port},
-                    "sources": [],
-                }
-            )
-        )
-        self.proc: subprocess.Popen | None = None
-        self.token = ""
-
-    def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.token = (
-            subprocess.run(
-                [
-                    str(PYTHON),
-                    "-m",
-                    "monitor.cli",
-                    "token",
-                    "create",
-                    "--name",
-                    "airflow",
-                    "--role",
-                    "operator",
-                    "--config",
-                    str(self.config),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                env=env,
-                timeout=120,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        log = (self.work / "dagwatch.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(PYTHON), "-m", "monitor.cli", "up", "--config", str(self.config), "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dagwatch up exited with {self.proc.returncode}; see {self.work / 'dagwatch.log'}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError(f"dagwatch up not answering after {timeout}s; see {self.work / 'dagwatch.log'}")
-
-    def stop(self) -> None:
-        _stop(self.proc)
+def start_dagwatch(work: Path) -> tuple[DagwatchProcess, str]:
+    """A real `dagwatch up` on loopback, push only (`sources: []`), and an operator token for the listener."""
+    port = free_port()
+    config = work / "dagwatch.yaml"
+    config.write_text(json.dumps({"data_dir": str(work / "data"), "server": {"host": "127.0.0.1", "port": port}, "sources": []}))
+    token = create_token(config, "airflow")
+    dagwatch = DagwatchProcess(config, port, work / "dagwatch.log")
+    dagwatch.wait_healthy()
+    return dagwatch, token
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,17 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     dags = work / "dags"
     dags.mkdir()
     (dags / "dw_push_fail.py").write_text(DAG_FILE)
-    dagwatch = Dagwatch(work)
+    dagwatch: DagwatchProcess | None = None
     airflow: AirflowServer | None = None
     try:
         t0 = time.monotonic()
-        dagwatch.start()
+        dagwatch, dw_token = start_dagwatch(work)
         print(f"dagwatch up at {dagwatch.url} after {time.monotonic() - t0:.1f}s", flush=True)
         airflow = AirflowServer(
             3,
             dags,
             plugins_folder=ROOT / "examples" / "airflow_plugin",
-            extra_env={"DAGWATCH_URL": dagwatch.url, "DAGWATCH_TOKEN": dagwatch.token, "DAGWATCH_SOURCE": SOURCE},
+            extra_env={"DAGWATCH_URL": dagwatch.url, "DAGWATCH_TOKEN": dw_token, "DAGWATCH_SOURCE": SOURCE},
         )
         took = airflow.start()
         print(f"airflow 3 healthy after {took:.1f}s at {airflow.url} (home {airflow.home})", flush=True)
@@ -171,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         af = httpx.Client(base_url=airflow.url, timeout=30)
         token = af.post("/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
         af.headers["Authorization"] = f"Bearer {token}"
-        dw = httpx.Client(base_url=dagwatch.url, timeout=10, headers={"Authorization": f"Bearer {dagwatch.token}"})
+        dw = httpx.Client(base_url=dagwatch.url, timeout=10, headers={"Authorization": f"Bearer {dw_token}"})
 
         deadline = time.monotonic() + 120
         while af.get(f"/api/v2/dags/{DAG_ID}").status_code != 200:
@@ -262,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if airflow is not None:
             airflow.stop(keep_home=args.keep)
-        dagwatch.stop()
+        if dagwatch is not None:
+            dagwatch.stop()
         if not args.keep:
             import shutil
 
