@@ -42,7 +42,7 @@ IDLE_EXIT = 10.0  # seconds without work before the writer thread ends (started 
 @dataclass
 class _Request:
     events: Sequence[Event]
-    audit: Audit | None
+    audited: Audit | None
     future: Future = field(default_factory=Future)
 
 
@@ -117,7 +117,7 @@ class Committer:
                 for request in work:
                     mine = outcomes[start : start + len(request.events)]
                     start += len(request.events)
-                    entry = request.audit(mine) if request.audit is not None else None
+                    entry = request.audited(mine) if request.audited is not None else None
                     if entry is not None:
                         entries.append(entry)
                     answers.append(mine)

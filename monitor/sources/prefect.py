@@ -38,7 +38,7 @@ import httpx
 from monitor.config import PrefectSourceSettings
 from monitor.errors import DagwatchError, PipelineNotFound
 from monitor.model import PipelineDefinition, RunSnapshot, State, utcnow
-from monitor.retry import Retries, backoff_delay
+from monitor.retry import backoff_delay
 from monitor.sources.base import (
     ActionUnsupported,
     ClearResult,
@@ -103,11 +103,10 @@ class PrefectSource:
         *,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] = utcnow,
-        retries: Retries | None = None,
     ) -> None:
         self.name = settings.name
         self.settings = settings
-        self.api = PrefectApi(settings, transport=transport, retries=retries)
+        self.api = PrefectApi(settings, transport=transport)
         self._clock = clock
         self._failures = 0
         self._blocked_until: datetime | None = None
