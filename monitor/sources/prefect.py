@@ -28,6 +28,7 @@ the server until the back-off ends, so a struggling server is not hammered by ev
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -103,11 +104,13 @@ class PrefectSource:
         *,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = settings.name
         self.settings = settings
         self.api = PrefectApi(settings, transport=transport)
         self._clock = clock
+        self._sleep = sleep
         self._failures = 0
         self._blocked_until: datetime | None = None
         self._last_error = ""
@@ -441,11 +444,28 @@ class PrefectSource:
             current = [tr for tr in runs if tr.flow_run_run_count == latest]
             chosen = current[map_index] if 0 <= map_index < len(current) else current[0]
             logs["task_run_id"] = {"any_": [chosen.id]}
-        entries = self.api.logs({"logs": logs, "sort": "TIMESTAMP_ASC"}, max_items=MAX_LOG_LINES)
+        query = {"logs": logs, "sort": "TIMESTAMP_ASC"}
+        entries = self.api.logs(query, max_items=MAX_LOG_LINES)
+        if task_id != FLOW_TASK_ID and (wait := _log_unsettled(chosen, entries, self._clock())) is not None:
+            self._sleep(wait)  # its ERROR line is still on the way: read once more when it has had time to come
+            entries = self.api.logs(query, max_items=MAX_LOG_LINES)
         return "".join(f"{e.timestamp.isoformat()} {_LEVELS.get(e.level, e.level)} {e.message}\n" for e in entries)
 
 
 _LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
+#: How long after a task run ends its log lines may still be arriving: Prefect ships them in
+#: batches (every 2 s by default, PREFECT_LOGGING_TO_API_BATCH_INTERVAL), after the state change
+#: that made the alert, so a runbook reading the log at once can find the failure's lines missing.
+LOG_SETTLE = timedelta(seconds=5)
+
+
+def _log_unsettled(task_run: TaskRun, entries: Sequence[LogEntry], now: datetime) -> float | None:
+    """Seconds to wait before reading a failed task run's log again, or None: it has its ERROR
+    line (Prefect logs a failure's traceback at ERROR), it did not fail, or it ended long enough ago."""
+    if task_run.state_type not in ("FAILED", "CRASHED") or task_run.end_time is None or any(e.level >= 40 for e in entries):
+        return None
+    wait = (task_run.end_time + LOG_SETTLE - now).total_seconds()
+    return min(wait, LOG_SETTLE.total_seconds()) if wait > 0 else None
 
 
 def _schedule_text(spec: Any) -> str:

@@ -199,3 +199,51 @@ def test_set_state_accept_is_followed_by_later_polls():
     source = PrefectSource(_settings(), transport=httpx.MockTransport(_retry_handler(accept)), clock=Clock())
     result = source.clear_failed("etl", "r1", None, dry_run=False)
     assert not result.dry_run and "AwaitingRetry" in result.message and "r1" in source._follow
+
+
+def _log_handler(task_ended: datetime, batches: list[list[dict]]):
+    """A failed task run `join_users` that ended at `task_ended`; each logs/filter read answers the
+    next batch of lines (Prefect ships a run's lines in batches, after its state)."""
+    reads: list[int] = []
+
+    def handler(request):
+        path = request.url.path
+        if path.endswith("/task_runs/filter"):
+            run = {**_run(7, state_type="FAILED", state_name="Failed", end_time=task_ended.isoformat()), "name": "join_users-0"}
+            return httpx.Response(200, json=[{**run, "dynamic_key": "0", "flow_run_id": "r1", "task_key": "join_users"}])
+        if path.endswith("/logs/filter"):
+            if json.loads(request.content)["offset"] == 0:
+                reads.append(1)
+            return httpx.Response(200, json=batches[min(len(reads), len(batches)) - 1])
+        return httpx.Response(200, json=[])
+
+    return handler, reads
+
+
+def _line(level: int, message: str) -> dict:
+    return {"level": level, "message": message, "timestamp": T0.isoformat(), "flow_run_id": "r1", "task_run_id": "r7"}
+
+
+def test_a_failed_task_log_read_before_its_error_line_arrived_is_read_again_once():
+    # Seen in CI: a runbook read the log of a task Prefect had just failed and found no traceback
+    # (its ERROR line came in Prefect's next log batch, up to 2 s later).
+    clock, waits = Clock(), []
+    started = [_line(20, "Reading users")]
+    failed = started + [
+        _line(40, "Task run failed with exception: KeyError('user_id')\nTraceback (most recent call last):\nKeyError: 'user_id'")
+    ]
+    handler, reads = _log_handler(T0 - timedelta(seconds=1), [started, failed])
+    source = PrefectSource(_settings(), transport=httpx.MockTransport(handler), clock=clock, sleep=waits.append)
+    text = source.task_log("etl", "r1", "join_users", 1)
+    assert "Traceback (most recent call last)" in text and len(reads) == 2
+    assert waits == [4.0]  # until LOG_SETTLE after the task ended, not a fixed nap
+
+    # Long after the end, a log without an ERROR line is what there is: read once, no wait.
+    handler, reads = _log_handler(T0 - timedelta(seconds=30), [started, failed])
+    source = PrefectSource(_settings(), transport=httpx.MockTransport(handler), clock=clock, sleep=waits.append)
+    assert "Traceback" not in source.task_log("etl", "r1", "join_users", 1) and len(reads) == 1 and waits == [4.0]
+
+    # A log that already has its ERROR line is not read twice.
+    handler, reads = _log_handler(T0, [failed])
+    source = PrefectSource(_settings(), transport=httpx.MockTransport(handler), clock=clock, sleep=waits.append)
+    assert "Traceback" in source.task_log("etl", "r1", "join_users", 1) and len(reads) == 1 and waits == [4.0]
