@@ -19,9 +19,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
-        value = value.astimezone(timezone.utc)
+        value = _utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
@@ -32,14 +30,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         (tests/unit/test_store_types.py): stored rows are compared as strings."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-        utc = timezone.utc
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
-            return value.astimezone(utc).isoformat(" ", "microseconds")[:26]  # without "+00:00"; years are 4 digits
+            return None if value is None else _utc(value).isoformat(" ", "microseconds")[:26]  # without "+00:00"; years are 4 digits
 
         return process
 
@@ -47,3 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    """`value` in UTC; a naive one is refused, since the store cannot know its zone."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+    return value.astimezone(timezone.utc)
