@@ -51,8 +51,12 @@ from tests.integration.notifiers.conftest import (
 from tests.integration.notifiers.fake_opsgenie import FakeOpsgenie
 from tests.integration.notifiers.fake_teams import FakeTeamsWorkflow
 
-TIMEOUT = 0.5  # client timeout in these tests; a stalled server waits longer than this
+#: Client timeouts: a short one only where a test stalls the server on purpose (it waits STALL,
+#: longer), a generous one elsewhere. A loaded CI machine took over 0.5 s for SMTP's STARTTLS
+#: handshake, and a delivery that timed out there was a false failure.
+TIMEOUT = 0.5
 STALL = 2.0
+PATIENT = 10.0
 SECRETS = [
     ROUTING_KEY,
     SLACK_TOKEN,
@@ -81,6 +85,7 @@ class HttpHarness:
 
     def __init__(self) -> None:
         self.dead_url: str | None = None
+        self.timeout = PATIENT
 
     def arrange(self, failure: str) -> None:
         if failure == "server_error":
@@ -91,6 +96,7 @@ class HttpHarness:
             self.reject()
         elif failure == "timeout":
             self.server.delay = STALL
+            self.timeout = TIMEOUT
         elif failure == "refused":
             self.dead_url = self.server.refuse_connections()
 
@@ -122,7 +128,7 @@ class PagerDutyHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         url = f"{self.dead_url}/v2/enqueue" if self.dead_url else self.server.events_url
-        return build_one(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY, events_url=url, timeout=TIMEOUT))
+        return build_one(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY, events_url=url, timeout=self.timeout))
 
     def reject(self) -> None:
         self.server.fail_next(
@@ -152,7 +158,7 @@ class SlackWebHarness(HttpHarness):
         url = f"{self.dead_url}/api/" if self.dead_url else self.server.api_url
         return build_one(
             SlackReceiverSettings(
-                kind="slack", name="slack", token=SLACK_TOKEN, channel="#alerts", api_url=url, signing_secret=SLACK_SIGNING, timeout=TIMEOUT
+                kind="slack", name="slack", token=SLACK_TOKEN, channel="#alerts", api_url=url, signing_secret=SLACK_SIGNING, timeout=self.timeout
             )
         )
 
@@ -176,7 +182,7 @@ class SlackHookHarness(HttpHarness):
         base = self.dead_url or self.server.url
         return build_one(
             SlackReceiverSettings(
-                kind="slack", name="hook", webhook_url=f"{base}{SLACK_HOOK_PATH}", signing_secret=SLACK_SIGNING, timeout=TIMEOUT
+                kind="slack", name="hook", webhook_url=f"{base}{SLACK_HOOK_PATH}", signing_secret=SLACK_SIGNING, timeout=self.timeout
             )
         )
 
@@ -195,7 +201,7 @@ class WebhookHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         base = self.dead_url or self.server.url
-        return build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook", secret=WEBHOOK_SECRET, timeout=TIMEOUT))
+        return build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook", secret=WEBHOOK_SECRET, timeout=self.timeout))
 
     def reject(self) -> None:
         self.server.fail_next(1, 400, f"bad request; did you mean secret={WEBHOOK_SECRET}?")
@@ -213,7 +219,7 @@ class TeamsHarness(HttpHarness):
         url = self.server.workflow_url
         if self.dead_url:
             url = url.replace(self.server.url, self.dead_url, 1)
-        return build_one(TeamsReceiverSettings(kind="teams", name="teams", webhook_url=url, timeout=TIMEOUT))
+        return build_one(TeamsReceiverSettings(kind="teams", name="teams", webhook_url=url, timeout=self.timeout))
 
     def reject(self) -> None:
         # Power Automate quotes the trigger it refused, query and all (decoded and not).
@@ -242,7 +248,7 @@ class OpsgenieHarness(HttpHarness):
     def notifier(self) -> Notifier:
         return build_one(
             OpsgenieReceiverSettings(
-                kind="opsgenie", name="og", api_key=OPSGENIE_KEY, api_url=self.dead_url or self.server.url, timeout=TIMEOUT
+                kind="opsgenie", name="og", api_key=OPSGENIE_KEY, api_url=self.dead_url or self.server.url, timeout=self.timeout
             )
         )
 
@@ -267,6 +273,7 @@ class EmailHarness:
         self.server = server
         self.port = server.port
         self._silent: SilentSMTP | None = None
+        self.timeout = PATIENT
 
     def notifier(self) -> Notifier:
         settings = EmailReceiverSettings(
@@ -279,7 +286,7 @@ class EmailHarness:
             password=SMTP_PASSWORD,
             **{"from": "dagwatch@example.org"},
             to=["ml@example.org"],
-            timeout=TIMEOUT,
+            timeout=self.timeout,
         )
         return EmailNotifier(settings, ssl_context=self.server.client_context)
 
@@ -293,6 +300,7 @@ class EmailHarness:
         elif failure == "timeout":
             self._silent = SilentSMTP()
             self.port = self._silent.port
+            self.timeout = TIMEOUT
         elif failure == "refused":
             self._silent = SilentSMTP()
             self.port = self._silent.port
