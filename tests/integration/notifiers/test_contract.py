@@ -128,7 +128,9 @@ class PagerDutyHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         url = f"{self.dead_url}/v2/enqueue" if self.dead_url else self.server.events_url
-        return build_one(PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY, events_url=url, timeout=self.timeout))
+        return build_one(
+            PagerDutyReceiverSettings(kind="pagerduty", name="pd", routing_key=ROUTING_KEY, events_url=url, timeout=self.timeout)
+        )
 
     def reject(self) -> None:
         self.server.fail_next(
@@ -158,7 +160,13 @@ class SlackWebHarness(HttpHarness):
         url = f"{self.dead_url}/api/" if self.dead_url else self.server.api_url
         return build_one(
             SlackReceiverSettings(
-                kind="slack", name="slack", token=SLACK_TOKEN, channel="#alerts", api_url=url, signing_secret=SLACK_SIGNING, timeout=self.timeout
+                kind="slack",
+                name="slack",
+                token=SLACK_TOKEN,
+                channel="#alerts",
+                api_url=url,
+                signing_secret=SLACK_SIGNING,
+                timeout=self.timeout,
             )
         )
 
@@ -201,7 +209,9 @@ class WebhookHarness(HttpHarness):
 
     def notifier(self) -> Notifier:
         base = self.dead_url or self.server.url
-        return build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook", secret=WEBHOOK_SECRET, timeout=self.timeout))
+        return build_one(
+            WebhookReceiverSettings(kind="webhook", name="wh", url=f"{base}/hook", secret=WEBHOOK_SECRET, timeout=self.timeout)
+        )
 
     def reject(self) -> None:
         self.server.fail_next(1, 400, f"bad request; did you mean secret={WEBHOOK_SECRET}?")
