@@ -33,6 +33,10 @@ source + pipeline, so the pipeline names the group. Phases, each dagwatch then A
               plus dagwatch's 1 s dispatch tick) → notifications counted; both sides concurrently.
               dagwatch damps flapping (3 fires in 30 min hold the resolve until 10 min quiet), so
               it is expected to send ~5 where Alertmanager sends 20
+  fanout      N alerts in N groups at once (batches of 100), the receiver answering each delivery
+              after DELAY (a SaaS round trip, 50 ms): seconds until every group has had its first
+              delivery, groups/s. Where sending groups side by side shows (Alertmanager: a
+              goroutine per group; dagwatch: alerting.max_concurrent_sends, 16)
 
   batched     N distinct alerts, B per request (100 groups of 100 alerts), alerts/s
   single      N distinct alerts, one per request, alerts/s (runs after `batched`, so with ~N
@@ -93,6 +97,8 @@ FULL = dict(
     dedup_n=1000,
     flap_cycles=10,
     flap_spacing=1.5,
+    fanout_n=300,
+    fanout_delay=0.05,
     batched_n=10_000,
     batch=100,
     single_n=2_000,
@@ -110,6 +116,8 @@ QUICK = dict(
     dedup_n=200,
     flap_cycles=3,
     flap_spacing=1.3,
+    fanout_n=60,
+    fanout_delay=0.05,
     batched_n=500,
     batch=100,
     single_n=100,
@@ -121,7 +129,7 @@ QUICK = dict(
     group_size=100,
     quiet=2.0,
 )
-PHASES = ("latency", "dedup", "flap", "batched", "single", "concurrent", "idle", "rss100k")
+PHASES = ("latency", "dedup", "flap", "fanout", "batched", "single", "concurrent", "idle", "rss100k")
 
 
 def iso(ts: float | None = None) -> str:
@@ -163,6 +171,7 @@ class Receiver:
         self.deliveries: list[Delivery] = []
         self.first_seen: dict[tuple[str, str], float] = {}
         self.last_at = 0.0
+        self.delay = 0.0  # seconds each delivery is held before it is answered (after its arrival is recorded)
         # called with (side, delivery document) after the arrival is recorded and before the answer
         self.on_delivery: Callable[[str, dict[str, Any]], None] | None = None
         receiver = self
@@ -186,6 +195,8 @@ class Receiver:
                         hook(self.path.strip("/"), doc)
                     except Exception as exc:  # noqa: BLE001 - reported by the hook's counts
                         sys.stderr.write(f"receiver: delivery hook failed: {exc!r}\n")
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -615,6 +626,29 @@ def phase_throughput(server: Server, receiver: Receiver, n: int, batch: int, gro
     }
 
 
+def phase_fanout(server: Server, receiver: Receiver, n: int, delay: float, tag: str, quiet: float) -> dict[str, Any]:
+    alerts = [BenchAlert(pipeline=f"{tag}-{i}", task="t0") for i in range(n)]
+    receiver.delay = delay
+    try:
+        start = time.perf_counter()
+        for i in range(0, n, 100):
+            server.post(server.payload(alerts[i : i + 100]), len(alerts[i : i + 100]))
+        missing = receiver.wait_groups(server.side, [a.pipeline for a in alerts], limit=max(60.0, 2 * n * delay))
+        with receiver.lock:
+            seen = [receiver.first_seen[(server.side, a.pipeline)] for a in alerts if (server.side, a.pipeline) in receiver.first_seen]
+        receiver.wait_quiet(quiet)
+    finally:
+        receiver.delay = 0.0
+    took = max(seen) - start if seen else None
+    return {
+        "n": n,
+        "receiver_delay_s": delay,
+        "missing": missing,
+        "all_delivered_s": took,
+        "groups_per_s": len(seen) / took if took else None,
+    }
+
+
 class CommitCheck:
     """On the receiver thread, for a sample of dagwatch deliveries: each alert id in the delivery must
     already be readable from GET /api/v1/alerts/{id}. Runs after the arrival is recorded (latency is
@@ -1008,6 +1042,11 @@ def main() -> int:
                         n, _, actions = receiver.count(server.side, lambda p, s=server, name=name: p == f"{s.side}-{name}")
                         results[server.side].setdefault(name, {}).update(notifications=n, actions=actions)
 
+        if "fanout" in phases:
+            each(
+                "fanout",
+                lambda s: phase_fanout(s, receiver, params["fanout_n"], params["fanout_delay"], f"{s.side}-fanout", params["quiet"]),
+            )
         if "batched" in phases:
             each(
                 "batched",
@@ -1092,6 +1131,14 @@ def main() -> int:
         ("latency.p50_ms", "POST→webhook latency p50, ms", ("latency", "p50_ms"), 2),
         ("latency.p99_ms", "POST→webhook latency p99, ms", ("latency", "p99_ms"), 2),
         ("latency.missing", "latency alerts not delivered", ("latency", "missing"), 0),
+        (
+            "fanout.all_delivered_s",
+            f"fan-out: {params['fanout_n']} groups, receiver {params['fanout_delay'] * 1000:.0f} ms each → all delivered, s",
+            ("fanout", "all_delivered_s"),
+            2,
+        ),
+        ("fanout.groups_per_s", "  groups delivered per s", ("fanout", "groups_per_s"), 0),
+        ("fanout.missing", "  groups not delivered", ("fanout", "missing"), 0),
         ("latency.commit_check.checked", "  latency alerts checked on delivery", ("latency", "commit_check", "checked"), 0),
         ("latency.commit_check.committed", "  … readable (committed) on delivery", ("latency", "commit_check", "committed"), 0),
         ("idle_cpu_pct", f"idle CPU with ~{firing_hint:,} alerts firing, %", ("idle_cpu_pct",), 1),

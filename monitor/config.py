@@ -703,6 +703,12 @@ class AlertingSettings(_Section):
     escalate_after: Duration | None = Field(None, description="Re-send an unacknowledged P1 to `escalate_to` after this long.")
     escalate_to: list[str] = Field(default_factory=list)
     max_attempts: int = Field(10, ge=1, le=100, description="Delivery attempts before a notification is dead.")
+    max_concurrent_sends: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Notifications of different groups sent at once; one group's always go one after another, in order.",
+    )
     severity_tiers: dict[str, Literal["P1", "P2", "P3"]] = Field(
         default_factory=lambda: {"critical": "P1", "warning": "P2", "info": "P3"},
         description="Alerts from Prometheus or Alertmanager with no `tier` label: their `severity` label → tier (case-insensitive); unmapped: P2.",

@@ -249,6 +249,7 @@ class NotificationStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     DEAD = "dead"
+    SUPERSEDED = "superseded"  # a later notification of its group carries the group's newer state
 
 
 class _Frozen(BaseModel):

@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -97,6 +98,7 @@ class Service:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dagwatch-dispatcher", daemon=True)
+        self._sends = ThreadPoolExecutor(settings.alerting.max_concurrent_sends, thread_name_prefix="dagwatch-send")
         self._exclusive: ExclusiveLock | None = None
         with self.store.session() as session:
             known = gauges.known_pipelines(session)
@@ -286,7 +288,7 @@ class Service:
             last = time.monotonic()
             self.store.alerts_changed.clear()
             try:
-                dispatch.tick(self.store, self.notifiers, self.policy, state=state)
+                dispatch.tick(self.store, self.notifiers, self.policy, state=state, pool=self._sends)
             except Exception:  # the loop must outlive a bad tick (database locked, notifier bug)
                 log.exception("dispatcher tick failed")
             self.store.alerts_changed.wait(timeout=DISPATCH_INTERVAL.total_seconds())
@@ -319,6 +321,7 @@ class Service:
         self.store.alerts_changed.set()
         if self._dispatcher.is_alive():
             self._dispatcher.join(timeout=10)
+        self._sends.shutdown(wait=False, cancel_futures=True)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self._started.is_set():

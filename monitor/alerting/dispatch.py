@@ -1,10 +1,18 @@
 """The sending half of the outbox: claim due notifications, send each through its receiver's
 notifier outside any transaction, then record the result. A retryable failure backs off; too
-many failures make the notification dead and raise an alert about the receiver itself."""
+many failures make the notification dead and raise an alert about the receiver itself.
+
+Groups are sent side by side (`pool`, `alerting.max_concurrent_sends`), as Alertmanager sends
+each aggregation group on its own: one send waits a receiver's round trip (a SaaS API: 100 ms
+and more), and an outage that fails 300 DAGs must not page the last of them 300 round trips
+late. One group's notifications go in order, each built after the one before it was recorded
+(a resolve edits the message its firing posted: `previous_receipt`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable, Iterable
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
@@ -106,9 +114,11 @@ def tick(
     *,
     clock: Callable[[], datetime] = utcnow,
     state: TickState | None = None,
+    pool: Executor | None = None,
 ) -> int:
     """One round of the alerting background work; returns notifications sent. Without a
-    `state` (tests, one-off calls) everything is done every time."""
+    `state` (tests, one-off calls) everything is done every time; without a `pool`, one send
+    at a time."""
     state = state or TickState(always=True)
     with store.session() as session:
         now = clock()
@@ -127,20 +137,60 @@ def tick(
             muting=lambda: state.muting(session, now, policy.muting),
             claim_until=now + outbox.LEASE,  # sent right after the commit, below
         )
-        ready = [_message(session, f.notification_id, f.group.receiver, f.action, f.group, f.alerts, policy) for f in flushed]
-    sent = sum(_send(store, notifiers.get(message.receiver), message, policy, clock) for message in ready)
-    return sent + deliver_due(store, notifiers, policy, clock=clock)
+        ready = [(f.group.id, _message(session, f.notification_id, f.group.receiver, f.action, f.group, f.alerts, policy)) for f in flushed]
+    sent = _side_by_side(
+        ((_chain(group_id, m.id), lambda m=m: _send(store, notifiers.get(m.receiver), m, policy, clock)) for group_id, m in ready),
+        pool,
+    )
+    return sent + deliver_due(store, notifiers, policy, clock=clock, pool=pool)
 
 
 def deliver_due(
-    store: Store, notifiers: Mapping[str, Notifier], policy: ingest.AlertPolicy, *, clock: Callable[[], datetime] = utcnow, limit: int = 100
+    store: Store,
+    notifiers: Mapping[str, Notifier],
+    policy: ingest.AlertPolicy,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    limit: int = 100,
+    pool: Executor | None = None,
 ) -> int:
     with store.session() as session:
-        claimed = [(row.id, row.receiver) for row in outbox.claim(session, now=clock(), limit=limit)]
-    sent = 0
-    for notification_id, receiver in claimed:
-        sent += _deliver_one(store, notifiers.get(receiver), notification_id, policy, clock)
-    return sent
+        claimed = [(row.id, row.receiver, row.group_id) for row in outbox.claim(session, now=clock(), limit=limit)]
+    return _side_by_side(
+        (
+            (
+                _chain(group_id, notification_id),
+                lambda i=notification_id, r=receiver: _deliver_one(store, notifiers.get(r), i, policy, clock),
+            )
+            for notification_id, receiver, group_id in claimed
+        ),
+        pool,
+    )
+
+
+def _chain(group_id: int | None, notification_id: int) -> Hashable:
+    """What must go in order: a group's notifications (one per receiver); an alert's own
+    (acknowledgements, escalations) have no group and go on their own."""
+    return ("group", group_id) if group_id is not None else ("notification", notification_id)
+
+
+def _side_by_side(sends: Iterable[tuple[Hashable, Callable[[], int]]], pool: Executor | None) -> int:
+    """Run `sends` (a chain key, a send returning how many went out): those of one key in the
+    order given, the chains at once on `pool`. Returns how many were sent; a send that raises
+    (the store failed to record it) raises here after the others ran, its notification still
+    claimed, so it is sent again when the claim lapses."""
+    chains: dict[Hashable, list[Callable[[], int]]] = {}
+    for key, send in sends:
+        chains.setdefault(key, []).append(send)
+
+    def run(chain: list[Callable[[], int]]) -> int:
+        return sum(send() for send in chain)
+
+    if pool is None or len(chains) <= 1:
+        return sum(run(chain) for chain in chains.values())
+    futures = [pool.submit(run, chain) for chain in chains.values()]
+    wait(futures)
+    return sum(future.result() for future in futures)
 
 
 def _deliver_one(

@@ -135,6 +135,7 @@ def flush_due(
     muted: dict[int, str | None] = {}
     created = [f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until)) is not None]
     group_store.set_muted(session, muted)
+    group_store.supersede(session, new={f.group.id: f.notification_id for f in created}, now=now)
     return created
 
 

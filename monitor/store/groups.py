@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from monitor.model import AlertKind, AlertStatus
+from monitor.model import AlertKind, AlertStatus, NotificationStatus
 from monitor.store.dialect import claim, upsert_ignore
 from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, NotificationAlertRow, NotificationRow, SilenceRow
 
@@ -163,6 +163,33 @@ def add_notification(session: Session, *, values: dict[str, Any], alert_ids: lis
     notification_id = session.connection().execute(_INSERT_NOTIFICATION, values).scalar_one()
     session.connection().execute(_INSERT_CARRIED, [{"notification_id": notification_id, "alert_id": a} for a in alert_ids])
     return notification_id
+
+
+_SUPERSEDE = (
+    update(_NOTIFICATIONS)
+    .where(
+        _NOTIFICATIONS.c.group_id.in_(bindparam("group_ids", expanding=True)),
+        _NOTIFICATIONS.c.status == NotificationStatus.PENDING.value,
+        _NOTIFICATIONS.c.id.not_in(bindparam("new_ids", expanding=True)),
+        or_(_NOTIFICATIONS.c.claimed_until.is_(None), _NOTIFICATIONS.c.claimed_until < bindparam("now")),
+    )
+    .values(status=NotificationStatus.SUPERSEDED.value)
+    .returning(_NOTIFICATIONS.c.id)
+)
+
+
+def supersede(session: Session, *, new: dict[int, int], now: datetime) -> list[int]:
+    """`new`: group id → the notification its flush just made. The groups' notifications still
+    waiting for a retry are superseded: each notification carries its group's whole state, and an
+    older one sent after the new one would leave the receiver believing the older state. One being
+    sent right now (claimed) is left alone. Returns the ids superseded.
+
+    The groups are locked by the flush (`due`), so every other pending row of theirs is older."""
+    if not new:
+        return []
+    ids = list(session.connection().execute(_SUPERSEDE, {"group_ids": list(new), "new_ids": list(new.values()), "now": now}).scalars())
+    _forget(session, NotificationRow, ids, "status")
+    return ids
 
 
 def due(session: Session, *, now: datetime, limit: int = 200) -> list[AlertGroupRow]:
