@@ -23,6 +23,8 @@ from typing import Any, Self
 
 import httpx
 
+from monitor import bounded_answers
+
 DEFAULT_QUERIES: dict[str, str] = {
     "cpu_busy": '1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idle",$selector}[5m]))',
     "memory_used": "1 - node_memory_MemAvailable_bytes{$selector} / node_memory_MemTotal_bytes{$selector}",
@@ -57,7 +59,7 @@ def promql_string(value: str) -> str:
 class Client:
     def __init__(self, url: str, *, timeout: float) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"})
+        self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"}, event_hooks=bounded_answers.DEFAULT.hooks())
 
     def close(self) -> None:
         self._http.close()

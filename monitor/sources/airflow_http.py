@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
+from monitor.bounded_answers import AnswerTooLarge, Bounds
 from monitor.errors import DagwatchError
 from monitor.retry import Retries, backoff_delay, parse_retry_after
 from monitor.sources.airflow_auth import AirflowAuthError, BasicCredentials, Credentials
@@ -100,6 +101,7 @@ class AirflowClient:
         transport: httpx.BaseTransport | None = None,
         backoff: BackOff | None = None,
         retries: Retries | None = None,
+        bounds: Bounds = Bounds(),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
@@ -110,6 +112,7 @@ class AirflowClient:
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "dagwatch"},
+            event_hooks=bounds.hooks(),
         )
 
     def close(self) -> None:
@@ -169,6 +172,10 @@ class AirflowClient:
             raise
         except SourceUnavailable as exc:  # the token endpoint could not be asked
             return Blip(str(exc), exc.retry_after)
+        except AnswerTooLarge as exc:  # garbage, not a blip: asking again brings the same
+            reason = f"Airflow answered {method} {path} with more than dagwatch reads: {exc}"
+            self.backoff.failed(reason)
+            raise SourceUnavailable(reason) from None
         except httpx.HTTPError as exc:  # refused, reset, timed out
             return Blip(f"cannot reach Airflow at {self.base_url}: {type(exc).__name__}: {exc}")
         if response.status_code == 429 or response.status_code >= 500:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from monitor.bounded_answers import AnswerTooLarge, Bounds
 from monitor.config import PrefectSourceSettings
 from monitor.retry import Retries, parse_retry_after
 from monitor.sources.base import SourceUnavailable
@@ -164,7 +165,12 @@ class PrefectApi:
     """Typed calls to one Prefect API URL. `transport` is injectable (tests use MockTransport)."""
 
     def __init__(
-        self, settings: PrefectSourceSettings, *, transport: httpx.BaseTransport | None = None, retries: Retries | None = None
+        self,
+        settings: PrefectSourceSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        retries: Retries | None = None,
+        bounds: Bounds = Bounds(),
     ) -> None:
         self.base_url = settings.url.rstrip("/")
         self.retries = retries or Retries()
@@ -174,6 +180,7 @@ class PrefectApi:
             headers={**auth_headers(settings), "Accept": "application/json"},
             timeout=settings.timeout.total_seconds(),
             transport=transport,
+            event_hooks=bounds.hooks(),
         )
 
     def close(self) -> None:
@@ -208,9 +215,11 @@ class PrefectApi:
         try:
             return self._client.request(method, path.lstrip("/"), json=body, params=params)
         except httpx.TimeoutException as exc:
-            raise SourceUnavailable(f"prefect API timed out: {where}") from exc
+            raise SourceUnavailable(f"prefect API timed out: {where}: {exc}") from exc
+        except AnswerTooLarge as exc:
+            raise SourceUnavailable(f"prefect API answered {where} with more than dagwatch reads: {exc}") from None
         except httpx.HTTPError as exc:
-            raise SourceUnavailable(f"prefect API unreachable: {where}: {type(exc).__name__}") from exc
+            raise SourceUnavailable(f"prefect API unreachable: {where}: {type(exc).__name__}: {exc}") from exc
 
     def _read(self, response: httpx.Response, where: str) -> Any:
         if response.status_code in (401, 403):

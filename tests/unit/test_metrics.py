@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 
 from monitor import metrics
+from monitor.bounded_answers import AnswerTooSlow
 from monitor.metrics import OTHER, LabelBudget, compat_families, store_families
 from monitor.model import KINDS, PipelineDefinition, State
 from monitor.sources.base import SourceUnavailable, api_error_kind
@@ -264,6 +265,23 @@ def unavailable(message, cause=None):
         (unavailable("Airflow could not issue a token: HTTP 403 at /auth/token"), "auth"),
         (unavailable("Airflow answered GET /api/v2/dags with something that is not JSON"), "invalid_response"),
         (unavailable("prefect API answer to POST flow_runs/filter has an unexpected shape: [...]"), "invalid_response"),
+        (
+            unavailable(
+                "prefect API answered POST http://x/flow_runs/filter with more than dagwatch reads: the answer to POST from x "
+                "is over dagwatch's limit of 64 MiB"
+            ),
+            "invalid_response",
+        ),
+        (
+            unavailable("Airflow answered GET /api/v2/dags with more than dagwatch reads: the answer to GET from x declares 9 bytes"),
+            "invalid_response",
+        ),
+        (
+            unavailable(
+                "prefect API timed out: GET http://x/api/health: the answer … was still arriving after 120 s", AnswerTooSlow("slow")
+            ),
+            "timeout",
+        ),
         (unavailable("backing off for 4.0s after 2 failed request(s): Airflow answered HTTP 503"), None),
     ],
 )

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from monitor import bounded_answers
 from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import Receipt
 from monitor.alerting.notifiers.templating import Templates
@@ -158,6 +159,7 @@ class OpsgenieNotifier:
             timeout=settings.timeout.total_seconds(),
             headers={"User-Agent": "dagwatch", "Authorization": f"GenieKey {settings.api_key.get_secret_value()}"},
             follow_redirects=False,
+            event_hooks=bounded_answers.DEFAULT.hooks(),
         )
 
     def notify(self, notification: Notification) -> Receipt | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from monitor import bounded_answers
 from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import Receipt
 from monitor.alerting.notifiers.templating import Templates
@@ -145,7 +146,11 @@ class PagerDutyNotifier:
         self._routing_key = settings.routing_key
         self._secrets = render.secret_values(settings.routing_key)
         self._client = httpx.Client(
-            transport=transport, timeout=settings.timeout.total_seconds(), headers={"User-Agent": "dagwatch"}, follow_redirects=False
+            transport=transport,
+            timeout=settings.timeout.total_seconds(),
+            headers={"User-Agent": "dagwatch"},
+            follow_redirects=False,
+            event_hooks=bounded_answers.DEFAULT.hooks(),
         )
 
     def notify(self, notification: Notification) -> Receipt | None:

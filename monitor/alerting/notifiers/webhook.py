@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from monitor import bounded_answers
 from monitor.alerting.notifiers import render
 from monitor.alerting.notifiers.base import Receipt
 from monitor.config import WebhookReceiverSettings
@@ -88,7 +89,12 @@ class WebhookNotifier:
         self._url = settings.url
         self._secret = settings.secret
         self._secrets = render.secret_values(settings.secret)
-        self._client = httpx.Client(transport=transport, timeout=settings.timeout.total_seconds(), follow_redirects=False)
+        self._client = httpx.Client(
+            transport=transport,
+            timeout=settings.timeout.total_seconds(),
+            follow_redirects=False,
+            event_hooks=bounded_answers.DEFAULT.hooks(),
+        )
 
     def notify(self, notification: Notification) -> Receipt | None:
         raw = body(notification)

@@ -1,0 +1,160 @@
+"""Peers whose answers never end, drip, or declare a size no answer needs (monitor/bounded_answers.py).
+
+Real HTTP servers on loopback, each bounded itself (it stops after STREAM_CAP bytes or
+DRIP_FOR seconds, and when the client hangs up), and the real clients: Airflow's, Prefect's, a
+webhook receiver's. Each answer fails as its peer's failure, saying which bound it crossed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from monitor.alerting.notifiers import DeliveryError, build_one
+from monitor.bounded_answers import AnswerTooLarge, AnswerTooSlow, Bounds
+from monitor.config import PrefectSourceSettings, WebhookReceiverSettings
+from monitor.retry import Retries
+from monitor.sources.airflow_auth import BasicCredentials
+from monitor.sources.airflow_http import AirflowClient
+from monitor.sources.base import SourceUnavailable
+from monitor.sources.prefect_api import PrefectApi
+from tests.fakes.alerts import notification
+
+SMALL = Bounds(max_bytes=2**20, max_seconds=0.5)
+STREAM_CAP = 16 * 2**20  # the endless server stops here, whatever the client does
+DRIP_FOR = 15.0  # the dripping server stops after this long
+CHUNK = 64 * 1024
+
+
+class Misbehaving:
+    """`endless`: chunked JSON-looking bytes without end; `drip`: a byte every 50 ms; `declared`:
+    a Content-Length of 10 GiB and then a few bytes."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                mode = self.path.strip("/").split("/")[0]
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    if mode == "declared":
+                        self.send_header("Content-Length", str(10 * 2**30))
+                        self.end_headers()
+                        self.wfile.write(b'{"dags": [')
+                        return
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self._chunk(b'{"dags": [')
+                    if mode == "endless":
+                        for _ in range(STREAM_CAP // CHUNK):
+                            self._chunk(b" " * CHUNK)
+                    else:
+                        until = time.monotonic() + DRIP_FOR
+                        while time.monotonic() < until and not server.stopping.wait(0.05):
+                            self._chunk(b" ")
+                    self._chunk(b"]}")
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
+                    pass
+
+            do_GET = do_POST = _handle
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        self.thread = threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True)
+
+    def __enter__(self) -> Misbehaving:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@pytest.fixture
+def peer() -> Iterator[Misbehaving]:
+    with Misbehaving() as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "says"),
+    [
+        ("endless", AnswerTooLarge, "over dagwatch's limit of 1 MiB"),
+        ("declared", AnswerTooLarge, "declares 10,737,418,240 bytes"),
+        ("drip", AnswerTooSlow, "still arriving after 0.5 s"),
+    ],
+)
+def test_an_httpx_client_with_the_bounds_stops_reading(peer, mode, error, says):
+    with httpx.Client(timeout=5, event_hooks=SMALL.hooks()) as client, pytest.raises(error) as caught:
+        client.get(f"{peer.url}/{mode}")
+    assert says in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)
+
+
+def test_an_answer_within_the_bounds_is_read_whole(peer):
+    roomy = Bounds(max_bytes=STREAM_CAP + 2**20, max_seconds=60)
+    with httpx.Client(timeout=5, event_hooks=roomy.hooks()) as client:
+        answer = client.get(f"{peer.url}/endless")
+    assert answer.json() == {"dags": []}
+
+
+@pytest.mark.parametrize("mode", ["endless", "drip", "declared"])
+def test_airflow_that_answers_without_end_is_unavailable_not_a_hung_poll(peer, mode):
+    client = AirflowClient(
+        f"{peer.url}/{mode}",
+        BasicCredentials("dagwatch", SecretStr("secret")),
+        timeout=5,
+        bounds=SMALL,
+        retries=Retries(sleep=lambda _: None),
+    )
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            client.get("/api/v2/dags")
+    finally:
+        client.close()
+    assert ("over dagwatch's limit" in str(caught.value)) or ("still arriving" in str(caught.value))
+
+
+@pytest.mark.parametrize("mode", ["endless", "drip", "declared"])
+def test_prefect_that_answers_without_end_is_unavailable_not_a_hung_poll(peer, mode):
+    settings = PrefectSourceSettings(kind="prefect", name="pf", url=f"{peer.url}/{mode}/api")
+    api = PrefectApi(settings, bounds=SMALL, retries=Retries(sleep=lambda _: None))
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            api.request("POST", "flow_runs/filter", {"limit": 1})
+    finally:
+        api.close()
+    assert ("over dagwatch's limit" in str(caught.value)) or ("still arriving" in str(caught.value))
+
+
+def test_a_receiver_that_declares_a_huge_answer_is_a_retryable_delivery_failure(peer):
+    notifier = build_one(WebhookReceiverSettings(kind="webhook", name="wh", url=f"{peer.url}/declared/hook", timeout=5))
+    with pytest.raises(DeliveryError) as caught:
+        notifier.notify(notification())
+    assert caught.value.retryable
+    assert "declares 10,737,418,240 bytes" in str(caught.value)
