@@ -35,7 +35,6 @@ class Bounds:
 
     max_bytes: int = 64 * 2**20
     max_seconds: float = 120.0
-    clock: Callable[[], float] = time.monotonic
 
     def hooks(self) -> dict[str, list[Callable[[httpx.Response], None]]]:
         """httpx `event_hooks`: they run when the headers have arrived, before the body is read."""
@@ -59,7 +58,7 @@ DEFAULT = Bounds()
 class _BoundedStream(httpx.SyncByteStream):
     def __init__(self, inner: httpx.SyncByteStream, request: httpx.Request, bounds: Bounds) -> None:
         self._inner, self._request, self._bounds = inner, request, bounds
-        self._deadline = bounds.clock() + bounds.max_seconds
+        self._deadline = time.monotonic() + bounds.max_seconds
 
     def __iter__(self) -> Iterator[bytes]:
         seen = 0
@@ -67,7 +66,7 @@ class _BoundedStream(httpx.SyncByteStream):
             seen += len(chunk)
             if seen > self._bounds.max_bytes:
                 raise AnswerTooLarge(f"{_what(self._request)} is over {self._bounds._limit()}", request=self._request)
-            if self._bounds.clock() > self._deadline:
+            if time.monotonic() > self._deadline:
                 raise AnswerTooSlow(
                     f"{_what(self._request)} was still arriving after {self._bounds.max_seconds:g} s ({seen:,} bytes so far)",
                     request=self._request,
