@@ -4,6 +4,7 @@
     .venv/bin/python bench/router_vs_alertmanager.py --quick    # smoke: ~1 min
     .venv/bin/python bench/router_vs_alertmanager.py --profile  # + py-spy of dagwatch's ingest
     .venv/bin/python bench/router_vs_alertmanager.py --phases batched,single,concurrent  # a subset
+    .venv/bin/python bench/router_vs_alertmanager.py --phases fanout --sends 1  # groups sent one at a time
 
 Needs: the project venv (`make install`) and Alertmanager (`apt-get install -y
 prometheus-alertmanager`; its binary, or --alertmanager PATH). --profile needs py-spy
@@ -384,10 +385,12 @@ class Dagwatch(Server):
         receivers: list[dict[str, Any]] | None = None,
         routes: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
+        sends: int | None = None,
     ) -> None:
         """One webhook receiver at `receiver_url` taking every alert, unless `receivers` and
         `routes` say otherwise (bench/storm.py pages a PagerDuty); `env`: added to the process's
-        environment (for `${VAR}` references in the config)."""
+        environment (for `${VAR}` references in the config); `sends`: alerting.max_concurrent_sends
+        (dagwatch's default when None)."""
         super().__init__()
         self.workdir = workdir
         self.port = free_port()
@@ -402,7 +405,11 @@ class Dagwatch(Server):
                     "sources": [],
                     "receivers": receivers or [{"name": "hook", "kind": "webhook", "url": receiver_url}],
                     "routes": routes or [{"match": {}, "receivers": ["hook"]}],
-                    "alerting": {"group_wait": group_wait, "group_interval": group_interval},
+                    "alerting": {
+                        "group_wait": group_wait,
+                        "group_interval": group_interval,
+                        **({"max_concurrent_sends": sends} if sends else {}),
+                    },
                 },
                 indent=2,
             )
@@ -931,6 +938,7 @@ def main() -> int:
     parser.add_argument("--concurrent-n", type=int, help="alerts in the concurrent phase (default 4,000; quick 400)")
     parser.add_argument("--clients", type=int, help="client threads in the concurrent phase (default 16; quick 8)")
     parser.add_argument("--rss-target", type=int, help="firing alerts each server holds for rss100k (default 100,000; quick 10,000)")
+    parser.add_argument("--sends", type=int, help="dagwatch's alerting.max_concurrent_sends (default: dagwatch's own, 16)")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured at the end (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -965,7 +973,7 @@ def main() -> int:
     receiver.start()
     (workdir / "dw").mkdir()
     (workdir / "am").mkdir()
-    dw = Dagwatch(workdir / "dw", receiver.url("dagwatch"), group_wait="0s", group_interval="1s")
+    dw = Dagwatch(workdir / "dw", receiver.url("dagwatch"), group_wait="0s", group_interval="1s", sends=args.sends)
     am = Alertmanager(workdir / "am", receiver.url("alertmanager"), args.alertmanager, group_wait="0s", group_interval="1s")
     servers: list[Server] = [dw, am]
     results: dict[str, Any] = {"dagwatch": {}, "alertmanager": {}}
