@@ -6,7 +6,8 @@ seconds never trips a read timeout and holds a poll, a runbook step or a deliver
 httpx client dagwatch makes to a peer (orchestrators, receivers, Prometheus) gets `Bounds.hooks()`:
 an answer over `max_bytes`, or still arriving `max_seconds` after its headers, fails as an httpx
 error, which each client already reports as the peer's failure (a source down, a retryable
-delivery, a runbook finding), with the bound in the message.
+delivery, a runbook finding), with the bound in the message. `peer_client` is how such a client
+is made, so none is made without them.
 
 The bound is on the bytes as they arrive (before any Content-Encoding is undone).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -53,6 +55,11 @@ class Bounds:
 
 
 DEFAULT = Bounds()
+
+
+def peer_client(bounds: Bounds = DEFAULT, **kwargs: Any) -> httpx.Client:
+    """An httpx client to a peer: `kwargs` as for `httpx.Client`, the answers bounded."""
+    return httpx.Client(event_hooks=bounds.hooks(), **kwargs)
 
 
 class _BoundedStream(httpx.SyncByteStream):

@@ -23,7 +23,7 @@ from typing import Any, Self
 
 import httpx
 
-from monitor import bounded_answers
+from monitor.bounded_answers import peer_client
 
 DEFAULT_QUERIES: dict[str, str] = {
     "cpu_busy": '1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idle",$selector}[5m]))',
@@ -59,7 +59,7 @@ def promql_string(value: str) -> str:
 class Client:
     def __init__(self, url: str, *, timeout: float) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"}, event_hooks=bounded_answers.DEFAULT.hooks())
+        self._http = peer_client(timeout=timeout, headers={"Accept": "application/json"})
 
     def close(self) -> None:
         self._http.close()

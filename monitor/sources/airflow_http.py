@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
-from monitor.bounded_answers import AnswerTooLarge, Bounds
+from monitor.bounded_answers import AnswerTooLarge, Bounds, peer_client
 from monitor.errors import DagwatchError
 from monitor.retry import Retries, backoff_delay, parse_retry_after
 from monitor.sources.airflow_auth import AirflowAuthError, BasicCredentials, Credentials
@@ -107,12 +107,12 @@ class AirflowClient:
         self.credentials = credentials
         self.backoff = backoff or BackOff()
         self.retries = retries or Retries()
-        self.http = httpx.Client(
+        self.http = peer_client(
             base_url=self.base_url,
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "dagwatch"},
-            event_hooks=bounds.hooks(),
+            bounds=bounds,
         )
 
     def close(self) -> None:

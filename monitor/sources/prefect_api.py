@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from monitor.bounded_answers import AnswerTooLarge, Bounds
+from monitor.bounded_answers import AnswerTooLarge, Bounds, peer_client
 from monitor.config import PrefectSourceSettings
 from monitor.retry import Retries, parse_retry_after
 from monitor.sources.base import SourceUnavailable
@@ -175,12 +175,12 @@ class PrefectApi:
         self.base_url = settings.url.rstrip("/")
         self.retries = retries or Retries()
         self._credentials = credentials(settings)
-        self._client = httpx.Client(
+        self._client = peer_client(
             base_url=self.base_url + "/",
             headers={**auth_headers(settings), "Accept": "application/json"},
             timeout=settings.timeout.total_seconds(),
             transport=transport,
-            event_hooks=bounds.hooks(),
+            bounds=bounds,
         )
 
     def close(self) -> None:

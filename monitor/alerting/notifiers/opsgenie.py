@@ -29,10 +29,10 @@ from urllib.parse import quote
 
 import httpx
 
-from monitor import bounded_answers
 from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import Receipt
 from monitor.alerting.notifiers.templating import Templates
+from monitor.bounded_answers import peer_client
 from monitor.config import OpsgenieReceiverSettings
 from monitor.model import Alert, AlertStatus, Notification, NotificationAction
 
@@ -153,13 +153,12 @@ class OpsgenieNotifier:
         self._settings = settings
         self._templates = templates or templating.shipped()
         self._secrets = render.secret_values(settings.api_key)
-        self._client = httpx.Client(
+        self._client = peer_client(
             transport=transport,
             base_url=settings.api_url.rstrip("/"),
             timeout=settings.timeout.total_seconds(),
             headers={"User-Agent": "dagwatch", "Authorization": f"GenieKey {settings.api_key.get_secret_value()}"},
             follow_redirects=False,
-            event_hooks=bounded_answers.DEFAULT.hooks(),
         )
 
     def notify(self, notification: Notification) -> Receipt | None:

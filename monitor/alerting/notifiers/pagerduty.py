@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
-from monitor import bounded_answers
 from monitor.alerting.notifiers import render, templating
 from monitor.alerting.notifiers.base import Receipt
 from monitor.alerting.notifiers.templating import Templates
+from monitor.bounded_answers import peer_client
 from monitor.config import PagerDutyReceiverSettings
 from monitor.model import Alert, Notification, NotificationAction, Tier
 
@@ -145,12 +145,11 @@ class PagerDutyNotifier:
         self._url = settings.events_url
         self._routing_key = settings.routing_key
         self._secrets = render.secret_values(settings.routing_key)
-        self._client = httpx.Client(
+        self._client = peer_client(
             transport=transport,
             timeout=settings.timeout.total_seconds(),
             headers={"User-Agent": "dagwatch"},
             follow_redirects=False,
-            event_hooks=bounded_answers.DEFAULT.hooks(),
         )
 
     def notify(self, notification: Notification) -> Receipt | None:

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor import bounded_answers
 from monitor.alerting.notifiers import render
 from monitor.alerting.notifiers.base import Receipt
+from monitor.bounded_answers import peer_client
 from monitor.config import TeamsReceiverSettings
 from monitor.model import Alert, Notification, NotificationAction
 
@@ -126,12 +126,11 @@ class TeamsNotifier:
         self._url = settings.webhook_url
         self._secrets = render.secret_values(*render.url_secrets(settings.webhook_url))
         render.redacting_logger("httpx", self._secrets)  # httpx logs each request's URL, signature and all
-        self._client = httpx.Client(
+        self._client = peer_client(
             transport=transport,
             timeout=settings.timeout.total_seconds(),
             headers={"User-Agent": "dagwatch"},
             follow_redirects=False,
-            event_hooks=bounded_answers.DEFAULT.hooks(),
         )
 
     def notify(self, notification: Notification) -> Receipt | None:

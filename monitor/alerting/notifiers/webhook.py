@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from monitor import bounded_answers
 from monitor.alerting.notifiers import render
 from monitor.alerting.notifiers.base import Receipt
+from monitor.bounded_answers import peer_client
 from monitor.config import WebhookReceiverSettings
 from monitor.model import Notification
 
@@ -89,11 +89,10 @@ class WebhookNotifier:
         self._url = settings.url
         self._secret = settings.secret
         self._secrets = render.secret_values(settings.secret)
-        self._client = httpx.Client(
+        self._client = peer_client(
             transport=transport,
             timeout=settings.timeout.total_seconds(),
             follow_redirects=False,
-            event_hooks=bounded_answers.DEFAULT.hooks(),
         )
 
     def notify(self, notification: Notification) -> Receipt | None:
