@@ -109,6 +109,11 @@ EVENTS = Counter(
     "dagwatch_events_total", "Events applied by alerting, whatever produced them (API, collector, watch rules, dispatcher).", ["kind"]
 )
 NOTIFICATIONS = Counter("dagwatch_notifications_total", "Notification delivery attempts: sent, retry, dead.", ["receiver", "status"])
+NOTIFICATIONS_SUPERSEDED = Counter(
+    "dagwatch_notifications_superseded_total",
+    "Notifications never sent: waiting for a retry when their group flushed a newer state, which the newer one carries.",
+    ["receiver"],
+)
 NOTIFICATION_LATENCY = Histogram(
     "dagwatch_notification_latency_seconds",
     "From the alert change (its outbox row written) to the receiver accepting it.",
@@ -138,6 +143,7 @@ def receivers_known(names: Iterable[str]) -> None:
     for name in names:
         for status in DELIVERY_STATUSES:
             NOTIFICATIONS.labels(receiver=name, status=status)
+        NOTIFICATIONS_SUPERSEDED.labels(receiver=name)
 
 
 def run_finished(source: str, pipeline: str, state: State, seconds: float | None) -> None:

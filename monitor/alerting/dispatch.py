@@ -138,6 +138,9 @@ def tick(
             claim_until=now + outbox.LEASE,  # sent right after the commit, below
         )
         ready = [(f.group.id, _message(session, f.notification_id, f.group.receiver, f.action, f.group, f.alerts, policy)) for f in flushed]
+    for f in flushed:  # committed: count what the flush superseded
+        if f.superseded:
+            metrics.NOTIFICATIONS_SUPERSEDED.labels(receiver=f.group.receiver).inc(f.superseded)
     sent = _side_by_side(
         ((_chain(group_id, m.id), lambda m=m: _send(store, notifiers.get(m.receiver), m, policy, clock)) for group_id, m in ready),
         pool,

@@ -4,6 +4,7 @@ repeat_interval, kept in the store so a restart loses no pending group)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Collection, NamedTuple
@@ -112,6 +113,7 @@ class Flushed(NamedTuple):
     action: NotificationAction
     group: AlertGroupRow
     alerts: list[Any]  # rows with the columns of `alerts`
+    superseded: int = 0  # the group's older notifications this one superseded (store/groups.supersede)
 
 
 def flush_due(
@@ -135,8 +137,10 @@ def flush_due(
     muted: dict[int, str | None] = {}
     created = [f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until)) is not None]
     group_store.set_muted(session, muted)
-    group_store.supersede(session, new={f.group.id: f.notification_id for f in created}, now=now)
-    return created
+    superseded = Counter(
+        group_id for _, group_id in group_store.supersede(session, new={f.group.id: f.notification_id for f in created}, now=now)
+    )
+    return [f._replace(superseded=superseded[f.group.id]) for f in created]
 
 
 def _flush(

@@ -174,22 +174,25 @@ _SUPERSEDE = (
         or_(_NOTIFICATIONS.c.claimed_until.is_(None), _NOTIFICATIONS.c.claimed_until < bindparam("now")),
     )
     .values(status=NotificationStatus.SUPERSEDED.value)
-    .returning(_NOTIFICATIONS.c.id)
+    .returning(_NOTIFICATIONS.c.id, _NOTIFICATIONS.c.group_id)
 )
 
 
-def supersede(session: Session, *, new: dict[int, int], now: datetime) -> list[int]:
+def supersede(session: Session, *, new: dict[int, int], now: datetime) -> list[tuple[int, int]]:
     """`new`: group id → the notification its flush just made. The groups' notifications still
     waiting for a retry are superseded: each notification carries its group's whole state, and an
     older one sent after the new one would leave the receiver believing the older state. One being
-    sent right now (claimed) is left alone. Returns the ids superseded.
+    sent right now (claimed) is left alone. Returns (notification id, group id) of each superseded.
 
     The groups are locked by the flush (`due`), so every other pending row of theirs is older."""
     if not new:
         return []
-    ids = list(session.connection().execute(_SUPERSEDE, {"group_ids": list(new), "new_ids": list(new.values()), "now": now}).scalars())
-    _forget(session, NotificationRow, ids, "status")
-    return ids
+    rows = [
+        (row.id, row.group_id)
+        for row in session.connection().execute(_SUPERSEDE, {"group_ids": list(new), "new_ids": list(new.values()), "now": now})
+    ]
+    _forget(session, NotificationRow, (notification_id for notification_id, _ in rows), "status")
+    return rows
 
 
 def due(session: Session, *, now: datetime, limit: int = 200) -> list[AlertGroupRow]:

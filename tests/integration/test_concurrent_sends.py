@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
+from prometheus_client import REGISTRY
 
 from monitor.alerting import dispatch, ingest
 from monitor.alerting.notifiers import build_one
@@ -77,6 +78,7 @@ def test_a_groups_new_state_supersedes_its_retry_and_the_receiver_ends_on_the_tr
     retries, with nothing newer, go out side by side."""
     pol = policy()
     clock = [utcnow() + timedelta(seconds=5)]
+    superseded_before = superseded_count()
     with RecordingServer() as receiver, ThreadPoolExecutor(8) as pool:
         notifiers = {"hook": webhook(receiver.url)}
         for i in range(3):
@@ -106,6 +108,11 @@ def test_a_groups_new_state_supersedes_its_retry_and_the_receiver_ends_on_the_tr
         "etl1": [("firing", NotificationStatus.SENT)],
         "etl2": [("firing", NotificationStatus.SENT)],
     }
+    assert superseded_count() - superseded_before == 1  # dagwatch_notifications_superseded_total{receiver="hook"}
+
+
+def superseded_count() -> float:
+    return REGISTRY.get_sample_value("dagwatch_notifications_superseded_total", {"receiver": "hook"}) or 0.0
 
 
 CONFIG = """
