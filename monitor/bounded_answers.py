@@ -9,12 +9,17 @@ error, which each client already reports as the peer's failure (a source down, a
 delivery, a runbook finding), with the bound in the message. `peer_client` is how such a client
 is made, so none is made without them.
 
-The bound is on the bytes as they arrive (before any Content-Encoding is undone).
+A compressed answer (Content-Encoding gzip or deflate, the ones httpx asks for) is decoded here,
+under the same bound, instead of by httpx: a few kilobytes of gzip can expand to gigabytes, and
+httpx would expand them whole. So `max_bytes` bounds both what arrives and what it decodes to.
+An encoding dagwatch cannot decode under the bound (br, zstd: asked for only when their
+libraries are installed, so never by `peer_client`) is refused.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +53,16 @@ class Bounds:
             raise AnswerTooLarge(
                 f"{_what(response.request)} declares {int(declared):,} bytes, over {self._limit()}", request=response.request
             )
-        response.stream = _BoundedStream(response.stream, response.request, self)  # type: ignore[arg-type]
+        encodings = [e.strip().lower() for e in response.headers.get_list("Content-Encoding", split_commas=True)]
+        encodings = [e for e in encodings if e and e != "identity"]
+        if unknown := [e for e in encodings if e not in _DECODERS]:
+            raise httpx.DecodingError(
+                f"{_what(response.request)} is encoded as {', '.join(unknown)}, which dagwatch did not ask for", request=response.request
+            )
+        if encodings:  # decoded by _BoundedStream: httpx must not decode it again
+            del response.headers["Content-Encoding"]
+        decoders = [_DECODERS[e]() for e in reversed(encodings)]  # the last applied is undone first
+        response.stream = _BoundedStream(response.stream, response.request, self, decoders)  # type: ignore[arg-type]
 
     def _limit(self) -> str:
         return f"dagwatch's limit of {self.max_bytes / 2**20:g} MiB"
@@ -58,14 +72,52 @@ DEFAULT = Bounds()
 
 
 def peer_client(bounds: Bounds = DEFAULT, **kwargs: Any) -> httpx.Client:
-    """An httpx client to a peer: `kwargs` as for `httpx.Client`, the answers bounded."""
-    return httpx.Client(event_hooks=bounds.hooks(), **kwargs)
+    """An httpx client to a peer: `kwargs` as for `httpx.Client`, the answers bounded. It asks
+    only for the encodings the bounds can decode (httpx would add br and zstd when their
+    libraries happen to be installed)."""
+    client = httpx.Client(event_hooks=bounds.hooks(), **kwargs)
+    client.headers["Accept-Encoding"] = ", ".join(_DECODERS)
+    return client
+
+
+#: Content-Encodings decoded under the bound: gzip, and deflate with or without its zlib header
+#: (servers send both), as httpx decodes them.
+_DECODERS: dict[str, Callable[[], Any]] = {
+    "gzip": lambda: zlib.decompressobj(zlib.MAX_WBITS | 16),
+    "deflate": lambda: _Deflate(),
+}
+
+
+class _Deflate:
+    """deflate as servers send it: zlib-wrapped, or raw when the first bytes are not (httpx's rule)."""
+
+    def __init__(self) -> None:
+        self._inner = zlib.decompressobj()
+        self._first = True
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inner.unconsumed_tail
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        first, self._first = self._first, False
+        try:
+            return self._inner.decompress(data, max_length)
+        except zlib.error:
+            if not first:
+                raise
+            self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._inner.decompress(data, max_length)
+
+    def flush(self) -> bytes:
+        return self._inner.flush()
 
 
 class _BoundedStream(httpx.SyncByteStream):
-    def __init__(self, inner: httpx.SyncByteStream, request: httpx.Request, bounds: Bounds) -> None:
-        self._inner, self._request, self._bounds = inner, request, bounds
+    def __init__(self, inner: httpx.SyncByteStream, request: httpx.Request, bounds: Bounds, decoders: list[Any]) -> None:
+        self._inner, self._request, self._bounds, self._decoders = inner, request, bounds, decoders
         self._deadline = time.monotonic() + bounds.max_seconds
+        self._decoded = 0
 
     def __iter__(self) -> Iterator[bytes]:
         seen = 0
@@ -78,7 +130,31 @@ class _BoundedStream(httpx.SyncByteStream):
                     f"{_what(self._request)} was still arriving after {self._bounds.max_seconds:g} s ({seen:,} bytes so far)",
                     request=self._request,
                 )
-            yield chunk
+            if not self._decoders:
+                yield chunk
+            elif decoded := self._decode(chunk):
+                yield decoded
+        if self._decoders and (rest := self._decode(b"", final=True)):
+            yield rest
+
+    def _decode(self, data: bytes, *, final: bool = False) -> bytes:
+        """Undo each encoding in turn, each never asked for more than the bound allows plus one
+        byte (`max_length`): a bomb is refused once it has expanded to the bound, not to its size."""
+        try:
+            for decoder in self._decoders:
+                room = self._bounds.max_bytes - self._decoded + 1
+                out = decoder.decompress(data, room)
+                if final and len(out) < room and not decoder.unconsumed_tail:
+                    out += decoder.flush()
+                if len(out) >= room or decoder.unconsumed_tail:
+                    raise AnswerTooLarge(f"{_what(self._request)} decodes to more than {self._bounds._limit()}", request=self._request)
+                data = out
+        except zlib.error as exc:
+            raise httpx.DecodingError(
+                f"{_what(self._request)} is not the compressed data its Content-Encoding says: {exc}", request=self._request
+            ) from exc
+        self._decoded += len(data)
+        return data
 
     def close(self) -> None:
         self._inner.close()

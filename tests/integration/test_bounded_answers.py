@@ -7,8 +7,10 @@ webhook receiver's. Each answer fails as its peer's failure, saying which bound 
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.alerting.notifiers import DeliveryError, build_one
-from monitor.bounded_answers import AnswerTooLarge, AnswerTooSlow, Bounds
+from monitor.bounded_answers import AnswerTooLarge, AnswerTooSlow, Bounds, peer_client
 from monitor.config import PrefectSourceSettings, WebhookReceiverSettings
 from monitor.retry import Retries
 from monitor.sources.airflow_auth import BasicCredentials
@@ -33,12 +35,31 @@ DRIP_FOR = 15.0  # the dripping server stops after this long
 CHUNK = 64 * 1024
 
 
+def _deflate(data: bytes, *, header: bool) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS if header else -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+BOMB = 64 * 2**20  # what the bomb decodes to: 64 MiB of JSON whitespace, a few tens of KiB sent
+ENCODED = {  # mode → (Content-Encoding, body): whole answers with their Content-Length
+    "gzip": ("gzip", gzip.compress(b'{"dags": ["etl"]}')),
+    "deflate": ("deflate", _deflate(b'{"dags": ["etl"]}', header=True)),
+    "rawdeflate": ("deflate", _deflate(b'{"dags": ["etl"]}', header=False)),
+    "twice": ("gzip, gzip", gzip.compress(gzip.compress(b'{"dags": ["etl"]}'))),
+    "bomb": ("gzip", gzip.compress(b'{"dags": [' + b" " * BOMB + b"]}")),
+    "brotli": ("br", b"\x1b\x10\x00\x00"),
+    "garbage": ("gzip", b"not gzip at all"),
+}
+
+
 class Misbehaving:
     """`endless`: chunked JSON-looking bytes without end; `drip`: a byte every 50 ms; `declared`:
-    a Content-Length of 10 GiB and then a few bytes."""
+    a Content-Length of 10 GiB and then a few bytes; the modes of ENCODED: a compressed answer
+    (`bomb` expands past any bound). `accept_encoding`: what each request asked for."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
+        self.accept_encoding: list[str | None] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,9 +76,17 @@ class Misbehaving:
                 if length:
                     self.rfile.read(length)
                 mode = self.path.strip("/").split("/")[0]
+                server.accept_encoding.append(self.headers.get("Accept-Encoding"))
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
+                    if mode in ENCODED:
+                        encoding, body = ENCODED[mode]
+                        self.send_header("Content-Encoding", encoding)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
                     if mode == "declared":
                         self.send_header("Content-Length", str(10 * 2**30))
                         self.end_headers()
@@ -158,3 +187,49 @@ def test_a_receiver_that_declares_a_huge_answer_is_a_retryable_delivery_failure(
         notifier.notify(notification())
     assert caught.value.retryable
     assert "declares 10,737,418,240 bytes" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["gzip", "deflate", "rawdeflate", "twice"])
+def test_a_compressed_answer_is_decoded_under_the_bound(peer, mode):
+    with peer_client(SMALL, timeout=5) as client:
+        answer = client.get(f"{peer.url}/{mode}")
+    assert answer.json() == {"dags": ["etl"]}
+    assert peer.accept_encoding == ["gzip, deflate"]  # only what the bound can decode
+
+
+def test_a_compression_bomb_is_refused_once_it_reaches_the_bound(peer):
+    assert len(ENCODED["bomb"][1]) < SMALL.max_bytes  # what arrives is small: only decoding finds it out
+    with peer_client(SMALL, timeout=5) as client, pytest.raises(AnswerTooLarge) as caught:
+        client.get(f"{peer.url}/bomb")
+    assert "decodes to more than dagwatch's limit of 1 MiB" in str(caught.value)
+
+
+def test_a_bomb_within_the_bound_is_read_whole(peer):
+    roomy = Bounds(max_bytes=BOMB + 2**20, max_seconds=60)
+    with peer_client(roomy, timeout=5) as client:
+        assert client.get(f"{peer.url}/bomb").json() == {"dags": []}
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"), [("brotli", "encoded as br, which dagwatch did not ask for"), ("garbage", "is not the compressed data")]
+)
+def test_an_encoding_that_cannot_be_decoded_under_the_bound_is_a_clear_error(peer, mode, says):
+    with peer_client(SMALL, timeout=5) as client, pytest.raises(httpx.DecodingError) as caught:
+        client.get(f"{peer.url}/{mode}")
+    assert says in str(caught.value)
+
+
+def test_airflow_that_sends_a_bomb_is_unavailable_not_a_full_memory(peer):
+    client = AirflowClient(
+        f"{peer.url}/bomb",
+        BasicCredentials("dagwatch", SecretStr("secret")),
+        timeout=5,
+        bounds=SMALL,
+        retries=Retries(sleep=lambda _: None),
+    )
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            client.get("/api/v2/dags")
+    finally:
+        client.close()
+    assert "dagwatch" in str(caught.value)
