@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -39,11 +40,15 @@ class Recorded:
 
 @dataclass
 class Reply:
+    """`body` is sent whole with its Content-Length, unless `headers` declare their own length
+    (a lying one, for size tests) or it is an iterator of chunks, sent chunked as they come (an
+    answer that streams or drips)."""
+
     status: int = 200
-    body: bytes | str | dict[str, Any] | list[Any] = b""
+    body: bytes | str | dict[str, Any] | list[Any] | Iterator[bytes] = b""
     headers: dict[str, str] = field(default_factory=dict)
 
-    def encoded(self) -> tuple[bytes, str]:
+    def encoded(self) -> tuple[bytes | Iterator[bytes], str]:
         if isinstance(self.body, (dict, list)):
             return json.dumps(self.body).encode(), "application/json; charset=utf-8"
         if isinstance(self.body, str):
@@ -110,15 +115,23 @@ class FakeHTTPServer:
                 request = Recorded(self.command, self.path, dict(self.headers.items()), raw)
                 reply = fake._dispatch(request)
                 payload, content_type = reply.encoded()
+                headers = {"Content-Type": content_type, **reply.headers}
+                if isinstance(payload, bytes):
+                    headers.setdefault("Content-Length", str(len(payload)))
+                else:
+                    headers["Transfer-Encoding"] = "chunked"
                 try:
                     self.send_response(reply.status)
-                    headers = {"Content-Type": content_type, **reply.headers}
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+                    if isinstance(payload, bytes):
+                        self.wfile.write(payload)
+                        return
+                    for chunk in payload:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout and size tests)
                     pass
 
             do_GET = do_POST = do_PUT = _handle

@@ -8,12 +8,9 @@ webhook receiver's. Each answer fails as its peer's failure, saying which bound 
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +25,7 @@ from monitor.sources.airflow_http import AirflowClient
 from monitor.sources.base import SourceUnavailable
 from monitor.sources.prefect_api import PrefectApi
 from tests.fakes.alerts import notification
+from tests.fakes.httpserver import FakeHTTPServer, Recorded, Reply
 
 SMALL = Bounds(max_bytes=2**20, max_seconds=0.5)
 STREAM_CAP = 16 * 2**20  # the endless server stops here, whatever the client does
@@ -52,76 +50,32 @@ ENCODED = {  # mode → (Content-Encoding, body): whole answers with their Conte
 }
 
 
-class Misbehaving:
+class Misbehaving(FakeHTTPServer):
     """`endless`: chunked JSON-looking bytes without end; `drip`: a byte every 50 ms; `declared`:
     a Content-Length of 10 GiB and then a few bytes; the modes of ENCODED: a compressed answer
-    (`bomb` expands past any bound). `accept_encoding`: what each request asked for."""
+    (`bomb` expands past any bound)."""
 
-    def __init__(self) -> None:
-        self.stopping = threading.Event()
-        self.accept_encoding: list[str | None] = []
-        server = self
+    def respond(self, request: Recorded) -> Reply:
+        mode = self.route(request).strip("/").split("/")[0]
+        if mode in ENCODED:
+            encoding, body = ENCODED[mode]
+            return Reply(200, body, {"Content-Type": "application/json", "Content-Encoding": encoding})
+        if mode == "declared":
+            return Reply(200, b'{"dags": [', {"Content-Type": "application/json", "Content-Length": str(10 * 2**30)})
+        return Reply(200, self._endless() if mode == "endless" else self._drip(), {"Content-Type": "application/json"})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def _endless(self) -> Iterator[bytes]:
+        yield b'{"dags": ['
+        for _ in range(STREAM_CAP // CHUNK):
+            yield b" " * CHUNK
+        yield b"]}"
 
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                mode = self.path.strip("/").split("/")[0]
-                server.accept_encoding.append(self.headers.get("Accept-Encoding"))
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    if mode in ENCODED:
-                        encoding, body = ENCODED[mode]
-                        self.send_header("Content-Encoding", encoding)
-                        self.send_header("Content-Length", str(len(body)))
-                        self.end_headers()
-                        self.wfile.write(body)
-                        return
-                    if mode == "declared":
-                        self.send_header("Content-Length", str(10 * 2**30))
-                        self.end_headers()
-                        self.wfile.write(b'{"dags": [')
-                        return
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    self._chunk(b'{"dags": [')
-                    if mode == "endless":
-                        for _ in range(STREAM_CAP // CHUNK):
-                            self._chunk(b" " * CHUNK)
-                    else:
-                        until = time.monotonic() + DRIP_FOR
-                        while time.monotonic() < until and not server.stopping.wait(0.05):
-                            self._chunk(b" ")
-                    self._chunk(b"]}")
-                    self.wfile.write(b"0\r\n\r\n")
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
-                    pass
-
-            do_GET = do_POST = _handle
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        self.thread = threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True)
-
-    def __enter__(self) -> Misbehaving:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        self.http.shutdown()
-        self.http.server_close()
+    def _drip(self) -> Iterator[bytes]:
+        yield b'{"dags": ['
+        until = time.monotonic() + DRIP_FOR
+        while time.monotonic() < until and not self._stopping.wait(0.05):
+            yield b" "
+        yield b"]}"
 
 
 @pytest.fixture
@@ -194,7 +148,7 @@ def test_a_compressed_answer_is_decoded_under_the_bound(peer, mode):
     with peer_client(SMALL, timeout=5) as client:
         answer = client.get(f"{peer.url}/{mode}")
     assert answer.json() == {"dags": ["etl"]}
-    assert peer.accept_encoding == ["gzip, deflate"]  # only what the bound can decode
+    assert [r.header("Accept-Encoding") for r in peer.requests] == ["gzip, deflate"]  # only what the bound can decode
 
 
 def test_a_compression_bomb_is_refused_once_it_reaches_the_bound(peer):
