@@ -301,12 +301,24 @@ def config_validate(
     if missing:
         _fail(f"{file}: runbooks.policies: no runbook named {missing[0]!r}; known: {', '.join(sorted(runbooks))}")
     templates = _templates(settings)
+    suites = _suites(settings)
     if no_env and (unset := [(name, key) for name, key in env_references(file) if name not in os.environ]):
         typer.echo(f"{file}: needs {len({n for n, _ in unset})} variable(s) unset here: " + ", ".join(f"{n} ({k})" for n, k in unset))
     typer.echo(
         f"{file}: ok ({len(settings.sources)} source(s), {len(settings.receivers)} receiver(s), {len(runbooks)} runbook(s), "
-        f"{len(templates.replaced)} template(s) replaced)"
+        f"{len(templates.replaced)} template(s) replaced" + (f", {len(suites)} check suite(s)" if settings.checks is not None else "") + ")"
     )
+
+
+def _suites(settings: Settings) -> list[str]:
+    """The suites of `checks.folder`, each read as the service reads them at start-up."""
+    from monitor.remediation import suites
+
+    try:
+        return suites.validate(settings.checks.folder if settings.checks is not None else None)
+    except DagwatchError as exc:
+        _fail(str(exc))
+        raise
 
 
 def _templates(settings: Settings):

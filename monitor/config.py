@@ -738,6 +738,15 @@ class FolderSettings(_Section):
     folder: str
 
 
+class ChecksSettings(_Section):
+    folder: Path = Field(
+        description=(
+            "Great Expectations suites (JSON), each `NAME.json`: a bare `suite: NAME` in `runbooks.inputs` is looked up here, "
+            "then among the shipped suites (one named like a shipped suite replaces it). Every suite here is read at start-up."
+        )
+    )
+
+
 class RateLimitSettings(_Section):
     count: int = Field(5, ge=1, le=1000, description="Real runbook executions allowed per pipeline within `per`.")
     per: Duration = Field(timedelta(hours=1))
@@ -868,7 +877,7 @@ class Settings(BaseSettings):
     routes: list[RouteSettings] = Field(default_factory=list)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
-    checks: FolderSettings | None = None
+    checks: ChecksSettings | None = None
     templates: FolderSettings | None = Field(
         None, description=("A folder of notification templates (Jinja); a file named like a shipped one replaces it.")
     )

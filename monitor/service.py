@@ -35,7 +35,7 @@ from monitor.config import (
     SlackReceiverSettings,
     SourceSettings,
 )
-from monitor.remediation import policies
+from monitor.remediation import policies, suites
 from monitor.remediation.engine import Engine
 from monitor.remediation.runbook import load_all
 from monitor.runner import Pipeline, Runner
@@ -69,10 +69,12 @@ class ScheduledPipeline:
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        runbooks = load_all(settings.runbooks.folder)  # the operator's files first: a bad one starts nothing
+        checks_folder = settings.checks.folder if settings.checks is not None else None
+        suites.validate(checks_folder)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(settings.store_url)
         self.recorder = StoreRecorder(self.store)
-        runbooks = load_all(settings.runbooks.folder)
         self.notifiers: dict[str, Notifier] = build(settings.receivers, runbooks.values(), settings.templates)
         self.policy = ingest.AlertPolicy.from_settings(settings, runbooks=tuple(runbooks.values()))
         self.slack_signing_secrets = [
@@ -89,7 +91,7 @@ class Service:
             runbooks,
             self.store,
             self.sources.find,
-            services={"policy": self.policy, "notifiers": self.notifiers, "sources": self.sources.find},
+            services={"policy": self.policy, "notifiers": self.notifiers, "sources": self.sources.find, "checks_folder": checks_folder},
         )
         self._policy_watermark = 0
         self.scheduler = BackgroundScheduler(

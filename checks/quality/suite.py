@@ -34,6 +34,26 @@ def shipped_suite(name: str) -> Path:
     return path
 
 
+def find_suite(suite: str, folder: Path | None = None) -> Path:
+    """A suite as a config names it: a path (it has a ``/`` or ends in ``.json``) as written; a
+    bare name is ``NAME.json`` in ``folder`` (your suites, where one named like a shipped suite
+    replaces it), else the shipped suite of that name."""
+    if "/" in suite or suite.endswith(".json"):
+        return Path(suite)
+    if folder is not None and (mine := folder / f"{suite}.json").is_file():
+        return mine
+    if (SUITES_DIR / f"{suite}.json").is_file():
+        return SUITES_DIR / f"{suite}.json"
+    known = sorted({*SHIPPED_SUITES, *(folder_suites(folder) if folder is not None else ())})
+    where = f"in {folder} or shipped" if folder is not None else "shipped"
+    raise SuiteLoadError(suite, f"no suite named {suite!r} {where}; have {', '.join(known)}")
+
+
+def folder_suites(folder: Path) -> list[str]:
+    """The names of the suites in ``folder`` (its ``*.json`` files)."""
+    return sorted(p.stem for p in folder.glob("*.json"))
+
+
 def _check_id(exp: dict[str, Any], index: int) -> str:
     column = exp["kwargs"].get("column")
     base = exp["type"] + (f"[{column}]" if column else "")

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import Duration, RunbookInputSettings, RunbookSettings
-from monitor.remediation import placeholders
+from monitor.remediation import placeholders, suites
 from monitor.remediation.actions.base import Finding, StepContext
 
 _OK = ("passed", "warning")
@@ -53,9 +53,9 @@ class VerifyInputs:
                 summary=f"no inputs declared for {pipeline or 'this alert'} (runbooks.inputs)", data={"declared": 0, "inputs": []}
             )
         inputs = [_integrity(ctx, spec) for spec in declared]
-        suites = [(entry, spec.suite) for entry, spec in zip(inputs, declared) if spec.suite and entry["exists"]]
-        if suites:
-            _quality(suites, args.quality_timeout.total_seconds())
+        with_suites = [(entry, spec.suite) for entry, spec in zip(inputs, declared) if spec.suite and entry["exists"]]
+        if with_suites:
+            _quality(with_suites, ctx.services.get("checks_folder"), args.quality_timeout.total_seconds())
         for entry in inputs:
             entry["ok"] = all(check["status"] in _OK for check in entry["checks"])
         bad = [entry for entry in inputs if not entry["ok"]]
@@ -134,18 +134,10 @@ def _table(path: Path, *, whole: bool) -> tuple[int, Any]:
     return len(read_table(path, columns=table_columns(path)[:1] or None)), None
 
 
-def _suite_path(suite: str) -> str:
-    """A path as written, or the file of a shipped suite when given a bare name."""
-    if "/" in suite or suite.endswith(".json"):
-        return suite
-    from checks.quality.suite import shipped_suite
-
-    return str(shipped_suite(suite))
-
-
-def _quality(suites: list[tuple[dict[str, Any], str]], timeout: float) -> None:
+def _quality(with_suites: list[tuple[dict[str, Any], str]], folder: Path | None, timeout: float) -> None:
     """Each (input, suite) validated by `checks.cli.run_quality` in one spawned worker, all within
-    `timeout`; each verdict is appended to its input's checks. The worker is killed at the end."""
+    `timeout`; each verdict is appended to its input's checks. A bare suite name is looked up in
+    `folder` (`checks.folder`), then among the shipped suites. The worker is killed at the end."""
     from checks.cli import run_quality
     from checks.errors import CheckError
 
@@ -153,10 +145,10 @@ def _quality(suites: list[tuple[dict[str, Any], str]], timeout: float) -> None:
     pool = multiprocessing.get_context("spawn").Pool(processes=1)
     try:
         pending = []
-        for entry, suite in suites:
+        for entry, suite in with_suites:
             try:
-                pending.append((entry, suite, pool.apply_async(run_quality, (_suite_path(suite), entry["path"]))))
-            except CheckError as exc:  # an unknown shipped suite name
+                pending.append((entry, suite, pool.apply_async(run_quality, (suites.path_of(suite, folder), entry["path"]))))
+            except CheckError as exc:  # a name that is no suite
                 entry["checks"].append(_check(f"quality:{suite}", "error", str(exc)))
         for entry, suite, job in pending:
             name = f"quality:{Path(suite).stem}"

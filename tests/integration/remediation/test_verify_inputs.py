@@ -51,7 +51,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def verify(inputs: dict, *, pipeline: str = "train_ranker", run_id: str = "r7", **args):
+def verify(inputs: dict, *, pipeline: str = "train_ranker", run_id: str = "r7", checks_folder: Path | None = None, **args):
     settings = RunbookSettings.model_validate({"inputs": inputs})
     ctx = StepContext(
         alert=alert(pipeline=pipeline, run_id=run_id),
@@ -60,7 +60,7 @@ def verify(inputs: dict, *, pipeline: str = "train_ranker", run_id: str = "r7", 
         results={},
         dry_run=False,
         clock=utcnow,
-        services={"runbook_settings": settings},
+        services={"runbook_settings": settings, "checks_folder": checks_folder},
     )
     return ACTION.run(ctx, ACTION.Args(**args))
 
@@ -103,6 +103,29 @@ def test_declared_inputs_that_are_right_pass_every_check(tmp_path):
     }
     assert (csv["rows"], checks_of(csv)) == (1200, {"exists": "passed", "min_rows": "passed", "quality:demo_schema": "passed"})
     assert finding.summary == "2 input(s) of train_ranker pass their checks"
+
+
+def test_a_bare_suite_name_is_the_checks_folders_suite_before_a_shipped_one(tmp_path):
+    """`checks.folder` holds `train_suite.json` and a `demo_schema.json` that replaces the shipped
+    one (it wants 5,000 rows, the shipped one wants none): both are found by name, the folder's first."""
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    suite(folder, 1000)
+    (folder / "demo_schema.json").write_text((folder / "train_suite.json").read_text().replace("1000", "5000"))
+    data = tmp_path / "train.csv"
+    frame(1500).to_csv(data, index=False)
+    finding = verify(
+        {"train_ranker": [{"path": str(data), "suite": "train_suite"}, {"path": str(data), "suite": "demo_schema"}]}, checks_folder=folder
+    )
+    mine, replaced = finding.data["inputs"]
+    assert checks_of(mine) == {"exists": "passed", "quality:train_suite": "passed"}
+    assert checks_of(replaced) == {"exists": "passed", "quality:demo_schema": "failed"}
+    unknown = verify({"train_ranker": [{"path": str(data), "suite": "trian_suite"}]}, checks_folder=folder)
+    (entry,) = unknown.data["inputs"]
+    assert entry["checks"][-1]["status"] == "error"
+    assert (
+        f"no suite named 'trian_suite' in {folder} or shipped; have demo_schema, demo_values, train_suite" in entry["checks"][-1]["summary"]
+    )
 
 
 def test_missing_file_is_a_failed_check_not_a_step_failure(tmp_path):
