@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor import linear_regex
-from monitor.alerting import matchers as am_matchers
+from monitor import matchers as am_matchers
 from monitor.errors import ConfigError
 
 CONFIG_ENV = "DAGWATCH_CONFIG"

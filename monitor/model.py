@@ -329,7 +329,7 @@ class NotificationView(BaseModel):
 
 
 class Alert(BaseModel):
-    """The alert as users and other tools see it (ARCHITECTURE.md, "Alert (JSON)")."""
+    """The alert as users and other tools see it (README.md, "An alert"; a test keeps the two alike)."""
 
     id: int
     fingerprint: str

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from monitor.alerting.matchers import Matcher, all_match, lookup, parse_list
 from monitor.alerting.routing import delivering_routes, matches
 from monitor.config import AlertingSettings, InhibitRuleSettings, RouteSettings, TimeIntervalSettings
+from monitor.matchers import Matcher, all_match, lookup, parse_list
 from monitor.model import KINDS, AlertKind
 
 

@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Mapping, Sequence
 
 from monitor import linear_regex
-from monitor.alerting.matchers import all_match, parse_list
 from monitor.config import AlertingSettings, RouteSettings
+from monitor.matchers import all_match, parse_list
 from monitor.model import Tier
 
 DEFAULT_KINDS_BY_TIER: dict[Tier, frozenset[str]] = {

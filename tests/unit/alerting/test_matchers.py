@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.alerting.matchers import Matcher, MatcherError, Op, all_match, parse_list, parse_matchers
 from monitor.alerting.routing import alert_attributes, route_matches
 from monitor.config import RouteSettings
+from monitor.matchers import Matcher, MatcherError, Op, all_match, parse_list, parse_matchers
 
 EQ, NE, RE, NRE = Op.EQUAL, Op.NOT_EQUAL, Op.REGEX, Op.NOT_REGEX
 
