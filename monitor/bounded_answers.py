@@ -54,15 +54,10 @@ class Bounds:
                 f"{_what(response.request)} declares {int(declared):,} bytes, over {self._limit()}", request=response.request
             )
         encodings = [e.strip().lower() for e in response.headers.get_list("Content-Encoding", split_commas=True)]
-        encodings = [e for e in encodings if e and e != "identity"]
-        if unknown := [e for e in encodings if e not in _DECODERS]:
-            raise httpx.DecodingError(
-                f"{_what(response.request)} is encoded as {', '.join(unknown)}, which dagwatch did not ask for", request=response.request
-            )
-        if encodings:  # decoded by _BoundedStream: httpx must not decode it again
+        if encodings:  # decoded (or refused) by _BoundedStream: httpx must not decode it again
             del response.headers["Content-Encoding"]
-        decoders = [_DECODERS[e]() for e in reversed(encodings)]  # the last applied is undone first
-        response.stream = _BoundedStream(response.stream, response.request, self, decoders)  # type: ignore[arg-type]
+        decoders = [_decoder(e, response.request) for e in reversed(encodings)]  # the last applied is undone first
+        response.stream = _BoundedStream(response.stream, response.request, self, [d for d in decoders if d is not None])  # type: ignore[arg-type]
 
     def _limit(self) -> str:
         return f"dagwatch's limit of {self.max_bytes / 2**20:g} MiB"
@@ -76,7 +71,7 @@ def peer_client(bounds: Bounds = DEFAULT, **kwargs: Any) -> httpx.Client:
     only for the encodings the bounds can decode (httpx would add br and zstd when their
     libraries happen to be installed)."""
     client = httpx.Client(event_hooks=bounds.hooks(), **kwargs)
-    client.headers["Accept-Encoding"] = ", ".join(_DECODERS)
+    client.headers["Accept-Encoding"] = "gzip, deflate"
     return client
 
 
@@ -84,8 +79,38 @@ def peer_client(bounds: Bounds = DEFAULT, **kwargs: Any) -> httpx.Client:
 #: (servers send both), as httpx decodes them.
 _DECODERS: dict[str, Callable[[], Any]] = {
     "gzip": lambda: zlib.decompressobj(zlib.MAX_WBITS | 16),
+    "x-gzip": lambda: zlib.decompressobj(zlib.MAX_WBITS | 16),
     "deflate": lambda: _Deflate(),
 }
+#: Compressions httpx decodes when their libraries are installed, and so could expand without
+#: bound; never asked for, so a body in one is refused (an empty one, a 304's, is fine).
+_REFUSED = frozenset({"br", "zstd"})
+
+
+def _decoder(encoding: str, request: httpx.Request) -> Any:
+    """What undoes `encoding` under the bound; None for one that is no compression (identity) or
+    that httpx does not know either (`none`, `UTF-8`: servers send such), which httpx ignores too."""
+    if encoding in _DECODERS:
+        return _DECODERS[encoding]()
+    if encoding in _REFUSED:
+        return _Refused(encoding, request)
+    return None
+
+
+class _Refused:
+    def __init__(self, encoding: str, request: httpx.Request) -> None:
+        self.encoding, self.request = encoding, request
+        self.unconsumed_tail = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if data:
+            raise httpx.DecodingError(
+                f"{_what(self.request)} is encoded as {self.encoding}, which dagwatch did not ask for", request=self.request
+            )
+        return b""
+
+    def flush(self) -> bytes:
+        return b""
 
 
 class _Deflate:
@@ -100,7 +125,7 @@ class _Deflate:
         return self._inner.unconsumed_tail
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
-        first, self._first = self._first, False
+        first, self._first = self._first, self._first and not data  # the first bytes decide, not an empty call
         try:
             return self._inner.decompress(data, max_length)
         except zlib.error:

@@ -315,7 +315,7 @@ def _suites(settings: Settings) -> list[str]:
     from monitor.remediation import suites
 
     try:
-        return suites.validate(settings.checks.folder if settings.checks is not None else None)
+        return suites.validate(settings, build=True)
     except DagwatchError as exc:
         _fail(str(exc))
         raise

@@ -70,8 +70,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         runbooks = load_all(settings.runbooks.folder)  # the operator's files first: a bad one starts nothing
+        suites.validate(settings)
         checks_folder = settings.checks.folder if settings.checks is not None else None
-        suites.validate(checks_folder)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(settings.store_url)
         self.recorder = StoreRecorder(self.store)

@@ -73,7 +73,7 @@ class Client:
     def _get(self, path: str, params: Mapping[str, Any]) -> Any:
         try:
             response = self._http.get(f"{self.url}{path}", params=params)
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:  # unreachable, or an answer past the bounds or not decodable
             raise PrometheusUnreachable(f"cannot reach Prometheus at {self.url}: {type(exc).__name__}: {exc}") from exc
         try:
             body = response.json()

@@ -117,7 +117,8 @@ class FakeHTTPServer:
                 payload, content_type = reply.encoded()
                 headers = {"Content-Type": content_type, **reply.headers}
                 if isinstance(payload, bytes):
-                    headers.setdefault("Content-Length", str(len(payload)))
+                    if not any(name.lower() == "content-length" for name in headers):
+                        headers["Content-Length"] = str(len(payload))
                 else:
                     headers["Transfer-Encoding"] = "chunked"
                 try:
@@ -128,7 +129,7 @@ class FakeHTTPServer:
                     if isinstance(payload, bytes):
                         self.wfile.write(payload)
                         return
-                    for chunk in payload:
+                    for chunk in filter(None, payload):  # an empty chunk would end the body
                         self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                     self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout and size tests)

@@ -19,6 +19,8 @@ from pydantic import SecretStr
 from monitor.alerting.notifiers import DeliveryError, build_one
 from monitor.bounded_answers import AnswerTooLarge, AnswerTooSlow, Bounds, peer_client
 from monitor.config import PrefectSourceSettings, WebhookReceiverSettings
+from monitor.model import utcnow
+from monitor.remediation import prometheus_query
 from monitor.retry import Retries
 from monitor.sources.airflow_auth import BasicCredentials
 from monitor.sources.airflow_http import AirflowClient
@@ -44,6 +46,10 @@ ENCODED = {  # mode → (Content-Encoding, body): whole answers with their Conte
     "deflate": ("deflate", _deflate(b'{"dags": ["etl"]}', header=True)),
     "rawdeflate": ("deflate", _deflate(b'{"dags": ["etl"]}', header=False)),
     "twice": ("gzip, gzip", gzip.compress(gzip.compress(b'{"dags": ["etl"]}'))),
+    "chain": ("deflate, gzip", gzip.compress(_deflate(b'{"dags": ["etl"]}', header=False))),
+    "xgzip": ("x-gzip", gzip.compress(b'{"dags": ["etl"]}')),
+    "nonsense": ("UTF-8", b'{"dags": ["etl"]}'),  # no compression at all: ignored, as httpx does
+    "emptybr": ("br", b""),
     "bomb": ("gzip", gzip.compress(b'{"dags": [' + b" " * BOMB + b"]}")),
     "brotli": ("br", b"\x1b\x10\x00\x00"),
     "garbage": ("gzip", b"not gzip at all"),
@@ -143,12 +149,18 @@ def test_a_receiver_that_declares_a_huge_answer_is_a_retryable_delivery_failure(
     assert "declares 10,737,418,240 bytes" in str(caught.value)
 
 
-@pytest.mark.parametrize("mode", ["gzip", "deflate", "rawdeflate", "twice"])
+@pytest.mark.parametrize("mode", ["gzip", "deflate", "rawdeflate", "twice", "chain", "xgzip", "nonsense"])
 def test_a_compressed_answer_is_decoded_under_the_bound(peer, mode):
     with peer_client(SMALL, timeout=5) as client:
         answer = client.get(f"{peer.url}/{mode}")
     assert answer.json() == {"dags": ["etl"]}
     assert [r.header("Accept-Encoding") for r in peer.requests] == ["gzip, deflate"]  # only what the bound can decode
+
+
+def test_an_empty_answer_in_an_encoding_not_asked_for_is_fine(peer):
+    with peer_client(SMALL, timeout=5) as client:
+        answer = client.get(f"{peer.url}/emptybr")
+    assert (answer.status_code, answer.content) == (200, b"")
 
 
 def test_a_compression_bomb_is_refused_once_it_reaches_the_bound(peer):
@@ -187,3 +199,9 @@ def test_airflow_that_sends_a_bomb_is_unavailable_not_a_full_memory(peer):
     finally:
         client.close()
     assert "dagwatch" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "brotli", "bomb"])
+def test_prometheus_that_answers_undecodable_or_too_much_is_unreachable_for_the_runbook(peer, mode):
+    with prometheus_query.Client(f"{peer.url}/{mode}", timeout=5) as client, pytest.raises(prometheus_query.PrometheusUnreachable):
+        client.instant("up", utcnow())

@@ -34,17 +34,30 @@ def synopses() -> list[str]:
     return found
 
 
-def as_typed(synopsis: str) -> list[str]:
-    """`dagwatch alerts silence ID\\|-m key=matcher… --for 1h [--comment C]` → what one would type."""
+def as_typed(synopsis: str) -> list[list[str]]:
+    """`dagwatch up [--log-format text\\|json]` → each way to type it: every first alternative,
+    then each other alternative in turn."""
     text = synopsis.replace("\\|", "|").replace("[", " ").replace("]", " ").replace("…", "")
-    words, skipping = [], False
-    for word in shlex.split(text)[1:]:
+    words = shlex.split(text)[1:]
+    lines = [_line(words, {})]
+    for at, word in enumerate(words):
+        lines += [_line(words, {at: other}) for other in word.split("|")[1:]]
+    return lines
+
+
+def _line(words: list[str], choose: dict[int, str]) -> list[str]:
+    """Word `at` typed as `choose[at]`, every other `a|b` as a. Where an alternative is an option
+    (`ID|-m key=matcher`), the words up to the next option are its values: typed with it, left
+    out without it."""
+    typed, skipping = [], False
+    for at, word in enumerate(words):
         if skipping and not word.startswith("-"):
-            continue  # the values of the alternative not taken (`ID|-m key=matcher`)
-        first, bar, other = word.partition("|")
-        words.append(first)
-        skipping = bool(bar) and other.startswith("-")
-    return [EXAMPLES.get(before, "42" if word == "ID" else word) for before, word in zip(["", *words], words)]
+            continue
+        alternatives = word.split("|")
+        chosen = choose.get(at, alternatives[0])
+        typed.append(chosen)
+        skipping = any(a.startswith("-") for a in alternatives) and not chosen.startswith("-")
+    return [EXAMPLES.get(before, "42" if word == "ID" else word) for before, word in zip(["", *typed], typed)]
 
 
 def parse(args: list[str]) -> None:
@@ -60,9 +73,22 @@ def test_the_table_lists_the_commands():
     assert len(synopses()) >= 12
 
 
-@pytest.mark.parametrize("synopsis", [s for s in synopses() if "--version" not in s])
-def test_each_command_in_the_readme_parses_as_written(synopsis: str):
-    parse(as_typed(synopsis))
+@pytest.mark.parametrize("typed", [line for s in synopses() if "--version" not in s for line in as_typed(s)], ids=" ".join)
+def test_each_command_in_the_readme_parses_as_written(typed: list[str]):
+    parse(typed)
+
+
+def test_every_alternative_is_a_line_of_its_own():
+    assert as_typed("dagwatch alerts silence ID\\|-m key=matcher… --for 1h [--comment C]") == [
+        ["alerts", "silence", "42", "--for", "1h", "--comment", "C"],
+        ["alerts", "silence", "-m", "key=matcher", "--for", "1h", "--comment", "C"],
+    ]
+    assert [line[-1] for line in as_typed("dagwatch token create --name N --role ingest\\|viewer\\|operator\\|admin")] == [
+        "ingest",
+        "viewer",
+        "operator",
+        "admin",
+    ]
 
 
 def test_a_stale_synopsis_would_fail():

@@ -28,6 +28,8 @@ def test_the_documented_alert_is_one_the_api_could_serve():
     assert parsed.links["runbook"].endswith("/start?alert_id=42")
 
 
-def test_every_notification_status_is_documented():
-    sentence = README[README.index("a notification's `status` is") :][:200]
-    assert all(status.value in sentence for status in NotificationStatus)
+def test_every_notification_status_is_documented_and_no_other():
+    sentence = README[README.index("a notification's `status` is") :].split(".")[0]
+    sentence = re.sub(r"\([^)]*\)", "", sentence.removeprefix("a notification's `status` is"))
+    listed = {word.strip() for word in re.split(r",| or ", sentence) if word.strip()}
+    assert listed == {status.value for status in NotificationStatus}
