@@ -112,7 +112,7 @@ def test_an_answer_within_the_bounds_is_read_whole(peer):
     assert answer.json() == {"dags": []}
 
 
-@pytest.mark.parametrize("mode", ["endless", "drip", "declared"])
+@pytest.mark.parametrize("mode", ["endless", "drip", "declared", "bomb"])
 def test_airflow_that_answers_without_end_is_unavailable_not_a_hung_poll(peer, mode):
     client = AirflowClient(
         f"{peer.url}/{mode}",
@@ -126,7 +126,7 @@ def test_airflow_that_answers_without_end_is_unavailable_not_a_hung_poll(peer, m
             client.get("/api/v2/dags")
     finally:
         client.close()
-    assert ("over dagwatch's limit" in str(caught.value)) or ("still arriving" in str(caught.value))
+    assert ("dagwatch's limit" in str(caught.value)) or ("still arriving" in str(caught.value))
 
 
 @pytest.mark.parametrize("mode", ["endless", "drip", "declared"])
@@ -183,22 +183,6 @@ def test_an_encoding_that_cannot_be_decoded_under_the_bound_is_a_clear_error(pee
     with peer_client(SMALL, timeout=5) as client, pytest.raises(httpx.DecodingError) as caught:
         client.get(f"{peer.url}/{mode}")
     assert says in str(caught.value)
-
-
-def test_airflow_that_sends_a_bomb_is_unavailable_not_a_full_memory(peer):
-    client = AirflowClient(
-        f"{peer.url}/bomb",
-        BasicCredentials("dagwatch", SecretStr("secret")),
-        timeout=5,
-        bounds=SMALL,
-        retries=Retries(sleep=lambda _: None),
-    )
-    try:
-        with pytest.raises(SourceUnavailable) as caught:
-            client.get("/api/v2/dags")
-    finally:
-        client.close()
-    assert "dagwatch" in str(caught.value)
 
 
 @pytest.mark.parametrize("mode", ["garbage", "brotli", "bomb"])
