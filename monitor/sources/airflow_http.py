@@ -172,8 +172,9 @@ class AirflowClient:
             raise
         except SourceUnavailable as exc:  # the token endpoint could not be asked
             return Blip(str(exc), exc.retry_after)
-        except AnswerTooLarge as exc:  # garbage, not a blip: asking again brings the same
-            reason = f"Airflow answered {method} {path} with more than dagwatch reads: {exc}"
+        except (AnswerTooLarge, httpx.DecodingError) as exc:  # garbage, not a blip: asking again brings the same
+            what = "more than dagwatch reads" if isinstance(exc, AnswerTooLarge) else "a body dagwatch cannot decode"
+            reason = f"Airflow answered {method} {path} with {what}: {exc}"
             self.backoff.failed(reason)
             raise SourceUnavailable(reason) from None
         except httpx.HTTPError as exc:  # refused, reset, timed out

@@ -218,6 +218,8 @@ class PrefectApi:
             raise SourceUnavailable(f"prefect API timed out: {where}: {exc}") from exc
         except AnswerTooLarge as exc:
             raise SourceUnavailable(f"prefect API answered {where} with more than dagwatch reads: {exc}") from None
+        except httpx.DecodingError as exc:  # garbage too: a compression it did not ask for, or a broken one
+            raise SourceUnavailable(f"prefect API answered {where} with a body dagwatch cannot decode: {exc}") from None
         except httpx.HTTPError as exc:
             raise SourceUnavailable(f"prefect API unreachable: {where}: {type(exc).__name__}: {exc}") from exc
 

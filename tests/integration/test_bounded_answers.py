@@ -24,7 +24,7 @@ from monitor.remediation import prometheus_query
 from monitor.retry import Retries
 from monitor.sources.airflow_auth import BasicCredentials
 from monitor.sources.airflow_http import AirflowClient
-from monitor.sources.base import SourceUnavailable
+from monitor.sources.base import SourceUnavailable, api_error_kind
 from monitor.sources.prefect_api import PrefectApi
 from tests.fakes.alerts import notification
 from tests.fakes.httpserver import FakeHTTPServer, Recorded, Reply
@@ -189,3 +189,29 @@ def test_an_encoding_that_cannot_be_decoded_under_the_bound_is_a_clear_error(pee
 def test_prometheus_that_answers_undecodable_or_too_much_is_unreachable_for_the_runbook(peer, mode):
     with prometheus_query.Client(f"{peer.url}/{mode}", timeout=5) as client, pytest.raises(prometheus_query.PrometheusUnreachable):
         client.instant("up", utcnow())
+
+
+@pytest.mark.parametrize("mode", ["brotli", "garbage"])
+def test_an_orchestrator_answer_that_cannot_be_decoded_is_an_invalid_response_not_an_outage(peer, mode):
+    """Asking again brings the same garbage: the source fails at once (no retries within the
+    poll) and counts as invalid_response in dagwatch_source_api_errors_total, not as connect."""
+    airflow = AirflowClient(
+        f"{peer.url}/{mode}",
+        BasicCredentials("dagwatch", SecretStr("secret")),
+        timeout=5,
+        bounds=SMALL,
+        retries=Retries(sleep=lambda _: None),
+    )
+    prefect = PrefectApi(PrefectSourceSettings(kind="prefect", name="pf", url=f"{peer.url}/{mode}/api"), bounds=SMALL)
+    try:
+        with pytest.raises(SourceUnavailable) as from_airflow:
+            airflow.get("/api/v2/dags")
+        with pytest.raises(SourceUnavailable) as from_prefect:
+            prefect.request("POST", "flow_runs/filter", {"limit": 1})
+    finally:
+        airflow.close()
+        prefect.close()
+    assert len(peer.requests) == 2  # one each: not retried
+    for caught in (from_airflow, from_prefect):
+        assert "with a body dagwatch cannot decode" in str(caught.value)
+        assert api_error_kind(caught.value) == "invalid_response"
