@@ -35,11 +35,12 @@ def validate(settings: Settings, *, build: bool = False) -> list[str]:
     except ImportError:
         raise ConfigError(None, KEY, "suites need the checks package: pip install './checks[quality]'") from None
     names = folder_suites(folder) if folder is not None else []
+    build = build and _gx_installed()
     for name in names:
         path = folder / f"{name}.json"
         try:
             load_suite_document(path)
-            if build and _gx_installed():
+            if build:
                 load_suite(path)
         except SuiteLoadError as exc:
             raise ConfigError(str(path), KEY, exc.reason) from exc

@@ -84,6 +84,13 @@ class Misbehaving(FakeHTTPServer):
         yield b"]}"
 
 
+def airflow_client(url: str) -> AirflowClient:
+    """Airflow's real client under the small bounds, its retries without waiting."""
+    return AirflowClient(
+        url, BasicCredentials("dagwatch", SecretStr("secret")), timeout=5, bounds=SMALL, retries=Retries(sleep=lambda _: None)
+    )
+
+
 @pytest.fixture
 def peer() -> Iterator[Misbehaving]:
     with Misbehaving() as server:
@@ -114,13 +121,7 @@ def test_an_answer_within_the_bounds_is_read_whole(peer):
 
 @pytest.mark.parametrize("mode", ["endless", "drip", "declared", "bomb"])
 def test_airflow_that_answers_without_end_is_unavailable_not_a_hung_poll(peer, mode):
-    client = AirflowClient(
-        f"{peer.url}/{mode}",
-        BasicCredentials("dagwatch", SecretStr("secret")),
-        timeout=5,
-        bounds=SMALL,
-        retries=Retries(sleep=lambda _: None),
-    )
+    client = airflow_client(f"{peer.url}/{mode}")
     try:
         with pytest.raises(SourceUnavailable) as caught:
             client.get("/api/v2/dags")
@@ -195,13 +196,7 @@ def test_prometheus_that_answers_undecodable_or_too_much_is_unreachable_for_the_
 def test_an_orchestrator_answer_that_cannot_be_decoded_is_an_invalid_response_not_an_outage(peer, mode):
     """Asking again brings the same garbage: the source fails at once (no retries within the
     poll) and counts as invalid_response in dagwatch_source_api_errors_total, not as connect."""
-    airflow = AirflowClient(
-        f"{peer.url}/{mode}",
-        BasicCredentials("dagwatch", SecretStr("secret")),
-        timeout=5,
-        bounds=SMALL,
-        retries=Retries(sleep=lambda _: None),
-    )
+    airflow = airflow_client(f"{peer.url}/{mode}")
     prefect = PrefectApi(PrefectSourceSettings(kind="prefect", name="pf", url=f"{peer.url}/{mode}/api"), bounds=SMALL)
     try:
         with pytest.raises(SourceUnavailable) as from_airflow:
