@@ -48,6 +48,12 @@ source + pipeline, so the pipeline names the group. Phases, each dagwatch then A
               requests sharing one transaction) shows; the client is Python threads, so the
               Alertmanager side may be bounded by the client
   idle        5 s of idle CPU, both at once, with everything above still firing
+  biggroup    one group of G alerts (full 10,000, quick 2,000; posted 1,000 a request), its first
+              delivery awaited; then R rounds (10, quick 3) of one more alert in that group, each
+              awaited until the receiver has the delivery that lists it (each server sends the
+              group's whole state, so each delivery lists G+r alerts): server CPU per round, POST →
+              delivery per round (group_interval, 1 s, is most of it). Where re-reading and
+              re-rendering a storm-sized group on every change shows (dagwatch: alerting/render_memo.py)
   rss100k     last: fill each server to 100,000 firing alerts (quick 10,000; what earlier phases
               left firing counts), 1,000 per request (dagwatch's maximum), drain the notifications,
               then VmRSS and VmHWM, then the count again (dagwatch: the dagwatch_alerts_firing
@@ -105,6 +111,8 @@ FULL = dict(
     single_n=2_000,
     concurrent_n=4_000,
     clients=16,
+    big_group=10_000,
+    big_rounds=10,
     rss_target=100_000,
     rss_batch=1000,
     commit_every=10,
@@ -124,13 +132,15 @@ QUICK = dict(
     single_n=100,
     concurrent_n=400,
     clients=8,
+    big_group=2_000,
+    big_rounds=3,
     rss_target=10_000,
     rss_batch=1000,
     commit_every=3,
     group_size=100,
     quiet=2.0,
 )
-PHASES = ("latency", "dedup", "flap", "fanout", "batched", "single", "concurrent", "idle", "rss100k")
+PHASES = ("latency", "dedup", "flap", "fanout", "batched", "single", "concurrent", "idle", "biggroup", "rss100k")
 
 
 def iso(ts: float | None = None) -> str:
@@ -656,6 +666,45 @@ def phase_fanout(server: Server, receiver: Receiver, n: int, delay: float, tag: 
     }
 
 
+def phase_biggroup(server: Server, receiver: Receiver, size: int, rounds: int, tag: str, quiet: float) -> dict[str, Any]:
+    pipeline = f"{tag}-big"
+    alerts = [BenchAlert(pipeline=pipeline, task=f"t{i}") for i in range(size)]
+    for i in range(0, size, 1000):
+        server.post(server.payload(alerts[i : i + 1000]), len(alerts[i : i + 1000]))
+    receiver.wait_quiet(quiet)
+
+    def listed() -> tuple[int, int]:
+        """Deliveries naming the group so far, and the alert entries of the last one."""
+        with receiver.lock:
+            mine = [d for d in receiver.deliveries if d.side == server.side and pipeline in d.pipelines]
+        return len(mine), len(mine[-1].pipelines) if mine else 0
+
+    seen, entries = listed()
+    before = proc_status(server.pid)
+    took: list[float] = []
+    for r in range(rounds):
+        start = time.perf_counter()
+        server.post(server.payload([BenchAlert(pipeline=pipeline, task=f"more{r}")]), 1)
+        deadline = start + 30
+        while time.perf_counter() < deadline:
+            count, entries = listed()
+            if count > seen and entries >= size + r + 1:
+                break
+            time.sleep(0.01)
+        seen = count
+        took.append(time.perf_counter() - start)
+    after = proc_status(server.pid)
+    receiver.wait_quiet(quiet)
+    return {
+        "size": size,
+        "rounds": rounds,
+        "last_delivery_entries": entries,
+        "cpu_ms_per_round": (after["cpu_s"] - before["cpu_s"]) / rounds * 1e3,
+        "round_s_p50": percentile(took, 50),
+        "round_s_max": max(took),
+    }
+
+
 class CommitCheck:
     """On the receiver thread, for a sample of dagwatch deliveries: each alert id in the delivery must
     already be readable from GET /api/v1/alerts/{id}. Runs after the arrival is recorded (latency is
@@ -1084,6 +1133,8 @@ def main() -> int:
             time.sleep(args.idle)
             for server in servers:
                 results[server.side]["idle_cpu_pct"] = (proc_status(server.pid)["cpu_s"] - before[server.side]) / args.idle * 100
+        if "biggroup" in phases:
+            each("biggroup", lambda s: phase_biggroup(s, receiver, params["big_group"], params["big_rounds"], s.side, params["quiet"]))
         for server in servers:
             # before rss100k, so these stay comparable with runs without it
             status = proc_status(server.pid)
@@ -1150,6 +1201,14 @@ def main() -> int:
         ("latency.commit_check.checked", "  latency alerts checked on delivery", ("latency", "commit_check", "checked"), 0),
         ("latency.commit_check.committed", "  … readable (committed) on delivery", ("latency", "commit_check", "committed"), 0),
         ("idle_cpu_pct", f"idle CPU with ~{firing_hint:,} alerts firing, %", ("idle_cpu_pct",), 1),
+        (
+            "biggroup.cpu_ms_per_round",
+            f"big group: one more alert in a group of {params['big_group']:,}, server CPU ms",
+            ("biggroup", "cpu_ms_per_round"),
+            1,
+        ),
+        ("biggroup.round_s_p50", "  POST → its delivery, p50, s (group_interval 1 s)", ("biggroup", "round_s_p50"), 2),
+        ("biggroup.last_delivery_entries", "  alert entries in the last delivery", ("biggroup", "last_delivery_entries"), 0),
         ("rss_idle_mb", "RSS after start-up, MB", ("rss_idle_mb",), 1),
         ("rss_peak_mb", "peak RSS (VmHWM) before rss100k, MB", ("rss_peak_mb",), 1),
         ("rss100k.alerts_per_s", f"rss100k: fill to {rss_n} firing ({params['rss_batch']}/req), alerts/s", ("rss100k", "alerts_per_s"), 0),

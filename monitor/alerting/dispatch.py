@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Iterable
 from concurrent.futures import Executor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
 
 from monitor import metrics
 from monitor.alerting import groups, ingest
 from monitor.alerting.notifiers.base import DeliveryError, Notifier, Receipt
-from monitor.model import AlertKind, Event, EventKind, Notification, NotificationAction, NotificationStatus, utcnow
+from monitor.alerting.render_memo import RenderMemo
+from monitor.model import Alert, AlertKind, Event, EventKind, Notification, NotificationAction, NotificationStatus, utcnow
 from monitor.store import alerts as alert_store
 from monitor.store import groups as group_store
 from monitor.store import outbox
@@ -40,20 +41,19 @@ def build_notification(session, row: NotificationRow, policy: ingest.AlertPolicy
     expired, another replica's flush)."""
     alerts = alert_store.get_many(session, alert_ids=[link.alert_id for link in row.links])
     group = session.get(AlertGroupRow, row.group_id) if row.group_id is not None else None
-    return _message(session, row.id, row.receiver, NotificationAction(row.action), group, alerts, policy)
+    models = alert_store.to_models(session, alerts, base_url=policy.base_url, deliveries=False, runbooks=policy.runbooks)
+    return _message(row.id, row.receiver, NotificationAction(row.action), group, models, policy)
 
 
 def _message(
-    session,
     notification_id: int,
     receiver: str,
     action: NotificationAction,
     group: AlertGroupRow | None,
-    alerts: list,
+    models: list[Alert],
     policy: ingest.AlertPolicy,
 ) -> Notification:
-    """`alerts`: rows of the alerts it carries (ORM rows, or a flush's rows of their columns)."""
-    models = alert_store.to_models(session, alerts, base_url=policy.base_url, deliveries=False, runbooks=policy.runbooks)
+    """`models`: the receiver's view of the alerts it carries (`store.alerts.to_models`)."""
     return Notification(
         id=notification_id,
         receiver=receiver,
@@ -79,6 +79,7 @@ class TickState:
     timers_at: datetime | None = None
     timers_every: timedelta = timedelta(seconds=1)
     muting_every: timedelta = timedelta(seconds=1)
+    memo: RenderMemo = field(default_factory=RenderMemo)
     _muting: groups.Muting | None = None
     _muting_at: datetime | None = None
 
@@ -136,8 +137,15 @@ def tick(
             rules=policy.muting,
             muting=lambda: state.muting(session, now, policy.muting),
             claim_until=now + outbox.LEASE,  # sent right after the commit, below
+            memo=state.memo,
         )
-        ready = [(f.group.id, _message(session, f.notification_id, f.group.receiver, f.action, f.group, f.alerts, policy)) for f in flushed]
+        ready = [
+            (
+                f.group.id,
+                _message(f.notification_id, f.group.receiver, f.action, f.group, state.memo.models(session, f.alerts, policy), policy),
+            )
+            for f in flushed
+        ]
     for f in flushed:  # committed: count what the flush superseded
         if f.superseded:
             metrics.NOTIFICATIONS_SUPERSEDED.labels(receiver=f.group.receiver).inc(f.superseded)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Collection, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,9 @@ from monitor.model import AlertKind, AlertStatus, NotificationAction, Notificati
 from monitor.store import groups as group_store
 from monitor.store.db import Changed, signal
 from monitor.store.tables import AlertGroupRow, AlertRow
+
+if TYPE_CHECKING:
+    from monitor.alerting.render_memo import RenderMemo
 
 
 def attrs_of(alert: AlertRow) -> dict[str, str]:
@@ -70,8 +73,11 @@ def due_at(group: AlertGroupRow | group_store.Timing, now: datetime) -> datetime
     return when if group.next_flush_at is None or when < group.next_flush_at else None
 
 
+_FIRING, _RESOLVED = AlertStatus.FIRING.value, AlertStatus.RESOLVED.value  # read per alert of every flush
+
+
 def _state(alert: AlertRow) -> str:
-    if alert.status == AlertStatus.RESOLVED.value:
+    if alert.status == _RESOLVED:
         return "resolved"
     return "acked" if alert.acked_at else "firing"
 
@@ -91,11 +97,12 @@ class Muting:
         firing = [(a.id, attrs_of(a)) for a in group_store.firing_alerts(session)] if rules.inhibit else []
         return cls(silences, group_store.down_sources(session), rules, firing)
 
-    def of(self, alert: AlertRow, now: datetime) -> str | None:
+    def of(self, alert: AlertRow, now: datetime, attrs: dict[str, str] | None = None) -> str | None:
+        """What mutes the alert now; `attrs`: its routing attributes, if already at hand."""
         return muted_by(
             AlertKind(alert.kind),
             alert.source,
-            attrs_of(alert),
+            attrs if attrs is not None else attrs_of(alert),
             self.silences,
             self.down,
             now,
@@ -124,18 +131,26 @@ def flush_due(
     rules: Rules = NO_RULES,
     muting: Callable[[], Muting] | None = None,
     claim_until: datetime | None = None,
+    memo: RenderMemo | None = None,
 ) -> list[Flushed]:
     """Turn due groups into outbox notifications. `muting`: where the flusher gets what mutes
     (the dispatcher's copy, `TickState.muting`), read from the store when not given;
     `claim_until`: the notifications are created claimed by the caller until then (it sends
-    them itself right after the commit)."""
+    them itself right after the commit); `memo`: the dispatcher's memory of big groups' alerts,
+    which reads only what changed in them."""
     due = group_store.due(session, now=now, limit=limit)
     if not due:
         return []
     muting_now = muting() if muting is not None else Muting.read(session, now, rules)
-    members = group_store.members(session, group_ids=[group.id for group in due])
+    big = {group.id for group in due if memo is not None and memo.wanted(group)}
+    members = group_store.members(session, group_ids=[group.id for group in due if group.id not in big])
+    if memo is not None and big:
+        members |= memo.members(session, group_ids=big)
+    attrs = memo.attrs if memo is not None else attrs_of
     muted: dict[int, str | None] = {}
-    created = [f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until)) is not None]
+    created = [
+        f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until, attrs)) is not None
+    ]
     group_store.set_muted(session, muted)
     superseded = Counter(
         group_id for _, group_id in group_store.supersede(session, new={f.group.id: f.notification_id for f in created}, now=now)
@@ -151,8 +166,9 @@ def _flush(
     muting: Muting,
     muted: dict[int, str | None],
     claim_until: datetime | None,
+    attrs: Callable[[Any], dict[str, str]],
 ) -> Flushed | None:
-    told = _told(group, members, now, muting, muted)
+    told = _told(group, members, now, muting, muted, attrs)
     live = any(v in ("firing", "acked") for v in told.values())  # firing and not muted: repeats go on
     content = {k: (group.notified[k] if v == "held" else v) for k, v in told.items()}
     firing = [k for k, v in content.items() if v in ("firing", "acked")]
@@ -187,7 +203,14 @@ def _flush(
     return flushed
 
 
-def _told(group: AlertGroupRow, members: list[Any], now: datetime, muting: Muting, muted: dict[int, str | None]) -> dict[str, str]:
+def _told(
+    group: AlertGroupRow,
+    members: list[Any],
+    now: datetime,
+    muting: Muting,
+    muted: dict[int, str | None],
+    attrs: Callable[[Any], dict[str, str]],
+) -> dict[str, str]:
     """What the receiver should believe of each alert after this flush (ARCHITECTURE.md, the rules of truth).
 
     A muted firing alert is "held": the receiver keeps its last word (firing, acked) or, if it
@@ -195,17 +218,19 @@ def _told(group: AlertGroupRow, members: list[Any], now: datetime, muting: Mutin
     was told of are "resolved"; resolved alerts it never heard of are left out. What mutes a
     firing alert now, where it changed, goes into `muted` (alert id → reason or None)."""
     content: dict[str, str] = {}
+    notified = group.notified
     for alert in members:
         key = str(alert.id)
-        if alert.status == AlertStatus.FIRING.value:
-            why = muting.of(alert, now)
+        firing = alert.status == _FIRING
+        if firing:
+            why = muting.of(alert, now, attrs(alert))
             if why != alert.muted_by:
                 muted[alert.id] = why
             if why is not None:
-                if key in group.notified:
+                if key in notified:
                     content[key] = "held"
                 continue
-        if alert.status == AlertStatus.FIRING.value or key in group.notified:
+        if firing or key in notified:
             content[key] = _state(alert)
     return content
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime
 from typing import Any, Collection, Iterable, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Text, bindparam, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -142,6 +143,44 @@ def members(session: Session, *, group_ids: Collection[int]) -> dict[int, list[A
         for row in session.connection().execute(_MEMBER_ROWS, {"group_ids": ids[i : i + 500]}):
             found[row.group_id].append(row)
     return found
+
+
+#: Each column of an alert as the database's text: what `alerting/render_memo.py` compares to know
+#: whether a member changed, far cheaper than decoding its JSON and datetimes.
+_TEXTS = [cast(column, Text).label(f"{column.name}_text") for column in _ALERTS.c]
+_MEMBER_TEXTS = (
+    select(_MEMBERS.c.group_id, _ALERTS.c.id, *_TEXTS)
+    .join(_ALERTS, _ALERTS.c.id == _MEMBERS.c.alert_id)
+    .where(_MEMBERS.c.group_id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(_MEMBERS.c.group_id, _ALERTS.c.id)
+)
+#: The typed row and its text in one statement, so the two always describe the same version.
+_ROWS_WITH_TEXTS = select(_ALERTS, *_TEXTS).where(_ALERTS.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def member_texts(session: Session, *, group_ids: Collection[int]) -> dict[int, list[tuple[int, tuple]]]:
+    """Each group's members as (alert id, the text of every column of its alert), in one query."""
+    session.flush()  # this session's own changes first
+    found: dict[int, list[tuple[int, tuple]]] = {group_id: [] for group_id in group_ids}
+    ids = sorted(found)
+    for i in range(0, len(ids), 500):
+        for row in session.connection().execute(_MEMBER_TEXTS, {"group_ids": ids[i : i + 500]}):
+            found[row[0]].append((row[1], tuple(row[2:])))
+    return found
+
+
+#: An alert's columns, apart from the text they were read with (which a memo need not keep).
+AlertColumns = namedtuple("AlertColumns", [column.name for column in _ALERTS.c])  # type: ignore[misc]
+
+
+def rows_with_texts(session: Session, *, alert_ids: Collection[int]) -> list[tuple[Any, tuple]]:
+    """(every column of `alerts`, the text of those columns) of these alerts, as read together."""
+    ids, width = sorted(alert_ids), len(_ALERTS.c)
+    return [
+        (AlertColumns(*row[:width]), tuple(row[width:]))
+        for i in range(0, len(ids), 500)
+        for row in session.connection().execute(_ROWS_WITH_TEXTS, {"ids": ids[i : i + 500]})
+    ]
 
 
 def set_muted(session: Session, muted: dict[int, str | None]) -> None:

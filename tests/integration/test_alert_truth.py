@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from monitor.alerting import dispatch, ingest, verbs
+from monitor.alerting.render_memo import RenderMemo
 from monitor.config import AlertingSettings, FlapSettings
 from monitor.model import AlertStatus, Event, EventKind, Notification, NotificationAction, Tier
 from monitor.store import Store
@@ -122,6 +123,9 @@ class AlertTruth(RuleBasedStateMachine):
         self.store, self.clock, self.policy = store, Clock(), truth_policy()
         self.receivers = {name: Receiver(name, store) for name in ("pager", "chat")}
         self.model = Reference()
+        # Everything every tick, as without a state; the memo serves every group told anything,
+        # so the groups' words come through it (alerting/render_memo.py) from their second flush.
+        self.dispatcher = dispatch.TickState(always=True, memo=RenderMemo(from_size=1))
 
     # ---- what happens ----------------------------------------------------------------
     def _apply(self, events: list[Event]) -> None:
@@ -166,7 +170,7 @@ class AlertTruth(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from((1, 11, 61)))
     def time_passes(self, seconds: int) -> None:
         self.clock.advance(timedelta(seconds=seconds))
-        dispatch.tick(self.store, self.receivers, self.policy, clock=self.clock)
+        dispatch.tick(self.store, self.receivers, self.policy, clock=self.clock, state=self.dispatcher)
 
     @rule()
     def quiet_point(self) -> None:
