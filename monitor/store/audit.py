@@ -76,7 +76,7 @@ def record_many(session: Session, entries: list[Entry], *, now: datetime, keep: 
 #: bulk-delete machinery, cost more than running it on the index.
 _PRUNE = delete(_AUDIT).where(
     _AUDIT.c.id.in_(
-        select(_AUDIT.c.id).where(_AUDIT.c.at < bindparam("before")).order_by(_AUDIT.c.id).limit(bindparam("batch")).scalar_subquery()
+        select(_AUDIT.c.id).where(_AUDIT.c.at < bindparam("before")).order_by(_AUDIT.c.at).limit(bindparam("batch")).scalar_subquery()
     )
 )
 

@@ -43,6 +43,18 @@ def test_old_entries_go_a_bounded_batch_per_write_and_young_ones_stay(store: Sto
     assert ages == [0, 0, 0, 0] + [89] * 5
 
 
+def test_pruning_walks_the_time_index_from_the_oldest_entry_not_the_whole_log(store: Store) -> None:
+    """Every pushed request prunes; a prune that scanned the log (ordered by id) cost 3.7 ms a
+    commit at 50,000 entries and grew with the 90 days kept. Through the index on `at` it stops
+    at the first entry young enough. SQLite's plan says which (PostgreSQL plans by its statistics)."""
+    with store.session() as db:
+        compiled = audit._PRUNE.compile(dialect=db.bind.dialect)
+        values = compiled.construct_params({"before": utcnow().isoformat(), "batch": 100})
+        parameters = tuple(values[name] for name in compiled.positiontup)
+        plan = " | ".join(row[-1] for row in db.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), parameters))
+    assert "INDEX ix_audit_log_at (at<?)" in plan and "SCAN audit_log" not in plan, plan
+
+
 def test_query_filters_newest_first(store: Store) -> None:
     now = utcnow()
     with store.session() as db:

@@ -16,6 +16,20 @@ def test_body_is_the_notification_with_alerts_as_alert_json():
     assert [Alert.model_validate(a) for a in document["alerts"]] == n.alerts
 
 
+def test_body_is_strict_compact_utf8_json_with_its_keys_in_order():
+    failed = alert(1).model_copy(update={"summary": "fit ✗ «loss»", "details": {"loss": float("nan"), "lr": 1e-5}})
+    raw = webhook.body(notification(alerts=[failed, alert(2)]))
+
+    def not_json(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    document = json.loads(raw, parse_constant=not_json)
+    assert list(document) == ["version", "id", "receiver", "action", "group_key", "idempotency_key", "title", "alerts"]
+    assert raw.startswith(b'{"version":"1","id":') and '"summary":"fit ✗ «loss»"'.encode() in raw  # compact, not escaped
+    assert document["alerts"][0]["details"] == {"loss": None, "lr": 1e-5}
+    assert [a["id"] for a in document["alerts"]] == [1, 2]
+
+
 def test_signature_is_hmac_sha256_of_the_timestamp_and_the_exact_bytes():
     raw = webhook.body(notification())
     header = webhook.signature("k", 1_800_000_000, raw)
