@@ -21,6 +21,8 @@ class RunRow(Base):
         UniqueConstraint("source", "pipeline", "run_id", name="uq_runs_source_pipeline_run"),
         Index("ix_runs_source_updated", "source", "updated_at"),
         Index("ix_runs_pipeline_started", "pipeline", "started_at"),
+        # A pipeline's newest runs in a state (the success baselines /metrics reads per pipeline).
+        Index("ix_runs_pipeline_state_ended", "source", "pipeline", "state", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
