@@ -146,10 +146,9 @@ def flush_due(
     members = group_store.members(session, group_ids=[group.id for group in due if group.id not in big])
     if memo is not None and big:
         members |= memo.members(session, group_ids=big)
-    attrs = memo.attrs if memo is not None else attrs_of
     muted: dict[int, str | None] = {}
     created = [
-        f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until, attrs)) is not None
+        f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until, memo)) is not None
     ]
     group_store.set_muted(session, muted)
     superseded = Counter(
@@ -166,9 +165,9 @@ def _flush(
     muting: Muting,
     muted: dict[int, str | None],
     claim_until: datetime | None,
-    attrs: Callable[[Any], dict[str, str]],
+    memo: RenderMemo | None,
 ) -> Flushed | None:
-    told = _told(group, members, now, muting, muted, attrs)
+    told = _told(group, members, now, muting, muted, memo.attrs if memo is not None else attrs_of)
     live = any(v in ("firing", "acked") for v in told.values())  # firing and not muted: repeats go on
     content = {k: (group.notified[k] if v == "held" else v) for k, v in told.items()}
     firing = [k for k, v in content.items() if v in ("firing", "acked")]
@@ -197,6 +196,8 @@ def _flush(
         flushed = Flushed(notification_id, action, group, [by_id[k] for k in content])
         done = [int(k) for k, v in content.items() if v == "resolved"]
         group_store.remove_members(session, group_id=group.id, alert_ids=done)
+        if memo is not None:
+            memo.forget(done)
         group.notified = {k: v for k, v in content.items() if v != "resolved"}
         group.last_flush_at = now
     group.next_flush_at = (group.last_flush_at or now) + timedelta(seconds=group.repeat_interval) if live else None

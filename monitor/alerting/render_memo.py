@@ -12,8 +12,13 @@ in one statement, so an entry always describes one version of the alert.
 
 Only groups the receiver was already told of at least `from_size` alerts go through the memo: a
 small group costs little to render afresh and the memo's second query would cost it more, and a
-new group has nothing to remember. At most `limit` alerts are kept, least recently flushed out:
-a group bigger than that re-reads only the alerts beyond it on each flush.
+new group has nothing to remember. At most `limit` alerts and `text_budget` of their text are
+kept, least recently flushed out: a group bigger than that re-reads only the alerts beyond it on
+each flush. An alert resolved and dropped from its group is forgotten at once.
+
+The text is compared as SQLite and PostgreSQL write it, which is exact for every column of
+`alerts` (text, integers, JSON, timestamps); SQLite would round a REAL to 15 digits, so
+tests/integration/test_render_memo.py keeps floats out of the table.
 """
 
 from __future__ import annotations
@@ -35,12 +40,16 @@ if TYPE_CHECKING:
     from monitor.alerting.ingest import AlertPolicy
 
 FROM_SIZE = 500  # alerts told: below, a group renders afresh in a few ms
-LIMIT = 10_000  # alerts remembered, ~6 KB each (the message's model is half of it): 60 MB at most
+LIMIT = 10_000  # alerts remembered: one storm's group
+#: Stored text of the alerts remembered, at most. An alert takes about four times its text in
+#: memory (typed row, model, attributes): ~6 KB for a typical one, but `details` may hold 64 KB.
+TEXT_BUDGET = 16 * 2**20
 
 
 @dataclass(eq=False)
 class _Entry:
     key: bytes  # digest of the text of every column, as read with `row`
+    size: int  # length of that text
     row: Any
     attrs: dict[str, str] | None = None
     model: Alert | None = None
@@ -50,9 +59,10 @@ class RenderMemo:
     """One dispatcher's memory of the alerts of its big groups (`dispatch.TickState.memo`);
     used by one thread at a time, the dispatcher's."""
 
-    def __init__(self, *, from_size: int = FROM_SIZE, limit: int = LIMIT) -> None:
-        self.from_size, self.limit = from_size, limit
+    def __init__(self, *, from_size: int = FROM_SIZE, limit: int = LIMIT, text_budget: int = TEXT_BUDGET) -> None:
+        self.from_size, self.limit, self.text_budget = from_size, limit, text_budget
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._text = 0  # sum of the entries' sizes
         self._policy: AlertPolicy | None = None  # the models were built for it
 
     def __len__(self) -> int:
@@ -65,18 +75,25 @@ class RenderMemo:
         """Each group's alerts, as `store.groups.members` reads them: the remembered row of an
         alert whose text is unchanged, a fresh one (remembered from now on) of the others."""
         texts = group_store.member_texts(session, group_ids=group_ids)
-        changed = {alert_id for pairs in texts.values() for alert_id, text in pairs if self._key(alert_id) != _digest(text)}
-        for alert_id in changed:
-            self._entries.pop(alert_id, None)  # gone since the first read, it must not come back old
+        changed = {alert_id for pairs in texts.values() for alert_id, text in pairs if self._key(alert_id) != _digest(repr(text))[0]}
+        self.forget(changed)  # one gone since the first read must not come back old
         for row, text in group_store.rows_with_texts(session, alert_ids=changed):
-            self._entries[row.id] = _Entry(_digest(text), row)
+            key, size = _digest(repr(text))
+            self._entries[row.id] = _Entry(key, size, row)
+            self._text += size
         found = {
             group_id: [entry.row for alert_id, _ in pairs if (entry := self._touch(alert_id)) is not None]
             for group_id, pairs in texts.items()
         }
-        while len(self._entries) > self.limit:
-            self._entries.popitem(last=False)
+        while self._entries and (len(self._entries) > self.limit or self._text > self.text_budget):
+            self._text -= self._entries.popitem(last=False)[1].size
         return found
+
+    def forget(self, alert_ids: Collection[int]) -> None:
+        """Drop these alerts (changed, or no longer in their group: a resolved alert once told)."""
+        for alert_id in alert_ids:
+            if (entry := self._entries.pop(alert_id, None)) is not None:
+                self._text -= entry.size
 
     def attrs(self, row: Any) -> dict[str, str]:
         """The alert's routing attributes (what silences and inhibit rules match), computed once per version."""
@@ -124,7 +141,7 @@ class RenderMemo:
         return entry if entry is not None and entry.row is row else None
 
 
-def _digest(text: tuple) -> bytes:
-    """The text of an alert's columns, as 16 bytes: what is kept of it (a row's text is ~1.5 KB).
-    `repr` keeps the columns apart unambiguously (quoted, None distinct from "None")."""
-    return hashlib.blake2b(repr(text).encode(), digest_size=16).digest()
+def _digest(text: str) -> tuple[bytes, int]:
+    """The `repr` of an alert's columns' text (quoted, None distinct from "None": unambiguous) as
+    16 bytes, what is kept of it, and its length."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest(), len(text)
