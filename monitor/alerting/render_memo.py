@@ -106,7 +106,8 @@ class RenderMemo:
 
     def models(self, session: Session, rows: Sequence[Any], policy: AlertPolicy) -> list[Alert]:
         """The message's view of each alert (`store.alerts.to_models` for a receiver), built once
-        per version; rows the memo does not hold are rendered as they come."""
+        per version; rows the memo does not hold are rendered as they come. Every notification
+        that lists an alert gets the same model: notifiers read it and must not change it."""
         if policy is not self._policy:  # links (dashboard, runbook) depend on it
             for entry in self._entries.values():
                 entry.model = None
