@@ -1,4 +1,4 @@
-"""Sample alerts and notifications as the outbox hands them to notifiers."""
+"""Sample alerts and notifications as the outbox hands them to notifiers, and the event that fires one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from monitor.model import (
     Alert,
     AlertKind,
     AlertStatus,
+    Event,
+    EventKind,
     Notification,
     NotificationAction,
     Tier,
@@ -58,3 +60,8 @@ def notification(
     )
     fields.update(overrides)
     return Notification(**fields)
+
+
+def task_failed(task: str, **fields: Any) -> Event:
+    """Task `task` of run r1 of pipeline etl on source af failed."""
+    return Event(kind=EventKind.TASK_FAILED, source="af", pipeline="etl", run_id="r1", task_id=task, summary=f"{task} failed", **fields)

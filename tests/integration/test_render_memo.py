@@ -13,10 +13,11 @@ from sqlalchemy import Float, select, update
 from monitor.alerting import dispatch, groups, ingest, verbs
 from monitor.alerting.render_memo import RenderMemo
 from monitor.config import AlertingSettings
-from monitor.model import Event, EventKind
+from monitor.model import Event
 from monitor.store import Store
 from monitor.store import alerts as alert_store
 from monitor.store.tables import AlertGroupRow, AlertRow
+from tests.fakes.alerts import task_failed
 from tests.fakes.clock import Clock
 
 POLICY = ingest.AlertPolicy(
@@ -28,16 +29,7 @@ TASKS = 12
 
 
 def failed(task: str, clock: Clock, **fields) -> Event:
-    return Event(
-        kind=EventKind.TASK_FAILED,
-        source="af",
-        pipeline="etl",
-        run_id="r1",
-        task_id=task,
-        occurred_at=clock(),
-        summary=f"{task} failed",
-        **fields,
-    )
+    return task_failed(task, occurred_at=clock(), **fields)
 
 
 def push(store: Store, events: list[Event], clock: Clock) -> None:

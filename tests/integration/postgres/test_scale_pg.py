@@ -25,13 +25,13 @@ from monitor.config import AlertingSettings
 from monitor.model import (
     AlertStatus,
     Event,
-    EventKind,
     Notification,
     NotificationStatus,
 )
 from monitor.store import alerts as alert_store
 from monitor.store import open_store
 from monitor.store.tables import AlertGroupMemberRow, AlertRow, NotificationRow
+from tests.fakes.alerts import task_failed
 
 PENDING = 300
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)  # due now, for real-clock senders
@@ -222,16 +222,7 @@ def test_a_claim_held_by_one_sender_is_skipped_not_waited_for(store, pg_url):
 
 
 def _task_failed(task: str) -> Event:
-    return Event(
-        kind=EventKind.TASK_FAILED,
-        source="af",
-        pipeline="etl",
-        run_id="r1",
-        task_id=task,
-        try_number=1,
-        summary=f"{task} failed",
-        occurred_at=T0,
-    )
+    return task_failed(task, try_number=1, occurred_at=T0)
 
 
 def _interleave(pg_url, first_work, second_work, *, hold: float = 3.0) -> list[BaseException]:
