@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 from datetime import datetime
-from typing import Any, Collection, Iterable, NamedTuple
+from typing import Any, Callable, Collection, Iterable, NamedTuple
 
-from sqlalchemy import Text, bindparam, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Text, bindparam, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -123,50 +123,49 @@ def groups_of(session: Session, *, alert_ids: Collection[int]) -> list[AlertGrou
 
 
 _ALERTS = AlertRow.__table__
+
+
+def _of_members(*columns: Any) -> Select:
+    """The given columns of the members of some groups (`group_ids`), each group's by alert id."""
+    return (
+        select(_MEMBERS.c.group_id, *columns)
+        .join(_ALERTS, _ALERTS.c.id == _MEMBERS.c.alert_id)
+        .where(_MEMBERS.c.group_id.in_(bindparam("group_ids", expanding=True)))
+        .order_by(_MEMBERS.c.group_id, _ALERTS.c.id)
+    )
+
+
 #: Built once, on the tables (Core): every flush reads its groups' alerts; rows, not ORM objects,
 #: because a flush of a hundred groups of a hundred alerts spent more loading than deciding.
-_MEMBER_ROWS = (
-    select(_MEMBERS.c.group_id, _ALERTS)
-    .join(_ALERTS, _ALERTS.c.id == _MEMBERS.c.alert_id)
-    .where(_MEMBERS.c.group_id.in_(bindparam("group_ids", expanding=True)))
-    .order_by(_MEMBERS.c.group_id, _ALERTS.c.id)
-)
+_MEMBER_ROWS = _of_members(_ALERTS)
+#: Each column of an alert as the database's text: what `alerting/render_memo.py` compares to know
+#: whether a member changed, far cheaper than decoding its JSON and datetimes.
+_TEXTS = [cast(column, Text).label(f"{column.name}_text") for column in _ALERTS.c]
+_MEMBER_TEXTS = _of_members(_ALERTS.c.id, *_TEXTS)
+#: The typed row and its text in one statement, so the two always describe the same version.
+_ROWS_WITH_TEXTS = select(_ALERTS, *_TEXTS).where(_ALERTS.c.id.in_(bindparam("ids", expanding=True)))
 _SET_MUTED = update(_ALERTS).where(_ALERTS.c.id == bindparam("alert_id")).values(muted_by=bindparam("muted"))
 
 
-def members(session: Session, *, group_ids: Collection[int]) -> dict[int, list[Any]]:
-    """Each group's alerts (rows with every column of `alerts`, by id), read in one query."""
+def _by_group(session: Session, statement: Select, group_ids: Collection[int], item: Callable[[Any], Any]) -> dict[int, list[Any]]:
+    """`statement` (an `_of_members`) for these groups, 500 at a time: `item` of each row, by group."""
     session.flush()  # this session's own changes first
     found: dict[int, list[Any]] = {group_id: [] for group_id in group_ids}
     ids = sorted(found)
     for i in range(0, len(ids), 500):
-        for row in session.connection().execute(_MEMBER_ROWS, {"group_ids": ids[i : i + 500]}):
-            found[row.group_id].append(row)
+        for row in session.connection().execute(statement, {"group_ids": ids[i : i + 500]}):
+            found[row[0]].append(item(row))
     return found
 
 
-#: Each column of an alert as the database's text: what `alerting/render_memo.py` compares to know
-#: whether a member changed, far cheaper than decoding its JSON and datetimes.
-_TEXTS = [cast(column, Text).label(f"{column.name}_text") for column in _ALERTS.c]
-_MEMBER_TEXTS = (
-    select(_MEMBERS.c.group_id, _ALERTS.c.id, *_TEXTS)
-    .join(_ALERTS, _ALERTS.c.id == _MEMBERS.c.alert_id)
-    .where(_MEMBERS.c.group_id.in_(bindparam("group_ids", expanding=True)))
-    .order_by(_MEMBERS.c.group_id, _ALERTS.c.id)
-)
-#: The typed row and its text in one statement, so the two always describe the same version.
-_ROWS_WITH_TEXTS = select(_ALERTS, *_TEXTS).where(_ALERTS.c.id.in_(bindparam("ids", expanding=True)))
+def members(session: Session, *, group_ids: Collection[int]) -> dict[int, list[Any]]:
+    """Each group's alerts (rows with every column of `alerts`, by id), read in one query."""
+    return _by_group(session, _MEMBER_ROWS, group_ids, lambda row: row)
 
 
 def member_texts(session: Session, *, group_ids: Collection[int]) -> dict[int, list[tuple[int, tuple]]]:
     """Each group's members as (alert id, the text of every column of its alert), in one query."""
-    session.flush()  # this session's own changes first
-    found: dict[int, list[tuple[int, tuple]]] = {group_id: [] for group_id in group_ids}
-    ids = sorted(found)
-    for i in range(0, len(ids), 500):
-        for row in session.connection().execute(_MEMBER_TEXTS, {"group_ids": ids[i : i + 500]}):
-            found[row[0]].append((row[1], tuple(row[2:])))
-    return found
+    return _by_group(session, _MEMBER_TEXTS, group_ids, lambda row: (row[1], tuple(row[2:])))
 
 
 #: An alert's columns, apart from the text they were read with (which a memo need not keep).
