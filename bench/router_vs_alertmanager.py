@@ -398,11 +398,12 @@ class Dagwatch(Server):
         routes: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
         sends: int | None = None,
+        alerting: dict[str, Any] | None = None,
     ) -> None:
         """One webhook receiver at `receiver_url` taking every alert, unless `receivers` and
         `routes` say otherwise (bench/storm.py pages a PagerDuty); `env`: added to the process's
         environment (for `${VAR}` references in the config); `sends`: alerting.max_concurrent_sends
-        (dagwatch's default when None)."""
+        (dagwatch's default when None); `alerting`: more keys of the `alerting` section."""
         super().__init__()
         self.workdir = workdir
         self.port = free_port()
@@ -421,6 +422,7 @@ class Dagwatch(Server):
                         "group_wait": group_wait,
                         "group_interval": group_interval,
                         **({"max_concurrent_sends": sends} if sends else {}),
+                        **(alerting or {}),
                     },
                 },
                 indent=2,

@@ -15,6 +15,8 @@ format: `POST /v2/enqueue`, 202 with the dedup_key, incidents kept by dedup_key)
 and one route: `kind: task_failed` → tier P1 → that receiver. Grouping is the default (source +
 pipeline: the run's failures are one group); `--group-wait`/`--group-interval` (1s / 5s here,
 dagwatch's defaults are 5s / 1m) only change how soon and how often the group's incident is updated.
+`--inhibit` adds one inhibit rule (INHIBIT_RULE: the run's failure mutes its task failures), as a
+team would configure it; none of the storm's alerts is its source.
 
 The load: FAILURES `task_failed` events (pipeline `storm`, run_id `r1`, tasks t0..tN-1), dealt to
 SENDERS threads, each with its own `Sender` from examples/airflow_plugin/dagwatch_listener.py (as
@@ -84,9 +86,13 @@ def commit() -> tuple[str, list[str]]:
     return head + ("+dirty" if files else ""), files
 
 
-def dagwatch_paging(workdir: Path, events_url: str, *, group_wait: str, group_interval: str) -> Dagwatch:
+#: `--inhibit`: what a team would configure beside such a pipeline: its run's failure mutes its task failures.
+INHIBIT_RULE = {"source_matchers": ['kind="run_failed"'], "target_matchers": ['kind="task_failed"'], "equal": ["source", "pipeline"]}
+
+
+def dagwatch_paging(workdir: Path, events_url: str, *, group_wait: str, group_interval: str, inhibit: bool = False) -> Dagwatch:
     """The router bench's `dagwatch up` (temp dir, SQLite, operator token, stopped by pid), paging
-    PagerDuty at `events_url` for every task failure."""
+    PagerDuty at `events_url` for every task failure; `inhibit`: with INHIBIT_RULE configured."""
     return Dagwatch(
         workdir,
         events_url,
@@ -95,6 +101,7 @@ def dagwatch_paging(workdir: Path, events_url: str, *, group_wait: str, group_in
         receivers=[{"name": "pager", "kind": "pagerduty", "routing_key": "${STORM_PD_KEY}", "events_url": events_url}],
         routes=[{"match": {"kind": "task_failed"}, "tier": "P1", "receivers": ["pager"]}],
         env={"STORM_PD_KEY": ROUTING_KEY},
+        alerting={"inhibit_rules": [INHIBIT_RULE]} if inhibit else None,
     )
 
 
@@ -130,7 +137,7 @@ def event(task: int) -> dict:
 def storm(mode: str, args: argparse.Namespace, listener) -> dict:
     pagerduty = FakePagerDuty().start()
     workdir = Path(tempfile.mkdtemp(prefix=f"dagwatch-storm-{mode}-"))
-    dagwatch = dagwatch_paging(workdir, pagerduty.events_url, group_wait=args.group_wait, group_interval=args.group_interval)
+    dagwatch = dagwatch_paging(workdir, pagerduty.events_url, group_wait=args.group_wait, group_interval=args.group_interval, inhibit=args.inhibit)
     try:
         dagwatch.start()
         assert dagwatch.proc is not None
@@ -233,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait", type=float, default=600.0)
     parser.add_argument("--quick", action="store_true", help="--failures 2000 --senders 8 --settle 6")
     parser.add_argument("--keep", action="store_true", help="keep the temp dirs (dagwatch logs)")
+    parser.add_argument("--inhibit", action="store_true", help="configure INHIBIT_RULE (a run failure mutes its task failures)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if args.quick:
@@ -248,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "goal": "10,000 pushed task failures of one run ingested in under 10 s and paged once (issue 13)",
         "group_wait": args.group_wait,
         "group_interval": args.group_interval,
+        "inhibit_rules": [INHIBIT_RULE] if args.inhibit else [],
     }
     print(f"storm: {args.failures} task failures of one run, {args.senders} senders; commit {head['commit']}", flush=True)
     results = []

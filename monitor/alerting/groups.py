@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from monitor.alerting.muting import NO_RULES, ActiveSilence, Rules, muted_by
+from monitor.alerting.muting import NO_INHIBITORS, NO_RULES, ActiveSilence, Inhibitors, Rules, muted_by
 from monitor.alerting.routing import Decision, alert_attributes
 from monitor.model import AlertKind, AlertStatus, NotificationAction, NotificationStatus
 from monitor.store import groups as group_store
@@ -89,13 +89,18 @@ class Muting:
     silences: list[ActiveSilence]
     down: dict[str, int]
     rules: Rules
-    firing: list[tuple[int, dict[str, str]]]
+    inhibitors: Inhibitors
 
     @classmethod
     def read(cls, session: Session, now: datetime, rules: Rules) -> "Muting":
+        """Of the firing alerts, only those that may inhibit are read (by their columns where
+        every rule's source side names some), not every one on each read."""
         silences = [ActiveSilence(s.id, s.matchers, s.starts_at, s.ends_at) for s in group_store.active_silences(session, now=now)]
-        firing = [(a.id, attrs_of(a)) for a in group_store.firing_alerts(session)] if rules.inhibit else []
-        return cls(silences, group_store.down_sources(session), rules, firing)
+        inhibitors = NO_INHIBITORS
+        if rules.inhibit:
+            sources = group_store.firing_alerts(session, any_of=rules.source_columns())
+            inhibitors = Inhibitors.index(rules.inhibit, ((a.id, attrs_of(a)) for a in sources))
+        return cls(silences, group_store.down_sources(session), rules, inhibitors)
 
     def of(self, alert: AlertRow, now: datetime, attrs: dict[str, str] | None = None) -> str | None:
         """What mutes the alert now; `attrs`: its routing attributes, if already at hand."""
@@ -108,7 +113,7 @@ class Muting:
             now,
             rules=self.rules,
             alert_id=alert.id,
-            firing=self.firing,
+            inhibitors=self.inhibitors,
         )
 
 
@@ -146,13 +151,17 @@ def flush_due(
     members = group_store.members(session, group_ids=[group.id for group in due if group.id not in big])
     if memo is not None and big:
         members |= memo.members(session, group_ids=big)
+    first = {group.id for group in due if group.last_flush_at is None}  # no notification of theirs to supersede
     muted: dict[int, str | None] = {}
     created = [
         f for group in due if (f := _flush(session, group, members[group.id], now, muting_now, muted, claim_until, memo)) is not None
     ]
     group_store.set_muted(session, muted)
     superseded = Counter(
-        group_id for _, group_id in group_store.supersede(session, new={f.group.id: f.notification_id for f in created}, now=now)
+        group_id
+        for _, group_id in group_store.supersede(
+            session, new={f.group.id: f.notification_id for f in created if f.group.id not in first}, now=now
+        )
     )
     return [f._replace(superseded=superseded[f.group.id]) for f in created]
 

@@ -172,10 +172,18 @@ class _Batch:
         lookups = [lifecycle.lookups(e) for e in events]
         self._load(events, lookups)
         pending = [self._apply(e, i, fp, kinds) for e, i, (fp, kinds) in zip(events, event_ids, lookups)]
-        if self.policy.alerting.inhibit_rules and (self.routed or self.resolved):
-            signal(self.session, Changed.MUTING)  # an inhibit rule's source may have fired or resolved
+        if self._inhibitors_changed():
+            signal(self.session, Changed.MUTING)
         self._write()
         return [p.ids() for p in pending]
+
+    def _inhibitors_changed(self) -> bool:
+        """Did an alert that matches an inhibit rule's source side fire or resolve? Only then can
+        what is inhibited change; a storm of alerts that inhibit nothing must not make the
+        dispatcher re-check every firing alert's muting after each commit."""
+        rules = self.policy.muting
+        changed = [alert for alert, _ in self.routed] + self.resolved
+        return bool(rules.inhibit) and any(rules.may_inhibit(groups.attrs_of(alert)) for alert in changed)
 
     def _load(self, events: Sequence[Event], lookups: list[tuple[str | None, frozenset[AlertKind]]]) -> None:
         scoped = [(e.source, e.pipeline) for e, (_, kinds) in zip(events, lookups) if kinds]

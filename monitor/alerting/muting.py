@@ -11,12 +11,12 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from monitor.alerting.routing import delivering_routes, matches
 from monitor.config import AlertingSettings, InhibitRuleSettings, RouteSettings, TimeIntervalSettings
-from monitor.matchers import Matcher, all_match, lookup, parse_list
+from monitor.matchers import Matcher, Op, all_match, lookup, parse_list
 from monitor.model import KINDS, AlertKind
 
 
@@ -31,6 +31,13 @@ class ActiveSilence:
         return self.starts_at <= now < self.ends_at
 
 
+#: A rule's inhibitors by their `equal` values: (alert id, matches the target side too), by id.
+Table = Mapping[tuple[str, ...], Sequence[tuple[int, bool]]]
+
+#: The alert fields a source matcher can name that are columns of their own (`store.groups.inhibitors`).
+COLUMNS = ("tier", "kind", "source", "pipeline", "task")
+
+
 @dataclass(frozen=True)
 class InhibitRule:
     source: tuple[Matcher, ...]
@@ -41,23 +48,56 @@ class InhibitRule:
     def from_settings(cls, rule: InhibitRuleSettings) -> "InhibitRule":
         return cls(parse_list(tuple(rule.source_matchers)), parse_list(tuple(rule.target_matchers)), tuple(rule.equal))
 
-    def source_of(self, attrs: Mapping[str, str], alert_id: int | None, firing: Sequence[tuple[int, Mapping[str, str]]]) -> int | None:
+    def key(self, attrs: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(lookup(attrs, name) for name in self.equal)
+
+    def columns(self) -> dict[str, str]:
+        """What every source of this rule has in its own columns (`field="value"` matchers), so
+        the store can find them without reading every firing alert; {} when none is that plain."""
+        return {m.name: m.value for m in self.source if m.op is Op.EQUAL and m.name in COLUMNS and m.value}
+
+    def source_of(self, attrs: Mapping[str, str], alert_id: int | None, table: Table) -> int | None:
         """The id of a firing alert that inhibits this one, as Alertmanager decides: the target
         side matches, a source with the same `equal` values fires, and an alert that matches
-        both sides is not muted by another that matches both (they would mute each other)."""
+        both sides is not muted by another that matches both (they would mute each other).
+        `table`: this rule's sources (`Inhibitors`)."""
         if not all_match(self.target, attrs):
             return None
         two_sided = all_match(self.source, attrs)
-        wanted = [lookup(attrs, name) for name in self.equal]
-        for other_id, other in firing:
-            if other_id == alert_id or not all_match(self.source, other):
-                continue
-            if [lookup(other, name) for name in self.equal] != wanted:
-                continue
-            if two_sided and all_match(self.target, other):
-                continue
-            return other_id
+        for other_id, also_target in table.get(self.key(attrs), ()):
+            if other_id != alert_id and not (two_sided and also_target):
+                return other_id
         return None
+
+
+@dataclass(frozen=True)
+class Inhibitors:
+    """The firing alerts that can inhibit under the configured rules, each rule's indexed by its
+    `equal` values. Deciding whether an alert is inhibited is then a lookup: a pass over every
+    firing alert per alert made re-checking 10,000 firing alerts take 93 s."""
+
+    rules: tuple[InhibitRule, ...] = ()
+    tables: tuple[Table, ...] = ()
+
+    @classmethod
+    def index(cls, rules: Sequence[InhibitRule], firing: Iterable[tuple[int, Mapping[str, str]]]) -> "Inhibitors":
+        """`firing`: (id, attributes) of firing alerts; those that match no rule's source side
+        are left out, so passing more than the sources is harmless."""
+        tables: tuple[dict[tuple[str, ...], list[tuple[int, bool]]], ...] = tuple({} for _ in rules)
+        for alert_id, attrs in sorted(firing, key=lambda item: item[0]):
+            for rule, table in zip(rules, tables):
+                if all_match(rule.source, attrs):
+                    table.setdefault(rule.key(attrs), []).append((alert_id, all_match(rule.target, attrs)))
+        return cls(tuple(rules), tables)
+
+    def source_of(self, attrs: Mapping[str, str], alert_id: int | None) -> int | None:
+        for rule, table in zip(self.rules, self.tables):
+            if (by := rule.source_of(attrs, alert_id, table)) is not None:
+                return by
+        return None
+
+
+NO_INHIBITORS = Inhibitors()
 
 
 @dataclass(frozen=True)
@@ -99,6 +139,17 @@ class Rules:
         ):
             return "outside " + ",".join(node.active_time_intervals)
         return None
+
+    def may_inhibit(self, attrs: Mapping[str, str]) -> bool:
+        """Does an alert with these attributes match some inhibit rule's source side? Only such an
+        alert firing or resolving can change what is inhibited."""
+        return any(all_match(rule.source, attrs) for rule in self.inhibit)
+
+    def source_columns(self) -> list[dict[str, str]] | None:
+        """Each rule's `InhibitRule.columns`: every inhibitor has one of these sets of column
+        values. None when some rule names none (its sources are found only by reading them all)."""
+        found = [rule.columns() for rule in self.inhibit]
+        return found if all(found) else None
 
     def next_boundary(self, now: datetime) -> datetime | None:
         """When a window may next open or close, so muting is re-checked then: the next whole
@@ -165,16 +216,15 @@ def muted_by(
     *,
     rules: Rules = NO_RULES,
     alert_id: int | None = None,
-    firing: Sequence[tuple[int, Mapping[str, str]]] = (),
+    inhibitors: Inhibitors = NO_INHIBITORS,
 ) -> str | None:
-    """`silence:ID`, `inhibited:ALERT_ID`, `window:NAME`, or None. `firing`: every firing
-    alert's (id, attributes), needed only when `rules` has inhibit rules."""
+    """`silence:ID`, `inhibited:ALERT_ID`, `window:NAME`, or None. `inhibitors`: the firing
+    alerts that can inhibit under `rules`' inhibit rules."""
     for silence in silences:
         if silence.active(now) and matches(silence.matchers, attrs):
             return f"silence:{silence.id}"
     if KINDS[kind].muted_by_outage and source in down_sources:
         return f"inhibited:{down_sources[source]}"
-    for rule in rules.inhibit:
-        if (by := rule.source_of(attrs, alert_id, firing)) is not None:
-            return f"inhibited:{by}"
+    if (by := inhibitors.source_of(attrs, alert_id)) is not None:
+        return f"inhibited:{by}"
     return rules.window(attrs, now)

@@ -18,6 +18,7 @@ from monitor.errors import Conflict, InvalidRequest
 from monitor.model import AlertStatus, Tier
 from monitor.store import alerts as alert_store
 from monitor.store import silences as silence_store
+from monitor.store.db import Changed, signal
 from monitor.store.tables import AlertRow, SilenceRow
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def resolve(
     mark_resolved(alert, now, at=at)
     alert_store.add_history(session, alert_id=alert.id, at=now, change="resolved", event_id=event_id, note=note)
     groups.touch(session, [alert.id], now)
+    signal(session, Changed.MUTING)  # it may have inhibited others (the verbs do not know the rules)
 
 
 def mark_resolved(alert: AlertRow, now: datetime, *, at: datetime | None = None) -> None:
@@ -120,6 +122,7 @@ def raise_tier(session: Session, alert: AlertRow, tier: Tier, policy: AlertPolic
     """Make an alert more urgent and route it afresh, so the receivers of its new tier hear of it."""
     alert.tier, alert.updated_at = tier.value, now
     alert_store.add_history(session, alert_id=alert.id, at=now, change="promoted", event_id=None, note=note)
+    signal(session, Changed.MUTING)  # as of its new tier it may inhibit others
     groups.assign(session, [(alert, routing.route(tier, groups.attrs_of(alert), policy.routes, policy.alerting, policy.receivers))], now)
 
 

@@ -6,7 +6,7 @@ from collections import namedtuple
 from datetime import datetime
 from typing import Any, Callable, Collection, Iterable, NamedTuple
 
-from sqlalchemy import Select, Text, bindparam, cast, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Text, and_, bindparam, cast, delete, false, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -251,11 +251,25 @@ def down_sources(session: Session) -> dict[str, int]:
     return {source: alert_id for source, alert_id in rows}
 
 
-def firing_alerts(session: Session, *, muted_only: bool = False) -> list[AlertRow]:
+#: The alert fields matchers name (`muting.COLUMNS`), as columns.
+_FIELD_COLUMNS = {
+    "tier": AlertRow.tier,
+    "kind": AlertRow.kind,
+    "source": AlertRow.source,
+    "pipeline": AlertRow.pipeline,
+    "task": AlertRow.task_id,
+}
+
+
+def firing_alerts(session: Session, *, muted_only: bool = False, any_of: list[dict[str, str]] | None = None) -> list[AlertRow]:
+    """Firing alerts, by id; `any_of`: only those whose fields equal one of these sets of values
+    ({"kind": "source_down"}, …), found through the alerts' indexes."""
     query = select(AlertRow).where(AlertRow.status == AlertStatus.FIRING.value)
     if muted_only:
         query = query.where(AlertRow.muted_by.is_not(None))
-    return list(session.scalars(query))
+    if any_of is not None:
+        query = query.where(or_(false(), *(and_(*(_FIELD_COLUMNS[name] == value for name, value in values.items())) for values in any_of)))
+    return list(session.scalars(query.order_by(AlertRow.id)))
 
 
 def next_silence_boundary(session: Session, *, now: datetime) -> datetime | None:

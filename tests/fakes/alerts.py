@@ -63,5 +63,8 @@ def notification(
 
 
 def task_failed(task: str, **fields: Any) -> Event:
-    """Task `task` of run r1 of pipeline etl on source af failed."""
-    return Event(kind=EventKind.TASK_FAILED, source="af", pipeline="etl", run_id="r1", task_id=task, summary=f"{task} failed", **fields)
+    """Task `task` of run r1 of pipeline etl on source af failed (`fields` may say otherwise)."""
+    return Event(
+        **{"kind": EventKind.TASK_FAILED, "source": "af", "pipeline": "etl", "run_id": "r1", "summary": f"{task} failed", **fields},
+        task_id=task,
+    )

@@ -54,3 +54,28 @@ def test_a_steady_tick_reads_no_alert_it_does_not_need(store: Store):
     for statement, plan in plans:
         # status alone, or status and age, narrows to every firing alert, or every old one
         assert not any(whole in plan for whole in ("SCAN alerts", "(status=?)", "(status=? AND started_at<?)")), f"{statement}: {plan}"
+
+
+def test_a_groups_first_flush_looks_for_no_older_notification_to_supersede_and_its_second_does(store: Store):
+    """Only a flush makes a group's notifications, so a group never flushed has none waiting: the
+    supersede `UPDATE` (one statement on every alert's way to its first page) is skipped for it."""
+    clock, pager = Clock(), {"pager": Pager()}
+    policy = ingest.AlertPolicy(receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000", alerting=AlertingSettings())
+    updates: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001 - SQLAlchemy's hook
+        if statement.lstrip().startswith("UPDATE notifications"):
+            updates.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        counts = []
+        for task in ("a", "b"):
+            with store.session() as s:
+                ingest.apply_batch(s, [task_failed(task, occurred_at=clock())], policy, clock())
+            clock.advance(timedelta(minutes=10))  # past group_wait, then past group_interval
+            dispatch.tick(store, pager, policy, clock=clock, state=dispatch.TickState())
+            counts.append(sum("status=" in u and "group_id IN" in u for u in updates))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert counts == [0, 1]

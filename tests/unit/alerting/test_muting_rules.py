@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.alerting.muting import NO_RULES, Rules, contains, muted_by
+from monitor.alerting.muting import NO_RULES, Inhibitors, Rules, contains, muted_by
 from monitor.alerting.routing import alert_attributes
 from monitor.config import AlertingSettings, RouteSettings, Settings, TimeIntervalSettings
 from monitor.errors import ConfigError
@@ -41,47 +41,108 @@ def rules(*inhibit, routes=(), intervals=()) -> Rules:
 
 def test_a_firing_source_mutes_targets_with_the_same_equal_labels():
     r = rules(NODE_DOWN)
-    firing = [(1, attrs(alertname="NodeDown", instance="gpu-3", severity="critical"))]
+    firing = Inhibitors.index(r.inhibit, [(1, attrs(alertname="NodeDown", instance="gpu-3", severity="critical"))])
     disk = attrs(alertname="DiskFull", instance="gpu-3", severity="warning")
     assert (
         muted_by(
-            AlertKind.INFRA_ALERT, "prometheus/node", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=2, firing=firing
+            AlertKind.INFRA_ALERT, "prometheus/node", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=2, inhibitors=firing
         )
         == "inhibited:1"
     )
     other_host = attrs(alertname="DiskFull", instance="gpu-4", severity="warning")
     assert (
-        muted_by(AlertKind.INFRA_ALERT, "s", other_host, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=3, firing=firing)
+        muted_by(AlertKind.INFRA_ALERT, "s", other_host, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=3, inhibitors=firing)
         is None
     )
     critical = attrs(alertname="DiskFull", instance="gpu-3", severity="critical")  # not a target
     assert (
-        muted_by(AlertKind.INFRA_ALERT, "s", critical, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=4, firing=firing) is None
+        muted_by(AlertKind.INFRA_ALERT, "s", critical, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=r, alert_id=4, inhibitors=firing)
+        is None
     )
+    unruled = Inhibitors.index(NO_RULES.inhibit, [(1, attrs(alertname="NodeDown", instance="gpu-3", severity="critical"))])
     assert (
-        muted_by(AlertKind.INFRA_ALERT, "s", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=NO_RULES, alert_id=2, firing=firing)
+        muted_by(AlertKind.INFRA_ALERT, "s", disk, [], {}, datetime(2026, 1, 1, tzinfo=UTC), rules=NO_RULES, alert_id=2, inhibitors=unruled)
         is None
     )
 
 
 def test_equal_labels_missing_on_both_sides_are_equal_and_fields_can_be_equal_too():
-    [rule] = rules(
-        {"source_matchers": ["kind=source_down"], "target_matchers": ['kind="infra_alert"'], "equal": ["source", "zone"]}
-    ).inhibit
-    source_down = (7, attrs(kind="source_down", tier="P1", source="airflow-prod"))
-    assert rule.source_of(attrs(source="airflow-prod"), 8, [source_down]) == 7
-    assert rule.source_of(attrs(source="airflow-dev"), 8, [source_down]) is None
-    assert rule.source_of(attrs(source="airflow-prod", zone="eu"), 8, [source_down]) is None
+    r = rules({"source_matchers": ["kind=source_down"], "target_matchers": ['kind="infra_alert"'], "equal": ["source", "zone"]})
+    source_down = Inhibitors.index(r.inhibit, [(7, attrs(kind="source_down", tier="P1", source="airflow-prod"))])
+    assert source_down.source_of(attrs(source="airflow-prod"), 8) == 7
+    assert source_down.source_of(attrs(source="airflow-dev"), 8) is None
+    assert source_down.source_of(attrs(source="airflow-prod", zone="eu"), 8) is None
 
 
 def test_an_alert_matching_both_sides_neither_mutes_itself_nor_a_peer_matching_both():
-    [rule] = rules({"source_matchers": ['severity="critical"'], "target_matchers": ['team="ml"'], "equal": []}).inhibit
+    r = rules({"source_matchers": ['severity="critical"'], "target_matchers": ['team="ml"'], "equal": []})
     both_a = attrs(severity="critical", team="ml")
     both_b = attrs(severity="critical", team="ml", instance="b")
-    assert rule.source_of(both_a, 1, [(1, both_a)]) is None
-    assert rule.source_of(both_a, 1, [(1, both_a), (2, both_b)]) is None
+    assert Inhibitors.index(r.inhibit, [(1, both_a)]).source_of(both_a, 1) is None
+    assert Inhibitors.index(r.inhibit, [(1, both_a), (2, both_b)]).source_of(both_a, 1) is None
     only_source = attrs(severity="critical", team="web")
-    assert rule.source_of(both_a, 1, [(3, only_source)]) == 3  # a source that is not a target does mute it
+    assert Inhibitors.index(r.inhibit, [(3, only_source)]).source_of(both_a, 1) == 3  # a source that is not a target does mute it
+
+
+def _inhibited_by_a_pass_over_all(r: Rules, firing, attributes, alert_id):
+    """Alertmanager's inhibitor, written as it reads: every rule in order, every firing alert in order."""
+    from monitor.matchers import all_match, lookup
+
+    for rule in r.inhibit:
+        if not all_match(rule.target, attributes):
+            continue
+        two_sided = all_match(rule.source, attributes)
+        for other_id, other in firing:
+            if other_id == alert_id or not all_match(rule.source, other):
+                continue
+            if [lookup(other, n) for n in rule.equal] != [lookup(attributes, n) for n in rule.equal]:
+                continue
+            if two_sided and all_match(rule.target, other):
+                continue
+            return other_id
+    return None
+
+
+def test_the_index_of_inhibitors_decides_as_a_pass_over_every_firing_alert():
+    """Random rules (fields and labels, every operator, `equal` on fields and on labels that may
+    be missing) over random firing alerts: the index names the same inhibitor for every alert."""
+    import random
+
+    rng = random.Random(13)
+    values = {"kind": ["task_failed", "run_failed", "source_down"], "tier": ["P1", "P2", "P3"], "severity": ["critical", "warning", ""]}
+    values |= {"source": ["a", "b"], "pipeline": ["p1", "p2", ""], "zone": ["eu", "us", ""]}
+
+    def matcher() -> str:
+        name = rng.choice(list(values))
+        op = rng.choice(["=", "!=", "=~", "!~"])
+        value = rng.choice(values[name]) if op in ("=", "!=") else "|".join(rng.sample([v for v in values[name] if v] or ["x"], 1))
+        return f'{name}{op}"{value}"'
+
+    checked = inhibited = 0
+    for _ in range(60):
+        r = rules(
+            *(
+                {
+                    "source_matchers": [matcher() for _ in range(rng.randint(1, 2))],
+                    "target_matchers": [matcher() for _ in range(rng.randint(1, 2))],
+                    "equal": rng.sample(["pipeline", "zone", "source"], rng.randint(0, 2)),
+                }
+                for _ in range(rng.randint(1, 3))
+            )
+        )
+        alerts = []
+        for alert_id in rng.sample(range(1, 200), 40):
+            labels = {k: rng.choice(values[k]) for k in ("severity", "zone") if rng.random() < 0.7}
+            pick = {k: rng.choice(values[k]) for k in ("kind", "tier", "source", "pipeline")}
+            alerts.append((alert_id, attrs(**pick, **{k: v for k, v in labels.items() if v})))
+        index = Inhibitors.index(r.inhibit, alerts)
+        by_id = sorted(alerts)
+        for alert_id, attributes in alerts:
+            expected = _inhibited_by_a_pass_over_all(r, by_id, attributes, alert_id)
+            assert index.source_of(attributes, alert_id) == expected, (r, alert_id)
+            checked += 1
+            inhibited += expected is not None
+    assert checked == 2400 and 200 < inhibited < 2200  # both outcomes, many times
 
 
 def test_a_silence_comes_first_and_the_built_in_outage_inhibition_still_holds():
