@@ -137,7 +137,9 @@ def event(task: int) -> dict:
 def storm(mode: str, args: argparse.Namespace, listener) -> dict:
     pagerduty = FakePagerDuty().start()
     workdir = Path(tempfile.mkdtemp(prefix=f"dagwatch-storm-{mode}-"))
-    dagwatch = dagwatch_paging(workdir, pagerduty.events_url, group_wait=args.group_wait, group_interval=args.group_interval, inhibit=args.inhibit)
+    dagwatch = dagwatch_paging(
+        workdir, pagerduty.events_url, group_wait=args.group_wait, group_interval=args.group_interval, inhibit=args.inhibit
+    )
     try:
         dagwatch.start()
         assert dagwatch.proc is not None
