@@ -1,8 +1,9 @@
 """The engine and session factory, with migrations applied on open.
 
 SQLite (the default) gets WAL, NORMAL sync and a busy timeout so the web server, the collectors
-and the runner's writer can share one file, and a process's writers take turns (store/turns.py);
-any other URL (PostgreSQL) is used as given.
+and the runner's writer can share one file, a process's writers take turns (store/turns.py),
+and a thread checkpoints the log after commits instead of the commit that fills it
+(store/checkpoint.py); any other URL (PostgreSQL) is used as given.
 
 On PostgreSQL a commit that `signal`s a change also sends it with NOTIFY (in that transaction, so
 only once it commits), and `Store.listen` LISTENs on a connection of its own: the dispatcher of
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import StoreError
+from monitor.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from monitor.store.turns import take_turns
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -54,6 +56,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")  # the store's own thread checkpoints (store/checkpoint.py)
     cursor.close()
 
 
@@ -99,6 +102,10 @@ class Store:
         self._notify = engine.dialect.name == "postgresql"
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._log_file = database if database and database != ":memory:" else None  # a SQLite file: checkpointed by a thread
+        self._checkpointer: Checkpointer | None = None
+        self._checkpointer_lock = threading.Lock()
         event.listen(self._sessions, "before_commit", self._before_commit)
         event.listen(self._sessions, "after_commit", self._after_commit)
 
@@ -109,6 +116,15 @@ class Store:
 
     def _after_commit(self, session: Session) -> None:
         self._wake(session.info.pop(_CHANGED, Changed(0)))
+        if self._log_file is not None:
+            self._checkpoints().wrote()
+
+    def _checkpoints(self) -> Checkpointer:
+        if self._checkpointer is None:
+            with self._checkpointer_lock:
+                if self._checkpointer is None and not self._closing.is_set():
+                    self._checkpointer = Checkpointer(self._log_file)  # type: ignore[arg-type]
+        return self._checkpointer  # type: ignore[return-value]
 
     def _wake(self, changed: Changed) -> None:
         if Changed.ALERTS in changed:
@@ -147,6 +163,9 @@ class Store:
         self._closing.set()
         if self._listener is not None:
             self._listener.join(timeout=5)
+        with self._checkpointer_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
         self.engine.dispose()
 
 

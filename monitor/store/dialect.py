@@ -34,10 +34,15 @@ def _insert(session: Session) -> Any:
     return insert
 
 
-def upsert_ignore(session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
-    """Insert rows whose key is new; leave existing ones as they are."""
-    if rows:
-        session.execute(_insert(session)(table).on_conflict_do_nothing(index_elements=list(keys)), list(rows))
+def insert_missing(
+    session: Session, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str], returning: Sequence[Any]
+) -> list[Any]:
+    """Insert rows whose key is new, leaving existing ones as they are; `returning` columns of
+    the rows this call inserted (a row another process inserted first is not among them)."""
+    if not rows:
+        return []
+    statement = _insert(session)(table).on_conflict_do_nothing(index_elements=list(keys)).returning(*returning)
+    return list(session.execute(statement, list(rows)))
 
 
 def insert_new(session: Session, table: Any, row: dict[str, Any], keys: Sequence[str]) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Collection, Iterable, NamedTuple
 
 from sqlalchemy import Select, Text, and_, bindparam, cast, delete, false, func, insert, or_, select, update
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from monitor.model import AlertKind, AlertStatus, NotificationStatus
-from monitor.store.dialect import claim, upsert_ignore
+from monitor.store.dialect import claim, insert_missing
 from monitor.store.tables import AlertGroupMemberRow, AlertGroupRow, AlertRow, NotificationAlertRow, NotificationRow, SilenceRow
 
 
@@ -29,15 +29,17 @@ class Timing(NamedTuple):
 
 def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: datetime) -> dict[str, Timing]:
     """The groups with these keys, created from `specs` (receiver, labels, wait, interval, repeat)
-    where missing: one read for all of them, one insert for the missing ones."""
+    where missing: one read for all of them, one insert for the missing ones. A group is created
+    due `group_wait` after now (what `alerting.groups.due_at` says of a new group), so it needs no
+    second write to become due."""
     found = _by_key(session, list(specs))
     missing = [key for key in specs if key not in found]
     if missing:
-        # INSERT … ON CONFLICT DO NOTHING: two processes opening the same group both go on
-        # (the loser waits for the winner's commit, then reads its row).
-        upsert_ignore(
+        # INSERT … ON CONFLICT DO NOTHING RETURNING: two processes opening the same group both go
+        # on (the loser waits for the winner's commit, then reads its row below).
+        created = insert_missing(
             session,
-            AlertGroupRow.__table__,
+            _GROUPS,
             [
                 dict(
                     group_key=key,
@@ -47,7 +49,7 @@ def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: da
                     group_interval=specs[key]["interval"],
                     repeat_interval=specs[key]["repeat"],
                     created_at=now,
-                    next_flush_at=None,
+                    next_flush_at=now + timedelta(seconds=specs[key]["wait"]),
                     last_flush_at=None,
                     notified={},
                     receipt=None,
@@ -55,8 +57,11 @@ def get_or_create(session: Session, specs: dict[str, dict[str, Any]], *, now: da
                 for key in missing
             ],
             keys=("group_key",),
+            returning=[_GROUPS.c[name] for name in Timing._fields],
         )
-        found.update(_by_key(session, missing))
+        found.update((row.group_key, Timing(*row)) for row in created)
+        if lost := [key for key in missing if key not in found]:
+            found.update(_by_key(session, lost))
     return found
 
 

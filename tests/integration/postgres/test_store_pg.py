@@ -1,10 +1,13 @@
 """The store on a real PostgreSQL: migrations (and their round trip), zone-aware timestamps, the
-runner's recorder writing runs through the PostgreSQL upsert path, and a restart."""
+runner's recorder writing runs through the PostgreSQL upsert path, two writers opening one alert
+group at once, and a restart."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 from alembic import command
@@ -18,6 +21,7 @@ from monitor.model import AlertKind, AlertStatus, RunSnapshot, State, TaskSnapsh
 from monitor.runner import Runner
 from monitor.sources.embedded import EmbeddedSource
 from monitor.store import alerts as alert_store
+from monitor.store import groups as group_store
 from monitor.store import open_store, runs
 from monitor.store.db import MIGRATIONS
 from monitor.store.recorder import StoreRecorder
@@ -143,6 +147,30 @@ def test_recorder_writes_runner_runs_that_recent_reads(store, data_dir):
     assert all(t.state is State.SUCCESS for t in recent[1].tasks)
     features = next(t for t in recent[0].tasks if t.task_id == "features")
     assert features.state is State.FAILED and features.try_number == 2 and "FeatureStoreError" in (features.error or "")
+
+
+def test_two_writers_opening_one_group_at_once_both_get_the_one_row(store):
+    """The second insert waits on the first's unique key, finds it committed, inserts nothing,
+    and reads the winner's row: one group, one id, due as the winner made it."""
+    now = datetime(2026, 12, 8, 12, 0, tzinfo=timezone.utc)
+    spec = {"g": {"receiver": "pager", "labels": {"pipeline": "etl"}, "wait": 30.0, "interval": 60.0, "repeat": 3600.0}}
+    answers: dict[str, group_store.Timing] = {}
+    with store.session() as first:
+        answers["first"] = group_store.get_or_create(first, spec, now=now)["g"]
+
+        def second() -> None:
+            with store.session() as s:
+                answers["second"] = group_store.get_or_create(s, spec, now=now + timedelta(seconds=5))["g"]
+
+        racer = threading.Thread(target=second)
+        racer.start()
+        time.sleep(0.5)  # its read saw no group; its insert now waits for this transaction
+        assert "second" not in answers
+    racer.join(timeout=30)
+    assert answers["second"] == answers["first"]
+    assert answers["first"].next_flush_at == now + timedelta(seconds=30) and answers["first"].last_flush_at is None
+    with store.session() as s:
+        assert s.execute(text("SELECT count(*) FROM alert_groups")).scalar() == 1
 
 
 def test_state_survives_a_restart_and_nothing_is_raised_twice(pg_url, data_dir):
