@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import Text, bindparam, cast, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.model import NotificationStatus
@@ -43,17 +43,37 @@ def get(session: Session, *, notification_id: int) -> NotificationRow:
     return row
 
 
-def mark_sent(session: Session, row: NotificationRow, *, now: datetime, receipt: dict | None) -> None:
-    row.status = NotificationStatus.SENT.value
-    row.attempts += 1
-    row.sent_at = now
-    row.last_error = None
-    row.claimed_until = None
-    row.receipt = receipt
-    if receipt and row.group_id is not None:
-        group = session.get(AlertGroupRow, row.group_id)
-        if group is not None and group.receipt is None:
-            group.receipt = receipt
+_NOTIFICATIONS, _GROUPS = NotificationRow.__table__, AlertGroupRow.__table__
+#: Built once (Core): every notification sent runs it, and loading the row first cost a statement.
+_SENT = (
+    update(_NOTIFICATIONS)
+    .where(_NOTIFICATIONS.c.id == bindparam("notification_id"))
+    .values(
+        status=NotificationStatus.SENT.value,
+        attempts=_NOTIFICATIONS.c.attempts + 1,
+        sent_at=bindparam("sent", type_=_NOTIFICATIONS.c.sent_at.type),
+        last_error=None,
+        claimed_until=None,
+        receipt=bindparam("answer", type_=_NOTIFICATIONS.c.receipt.type),
+    )
+    .returning(_NOTIFICATIONS.c.created_at, _NOTIFICATIONS.c.group_id)
+)
+_FIRST_RECEIPT = (
+    update(_GROUPS)
+    # a group is created with receipt=None, which the JSON column stores as the JSON null
+    .where(_GROUPS.c.id == bindparam("group"), or_(_GROUPS.c.receipt.is_(None), cast(_GROUPS.c.receipt, Text) == "null"))
+    .values(receipt=bindparam("answer", type_=_GROUPS.c.receipt.type))
+)
+
+
+def mark_sent(session: Session, *, notification_id: int, now: datetime, receipt: dict | None) -> datetime:
+    """Record a delivery; the group keeps the receiver's first answer (Slack's message to edit).
+    Returns when the notification was created."""
+    connection = session.connection()
+    created_at, group_id = connection.execute(_SENT, {"notification_id": notification_id, "sent": now, "answer": receipt}).one()
+    if receipt and group_id is not None:
+        connection.execute(_FIRST_RECEIPT, {"group": group_id, "answer": receipt})
+    return created_at
 
 
 def mark_failed(

@@ -79,3 +79,36 @@ def test_a_groups_first_flush_looks_for_no_older_notification_to_supersede_and_i
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
     assert counts == [0, 1]
+
+
+def test_one_new_alert_reaches_its_receiver_in_few_statements(store: Store):
+    """Each statement on this path costs every alert pushed alone. Ingest: the event, the firing
+    lookups (by fingerprint, by pipeline), the alert, its history, the group (a read, an insert
+    that returns it due) and the membership. The dispatcher's tick: due groups, their members,
+    the notification and its alert, the group's timing; then the delivery recorded in one
+    update and a look for its receiver's outage. No outbox read between timed rounds, no second
+    read of the new group, no read of the notification before recording it."""
+    clock, pager = Clock(), {"pager": Pager()}
+    policy = ingest.AlertPolicy(
+        receivers=[("pager", "pagerduty")], base_url="http://127.0.0.1:8000", alerting=AlertingSettings(group_wait=timedelta(0))
+    )
+    state = dispatch.TickState()
+    with store.session() as s:  # a first alert: this second's timed round, and what mutes, are read with it
+        ingest.apply_batch(s, [task_failed("a", pipeline="warm", occurred_at=clock())], policy, clock())
+    assert dispatch.tick(store, pager, policy, clock=clock, state=state) == 1
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001 - SQLAlchemy's hook
+        statements.append(" ".join(statement.split()[:3]))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        with store.session() as s:
+            ingest.apply_batch(s, [task_failed("b", occurred_at=clock())], policy, clock())
+        ingested = len(statements)
+        assert dispatch.tick(store, pager, policy, clock=clock, state=state) == 1
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert ingested <= 8, statements[:ingested]
+    assert len(statements) - ingested <= 7, statements[ingested:]
+    assert not any(s.startswith("SELECT notifications") for s in statements), statements
