@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Collection, Iterable, Protocol, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, tuple_
+from sqlalchemy import bindparam, func, insert, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from monitor.errors import NotFound
@@ -57,6 +57,9 @@ _FIRING_BY_PIPELINE = _firing_ids_where(
     tuple_(_ALERTS.c.source, _ALERTS.c.pipeline).in_(bindparam("pairs", expanding=True)),
     _ALERTS.c.kind.in_(bindparam("kinds", expanding=True)),
 )
+#: One event's two lookups (its fingerprint, its pipeline's alerts it may resolve) in one statement,
+#: each arm still served by its index: a single-event request saves a round trip.
+_FIRING_FOR_ONE_EVENT = union_all(_FIRING_WITH_FINGERPRINT, _FIRING_BY_PIPELINE)
 _BY_IDS = select(AlertRow).where(AlertRow.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -76,6 +79,8 @@ def firing_for(
         of_kinds = sorted(k.value for k in kinds)
         lookups += [(_FIRING_BY_SOURCE, {"sources": whole, "kinds": of_kinds})] if whole else []
         lookups += [(_FIRING_BY_PIPELINE, {"pairs": pairs[i : i + 400], "kinds": of_kinds}) for i in range(0, len(pairs), 400)]
+    if len(lookups) == 2 and lookups[0][0] is _FIRING_WITH_FINGERPRINT and lookups[1][0] is _FIRING_BY_PIPELINE:
+        lookups = [(_FIRING_FOR_ONE_EVENT, {**lookups[0][1], **lookups[1][1]})]
     session.flush()  # this session's own changes first (an alert it resolved is no longer firing)
     connection = session.connection()
     ids = sorted({alert_id for statement, parameters in lookups for alert_id in connection.execute(statement, parameters).scalars()})
