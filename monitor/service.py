@@ -279,9 +279,10 @@ class Service:
             log.exception("runbook policies pass failed")
 
     def _dispatch_loop(self) -> None:
-        """Deliver as soon as an alert change is committed (the store signals it), else at least
-        every DISPATCH_INTERVAL for retries, group intervals and held resolves. Ticks are at
-        least MIN_TICK_GAP apart: a burst of commits is one tick, not one per commit."""
+        """Deliver as soon as an alert change is committed (the store signals it), when the next
+        group is due (its group_wait or group_interval ends), and at least every
+        DISPATCH_INTERVAL for retries and held resolves. Ticks are at least MIN_TICK_GAP apart:
+        a burst of commits is one tick, not one per commit."""
         state = dispatch.TickState()
         last = 0.0
         while not self._stopping.is_set():
@@ -289,11 +290,14 @@ class Service:
                 self._stopping.wait(wait)
             last = time.monotonic()
             self.store.alerts_changed.clear()
+            idle = DISPATCH_INTERVAL.total_seconds()
             try:
                 dispatch.tick(self.store, self.notifiers, self.policy, state=state, pool=self._sends)
-            except Exception:  # the loop must outlive a bad tick (database locked, notifier bug)
+                if state.next_flush_at is not None:
+                    idle = min(idle, max(0.0, (state.next_flush_at - datetime.now(timezone.utc)).total_seconds()))
+            except Exception:  # the loop must outlive a bad tick (database locked, notifier bug); it retries in a second
                 log.exception("dispatcher tick failed")
-            self.store.alerts_changed.wait(timeout=DISPATCH_INTERVAL.total_seconds())
+            self.store.alerts_changed.wait(timeout=idle)
 
     def read_gauges(self) -> gauges.Reading:
         """What /metrics reads at scrape time: the store, plus the definitions the watchers hold

@@ -81,6 +81,10 @@ class TickState:
     timers_every: timedelta = timedelta(seconds=1)
     muting_every: timedelta = timedelta(seconds=1)
     memo: RenderMemo = field(default_factory=RenderMemo)
+    #: The earliest time a group is due, as the last tick left the store: when to tick next, if
+    #: nothing commits sooner (a group's wait or interval ends between the once-a-second ticks,
+    #: or more groups were due than one tick flushes).
+    next_flush_at: datetime | None = None
     _muting: groups.Muting | None = None
     _muting_at: datetime | None = None
 
@@ -141,6 +145,7 @@ def tick(
             claim_until=now + outbox.LEASE,  # sent right after the commit, below
             memo=state.memo,
         )
+        state.next_flush_at = group_store.next_flush(session)
         ready = [
             (
                 f.group.id,
