@@ -66,6 +66,9 @@ def _message(
     )
 
 
+OUTBOX_BATCH = 100  # notifications one read of the outbox claims
+
+
 @dataclass
 class TickState:
     """What the dispatcher loop remembers between ticks: when muting must be re-checked, when the
@@ -81,10 +84,11 @@ class TickState:
     timers_every: timedelta = timedelta(seconds=1)
     muting_every: timedelta = timedelta(seconds=1)
     memo: RenderMemo = field(default_factory=RenderMemo)
-    #: The earliest time a group is due, as the last tick left the store: when to tick next, if
-    #: nothing commits sooner (a group's wait or interval ends between the once-a-second ticks,
-    #: or more groups were due than one tick flushes).
+    #: When the next group falls due, as the last tick left the store: when to tick next if
+    #: nothing commits sooner (a group's wait or interval ends between the once-a-second ticks).
     next_flush_at: datetime | None = None
+    #: The last read of the outbox found a full batch: read it again on the next tick, not in a second.
+    outbox_backlog: bool = False
     _muting: groups.Muting | None = None
     _muting_at: datetime | None = None
 
@@ -145,7 +149,7 @@ def tick(
             claim_until=now + outbox.LEASE,  # sent right after the commit, below
             memo=state.memo,
         )
-        state.next_flush_at = group_store.next_flush(session)
+        state.next_flush_at = group_store.next_flush(session, after=now)
         ready = [
             (
                 f.group.id,
@@ -162,8 +166,13 @@ def tick(
     )
     # The outbox is read back with the timed work, not on every tick: what this tick flushed was
     # sent above, and what is left there (retries after backoff, escalations, another process's
-    # rows) is due on a scale of seconds; a read per commit cost every alert a transaction.
-    return sent + (deliver_due(store, notifiers, policy, clock=clock, pool=pool) if timed else 0)
+    # rows) is due on a scale of seconds; a read per commit cost every alert a transaction. A
+    # backlog (a receiver back after an outage) is read tick after tick until it is drained.
+    if not (timed or state.outbox_backlog):
+        return sent
+    later = deliver_due(store, notifiers, policy, clock=clock, pool=pool, limit=OUTBOX_BATCH)
+    state.outbox_backlog = later >= OUTBOX_BATCH
+    return sent + later
 
 
 def deliver_due(
@@ -172,7 +181,7 @@ def deliver_due(
     policy: ingest.AlertPolicy,
     *,
     clock: Callable[[], datetime] = utcnow,
-    limit: int = 100,
+    limit: int = OUTBOX_BATCH,
     pool: Executor | None = None,
 ) -> int:
     with store.session() as session:

@@ -43,6 +43,7 @@ class Changed(enum.Flag):
 
 
 _CHANGED = "dagwatch.changed"
+_CHANGES = "dagwatch.total_changes"  # a SQLite connection's row changes as of its last commit that wrote
 
 
 def signal(session: Session, changed: Changed) -> None:
@@ -108,6 +109,8 @@ class Store:
         self._checkpointer_lock = threading.Lock()
         event.listen(self._sessions, "before_commit", self._before_commit)
         event.listen(self._sessions, "after_commit", self._after_commit)
+        if self._log_file is not None:
+            event.listen(engine, "commit", self._committing)
 
     def _before_commit(self, session: Session) -> None:
         changed = session.info.get(_CHANGED, Changed(0))
@@ -116,15 +119,20 @@ class Store:
 
     def _after_commit(self, session: Session) -> None:
         self._wake(session.info.pop(_CHANGED, Changed(0)))
-        if self._log_file is not None:
-            self._checkpoints().wrote()
 
-    def _checkpoints(self) -> Checkpointer:
+    def _committing(self, connection: Any) -> None:
+        """A transaction that changed rows is committing: its pages are in the log for the thread
+        to copy (reads commit too, and leave nothing to copy)."""
+        changes = connection.connection.dbapi_connection.total_changes  # rows changed since it opened
+        if connection.info.get(_CHANGES) == changes:
+            return
+        connection.info[_CHANGES] = changes
         if self._checkpointer is None:
             with self._checkpointer_lock:
                 if self._checkpointer is None and not self._closing.is_set():
                     self._checkpointer = Checkpointer(self._log_file)  # type: ignore[arg-type]
-        return self._checkpointer  # type: ignore[return-value]
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
 
     def _wake(self, changed: Changed) -> None:
         if Changed.ALERTS in changed:

@@ -285,5 +285,8 @@ def next_silence_boundary(session: Session, *, now: datetime) -> datetime | None
     return min(times) if times else None
 
 
-def next_flush(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(AlertGroupRow.next_flush_at)))
+def next_flush(session: Session, *, after: datetime) -> datetime | None:
+    """When the next group falls due, after `after`. Groups already due are left out: one this
+    process could not claim (another transaction holds it) must not make its dispatcher spin;
+    that transaction's commit wakes it."""
+    return session.scalar(select(func.min(AlertGroupRow.next_flush_at)).where(AlertGroupRow.next_flush_at > after))

@@ -1,7 +1,6 @@
 """The service's dispatcher wakes when a group falls due, not only on commits and its periodic
-tick: a `group_wait` or `group_interval` ends between ticks, and a tick flushes at most
-`flush_due`'s limit of groups. Here the periodic tick is made a minute long, so a delivery that
-waited for it would not come within the test's bound."""
+tick: a `group_wait` or `group_interval` ends between ticks. Here the periodic tick is made a
+minute long, so a delivery that waited for it would not come within the test's bound."""
 
 from __future__ import annotations
 

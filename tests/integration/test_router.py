@@ -302,3 +302,20 @@ def test_a_silence_from_an_alerts_own_values_matches_them_literally(store, clock
     with store.session() as s:
         assert alert_store.get(s, alert_id=hostile).muted_by is not None
         assert alert_store.get(s, alert_id=other).muted_by is None
+
+
+def test_a_backlog_of_retries_drains_tick_after_tick_once_the_receiver_is_back(store, clock):
+    """The outbox is read with the timed work, once a second; a read that finds a full batch is
+    followed by another on the next tick, so a receiver back from an outage gets its backlog
+    at the dispatcher's pace, not a hundred a second."""
+    pol, pager = policy(group_wait=timedelta(0)), Recording()
+    state = dispatch.TickState()
+    pager.fail_next = [DeliveryError("503 from the receiver", retryable=True) for _ in range(250)]
+    for i in range(250):
+        push(store, task_failed("a", pipeline=f"p{i}"), pol, clock)
+    while pager.fail_next:  # each group's first attempt fails (a flush sends at most 200 groups)
+        dispatch.tick(store, {"pager": pager}, pol, clock=clock, state=state)
+    clock.advance(600)  # past every backoff
+    sent = [dispatch.tick(store, {"pager": pager}, pol, clock=clock, state=state) for _ in range(4)]  # within one second
+    assert sent == [100, 100, 50, 0]
+    assert len({n.id for n in pager.sent}) == 250
