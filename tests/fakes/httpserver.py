@@ -112,6 +112,9 @@ class FakeHTTPServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                if len(raw) < length:  # the sender died mid-request (a killed replica): no server acts on half a body
+                    self.close_connection = True
+                    return
                 request = Recorded(self.command, self.path, dict(self.headers.items()), raw)
                 reply = fake._dispatch(request)
                 payload, content_type = reply.encoded()
